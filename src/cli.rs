@@ -1,0 +1,242 @@
+//! The `otp-service` command line.
+
+use std::net::{SocketAddr, TcpListener};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::config::{self, DatabaseSettings, LogFormat, SecretList, Settings};
+use crate::delivery::fake_gateway::FakeGateway;
+use crate::startup::Application;
+use crate::{clients, http, store, telemetry};
+
+/// Only for `serve --dev`: a fixed pepper, so codes survive restarts on a laptop.
+const DEV_PEPPER: &str = "development-pepper-never-use-in-production";
+/// Only for `serve --dev`: the `dev` client's key, fixed so README commands work as written.
+pub const DEV_API_KEY: &str = "dev-key-for-local-use-only";
+const DEV_GATEWAY_KEY: &str = "dev-gateway-key";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "otp-service",
+    version,
+    about = "One-time codes over WhatsApp, to prove a person controls a phone number"
+)]
+pub struct Cli {
+    /// A TOML file that sets the same variables as the environment (`OTP_TTL_SECONDS = 300`).
+    #[arg(long, global = true, env = "OTP_CONFIG_FILE", value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the service (migrations first).
+    Serve {
+        /// For a laptop: creates the database, uses a built-in fake gateway, a fixed
+        /// development pepper and a `dev` client whose key it prints.
+        #[arg(long)]
+        dev: bool,
+        #[command(flatten)]
+        settings: Box<Settings>,
+    },
+    /// Apply the database migrations and exit.
+    Migrate {
+        #[command(flatten)]
+        database: DatabaseSettings,
+    },
+    /// Manage the API keys of calling applications.
+    Clients {
+        #[command(flatten)]
+        database: DatabaseSettings,
+        #[command(subcommand)]
+        action: ClientsCommand,
+    },
+    /// Print the OpenAPI document (the source of openapi/openapi.json).
+    Openapi,
+    /// Run the fake Waconecta gateway alone, for local work and tests.
+    FakeGateway {
+        #[arg(long, env = "FAKE_GATEWAY_LISTEN", default_value = "127.0.0.1:9090")]
+        listen: SocketAddr,
+        /// Comma-separated keys the fake accepts.
+        #[arg(long, env = "FAKE_GATEWAY_KEYS", default_value = DEV_GATEWAY_KEY)]
+        keys: String,
+        /// Messages per minute accepted on each key.
+        #[arg(long, env = "FAKE_GATEWAY_RATE_PER_MINUTE", default_value_t = 30)]
+        rate_per_minute: u32,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientsCommand {
+    /// Create a client and print its key (shown once, never again).
+    Add {
+        name: String,
+        /// Requests per minute for this client (default: OTP_CLIENT_REQUESTS_PER_MINUTE).
+        #[arg(long)]
+        requests_per_minute: Option<u32>,
+    },
+    /// List clients (never their keys).
+    List,
+    /// Revoke a client's key: its requests get 401 from now on.
+    Revoke { name: String },
+    /// Change a client's settings.
+    Set {
+        name: String,
+        #[arg(long)]
+        requests_per_minute: u32,
+    },
+}
+
+/// What `main` runs: the config file, the flags, then the command.
+pub fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    if let Err(e) = config::load_config_file(&args) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+pub async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve { dev: true, settings } => serve_dev(*settings).await,
+        Command::Serve { dev: false, settings } => {
+            settings.check_production().map_err(anyhow::Error::msg)?;
+            telemetry::init(settings.log_format.unwrap_or(LogFormat::Json), std::io::stdout);
+            let app = Application::build(*settings, None).await?;
+            tracing::info!(port = app.port(), "otp-service listening");
+            app.run_until_stopped().await
+        }
+        Command::Migrate { database } => {
+            let options = store::connect_options(database.url())
+                .context("DATABASE_URL is not a valid PostgreSQL URL")?;
+            let applied = store::run_migrations(&options).await?;
+            println!("migrations applied: {applied}");
+            Ok(())
+        }
+        Command::Clients { database, action } => manage_clients(&database, action).await,
+        Command::Openapi => {
+            print!("{}", http::openapi::to_json(&http::openapi::document()));
+            Ok(())
+        }
+        Command::FakeGateway {
+            listen,
+            keys,
+            rate_per_minute,
+        } => {
+            telemetry::init(LogFormat::Text, std::io::stdout);
+            let keys: Vec<String> = keys
+                .split(',')
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(str::to_owned)
+                .collect();
+            let fake = FakeGateway::new(keys, rate_per_minute);
+            let listener = TcpListener::bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
+            println!("fake Waconecta gateway on http://{listen} (inbox: GET /fake/messages)");
+            fake.serve(listener)?.await?;
+            Ok(())
+        }
+    }
+}
+
+async fn serve_dev(mut settings: Settings) -> anyhow::Result<()> {
+    telemetry::init(settings.log_format.unwrap_or(LogFormat::Text), std::io::stdout);
+    if settings.pepper.is_none() {
+        tracing::warn!("--dev: using the fixed development pepper; never do this in production");
+        settings.pepper = Some(DEV_PEPPER.to_owned().into());
+    }
+    let options = store::connect_options(settings.database.url())
+        .context("DATABASE_URL is not a valid PostgreSQL URL")?;
+    if store::create_database_if_missing(&options)
+        .await
+        .context("cannot reach PostgreSQL (is it running, and DATABASE_URL right?)")?
+    {
+        tracing::info!(
+            database = options.get_database().unwrap_or_default(),
+            "created the database"
+        );
+    }
+
+    let fake = FakeGateway::new(vec![DEV_GATEWAY_KEY.to_owned()], settings.gateway.rate_per_minute);
+    let fake_listener = TcpListener::bind("127.0.0.1:0")?;
+    settings.gateway.base_url = format!("http://{}", fake_listener.local_addr()?);
+    settings.gateway.api_keys = Some(SecretList(vec![DEV_GATEWAY_KEY.to_owned().into()]));
+    tokio::spawn(fake.serve(fake_listener)?);
+
+    let listen = settings.listen;
+    let app = Application::build(settings, Some(fake)).await?;
+    let pool = store::pool(options);
+    let key = SecretString::from(DEV_API_KEY.to_owned());
+    clients::ensure_with_key(&pool, "dev", &key).await?;
+    pool.close().await;
+
+    let base = format!("http://{}:{}", listen.ip(), app.port());
+    println!(
+        "\notp-service (dev) on {base}\n  client `dev`, key: {}\n  codes sent: {base}/dev/messages\n  docs: {base}/docs/\n",
+        key.expose_secret()
+    );
+    app.run_until_stopped().await
+}
+
+async fn manage_clients(database: &DatabaseSettings, action: ClientsCommand) -> anyhow::Result<()> {
+    let options =
+        store::connect_options(database.url()).context("DATABASE_URL is not a valid PostgreSQL URL")?;
+    store::run_migrations(&options).await?;
+    let pool = store::pool(options);
+    match action {
+        ClientsCommand::Add {
+            name,
+            requests_per_minute,
+        } => {
+            let key = clients::add(&pool, &name, requests_per_minute).await?;
+            eprintln!("client `{name}` created. Its key is shown this once; store it now:");
+            println!("{}", key.expose_secret());
+        }
+        ClientsCommand::List => {
+            println!("{:<24} {:<10} {:<25} {}", "NAME", "REQ/MIN", "CREATED", "REVOKED");
+            for c in clients::list(&pool).await? {
+                println!(
+                    "{:<24} {:<10} {:<25} {}",
+                    c.name,
+                    c.requests_per_minute.map_or("default".into(), |n| n.to_string()),
+                    c.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
+                    c.revoked_at
+                        .map_or("-".into(), |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string()),
+                );
+            }
+        }
+        ClientsCommand::Revoke { name } => {
+            clients::revoke(&pool, &name).await?;
+            println!("client `{name}` revoked");
+        }
+        ClientsCommand::Set {
+            name,
+            requests_per_minute,
+        } => {
+            clients::set_requests_per_minute(&pool, &name, Some(requests_per_minute)).await?;
+            println!("client `{name}`: {requests_per_minute} requests per minute");
+        }
+    }
+    pool.close().await;
+    Ok(())
+}

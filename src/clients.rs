@@ -1,0 +1,169 @@
+//! Calling applications and their API keys. A key is 256 random bits shown
+//! once; the database keeps only its SHA-256.
+
+use chrono::{DateTime, Utc};
+use rand::rngs::SysRng;
+use rand::{RngExt, rand_core::UnwrapErr};
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+const KEY_PREFIX: &str = "otpk_";
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub id: Uuid,
+    pub name: String,
+    pub requests_per_minute: Option<i32>,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct ClientListing {
+    pub name: String,
+    pub requests_per_minute: Option<i32>,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("a client named `{0}` already exists")]
+    Exists(String),
+    #[error("no client named `{0}`")]
+    Unknown(String),
+    #[error("client names are 1 to 64 characters of a-z, 0-9, `_`, `.` and `-`")]
+    BadName,
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+pub fn generate_key() -> SecretString {
+    let mut bytes = [0u8; 32];
+    UnwrapErr(SysRng).fill(&mut bytes);
+    format!("{KEY_PREFIX}{}", hex::encode(bytes)).into()
+}
+
+pub fn key_hash(key: &str) -> Vec<u8> {
+    Sha256::digest(key.as_bytes()).to_vec()
+}
+
+fn check_name(name: &str) -> Result<(), ClientError> {
+    crate::domain::Purpose::parse(name)
+        .map(|_| ())
+        .map_err(|_| ClientError::BadName)
+}
+
+/// Creates a client and returns its key, which is never shown again.
+pub async fn add(
+    pool: &PgPool,
+    name: &str,
+    requests_per_minute: Option<u32>,
+) -> Result<SecretString, ClientError> {
+    let key = generate_key();
+    add_with_key(pool, name, &key, requests_per_minute).await?;
+    Ok(key)
+}
+
+pub async fn add_with_key(
+    pool: &PgPool,
+    name: &str,
+    key: &SecretString,
+    requests_per_minute: Option<u32>,
+) -> Result<(), ClientError> {
+    check_name(name)?;
+    let inserted = sqlx::query(
+        "insert into clients (id, name, key_hash, requests_per_minute) values ($1, $2, $3, $4)
+         on conflict (name) do nothing",
+    )
+    .bind(Uuid::now_v7())
+    .bind(name)
+    .bind(key_hash(key.expose_secret()))
+    .bind(requests_per_minute.map(|n| n as i32))
+    .execute(pool)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        return Err(ClientError::Exists(name.to_owned()));
+    }
+    Ok(())
+}
+
+/// Makes sure a client with exactly this key exists and is active (for `--dev`).
+pub async fn ensure_with_key(pool: &PgPool, name: &str, key: &SecretString) -> Result<(), ClientError> {
+    sqlx::query(
+        "insert into clients (id, name, key_hash) values ($1, $2, $3)
+         on conflict (name) do update set key_hash = excluded.key_hash, revoked_at = null",
+    )
+    .bind(Uuid::now_v7())
+    .bind(name)
+    .bind(key_hash(key.expose_secret()))
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn list(pool: &PgPool) -> Result<Vec<ClientListing>, ClientError> {
+    Ok(
+        sqlx::query_as("select name, requests_per_minute, created_at, revoked_at from clients order by name")
+            .fetch_all(pool)
+            .await?,
+    )
+}
+
+pub async fn revoke(pool: &PgPool, name: &str) -> Result<(), ClientError> {
+    let done = sqlx::query("update clients set revoked_at = coalesce(revoked_at, now()) where name = $1")
+        .bind(name)
+        .execute(pool)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(ClientError::Unknown(name.to_owned()));
+    }
+    Ok(())
+}
+
+pub async fn set_requests_per_minute(
+    pool: &PgPool,
+    name: &str,
+    limit: Option<u32>,
+) -> Result<(), ClientError> {
+    let done = sqlx::query("update clients set requests_per_minute = $2 where name = $1")
+        .bind(name)
+        .bind(limit.map(|n| n as i32))
+        .execute(pool)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(ClientError::Unknown(name.to_owned()));
+    }
+    Ok(())
+}
+
+/// The active client holding this key, if any.
+#[tracing::instrument(skip_all)]
+pub async fn authenticate(pool: &PgPool, key: &str) -> Result<Option<Client>, sqlx::Error> {
+    let row: Option<(Uuid, String, Option<i32>)> = sqlx::query_as(
+        "select id, name, requests_per_minute from clients where key_hash = $1 and revoked_at is null",
+    )
+    .bind(key_hash(key))
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|(id, name, requests_per_minute)| Client {
+        id,
+        name,
+        requests_per_minute,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_long_random_and_distinct() {
+        let a = generate_key();
+        let b = generate_key();
+        assert_eq!(a.expose_secret().len(), KEY_PREFIX.len() + 64);
+        assert_ne!(a.expose_secret(), b.expose_secret());
+        assert_eq!(key_hash(a.expose_secret()).len(), 32);
+    }
+}

@@ -1,0 +1,370 @@
+//! Configuration: every setting is a flag with an environment variable behind
+//! it (SPEC.md's names), so `otp-service serve --help` documents them all.
+//! An optional TOML file (`--config`) may set the same variables.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use phonenumber::country::Id as CountryId;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::domain::{CodeLength, Locale};
+
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/otp_service";
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DatabaseSettings {
+    /// PostgreSQL connection URL.
+    #[arg(long = "database-url", env = "DATABASE_URL", value_name = "DATABASE_URL",
+          default_value = DEFAULT_DATABASE_URL, value_parser = secret, hide_default_value = false)]
+    pub url: SecretString,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Settings {
+    #[command(flatten)]
+    pub database: DatabaseSettings,
+
+    /// Address to serve on.
+    #[arg(
+        long,
+        env = "OTP_LISTEN",
+        value_name = "OTP_LISTEN",
+        default_value = "127.0.0.1:8080"
+    )]
+    pub listen: SocketAddr,
+
+    /// Server-side secret mixed into every code hash, at least 32 bytes.
+    #[arg(long, env = "OTP_PEPPER", value_name = "OTP_PEPPER", value_parser = pepper, hide_env_values = true)]
+    pub pepper: Option<SecretString>,
+
+    /// Key for /admin/*, sent as X-Admin-Key; admin endpoints are off without it.
+    #[arg(long, env = "OTP_ADMIN_KEY", value_name = "OTP_ADMIN_KEY", value_parser = secret, hide_env_values = true)]
+    pub admin_key: Option<SecretString>,
+
+    #[command(flatten)]
+    pub gateway: GatewaySettings,
+
+    #[command(flatten)]
+    pub policy: PolicySettings,
+
+    #[command(flatten)]
+    pub hashing: HashSettings,
+
+    /// Time POST /otp/request waits for the first delivery attempt, in milliseconds.
+    #[arg(
+        long,
+        env = "OTP_SEND_WAIT_MS",
+        value_name = "OTP_SEND_WAIT_MS",
+        default_value_t = 3000
+    )]
+    pub send_wait_ms: u64,
+
+    /// `json` or `text`; RUST_LOG sets the levels. Default: json (text under --dev).
+    #[arg(long, env = "OTP_LOG_FORMAT", value_name = "OTP_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
+
+    /// Finished verifications and their messages are deleted after this many days.
+    #[arg(
+        long,
+        env = "OTP_RETENTION_DAYS",
+        value_name = "OTP_RETENTION_DAYS",
+        default_value_t = 7
+    )]
+    pub retention_days: u32,
+
+    /// The longest a stop on SIGTERM may take.
+    #[arg(
+        long,
+        env = "OTP_SHUTDOWN_TIMEOUT_SECONDS",
+        value_name = "OTP_SHUTDOWN_TIMEOUT_SECONDS",
+        default_value_t = 25
+    )]
+    pub shutdown_timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct GatewaySettings {
+    /// The Waconecta gateway.
+    #[arg(
+        long = "waconecta-base-url",
+        env = "WACONECTA_BASE_URL",
+        value_name = "WACONECTA_BASE_URL",
+        default_value = "https://waconecta-api.engaged.com.bo"
+    )]
+    pub base_url: String,
+
+    /// Comma-separated gateway keys, one per linked WhatsApp session.
+    #[arg(long = "waconecta-api-keys", env = "WACONECTA_API_KEYS", value_name = "WACONECTA_API_KEYS",
+          value_parser = secret_list, hide_env_values = true)]
+    pub api_keys: Option<SecretList>,
+
+    /// Comma-separated container tokens, in the same order as the keys, for the QR page.
+    #[arg(long = "waconecta-container-tokens", env = "WACONECTA_CONTAINER_TOKENS",
+          value_name = "WACONECTA_CONTAINER_TOKENS", value_parser = secret_list, hide_env_values = true)]
+    pub container_tokens: Option<SecretList>,
+
+    /// Messages per minute allowed on each key.
+    #[arg(long = "waconecta-rate-per-minute", env = "WACONECTA_RATE_PER_MINUTE",
+          value_name = "WACONECTA_RATE_PER_MINUTE", default_value_t = 30,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_per_minute: u32,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct PolicySettings {
+    /// Digits in a code, 4 to 10.
+    #[arg(long, env = "OTP_CODE_LENGTH", value_name = "OTP_CODE_LENGTH", default_value = "6", value_parser = code_length)]
+    pub code_length: CodeLength,
+    /// How long a code is valid, in seconds.
+    #[arg(long, env = "OTP_TTL_SECONDS", value_name = "OTP_TTL_SECONDS", default_value_t = 600,
+          value_parser = clap::value_parser!(u32).range(10..=86_400))]
+    pub ttl_seconds: u32,
+    /// Wrong codes allowed per verification.
+    #[arg(long, env = "OTP_MAX_ATTEMPTS", value_name = "OTP_MAX_ATTEMPTS", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub max_attempts: u32,
+    /// Seconds between two sends of one verification.
+    #[arg(
+        long,
+        env = "OTP_RESEND_COOLDOWN_SECONDS",
+        value_name = "OTP_RESEND_COOLDOWN_SECONDS",
+        default_value_t = 30
+    )]
+    pub resend_cooldown_seconds: u32,
+    /// Sends per verification (the first one included).
+    #[arg(long, env = "OTP_MAX_SENDS", value_name = "OTP_MAX_SENDS", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub max_sends: u32,
+    /// Sends per phone per hour, across all clients.
+    #[arg(
+        long,
+        env = "OTP_PHONE_SENDS_PER_HOUR",
+        value_name = "OTP_PHONE_SENDS_PER_HOUR",
+        default_value_t = 10
+    )]
+    pub phone_sends_per_hour: u32,
+    /// Failed attempts per phone per hour, across all verifications.
+    #[arg(
+        long,
+        env = "OTP_PHONE_FAILURES_PER_HOUR",
+        value_name = "OTP_PHONE_FAILURES_PER_HOUR",
+        default_value_t = 20
+    )]
+    pub phone_failures_per_hour: u32,
+    /// Requests per end-user IP per hour, when `end_user_ip` is given.
+    #[arg(
+        long,
+        env = "OTP_IP_REQUESTS_PER_HOUR",
+        value_name = "OTP_IP_REQUESTS_PER_HOUR",
+        default_value_t = 20
+    )]
+    pub ip_requests_per_hour: u32,
+    /// Requests per client per minute, for clients without their own limit.
+    #[arg(
+        long,
+        env = "OTP_CLIENT_REQUESTS_PER_MINUTE",
+        value_name = "OTP_CLIENT_REQUESTS_PER_MINUTE",
+        default_value_t = 300
+    )]
+    pub client_requests_per_minute: u32,
+    /// Comma-separated ISO 3166-1 codes; empty allows every country.
+    #[arg(long, env = "OTP_ALLOWED_COUNTRIES", value_name = "OTP_ALLOWED_COUNTRIES", value_parser = country_list, default_value = "")]
+    pub allowed_countries: CountryList,
+    /// Country used to read national numbers.
+    #[arg(long, env = "OTP_DEFAULT_COUNTRY", value_name = "OTP_DEFAULT_COUNTRY", value_parser = country)]
+    pub default_country: Option<CountryId>,
+    /// `es`, `en` or `pt`.
+    #[arg(
+        long,
+        env = "OTP_DEFAULT_LOCALE",
+        value_name = "OTP_DEFAULT_LOCALE",
+        default_value = "es"
+    )]
+    pub default_locale: Locale,
+    /// Message text for `es`; must contain {code}, may contain {minutes}.
+    #[arg(long, env = "OTP_TEMPLATE_ES", value_name = "OTP_TEMPLATE_ES", value_parser = template)]
+    pub template_es: Option<String>,
+    /// Message text for `en`.
+    #[arg(long, env = "OTP_TEMPLATE_EN", value_name = "OTP_TEMPLATE_EN", value_parser = template)]
+    pub template_en: Option<String>,
+    /// Message text for `pt`.
+    #[arg(long, env = "OTP_TEMPLATE_PT", value_name = "OTP_TEMPLATE_PT", value_parser = template)]
+    pub template_pt: Option<String>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct HashSettings {
+    /// argon2id memory, KiB.
+    #[arg(
+        long = "argon2-memory-kib",
+        env = "OTP_ARGON2_MEMORY_KIB",
+        value_name = "OTP_ARGON2_MEMORY_KIB",
+        default_value_t = 19_456
+    )]
+    pub memory_kib: u32,
+    /// argon2id iterations.
+    #[arg(
+        long = "argon2-iterations",
+        env = "OTP_ARGON2_ITERATIONS",
+        value_name = "OTP_ARGON2_ITERATIONS",
+        default_value_t = 2
+    )]
+    pub iterations: u32,
+    /// argon2id lanes.
+    #[arg(
+        long = "argon2-parallelism",
+        env = "OTP_ARGON2_PARALLELISM",
+        value_name = "OTP_ARGON2_PARALLELISM",
+        default_value_t = 1
+    )]
+    pub parallelism: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+/// Comma-separated secrets, each kept secret.
+#[derive(Debug, Clone)]
+pub struct SecretList(pub Vec<SecretString>);
+
+#[derive(Debug, Clone, Default)]
+pub struct CountryList(pub Vec<CountryId>);
+
+impl Settings {
+    pub fn ttl(&self) -> Duration {
+        Duration::from_secs(self.policy.ttl_seconds.into())
+    }
+
+    pub fn send_wait(&self) -> Duration {
+        Duration::from_millis(self.send_wait_ms)
+    }
+
+    /// Checks what a value parser cannot: settings required outside --dev.
+    pub fn check_production(&self) -> Result<(), String> {
+        if self.pepper.is_none() {
+            return Err(
+                "OTP_PEPPER is required (at least 32 bytes); only `serve --dev` runs without it".into(),
+            );
+        }
+        let keys = self.gateway.api_keys.as_ref().map_or(0, |k| k.0.len());
+        if keys == 0 {
+            return Err("WACONECTA_API_KEYS is required: at least one gateway key; only `serve --dev` runs without it".into());
+        }
+        if let Some(tokens) = &self.gateway.container_tokens
+            && tokens.0.len() != keys
+        {
+            return Err(format!(
+                "WACONECTA_CONTAINER_TOKENS has {} tokens but WACONECTA_API_KEYS has {keys} keys; give one token per key, in the same order",
+                tokens.0.len()
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn secret(raw: &str) -> Result<SecretString, String> {
+    if raw.is_empty() {
+        return Err("must not be empty".into());
+    }
+    Ok(raw.to_owned().into())
+}
+
+fn pepper(raw: &str) -> Result<SecretString, String> {
+    if raw.len() < 32 {
+        return Err(format!("must be at least 32 bytes, it has {}", raw.len()));
+    }
+    secret(raw)
+}
+
+fn secret_list(raw: &str) -> Result<SecretList, String> {
+    let items: Vec<SecretString> = raw
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| SecretString::from(s.to_owned()))
+        .collect();
+    if items.is_empty() {
+        return Err("must list at least one value".into());
+    }
+    Ok(SecretList(items))
+}
+
+fn code_length(raw: &str) -> Result<CodeLength, String> {
+    let digits: u8 = raw.parse().map_err(|_| format!("`{raw}` is not a number"))?;
+    CodeLength::new(digits)
+}
+
+fn country(raw: &str) -> Result<CountryId, String> {
+    crate::domain::parse_country(raw).map_err(|_| format!("`{raw}` is not an ISO 3166-1 alpha-2 code"))
+}
+
+fn country_list(raw: &str) -> Result<CountryList, String> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(country)
+        .collect::<Result<_, _>>()
+        .map(CountryList)
+}
+
+fn template(raw: &str) -> Result<String, String> {
+    if raw.contains("{code}") {
+        Ok(raw.to_owned())
+    } else {
+        Err("a message template must contain {code}".into())
+    }
+}
+
+/// Reads `--config FILE` (or `OTP_CONFIG_FILE`) before the flags are parsed:
+/// each key of the TOML file sets the variable of the same name, unless the
+/// environment already sets it. Keys may be written in either case.
+pub fn load_config_file(args: &[String]) -> Result<(), String> {
+    let from_args = args
+        .windows(2)
+        .find(|w| w[0] == "--config")
+        .map(|w| w[1].clone())
+        .or_else(|| {
+            args.iter()
+                .find_map(|a| a.strip_prefix("--config=").map(str::to_owned))
+        });
+    let Some(path) = from_args.or_else(|| std::env::var("OTP_CONFIG_FILE").ok()) else {
+        return Ok(());
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read config file {path}: {e}"))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e| format!("config file {path} is not valid TOML: {e}"))?;
+    for (key, value) in table {
+        let name = key.to_ascii_uppercase();
+        let value = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            toml::Value::Array(items) => items
+                .iter()
+                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                .collect::<Vec<_>>()
+                .join(","),
+            other => {
+                return Err(format!(
+                    "config file {path}: `{key}` has an unsupported value {other}"
+                ));
+            }
+        };
+        if std::env::var_os(&name).is_none() {
+            // SAFETY: called from main before the runtime or any other thread starts.
+            unsafe { std::env::set_var(&name, value) };
+        }
+    }
+    Ok(())
+}
+
+impl DatabaseSettings {
+    pub fn url(&self) -> &str {
+        self.url.expose_secret()
+    }
+}

@@ -1,0 +1,329 @@
+//! A fake Waconecta gateway that follows CONTRACT.md: the answer envelope,
+//! `401 No autorizado`, `400 Invalid phone number`, `400 Session has ended`,
+//! `429` past the per-key rate, and `503` on demand. It keeps what it accepted,
+//! so development and tests can read the codes it "delivered".
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix_web::dev::Server;
+use actix_web::http::StatusCode;
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+/// A message the fake accepted.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct FakeMessage {
+    pub id: String,
+    /// Which of the fake's keys sent it (0-based).
+    pub sender: usize,
+    pub number: String,
+    pub message: String,
+    pub received_at: DateTime<Utc>,
+}
+
+/// Every call, answered or not, for tests that look at timing and retries.
+#[derive(Debug, Clone)]
+pub struct FakeCall {
+    pub sender: Option<usize>,
+    pub number: String,
+    pub status: u16,
+    pub at: Instant,
+}
+
+/// An answer the fake gives to the next calls, in order, before anything else.
+#[derive(Debug, Clone)]
+pub enum Scripted {
+    Unavailable,
+    ServerError,
+    TooManyRequests {
+        retry_after: Option<u64>,
+    },
+    /// Answers normally, but only after this long.
+    Delay(Duration),
+}
+
+#[derive(Clone)]
+pub struct FakeGateway {
+    keys: Arc<Vec<String>>,
+    rate_per_minute: usize,
+    state: Arc<Mutex<FakeState>>,
+}
+
+#[derive(Default)]
+struct FakeState {
+    accepted: Vec<FakeMessage>,
+    calls: Vec<FakeCall>,
+    sent_at: HashMap<usize, VecDeque<Instant>>,
+    ended: HashSet<usize>,
+    rejected_numbers: HashSet<String>,
+    script: VecDeque<Scripted>,
+}
+
+enum Verdict {
+    /// An error answer, with the `Retry-After` seconds to send (429s only).
+    Answer(StatusCode, &'static str, Option<u64>),
+    DelayThenAccept(Duration),
+}
+
+impl FakeGateway {
+    pub fn new(keys: Vec<String>, rate_per_minute: u32) -> Self {
+        Self {
+            keys: Arc::new(keys),
+            rate_per_minute: rate_per_minute as usize,
+            state: Arc::new(Mutex::new(FakeState::default())),
+        }
+    }
+
+    /// Serves the fake on `listener`; the server runs when the future is awaited or spawned.
+    pub fn serve(&self, listener: TcpListener) -> std::io::Result<Server> {
+        let fake = self.clone();
+        Ok(HttpServer::new(move || {
+            App::new()
+                .app_data(web::Data::new(fake.clone()))
+                .app_data(web::JsonConfig::default().error_handler(|e, _| {
+                    let response = envelope(
+                        StatusCode::BAD_REQUEST,
+                        "Bad request",
+                        Value::String(String::new()),
+                    );
+                    actix_web::error::InternalError::from_response(e, response).into()
+                }))
+                .route("/api/v1/services/sendMessage", web::post().to(send_message))
+                .route(
+                    "/api/v1/services/getQrStaticSession",
+                    web::post().to(qr_static_session),
+                )
+                .route("/fake/messages", web::get().to(inbox))
+        })
+        .workers(1)
+        .disable_signals()
+        .listen(listener)?
+        .run())
+    }
+
+    pub fn messages(&self) -> Vec<FakeMessage> {
+        self.lock().accepted.clone()
+    }
+
+    pub fn calls(&self) -> Vec<FakeCall> {
+        self.lock().calls.clone()
+    }
+
+    /// The newest accepted message to `number` (digits only).
+    pub fn last_message_to(&self, number: &str) -> Option<FakeMessage> {
+        self.lock()
+            .accepted
+            .iter()
+            .rev()
+            .find(|m| m.number == number)
+            .cloned()
+    }
+
+    pub fn set_session_ended(&self, sender: usize, ended: bool) {
+        let mut state = self.lock();
+        if ended {
+            state.ended.insert(sender);
+        } else {
+            state.ended.remove(&sender);
+        }
+    }
+
+    /// The gateway will answer `Invalid phone number` for this number.
+    pub fn reject_number(&self, number: &str) {
+        self.lock().rejected_numbers.insert(number.to_owned());
+    }
+
+    pub fn script(&self, answers: impl IntoIterator<Item = Scripted>) {
+        self.lock().script.extend(answers);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, FakeState> {
+        self.state.lock().expect("fake gateway state")
+    }
+
+    fn judge(&self, key: Option<&str>, body: &Value) -> (Option<usize>, String, Verdict) {
+        let number = match body.get("number") {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            _ => String::new(),
+        };
+        let sender = key.and_then(|k| self.keys.iter().position(|known| known == k));
+        let Some(sender) = sender else {
+            return (
+                None,
+                number,
+                Verdict::Answer(StatusCode::UNAUTHORIZED, "No autorizado", None),
+            );
+        };
+        let mut state = self.lock();
+        let window = state.sent_at.entry(sender).or_default();
+        while window
+            .front()
+            .is_some_and(|t| t.elapsed() >= Duration::from_secs(60))
+        {
+            window.pop_front();
+        }
+        if window.len() >= self.rate_per_minute {
+            // Retry when the oldest message of the window leaves it.
+            let wait = window.front().map_or(60, |t| 60 - t.elapsed().as_secs().min(59));
+            return (
+                Some(sender),
+                number,
+                Verdict::Answer(StatusCode::TOO_MANY_REQUESTS, RATE_MESSAGE, Some(wait)),
+            );
+        }
+        let verdict = match state.script.pop_front() {
+            Some(Scripted::Unavailable) => {
+                Verdict::Answer(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", None)
+            }
+            Some(Scripted::ServerError) => {
+                Verdict::Answer(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error", None)
+            }
+            Some(Scripted::TooManyRequests { retry_after }) => {
+                Verdict::Answer(StatusCode::TOO_MANY_REQUESTS, RATE_MESSAGE, retry_after)
+            }
+            Some(Scripted::Delay(d)) => Verdict::DelayThenAccept(d),
+            None => Verdict::DelayThenAccept(Duration::ZERO),
+        };
+        if let Verdict::Answer(..) = verdict {
+            return (Some(sender), number, verdict);
+        }
+        let message = body.get("message").and_then(Value::as_str).unwrap_or_default();
+        if state.ended.contains(&sender) {
+            return (
+                Some(sender),
+                number,
+                Verdict::Answer(StatusCode::BAD_REQUEST, "Session has ended", None),
+            );
+        }
+        let plausible = (8..=15).contains(&number.len()) && number.bytes().all(|b| b.is_ascii_digit());
+        if !plausible || state.rejected_numbers.contains(&number) || message.is_empty() {
+            return (
+                Some(sender),
+                number,
+                Verdict::Answer(StatusCode::BAD_REQUEST, "Invalid phone number", None),
+            );
+        }
+        (Some(sender), number, verdict)
+    }
+
+    fn accept(&self, sender: usize, number: String, message: String) -> Value {
+        let mut state = self.lock();
+        state.sent_at.entry(sender).or_default().push_back(Instant::now());
+        let id = format!("FAKE{:012X}", state.accepted.len() + 1);
+        let now = Utc::now();
+        state.accepted.push(FakeMessage {
+            id: id.clone(),
+            sender,
+            number: number.clone(),
+            message: message.clone(),
+            received_at: now,
+        });
+        json!({
+            "key": { "remoteJid": format!("{number}@s.whatsapp.net"), "fromMe": true, "id": id },
+            "message": { "extendedTextMessage": { "text": message } },
+            "messageTimestamp": now.timestamp().to_string(),
+            "status": "PENDING"
+        })
+    }
+
+    fn record(&self, sender: Option<usize>, number: String, status: StatusCode) {
+        self.lock().calls.push(FakeCall {
+            sender,
+            number,
+            status: status.as_u16(),
+            at: Instant::now(),
+        });
+    }
+}
+
+fn empty() -> Value {
+    Value::String(String::new())
+}
+
+const RATE_MESSAGE: &str = "You can only send 30 messages per minute";
+
+fn envelope(status: StatusCode, message: &str, data: Value) -> HttpResponse {
+    HttpResponse::build(status).json(json!({
+        "success": status.is_success(),
+        "status": status.as_u16(),
+        "message": message,
+        "data": data,
+    }))
+}
+
+fn api_key(req: &HttpRequest) -> Option<&str> {
+    req.headers().get("x-api-key").and_then(|v| v.to_str().ok())
+}
+
+async fn send_message(
+    req: HttpRequest,
+    fake: web::Data<FakeGateway>,
+    body: web::Json<Value>,
+) -> HttpResponse {
+    let (sender, number, verdict) = fake.judge(api_key(&req), &body);
+    let (status, response) = match verdict {
+        Verdict::Answer(status, message, retry_after) => {
+            let mut response = envelope(status, message, empty());
+            if let Some(seconds) = retry_after {
+                response.headers_mut().insert(
+                    actix_web::http::header::RETRY_AFTER,
+                    actix_web::http::header::HeaderValue::from(seconds),
+                );
+            }
+            (status, response)
+        }
+        Verdict::DelayThenAccept(delay) => {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            let message = body
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let sender = sender.expect("accepted calls have a sender");
+            let data = fake.accept(sender, number.clone(), message);
+            (
+                StatusCode::OK,
+                envelope(StatusCode::OK, "data retrieved successfully", data),
+            )
+        }
+    };
+    fake.record(sender, number, status);
+    response
+}
+
+/// A 1x1 PNG stands in for the QR code.
+const QR_PNG_BASE64: &str =
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNgAAAAAgABSK+kcQAAAABJRU5ErkJggg==";
+
+async fn qr_static_session(
+    req: HttpRequest,
+    fake: web::Data<FakeGateway>,
+    body: web::Json<Value>,
+) -> HttpResponse {
+    let known_key = api_key(&req).is_some_and(|k| fake.keys.iter().any(|known| known == k));
+    if !known_key
+        || body
+            .get("containerToken")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+    {
+        return envelope(StatusCode::UNAUTHORIZED, "No autorizado", empty());
+    }
+    envelope(
+        StatusCode::OK,
+        "data retrieved successfully",
+        Value::String(format!("data:image/png;base64,{QR_PNG_BASE64}")),
+    )
+}
+
+async fn inbox(fake: web::Data<FakeGateway>) -> HttpResponse {
+    HttpResponse::Ok().json(fake.messages())
+}

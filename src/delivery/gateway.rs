@@ -1,0 +1,188 @@
+//! The Waconecta client, classifying every answer as CONTRACT.md reads it.
+
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// What one send attempt came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendOutcome {
+    Sent {
+        provider_message_id: Option<String>,
+    },
+    /// `400 Invalid phone number`: do not retry; the verification fails.
+    PhoneRejected,
+    /// `400 Session has ended`: this key needs re-linking.
+    SessionEnded,
+    /// `401`: this key is wrong or revoked.
+    Unauthorized,
+    /// `429`: over the per-key rate.
+    RateLimited {
+        retry_after: Option<Duration>,
+    },
+    /// `5xx`, timeouts, connection errors, unreadable answers: retry with backoff.
+    Unavailable {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+struct Envelope {
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    data: serde_json::Value,
+}
+
+#[derive(Clone)]
+pub struct WaconectaClient {
+    http: reqwest::Client,
+    base_url: String,
+}
+
+impl WaconectaClient {
+    pub fn new(base_url: &str) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(10))
+            .build()?;
+        Ok(Self {
+            http,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    /// Sends one WhatsApp text. `number` is digits only, country code first.
+    pub async fn send_message(&self, key: &SecretString, number: &str, text: &SecretString) -> SendOutcome {
+        let answer = self
+            .http
+            .post(format!("{}/api/v1/services/sendMessage", self.base_url))
+            .header("x-api-key", key.expose_secret())
+            .json(&serde_json::json!({ "number": number, "message": text.expose_secret() }))
+            .send()
+            .await;
+        let response = match answer {
+            Ok(r) => r,
+            Err(e) => {
+                let kind = if e.is_timeout() {
+                    "timeout"
+                } else if e.is_connect() {
+                    "connection failed"
+                } else {
+                    "request failed"
+                };
+                return SendOutcome::Unavailable {
+                    reason: format!("gateway {kind}"),
+                    retry_after: None,
+                };
+            }
+        };
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
+        let envelope: Option<Envelope> = response.json().await.ok();
+        classify(status, envelope, retry_after)
+    }
+}
+
+fn classify(status: u16, envelope: Option<Envelope>, retry_after: Option<Duration>) -> SendOutcome {
+    let message = envelope
+        .as_ref()
+        .map(|e| e.message.to_ascii_lowercase())
+        .unwrap_or_default();
+    match status {
+        200..=299 => SendOutcome::Sent {
+            provider_message_id: envelope
+                .as_ref()
+                .and_then(|e| e.data.pointer("/key/id"))
+                .and_then(|id| id.as_str())
+                .map(str::to_owned),
+        },
+        401 | 403 => SendOutcome::Unauthorized,
+        400 if message.contains("session") => SendOutcome::SessionEnded,
+        400 if message.contains("phone") || message.contains("number") => SendOutcome::PhoneRejected,
+        429 => SendOutcome::RateLimited { retry_after },
+        other => SendOutcome::Unavailable {
+            reason: format!("gateway answered {other}"),
+            retry_after,
+        },
+    }
+}
+
+/// `Retry-After` as seconds or as an HTTP date.
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let when = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let wait = when.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    Some(wait.to_std().unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(message: &str) -> Option<Envelope> {
+        Some(Envelope {
+            message: message.into(),
+            data: serde_json::Value::String(String::new()),
+        })
+    }
+
+    #[test]
+    fn classifies_the_documented_answers() {
+        assert_eq!(
+            classify(400, env("Invalid phone number"), None),
+            SendOutcome::PhoneRejected
+        );
+        assert_eq!(
+            classify(400, env("Session has ended"), None),
+            SendOutcome::SessionEnded
+        );
+        assert_eq!(
+            classify(401, env("No autorizado"), None),
+            SendOutcome::Unauthorized
+        );
+        assert_eq!(
+            classify(
+                429,
+                env("You can only send 30 messages per minute"),
+                Some(Duration::from_secs(2))
+            ),
+            SendOutcome::RateLimited {
+                retry_after: Some(Duration::from_secs(2))
+            }
+        );
+        assert!(matches!(
+            classify(503, None, None),
+            SendOutcome::Unavailable { .. }
+        ));
+        let ok = Envelope {
+            message: "data retrieved successfully".into(),
+            data: serde_json::json!({"key": {"id": "BAE56A9BA190B10F"}}),
+        };
+        assert_eq!(
+            classify(200, Some(ok), None),
+            SendOutcome::Sent {
+                provider_message_id: Some("BAE56A9BA190B10F".into())
+            }
+        );
+    }
+
+    #[test]
+    fn reads_retry_after_in_both_forms() {
+        assert_eq!(parse_retry_after("2"), Some(Duration::from_secs(2)));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+}

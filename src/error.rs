@@ -1,0 +1,60 @@
+//! Every way a call can fail, one case per row of SPEC.md's error table.
+//! `http::errors` turns each into an RFC 9457 problem document.
+
+use uuid::Uuid;
+
+use crate::domain::VerificationStatus;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("{0}")]
+    InvalidPhone(String),
+    #[error("a valid X-Api-Key header is required")]
+    Unauthorized,
+    #[error("phone numbers of this country are not accepted")]
+    CountryNotAllowed,
+    #[error("{0}")]
+    NotFound(&'static str),
+    #[error("the verification is {}, not pending", .status.as_str())]
+    NotPending { id: Uuid, status: VerificationStatus },
+    #[error("the code has expired; request a new one")]
+    Expired { id: Uuid },
+    #[error("the code is not correct")]
+    InvalidCode { id: Uuid, attempts_remaining: u32 },
+    #[error("the gateway refused the phone number; the verification has failed")]
+    PhoneRejected { id: Uuid },
+    #[error("this Idempotency-Key was used with a different request body")]
+    IdempotencyKeyReused,
+    #[error("too many wrong codes for this verification; request a new one")]
+    MaxAttemptsReached { id: Uuid },
+    #[error("a new code can be sent in {retry_after} s")]
+    ResendTooSoon { id: Uuid, retry_after: u64 },
+    #[error("{detail}")]
+    RateLimited { detail: String, retry_after: u64 },
+    #[error("{detail}")]
+    DeliveryUnavailable { detail: String, retry_after: u64 },
+    #[error("the service is temporarily unavailable")]
+    Unavailable { retry_after: u64 },
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            // The database is unreachable: a passing condition, not a bug.
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolClosed => {
+                tracing::warn!(error = %e, "database unavailable");
+                Error::Unavailable { retry_after: 5 }
+            }
+            other => Error::Internal(other.into()),
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

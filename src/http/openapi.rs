@@ -1,0 +1,57 @@
+//! The OpenAPI document, generated from the handlers' annotations.
+
+use actix_web::App;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_actix_web::AppExt;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "otp-service",
+        description = include_str!("openapi_intro.md"),
+        license(name = "MIT"),
+    ),
+    modifiers(&ApiKeySecurity),
+    tags(
+        (name = "otp", description = "Request, resend, verify and cancel one-time codes"),
+        (name = "operations", description = "Health and readiness"),
+    ),
+)]
+struct ApiDoc;
+
+struct ApiKeySecurity;
+
+impl Modify for ApiKeySecurity {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-Api-Key",
+                "The calling application's key, from `otp-service clients add NAME`",
+            ))),
+        );
+    }
+}
+
+/// The base document (info, tags, security), before the routes add their paths.
+pub fn base() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// The whole document, as `otp-service openapi` prints it.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let (_, api) = App::new()
+        .into_utoipa_app()
+        .openapi(base())
+        .configure(super::documented_routes)
+        .split_for_parts();
+    api
+}
+
+pub fn to_json(api: &utoipa::openapi::OpenApi) -> String {
+    let mut json = api.to_pretty_json().expect("the OpenAPI document serialises");
+    json.push('\n');
+    json
+}

@@ -1,0 +1,92 @@
+//! Health, readiness, and the development inbox.
+
+use std::time::Duration;
+
+use actix_web::{HttpResponse, get, web};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::AppState;
+use crate::delivery::SenderState;
+use crate::delivery::fake_gateway::FakeMessage;
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    #[schema(example = "ok")]
+    pub status: &'static str,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Readiness {
+    /// `ready` or `unavailable`.
+    #[schema(example = "ready")]
+    pub status: &'static str,
+    /// `ok` or `unavailable`.
+    #[schema(example = "ok")]
+    pub database: &'static str,
+    /// Each gateway key's state; informative, it never makes the service unready.
+    pub senders: Vec<SenderReadiness>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SenderReadiness {
+    #[schema(example = "sender-1")]
+    pub name: String,
+    pub state: SenderState,
+}
+
+/// Liveness: 200 while the process runs.
+#[utoipa::path(tag = "operations", responses((status = 200, description = "The process runs", body = Health)))]
+#[get("/healthz")]
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(Health { status: "ok" })
+}
+
+/// Readiness: 200 when the database answers, 503 when not.
+#[utoipa::path(
+    tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = Readiness),
+        (status = 503, description = "The database does not answer", body = Readiness),
+    )
+)]
+#[get("/readyz")]
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let ping = sqlx::query("select 1").execute(&state.pool);
+    let database_ok = matches!(
+        tokio::time::timeout(Duration::from_secs(2), ping).await,
+        Ok(Ok(_))
+    );
+    let senders = state
+        .delivery
+        .senders()
+        .iter()
+        .map(|s| SenderReadiness {
+            name: s.name.clone(),
+            state: s.state(),
+        })
+        .collect();
+    let body = Readiness {
+        status: if database_ok { "ready" } else { "unavailable" },
+        database: if database_ok { "ok" } else { "unavailable" },
+        senders,
+    };
+    if database_ok {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable()
+            .insert_header(("Retry-After", "5"))
+            .json(body)
+    }
+}
+
+/// Under `serve --dev`: the messages the built-in fake gateway "delivered",
+/// newest last. This is where a developer reads codes.
+pub async fn dev_messages(state: web::Data<AppState>) -> HttpResponse {
+    let messages: Vec<FakeMessage> = state
+        .fake_gateway
+        .as_ref()
+        .map(|f| f.messages())
+        .unwrap_or_default();
+    HttpResponse::Ok().json(messages)
+}

@@ -1,0 +1,212 @@
+//! The `/otp` endpoints. Each handler turns its input into domain types first.
+
+use actix_web::{HttpResponse, get, post, web};
+use serde::Deserialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::AppState;
+use super::errors::Problem;
+use crate::clients::Client;
+use crate::domain::{PhoneError, PhoneNumber, Purpose};
+use crate::error::{Error, Result};
+use crate::otp::{NewVerification, Verification, VerifyTarget};
+
+/// Ask for a code to be sent to a phone.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"phone": "+591 696-57008", "purpose": "signup", "locale": "es"}))]
+pub struct CodeRequest {
+    /// International number (`+` optional; spaces, dots, dashes and parentheses allowed),
+    /// or a national number when `country` is given or a default country is configured.
+    pub phone: String,
+    /// ISO 3166-1 alpha-2 code used to read a national number.
+    pub country: Option<String>,
+    /// What the code is for, `[a-z0-9_.-]{1,64}`; default `default`.
+    pub purpose: Option<String>,
+    /// `es`, `en` or `pt`; default from configuration.
+    pub locale: Option<String>,
+    /// The end user's IP address, for per-IP limits.
+    pub end_user_ip: Option<String>,
+}
+
+/// Check a code, naming the verification by `id` or by `phone` and `purpose`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"id": "0193b6c2-7a1e-7c3d-9f2e-3b1d5e8a9c01", "code": "123456"}))]
+pub struct CodeCheck {
+    pub id: Option<Uuid>,
+    pub phone: Option<String>,
+    pub country: Option<String>,
+    /// With `phone`; default `default`.
+    pub purpose: Option<String>,
+    /// The digits the person typed.
+    pub code: String,
+}
+
+impl AppState {
+    fn phone(&self, raw: &str, country: Option<&str>) -> Result<PhoneNumber> {
+        let default_country = self.default_country.map(|c| c.as_ref().to_owned());
+        PhoneNumber::parse(raw, country.or(default_country.as_deref())).map_err(|e| match e {
+            PhoneError::Invalid => Error::InvalidPhone(e.to_string()),
+            PhoneError::UnknownCountry => Error::InvalidRequest(e.to_string()),
+        })
+    }
+}
+
+fn purpose(raw: Option<&str>) -> Result<Purpose> {
+    raw.map_or_else(
+        || Ok(Purpose::default()),
+        |p| Purpose::parse(p).map_err(Error::InvalidRequest),
+    )
+}
+
+/// Send a code.
+///
+/// Creates a verification and sends its code over WhatsApp. A request for a
+/// phone and purpose that already has a pending verification is a resend: the
+/// same verification gets a new code, the old code stops working, the expiry
+/// restarts, and failed attempts are not reset. The first delivery attempt is
+/// made before answering (at most `OTP_SEND_WAIT_MS`); `delivery_status` says
+/// how it went.
+#[utoipa::path(
+    tag = "otp",
+    request_body = CodeRequest,
+    responses(
+        (status = 202, description = "Code sent, or queued for delivery", body = Verification),
+        (status = 400, description = "`invalid_request` or `invalid_phone`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`country_not_allowed`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`phone_rejected`: the gateway refused the number; the verification is `failed`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`resend_too_soon` or `rate_limited`", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "`delivery_unavailable` or `unavailable`", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ),
+    security(("api_key" = []))
+)]
+#[post("/request")]
+#[tracing::instrument(skip_all, fields(client = %client.name))]
+pub async fn request_code(
+    client: Client,
+    state: web::Data<AppState>,
+    body: web::Json<CodeRequest>,
+) -> Result<HttpResponse> {
+    let body = body.into_inner();
+    let input = NewVerification {
+        phone: state.phone(&body.phone, body.country.as_deref())?,
+        purpose: purpose(body.purpose.as_deref())?,
+        locale: match body.locale.as_deref() {
+            Some(l) => l.parse().map_err(Error::InvalidRequest)?,
+            None => state.default_locale,
+        },
+    };
+    if let Some(ip) = body.end_user_ip.as_deref() {
+        ip.parse::<std::net::IpAddr>()
+            .map_err(|_| Error::InvalidRequest("`end_user_ip` must be an IPv4 or IPv6 address".into()))?;
+    }
+    let verification = state.otp.request(&client, input).await?;
+    Ok(HttpResponse::Accepted().json(verification))
+}
+
+/// Check a code.
+///
+/// A code approves at most once, even when many requests carry it at the same
+/// time. A wrong or malformed code counts as a failed attempt.
+#[utoipa::path(
+    tag = "otp",
+    request_body = CodeCheck,
+    responses(
+        (status = 200, description = "Approved", body = Verification),
+        (status = 400, description = "`invalid_request` or `invalid_phone`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`not_pending`: approved, canceled or failed", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "`expired`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid_code`, with `attempts_remaining`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`max_attempts_reached`", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "`unavailable`", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ),
+    security(("api_key" = []))
+)]
+#[post("/verify")]
+#[tracing::instrument(skip_all, fields(client = %client.name))]
+pub async fn verify_code(
+    client: Client,
+    state: web::Data<AppState>,
+    body: web::Json<CodeCheck>,
+) -> Result<HttpResponse> {
+    let body = body.into_inner();
+    let target = match (body.id, body.phone.as_deref()) {
+        (Some(id), None) => {
+            if body.purpose.is_some() || body.country.is_some() {
+                return Err(Error::InvalidRequest(
+                    "`purpose` and `country` go with `phone`, not with `id`".into(),
+                ));
+            }
+            VerifyTarget::Id(id)
+        }
+        (None, Some(phone)) => VerifyTarget::Pending {
+            phone: state.phone(phone, body.country.as_deref())?,
+            purpose: purpose(body.purpose.as_deref())?,
+        },
+        _ => {
+            return Err(Error::InvalidRequest(
+                "give either `id` or `phone` (with `purpose`), not both".into(),
+            ));
+        }
+    };
+    let verification = state.otp.verify(&client, target, &body.code).await?;
+    Ok(HttpResponse::Ok().json(verification))
+}
+
+/// Read a verification.
+#[utoipa::path(
+    tag = "otp",
+    params(("id" = Uuid, Path, description = "The verification's id")),
+    responses(
+        (status = 200, description = "The verification", body = Verification),
+        (status = 400, description = "`invalid_request`: the id is not a UUID", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`unavailable`", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ),
+    security(("api_key" = []))
+)]
+#[get("/{id}")]
+#[tracing::instrument(skip_all, fields(client = %client.name))]
+pub async fn get_verification(
+    client: Client,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse> {
+    Ok(HttpResponse::Ok().json(state.otp.find(&client, id.into_inner()).await?))
+}
+
+/// Cancel a pending verification.
+#[utoipa::path(
+    tag = "otp",
+    params(("id" = Uuid, Path, description = "The verification's id")),
+    responses(
+        (status = 200, description = "Canceled", body = Verification),
+        (status = 400, description = "`invalid_request`: the id is not a UUID", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`not_pending`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`unavailable`", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ),
+    security(("api_key" = []))
+)]
+#[post("/{id}/cancel")]
+#[tracing::instrument(skip_all, fields(client = %client.name))]
+pub async fn cancel_verification(
+    client: Client,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse> {
+    Ok(HttpResponse::Ok().json(state.otp.cancel(&client, id.into_inner()).await?))
+}

@@ -1,0 +1,13 @@
+//! otp-service: one-time codes over WhatsApp, to prove a person controls a phone number.
+
+pub mod cli;
+pub mod clients;
+pub mod config;
+pub mod delivery;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod otp;
+pub mod startup;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,404 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use phonenumber::country::Id as CountryId;
+use secrecy::SecretString;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::verification::{SELECT_VERIFICATION, VerificationRow};
+use super::{CodeHasher, Verification};
+use crate::clients::Client;
+use crate::delivery::{Delivery, Templates, outbox};
+use crate::domain::{CodeLength, DeliveryError, Locale, OtpCode, PhoneNumber, Purpose, VerificationStatus};
+use crate::error::{Error, Result};
+
+/// The limits of SPEC.md's defaults table that belong to one verification.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub code_length: CodeLength,
+    pub ttl: Duration,
+    pub max_attempts: u32,
+    pub resend_cooldown_seconds: u32,
+    pub max_sends: u32,
+    pub allowed_countries: Vec<CountryId>,
+    pub send_wait: Duration,
+}
+
+pub struct NewVerification {
+    pub phone: PhoneNumber,
+    pub purpose: Purpose,
+    pub locale: Locale,
+}
+
+pub enum VerifyTarget {
+    Id(Uuid),
+    Pending { phone: PhoneNumber, purpose: Purpose },
+}
+
+#[derive(Clone)]
+pub struct OtpService {
+    pool: PgPool,
+    hasher: CodeHasher,
+    policy: Arc<Policy>,
+    templates: Arc<Templates>,
+    delivery: Delivery,
+}
+
+/// What a refused attempt reservation found when it looked again.
+#[derive(sqlx::FromRow)]
+struct StateRow {
+    status: String,
+    expired: bool,
+    failed_attempts: i32,
+    max_attempts: i32,
+}
+
+#[derive(sqlx::FromRow)]
+struct Reserved {
+    code_hash: String,
+    failed_attempts: i32,
+    max_attempts: i32,
+}
+
+#[derive(sqlx::FromRow)]
+struct PendingRow {
+    id: Uuid,
+    sends: i32,
+    cooldown_left: i64,
+    expires_in: i64,
+}
+
+impl OtpService {
+    pub fn new(
+        pool: PgPool,
+        hasher: CodeHasher,
+        policy: Policy,
+        templates: Templates,
+        delivery: Delivery,
+    ) -> Self {
+        Self {
+            pool,
+            hasher,
+            policy: Arc::new(policy),
+            templates: Arc::new(templates),
+            delivery,
+        }
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Creates a verification, or resends the pending one for the same
+    /// (client, phone, purpose), and makes the first delivery attempt.
+    #[tracing::instrument(skip_all, fields(client = %client.name, phone = %input.phone.masked(), purpose = input.purpose.as_str()))]
+    pub async fn request(&self, client: &Client, input: NewVerification) -> Result<Verification> {
+        let allowed = &self.policy.allowed_countries;
+        if !allowed.is_empty() && !input.phone.country().is_some_and(|c| allowed.contains(&c)) {
+            return Err(Error::CountryNotAllowed);
+        }
+        let code = OtpCode::generate(self.policy.code_length);
+        let code_hash = self.hasher.hash(&code).await?;
+        let body = self.templates.render(input.locale, &code, self.policy.ttl);
+        drop(code);
+
+        // Two first requests racing for one phone: the loser of the unique index
+        // tries again once, and then finds the winner's verification as a resend.
+        let (verification_id, message_id) = match self.enqueue(client, &input, &code_hash, &body).await {
+            Err(Error::Internal(e)) if is_unique_violation(&e) => {
+                self.enqueue(client, &input, &code_hash, &body).await?
+            }
+            other => other?,
+        };
+        drop(body);
+        tracing::info!(verification = %verification_id, "code queued");
+
+        self.delivery
+            .first_attempt(message_id, self.policy.send_wait)
+            .await;
+        let view = self.find(client, verification_id).await?;
+        if view.delivery_error == Some(DeliveryError::PhoneRejected) {
+            return Err(Error::PhoneRejected { id: view.id });
+        }
+        Ok(view)
+    }
+
+    /// Writes the verification (new, or the pending one with a new code) and its
+    /// message in one transaction.
+    async fn enqueue(
+        &self,
+        client: &Client,
+        input: &NewVerification,
+        code_hash: &str,
+        body: &SecretString,
+    ) -> Result<(Uuid, Uuid)> {
+        let ttl_seconds = self.policy.ttl.as_secs_f64();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "update verifications set status = 'expired', updated_at = now()
+             where client_id = $1 and phone = $2 and purpose = $3
+               and status = 'pending' and expires_at <= now()",
+        )
+        .bind(client.id)
+        .bind(input.phone.as_e164())
+        .bind(input.purpose.as_str())
+        .execute(&mut *tx)
+        .await?;
+
+        let pending: Option<PendingRow> = sqlx::query_as(
+            "select id, sends,
+                    ceil(extract(epoch from last_sent_at + make_interval(secs => $4) - now()))::bigint as cooldown_left,
+                    ceil(extract(epoch from expires_at - now()))::bigint as expires_in
+             from verifications
+             where client_id = $1 and phone = $2 and purpose = $3 and status = 'pending'
+             for update",
+        )
+        .bind(client.id)
+        .bind(input.phone.as_e164())
+        .bind(input.purpose.as_str())
+        .bind(f64::from(self.policy.resend_cooldown_seconds))
+        .fetch_optional(&mut *tx)
+        .await?;
+
+        let verification_id = match pending {
+            Some(p) if p.sends >= self.policy.max_sends as i32 => {
+                return Err(Error::RateLimited {
+                    detail: format!(
+                        "this verification has been sent {} times, the most allowed; a new one can be requested when it expires",
+                        p.sends
+                    ),
+                    retry_after: p.expires_in.max(1) as u64,
+                });
+            }
+            Some(p) if p.cooldown_left > 0 => {
+                return Err(Error::ResendTooSoon {
+                    id: p.id,
+                    retry_after: p.cooldown_left as u64,
+                });
+            }
+            Some(p) => {
+                // A resend: new code, expiry restarted, failed attempts kept.
+                sqlx::query(
+                    "update verifications
+                     set code_hash = $2, sends = sends + 1, locale = $3, last_sent_at = now(),
+                         expires_at = now() + make_interval(secs => $4), updated_at = now()
+                     where id = $1",
+                )
+                .bind(p.id)
+                .bind(code_hash)
+                .bind(input.locale.as_str())
+                .bind(ttl_seconds)
+                .execute(&mut *tx)
+                .await?;
+                outbox::supersede_queued(&mut tx, p.id).await?;
+                p.id
+            }
+            None => {
+                let id = Uuid::now_v7();
+                sqlx::query(
+                    "insert into verifications
+                         (id, client_id, phone, purpose, locale, status, code_hash, max_attempts,
+                          last_sent_at, expires_at)
+                     values ($1, $2, $3, $4, $5, 'pending', $6, $7, now(), now() + make_interval(secs => $8))",
+                )
+                .bind(id)
+                .bind(client.id)
+                .bind(input.phone.as_e164())
+                .bind(input.purpose.as_str())
+                .bind(input.locale.as_str())
+                .bind(code_hash)
+                .bind(self.policy.max_attempts as i32)
+                .bind(ttl_seconds)
+                .execute(&mut *tx)
+                .await?;
+                id
+            }
+        };
+        let message_id = outbox::insert(
+            &mut tx,
+            verification_id,
+            input.phone.gateway_digits(),
+            body,
+            self.policy.ttl,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok((verification_id, message_id))
+    }
+
+    /// Checks a code. The attempt is counted before the hash is compared, in the
+    /// same statement that checks the verification may still be attempted, so
+    /// parallel guesses can never exceed the limit; approval is a conditional
+    /// update that only one request can win.
+    #[tracing::instrument(skip_all, fields(client = %client.name))]
+    pub async fn verify(
+        &self,
+        client: &Client,
+        target: VerifyTarget,
+        raw_code: &str,
+    ) -> Result<Verification> {
+        let id = match target {
+            VerifyTarget::Id(id) => id,
+            VerifyTarget::Pending { phone, purpose } => self.pending_id(client, &phone, &purpose).await?,
+        };
+        let reserved: Option<Reserved> = sqlx::query_as(
+            "update verifications set failed_attempts = failed_attempts + 1, updated_at = now()
+             where id = $1 and client_id = $2 and status = 'pending'
+               and expires_at > now() and failed_attempts < max_attempts
+             returning code_hash, failed_attempts, max_attempts",
+        )
+        .bind(id)
+        .bind(client.id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(reserved) = reserved else {
+            return Err(self.refusal(client, id).await?);
+        };
+
+        // A malformed code is a failed attempt too, and needs no hashing.
+        let matches = match OtpCode::parse(raw_code, self.policy.code_length) {
+            Some(code) => self.hasher.verify(&code, reserved.code_hash.clone()).await?,
+            None => false,
+        };
+        if matches {
+            let approved = sqlx::query(
+                "update verifications
+                 set status = 'approved', verified_at = now(), failed_attempts = failed_attempts - 1,
+                     updated_at = now()
+                 where id = $1 and status = 'pending' and code_hash = $2",
+            )
+            .bind(id)
+            .bind(&reserved.code_hash)
+            .execute(&self.pool)
+            .await?;
+            if approved.rows_affected() == 1 {
+                tracing::info!(verification = %id, "approved");
+                return self.find(client, id).await;
+            }
+            // Approved by a parallel request, or a resend replaced the code meanwhile.
+            let state = self.state(client, id).await?;
+            if state.as_ref().is_some_and(|s| s.status != "pending") {
+                return Err(self.refusal(client, id).await?);
+            }
+        }
+
+        if reserved.failed_attempts >= reserved.max_attempts {
+            sqlx::query(
+                "update verifications set status = 'max_attempts_reached', updated_at = now()
+                 where id = $1 and status = 'pending' and failed_attempts >= max_attempts",
+            )
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        }
+        tracing::info!(verification = %id, failed_attempts = reserved.failed_attempts, "wrong code");
+        Err(Error::InvalidCode {
+            id,
+            attempts_remaining: (reserved.max_attempts - reserved.failed_attempts).max(0) as u32,
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(client = %client.name, verification = %id))]
+    pub async fn cancel(&self, client: &Client, id: Uuid) -> Result<Verification> {
+        let mut tx = self.pool.begin().await?;
+        let canceled = sqlx::query(
+            "update verifications set status = 'canceled', updated_at = now()
+             where id = $1 and client_id = $2 and status = 'pending' and expires_at > now()",
+        )
+        .bind(id)
+        .bind(client.id)
+        .execute(&mut *tx)
+        .await?;
+        if canceled.rows_affected() == 0 {
+            tx.rollback().await?;
+            // For cancel, an expired or locked verification is simply not pending.
+            return Err(match self.refusal(client, id).await? {
+                Error::Expired { id } => Error::NotPending {
+                    id,
+                    status: VerificationStatus::Expired,
+                },
+                Error::MaxAttemptsReached { id } => Error::NotPending {
+                    id,
+                    status: VerificationStatus::MaxAttemptsReached,
+                },
+                other => other,
+            });
+        }
+        outbox::give_up_queued(&mut tx, id, "canceled").await?;
+        tx.commit().await?;
+        self.find(client, id).await
+    }
+
+    #[tracing::instrument(skip_all, fields(client = %client.name, verification = %id))]
+    pub async fn find(&self, client: &Client, id: Uuid) -> Result<Verification> {
+        let row: Option<VerificationRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "{SELECT_VERIFICATION} where v.id = $1 and v.client_id = $2"
+        )))
+        .bind(id)
+        .bind(client.id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| r.into_view(self.policy.resend_cooldown_seconds, self.policy.max_sends))
+            .ok_or(Error::NotFound("no such verification"))
+    }
+
+    async fn pending_id(&self, client: &Client, phone: &PhoneNumber, purpose: &Purpose) -> Result<Uuid> {
+        sqlx::query_scalar(
+            "select id from verifications
+             where client_id = $1 and phone = $2 and purpose = $3 and status = 'pending'",
+        )
+        .bind(client.id)
+        .bind(phone.as_e164())
+        .bind(purpose.as_str())
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(Error::NotFound(
+            "no pending verification for this phone and purpose",
+        ))
+    }
+
+    async fn state(&self, client: &Client, id: Uuid) -> Result<Option<StateRow>> {
+        Ok(sqlx::query_as(
+            "select status, expires_at <= now() as expired, failed_attempts, max_attempts
+             from verifications where id = $1 and client_id = $2",
+        )
+        .bind(id)
+        .bind(client.id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Says why a verification cannot be attempted or canceled, without hashing anything.
+    async fn refusal(&self, client: &Client, id: Uuid) -> Result<Error> {
+        let Some(state) = self.state(client, id).await? else {
+            return Ok(Error::NotFound("no such verification"));
+        };
+        let status = VerificationStatus::from_db(&state.status);
+        Ok(match status {
+            VerificationStatus::Pending if state.expired => {
+                sqlx::query(
+                    "update verifications set status = 'expired', updated_at = now()
+                     where id = $1 and status = 'pending' and expires_at <= now()",
+                )
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+                Error::Expired { id }
+            }
+            // Attempts in flight hold every remaining one: refuse without deciding the outcome.
+            VerificationStatus::Pending if state.failed_attempts >= state.max_attempts => {
+                Error::MaxAttemptsReached { id }
+            }
+            VerificationStatus::MaxAttemptsReached => Error::MaxAttemptsReached { id },
+            VerificationStatus::Expired => Error::Expired { id },
+            status => Error::NotPending { id, status },
+        })
+    }
+}
+
+fn is_unique_violation(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<sqlx::Error>()
+        .and_then(|e| e.as_database_error())
+        .is_some_and(|e| e.is_unique_violation())
+}
