@@ -160,6 +160,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
 }
 
 async fn serve_dev(mut settings: Settings) -> anyhow::Result<()> {
+    settings.check_pepper().map_err(anyhow::Error::msg)?;
     telemetry::init(settings.log_format.unwrap_or(LogFormat::Text), std::io::stdout);
     if settings.pepper.is_none() {
         tracing::warn!("--dev: using the fixed development pepper; never do this in production");

@@ -35,7 +35,7 @@ pub struct Settings {
     pub listen: SocketAddr,
 
     /// Server-side secret mixed into every code hash, at least 32 bytes.
-    #[arg(long, env = "OTP_PEPPER", value_name = "OTP_PEPPER", value_parser = pepper, hide_env_values = true)]
+    #[arg(long, env = "OTP_PEPPER", value_name = "OTP_PEPPER", value_parser = secret, hide_env_values = true)]
     pub pepper: Option<SecretString>,
 
     /// Key for /admin/*, sent as X-Admin-Key; admin endpoints are off without it.
@@ -243,6 +243,18 @@ impl Settings {
         Duration::from_millis(self.send_wait_ms)
     }
 
+    /// Checks the pepper here rather than in its value parser, whose error
+    /// message would print the rejected secret.
+    pub fn check_pepper(&self) -> Result<(), String> {
+        match &self.pepper {
+            Some(p) if p.expose_secret().len() < 32 => Err(format!(
+                "OTP_PEPPER must be at least 32 bytes; it has {}",
+                p.expose_secret().len()
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// Checks what a value parser cannot: settings required outside --dev.
     pub fn check_production(&self) -> Result<(), String> {
         if self.pepper.is_none() {
@@ -250,6 +262,7 @@ impl Settings {
                 "OTP_PEPPER is required (at least 32 bytes); only `serve --dev` runs without it".into(),
             );
         }
+        self.check_pepper()?;
         let keys = self.gateway.api_keys.as_ref().map_or(0, |k| k.0.len());
         if keys == 0 {
             return Err("WACONECTA_API_KEYS is required: at least one gateway key; only `serve --dev` runs without it".into());
@@ -271,13 +284,6 @@ fn secret(raw: &str) -> Result<SecretString, String> {
         return Err("must not be empty".into());
     }
     Ok(raw.to_owned().into())
-}
-
-fn pepper(raw: &str) -> Result<SecretString, String> {
-    if raw.len() < 32 {
-        return Err(format!("must be at least 32 bytes, it has {}", raw.len()));
-    }
-    secret(raw)
 }
 
 fn secret_list(raw: &str) -> Result<SecretList, String> {

@@ -28,7 +28,7 @@ pub enum Error {
     #[error("this Idempotency-Key was used with a different request body")]
     IdempotencyKeyReused,
     #[error("too many wrong codes for this verification; request a new one")]
-    MaxAttemptsReached { id: Uuid },
+    MaxAttemptsReached { id: Uuid, retry_after: u64 },
     #[error("a new code can be sent in {retry_after} s")]
     ResendTooSoon { id: Uuid, retry_after: u64 },
     #[error("{detail}")]

@@ -130,6 +130,11 @@ impl Application {
         self.port
     }
 
+    /// Stops the HTTP server from outside, as a signal would.
+    pub fn server_handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
     /// Serves until SIGTERM or Ctrl-C: the server stops accepting and lets
     /// in-flight requests finish, then the dispatcher stops claiming work.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {

@@ -90,6 +90,7 @@ impl Error {
     fn retry_after(&self) -> Option<u64> {
         match self {
             Error::ResendTooSoon { retry_after, .. }
+            | Error::MaxAttemptsReached { retry_after, .. }
             | Error::RateLimited { retry_after, .. }
             | Error::DeliveryUnavailable { retry_after, .. }
             | Error::Unavailable { retry_after } => Some((*retry_after).max(1)),
@@ -111,7 +112,7 @@ impl Error {
             } => (Some(*id), None, Some(*attempts_remaining)),
             Error::Expired { id }
             | Error::PhoneRejected { id }
-            | Error::MaxAttemptsReached { id }
+            | Error::MaxAttemptsReached { id, .. }
             | Error::ResendTooSoon { id, .. } => (Some(*id), None, None),
             _ => (None, None, None),
         };

@@ -52,6 +52,8 @@ struct StateRow {
     expired: bool,
     failed_attempts: i32,
     max_attempts: i32,
+    /// Seconds until the code's expiry: when a locked verification stops mattering.
+    expires_in: i64,
 }
 
 #[derive(sqlx::FromRow)]
@@ -318,7 +320,7 @@ impl OtpService {
                     id,
                     status: VerificationStatus::Expired,
                 },
-                Error::MaxAttemptsReached { id } => Error::NotPending {
+                Error::MaxAttemptsReached { id, .. } => Error::NotPending {
                     id,
                     status: VerificationStatus::MaxAttemptsReached,
                 },
@@ -360,7 +362,8 @@ impl OtpService {
 
     async fn state(&self, client: &Client, id: Uuid) -> Result<Option<StateRow>> {
         Ok(sqlx::query_as(
-            "select status, expires_at <= now() as expired, failed_attempts, max_attempts
+            "select status, expires_at <= now() as expired, failed_attempts, max_attempts,
+                    greatest(1, ceil(extract(epoch from expires_at - now())))::bigint as expires_in
              from verifications where id = $1 and client_id = $2",
         )
         .bind(id)
@@ -388,9 +391,15 @@ impl OtpService {
             }
             // Attempts in flight hold every remaining one: refuse without deciding the outcome.
             VerificationStatus::Pending if state.failed_attempts >= state.max_attempts => {
-                Error::MaxAttemptsReached { id }
+                Error::MaxAttemptsReached {
+                    id,
+                    retry_after: state.expires_in as u64,
+                }
             }
-            VerificationStatus::MaxAttemptsReached => Error::MaxAttemptsReached { id },
+            VerificationStatus::MaxAttemptsReached => Error::MaxAttemptsReached {
+                id,
+                retry_after: state.expires_in as u64,
+            },
             VerificationStatus::Expired => Error::Expired { id },
             status => Error::NotPending { id, status },
         })

@@ -1,0 +1,163 @@
+//! The real binary: client keys, migrations, configuration errors, SIGTERM.
+
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::json;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use crate::helpers::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_otp-service");
+
+fn otp_service(database_url: &str, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", database_url)
+        .output()
+        .expect("the binary runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[sqlx::test(migrations = false)]
+async fn clients_add_list_revoke(_: PgPoolOptions, db: PgConnectOptions) {
+    let app = spawn_app(db).await;
+    let url = &app.database_url;
+
+    let added = otp_service(url, &["clients", "add", "shop", "--requests-per-minute", "60"]);
+    assert!(added.status.success(), "{}", stderr(&added));
+    let key = stdout(&added).trim().to_owned();
+    assert!(key.starts_with("otpk_") && key.len() >= 5 + 32, "{key}");
+
+    let response = app.post_as(&key, "/otp/request", &json!({"phone": PHONE})).await;
+    assert_eq!(response.status(), 202);
+
+    let duplicate = otp_service(url, &["clients", "add", "shop"]);
+    assert!(!duplicate.status.success());
+    assert!(stderr(&duplicate).contains("already exists"));
+
+    let listed = otp_service(url, &["clients", "list"]);
+    assert!(listed.status.success());
+    let listing = stdout(&listed);
+    assert!(listing.contains("shop") && listing.contains("60"), "{listing}");
+    assert!(!listing.contains(&key[5..]), "a key must never be listed");
+
+    let stored: Vec<u8> = sqlx::query_scalar("select key_hash from clients where name = 'shop'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&stored).contains(&key[5..]));
+
+    let revoked = otp_service(url, &["clients", "revoke", "shop"]);
+    assert!(revoked.status.success(), "{}", stderr(&revoked));
+    problem(
+        app.post_as(&key, "/otp/request", &json!({"phone": PHONE})).await,
+        401,
+        "unauthorized",
+    )
+    .await;
+
+    let unknown = otp_service(url, &["clients", "revoke", "nobody"]);
+    assert!(!unknown.status.success());
+}
+
+#[sqlx::test(migrations = false)]
+async fn migrate_twice_is_a_no_op(_: PgPoolOptions, db: PgConnectOptions) {
+    let url = sqlx::ConnectOptions::to_url_lossy(&db).to_string();
+    let first = otp_service(&url, &["migrate"]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert!(stdout(&first).contains("migrations applied: 1"));
+    let second = otp_service(&url, &["migrate"]);
+    assert!(second.status.success());
+    assert!(stdout(&second).contains("migrations applied: 0"));
+}
+
+#[test]
+fn serve_names_the_missing_or_invalid_setting() {
+    let url = "postgres://postgres@127.0.0.1:5432/unused";
+    let missing = otp_service(url, &["serve"]);
+    assert!(!missing.status.success());
+    assert!(stderr(&missing).contains("OTP_PEPPER"), "{}", stderr(&missing));
+
+    let output = Command::new(BIN)
+        .args(["serve"])
+        .env("OTP_PEPPER", "short")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("OTP_PEPPER"), "{}", stderr(&output));
+    assert!(!stderr(&output).contains("short"), "a secret must not be printed");
+
+    let output = Command::new(BIN)
+        .args(["serve"])
+        .env("OTP_PEPPER", "p".repeat(40))
+        .env("WACONECTA_API_KEYS", "k")
+        .env("OTP_CODE_LENGTH", "3")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("OTP_CODE_LENGTH"), "{}", stderr(&output));
+
+    let output = Command::new(BIN)
+        .args(["serve"])
+        .env("OTP_PEPPER", "p".repeat(40))
+        .env_remove("WACONECTA_API_KEYS")
+        .output()
+        .unwrap();
+    assert!(
+        stderr(&output).contains("WACONECTA_API_KEYS"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn sigterm_stops_the_service_cleanly(_: PgPoolOptions, db: PgConnectOptions) {
+    let app = spawn_app(db).await;
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut child = tokio::process::Command::new(BIN)
+        .arg("serve")
+        .env("DATABASE_URL", &app.database_url)
+        .env("OTP_LISTEN", format!("127.0.0.1:{port}"))
+        .env("OTP_PEPPER", "p".repeat(40))
+        .env("WACONECTA_API_KEYS", GATEWAY_KEYS[0])
+        .env("WACONECTA_BASE_URL", &app.settings.gateway.base_url)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let health = format!("http://127.0.0.1:{port}/healthz");
+    app.wait_for("the child to serve", Duration::from_secs(20), || async {
+        app.http
+            .get(&health)
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+    let pid = child.id().unwrap().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .expect("stops within the shutdown timeout")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+}

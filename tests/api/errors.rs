@@ -1,0 +1,109 @@
+//! Bad input gets a clear problem document and changes nothing.
+
+use serde_json::json;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use crate::helpers::*;
+
+#[sqlx::test(migrations = false)]
+async fn bad_request_bodies_are_invalid_request(_: PgPoolOptions, db: PgConnectOptions) {
+    let app = spawn_app(db).await;
+    let malformed = app
+        .http
+        .post(format!("{}/otp/request", app.address))
+        .header("X-Api-Key", &app.api_key)
+        .header("content-type", "application/json")
+        .body("{\"phone\": ")
+        .send()
+        .await
+        .unwrap();
+    problem(malformed, 400, "invalid_request").await;
+
+    for body in [
+        json!({}),
+        json!({"phone": 59169657008u64}),
+        json!({"phone": PHONE, "extra": 1}),
+        json!({"phone": PHONE, "purpose": "Sign Up"}),
+        json!({"phone": PHONE, "purpose": ""}),
+        json!({"phone": PHONE, "locale": "fr"}),
+        json!({"phone": PHONE, "end_user_ip": "not-an-ip"}),
+        json!({"phone": "69657008", "country": "ZZ"}),
+    ] {
+        problem(app.request_code(body).await, 400, "invalid_request").await;
+    }
+    for body in [
+        json!({"code": "123456"}),
+        json!({"id": "not-a-uuid", "code": "123456"}),
+        json!({"id": uuid::Uuid::now_v7(), "phone": PHONE, "code": "123456"}),
+        json!({"id": uuid::Uuid::now_v7(), "code": 123456}),
+    ] {
+        problem(app.verify(body).await, 400, "invalid_request").await;
+    }
+    problem(app.get("/otp/not-a-uuid").await, 400, "invalid_request").await;
+    assert!(app.fake.calls().is_empty());
+}
+
+#[sqlx::test(migrations = false)]
+async fn unreadable_phone_numbers_are_invalid_phone(_: PgPoolOptions, db: PgConnectOptions) {
+    let app = spawn_app(db).await;
+    for phone in ["hello", "+591 123", "5916965700e8", "69657008", "+1 000 000 0000"] {
+        problem(
+            app.request_code(json!({"phone": phone})).await,
+            400,
+            "invalid_phone",
+        )
+        .await;
+    }
+    assert!(app.fake.calls().is_empty());
+}
+
+#[sqlx::test(migrations = false)]
+async fn unknown_verifications_and_routes_are_not_found(_: PgPoolOptions, db: PgConnectOptions) {
+    let app = spawn_app(db).await;
+    let id = uuid::Uuid::now_v7();
+    problem(app.get(&format!("/otp/{id}")).await, 404, "not_found").await;
+    problem(
+        app.verify(json!({"id": id, "code": "123456"})).await,
+        404,
+        "not_found",
+    )
+    .await;
+    problem(app.get("/no/such/route").await, 404, "not_found").await;
+}
+
+#[sqlx::test(migrations = false)]
+async fn health_and_readiness(_: PgPoolOptions, db: PgConnectOptions) {
+    let app = spawn_app(db).await;
+    let health = app
+        .http
+        .get(format!("{}/healthz", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let ready = app
+        .http
+        .get(format!("{}/readyz", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body["database"], "ok");
+    assert_eq!(body["senders"][0]["name"], "sender-1");
+    assert_eq!(body["senders"][0]["state"], "ok");
+    assert!(!body.to_string().contains(GATEWAY_KEYS[0]));
+}
+
+#[sqlx::test(migrations = false)]
+async fn the_service_refuses_to_start_without_its_database(_: PgPoolOptions, db: PgConnectOptions) {
+    let app = spawn_app(db).await;
+    // A second service whose database does not answer: healthy, but not ready.
+    let mut settings = app.settings.clone();
+    settings.database.url = "postgres://postgres@127.0.0.1:1/none".to_owned().into();
+    let closed = otp_service::startup::Application::build(settings, None).await;
+    assert!(
+        closed.is_err(),
+        "serve must refuse to start without its migrations"
+    );
+}

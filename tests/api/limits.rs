@@ -1,0 +1,127 @@
+//! The attempt limit, alone and under 50 parallel requests.
+
+use futures_util::future::join_all;
+use serde_json::json;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use crate::helpers::*;
+
+fn wrong_code(right: &str) -> &'static str {
+    if right == "000000" { "111111" } else { "000000" }
+}
+
+#[sqlx::test(migrations = false)]
+async fn wrong_codes_count_down_then_lock(_: PgPoolOptions, db: PgConnectOptions) {
+    let app = spawn_app(db).await;
+    let v = app.requested("signup").await;
+    let id = v["id"].as_str().unwrap();
+    let code = app.last_code_to(PHONE_DIGITS);
+
+    // A malformed code is a failed attempt too.
+    let body = problem(
+        app.verify(json!({"id": id, "code": "12ab"})).await,
+        422,
+        "invalid_code",
+    )
+    .await;
+    assert_eq!(body["attempts_remaining"], 4);
+    for remaining in (0..4).rev() {
+        let body = problem(
+            app.verify(json!({"id": id, "code": wrong_code(&code)})).await,
+            422,
+            "invalid_code",
+        )
+        .await;
+        assert_eq!(body["attempts_remaining"], remaining);
+    }
+    // Locked: even the right code is refused now.
+    problem(
+        app.verify(json!({"id": id, "code": code})).await,
+        429,
+        "max_attempts_reached",
+    )
+    .await;
+    let locked = app.verification(id).await;
+    assert_eq!(locked["status"], "max_attempts_reached");
+    assert_eq!(locked["attempts_remaining"], 0);
+}
+
+#[sqlx::test(migrations = false)]
+async fn the_last_allowed_attempt_can_still_be_right(_: PgPoolOptions, db: PgConnectOptions) {
+    let app = spawn_app(db).await;
+    let v = app.requested("signup").await;
+    let id = v["id"].as_str().unwrap();
+    let code = app.last_code_to(PHONE_DIGITS);
+    for _ in 0..4 {
+        problem(
+            app.verify(json!({"id": id, "code": wrong_code(&code)})).await,
+            422,
+            "invalid_code",
+        )
+        .await;
+    }
+    let response = app.verify(json!({"id": id, "code": code})).await;
+    assert_eq!(response.status(), 200);
+    let approved: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(approved["attempts_remaining"], 1);
+}
+
+#[sqlx::test(migrations = false)]
+async fn fifty_parallel_right_codes_approve_exactly_once(_: PgPoolOptions, db: PgConnectOptions) {
+    let app = spawn_app(db).await;
+    let v = app.requested("signup").await;
+    let id = v["id"].as_str().unwrap();
+    let code = app.last_code_to(PHONE_DIGITS);
+
+    let body = json!({"id": id, "code": code});
+    let answers = join_all((0..50).map(|_| app.verify(body.clone()))).await;
+    let statuses: Vec<u16> = answers.iter().map(|r| r.status().as_u16()).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| [200, 409, 429].contains(s)),
+        "{statuses:?}"
+    );
+    assert_eq!(app.verification(id).await["status"], "approved");
+}
+
+#[sqlx::test(migrations = false)]
+async fn fifty_parallel_wrong_codes_count_exactly_the_limit(_: PgPoolOptions, db: PgConnectOptions) {
+    let app = spawn_app(db).await;
+    let v = app.requested("signup").await;
+    let id = v["id"].as_str().unwrap();
+    let code = app.last_code_to(PHONE_DIGITS);
+
+    let body = json!({"id": id, "code": wrong_code(&code)});
+    let answers = join_all((0..50).map(|_| app.verify(body.clone()))).await;
+    let statuses: Vec<u16> = answers.iter().map(|r| r.status().as_u16()).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 422).count(), 5, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 45, "{statuses:?}");
+
+    let failed: i32 = sqlx::query_scalar("select failed_attempts from verifications")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(failed, 5);
+    problem(
+        app.verify(json!({"id": id, "code": code})).await,
+        429,
+        "max_attempts_reached",
+    )
+    .await;
+}
+
+#[sqlx::test(migrations = false)]
+async fn parallel_first_requests_make_one_verification(_: PgPoolOptions, db: PgConnectOptions) {
+    let app = spawn_app(db).await;
+    let body = json!({"phone": PHONE, "purpose": "signup"});
+    let answers = join_all((0..10).map(|_| app.request_code(body.clone()))).await;
+    let statuses: Vec<u16> = answers.iter().map(|r| r.status().as_u16()).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 202).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 9, "{statuses:?}");
+    let count: i64 = sqlx::query_scalar("select count(*) from verifications")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(count, 1);
+    assert_eq!(app.fake.messages().len(), 1);
+}
