@@ -214,7 +214,7 @@ async fn manage_clients(database: &DatabaseSettings, action: ClientsCommand) -> 
             println!("{}", key.expose_secret());
         }
         ClientsCommand::List => {
-            println!("{:<24} {:<10} {:<25} {}", "NAME", "REQ/MIN", "CREATED", "REVOKED");
+            println!("{:<24} {:<10} {:<25} REVOKED", "NAME", "REQ/MIN", "CREATED");
             for c in clients::list(&pool).await? {
                 println!(
                     "{:<24} {:<10} {:<25} {}",

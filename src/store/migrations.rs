@@ -13,7 +13,7 @@ mod embedded {
 }
 
 /// Any constant will do: it only has to be the same for every replica.
-const MIGRATION_LOCK: i64 = 0x6f74_705f_6d69_67;
+const MIGRATION_LOCK: i64 = 0x006f_7470_5f6d_6967;
 
 /// Applies the pending migrations; a second run is a no-op. Replicas that start
 /// together wait on an advisory lock instead of racing each other.

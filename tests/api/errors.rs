@@ -107,3 +107,28 @@ async fn the_service_refuses_to_start_without_its_database(_: PgPoolOptions, db:
         "serve must refuse to start without its migrations"
     );
 }
+
+#[sqlx::test(migrations = false)]
+async fn numbers_outside_the_allowed_countries_are_refused_before_anything_is_stored(
+    _: PgPoolOptions,
+    db: PgConnectOptions,
+) {
+    let app = spawn_app_with(db, |s| {
+        s.policy.allowed_countries = otp_service::config::CountryList(vec!["PE".parse().unwrap()])
+    })
+    .await;
+    problem(
+        app.request_code(json!({"phone": PHONE})).await,
+        403,
+        "country_not_allowed",
+    )
+    .await;
+    let count: i64 = sqlx::query_scalar("select count(*) from verifications")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(count, 0);
+    assert!(app.fake.calls().is_empty());
+    let response = app.request_code(json!({"phone": "+51 912 345 678"})).await;
+    assert_eq!(response.status(), 202);
+}

@@ -1,0 +1,89 @@
+//! Every log line, at every level, through a whole flow: the code must not be
+//! in any of them, and phone numbers only masked.
+
+#[path = "api/helpers.rs"]
+mod helpers;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use helpers::*;
+use otp_service::config::LogFormat;
+use otp_service::delivery::fake_gateway::Scripted;
+use otp_service::domain::CodeLength;
+use serde_json::json;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+#[sqlx::test(migrations = false)]
+async fn no_code_in_any_log_line_at_trace_level(_: PgPoolOptions, db: PgConnectOptions) {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    otp_service::telemetry::init_with_filter(LogFormat::Json, EnvFilter::new("trace"), move || {
+        writer.clone()
+    });
+
+    // Ten digits: a six-digit code could turn up by chance in a timestamp or a latency.
+    let app = spawn_app_with(db, |s| {
+        s.policy.resend_cooldown_seconds = 0;
+        s.policy.code_length = CodeLength::new(10).unwrap();
+    })
+    .await;
+    app.fake.script([Scripted::Unavailable]);
+    let first = app.requested("signup").await;
+    let id = first["id"].as_str().unwrap();
+    app.wait_for_delivery(id, "sent", Duration::from_secs(10)).await;
+    let first_code = app.last_code_to(PHONE_DIGITS);
+    app.requested("signup").await;
+    let code = app.last_code_to(PHONE_DIGITS);
+    let wrong = if code == "0000000000" {
+        "1111111111"
+    } else {
+        "0000000000"
+    };
+    assert_eq!(app.verify(json!({"id": id, "code": wrong})).await.status(), 422);
+    assert_eq!(
+        app.verify(json!({"phone": PHONE, "purpose": "signup", "code": code}))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(app.verify(json!({"id": id, "code": code})).await.status(), 409);
+
+    let logs = captured.text();
+    assert!(
+        logs.contains("request finished") && logs.contains("request_id"),
+        "one line per request"
+    );
+    assert!(logs.lines().count() > 50, "trace level was captured");
+    assert_eq!(code.len(), 10);
+    for secret in [first_code.as_str(), code.as_str()] {
+        assert!(!logs.contains(secret), "a code appeared in the logs");
+    }
+    assert!(
+        !logs.contains(PHONE_DIGITS),
+        "an unmasked phone number appeared in the logs"
+    );
+    assert!(logs.contains("+591*****008"));
+}
