@@ -39,8 +39,9 @@ create table outbox_messages (
     id uuid primary key,
     verification_id uuid not null references verifications (id) on delete cascade,
     phone_digits text not null,
-    -- The text carries the code: kept only while the message waits, erased after.
-    body text,
+    -- The text carries the code: sealed (ChaCha20-Poly1305, nonce first) while
+    -- the message waits, erased once it is sent or given up.
+    body_sealed bytea,
     status text not null check (status in ('queued', 'sent', 'failed', 'superseded')),
     attempts integer not null default 0,
     next_attempt_at timestamptz not null default now(),
@@ -54,3 +55,23 @@ create table outbox_messages (
 
 create index outbox_messages_due on outbox_messages (next_attempt_at) where status = 'queued';
 create index outbox_messages_verification on outbox_messages (verification_id, created_at);
+
+-- Gateway keys, known by a fingerprint (never the key). Their state is shared
+-- by every replica, so a key that one replica took out of service stays out.
+create table senders (
+    id text primary key,
+    state text not null default 'ok' check (state in ('ok', 'session_ended', 'unauthorized')),
+    resting_until timestamptz,
+    last_error text,
+    updated_at timestamptz not null default now()
+);
+
+-- One row per message handed to a key: the sliding window behind the per-key
+-- rate limit, counted across every replica.
+create table sender_sends (
+    id bigserial primary key,
+    sender_id text not null references senders (id),
+    sent_at timestamptz not null
+);
+
+create index sender_sends_window on sender_sends (sender_id, sent_at);

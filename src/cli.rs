@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 
 use crate::config::{self, DatabaseSettings, LogFormat, SecretList, Settings};
 use crate::delivery::fake_gateway::FakeGateway;
@@ -14,8 +14,6 @@ use crate::{clients, http, store, telemetry};
 
 /// Only for `serve --dev`: a fixed pepper, so codes survive restarts on a laptop.
 const DEV_PEPPER: &str = "development-pepper-never-use-in-production";
-/// Only for `serve --dev`: the `dev` client's key, fixed so README commands work as written.
-pub const DEV_API_KEY: &str = "dev-key-for-local-use-only";
 const DEV_GATEWAY_KEY: &str = "dev-gateway-key";
 
 #[derive(Debug, Parser)]
@@ -186,15 +184,17 @@ async fn serve_dev(mut settings: Settings) -> anyhow::Result<()> {
 
     let listen = settings.listen;
     let app = Application::build(settings, Some(fake)).await?;
+    // A new key at every start: a fixed, published one would be a way in to any
+    // database `--dev` was ever pointed at.
     let pool = store::pool(options);
-    let key = SecretString::from(DEV_API_KEY.to_owned());
+    let key = clients::generate_key();
     clients::ensure_with_key(&pool, "dev", &key).await?;
     pool.close().await;
 
     let base = format!("http://{}:{}", listen.ip(), app.port());
     println!(
-        "\notp-service (dev) on {base}\n  client `dev`, key: {}\n  codes sent: {base}/dev/messages\n  docs: {base}/docs/\n",
-        key.expose_secret()
+        "\notp-service (dev) on {base}\n  client `dev`, key: {key}\n  codes sent: {base}/dev/messages\n  docs: {base}/docs/\n\n  export OTP_KEY={key}\n",
+        key = key.expose_secret()
     );
     app.run_until_stopped().await
 }

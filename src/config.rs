@@ -16,7 +16,7 @@ pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/otp_s
 pub struct DatabaseSettings {
     /// PostgreSQL connection URL.
     #[arg(long = "database-url", env = "DATABASE_URL", value_name = "DATABASE_URL",
-          default_value = DEFAULT_DATABASE_URL, value_parser = secret, hide_default_value = false)]
+          default_value = DEFAULT_DATABASE_URL, value_parser = secret, hide_env_values = true)]
     pub url: SecretString,
 }
 
@@ -118,7 +118,7 @@ pub struct PolicySettings {
     pub code_length: CodeLength,
     /// How long a code is valid, in seconds.
     #[arg(long, env = "OTP_TTL_SECONDS", value_name = "OTP_TTL_SECONDS", default_value_t = 600,
-          value_parser = clap::value_parser!(u32).range(10..=86_400))]
+          value_parser = clap::value_parser!(u32).range(30..=86_400))]
     pub ttl_seconds: u32,
     /// Wrong codes allowed per verification.
     #[arg(long, env = "OTP_MAX_ATTEMPTS", value_name = "OTP_MAX_ATTEMPTS", default_value_t = 5,
@@ -255,6 +255,24 @@ impl Settings {
         }
     }
 
+    /// The gateway gets keys and codes: only over HTTPS, but for a gateway on
+    /// this machine (a fake one, or a local proxy).
+    pub fn check_gateway_url(&self) -> Result<(), String> {
+        let url = reqwest::Url::parse(&self.gateway.base_url)
+            .map_err(|_| "WACONECTA_BASE_URL is not a valid URL".to_owned())?;
+        let loopback = match url.host() {
+            Some(url::Host::Domain(d)) => d == "localhost",
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        };
+        match url.scheme() {
+            "https" => Ok(()),
+            "http" if loopback => Ok(()),
+            _ => Err("WACONECTA_BASE_URL must be an https:// URL (plain http only to this machine)".into()),
+        }
+    }
+
     /// Checks what a value parser cannot: settings required outside --dev.
     pub fn check_production(&self) -> Result<(), String> {
         if self.pepper.is_none() {
@@ -263,6 +281,7 @@ impl Settings {
             );
         }
         self.check_pepper()?;
+        self.check_gateway_url()?;
         let keys = self.gateway.api_keys.as_ref().map_or(0, |k| k.0.len());
         if keys == 0 {
             return Err("WACONECTA_API_KEYS is required: at least one gateway key; only `serve --dev` runs without it".into());
@@ -343,7 +362,13 @@ pub fn load_config_file(args: &[String]) -> Result<(), String> {
     let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read config file {path}: {e}"))?;
     let table: toml::Table = text
         .parse()
-        .map_err(|e| format!("config file {path} is not valid TOML: {e}"))?;
+        // The parser's message quotes the offending line, which may hold a secret: give only where.
+        .map_err(|e: toml::de::Error| {
+            let line = e
+                .span()
+                .map_or(0, |span| text[..span.start].lines().count().max(1));
+            format!("config file {path} is not valid TOML (line {line})")
+        })?;
     for (key, value) in table {
         let name = key.to_ascii_uppercase();
         let value = match value {
@@ -357,7 +382,8 @@ pub fn load_config_file(args: &[String]) -> Result<(), String> {
                 .join(","),
             other => {
                 return Err(format!(
-                    "config file {path}: `{key}` has an unsupported value {other}"
+                    "config file {path}: `{key}` must be a string, a number, a boolean or a list ({} given)",
+                    other.type_str()
                 ));
             }
         };

@@ -13,6 +13,8 @@ pub enum Error {
     InvalidPhone(String),
     #[error("a valid X-Api-Key header is required")]
     Unauthorized,
+    #[error("a valid X-Admin-Key header (or Basic credentials with the admin key as password) is required")]
+    AdminUnauthorized,
     #[error("phone numbers of this country are not accepted")]
     CountryNotAllowed,
     #[error("{0}")]
@@ -35,6 +37,8 @@ pub enum Error {
     RateLimited { detail: String, retry_after: u64 },
     #[error("{detail}")]
     DeliveryUnavailable { detail: String, retry_after: u64 },
+    #[error("{0}")]
+    QrUnavailable(String),
     #[error("the service is temporarily unavailable")]
     Unavailable { retry_after: u64 },
     #[error(transparent)]

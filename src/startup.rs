@@ -15,8 +15,8 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::config::Settings;
 use crate::delivery::fake_gateway::FakeGateway;
-use crate::delivery::gateway::WaconectaClient;
-use crate::delivery::{Delivery, Sender, Templates};
+use crate::delivery::gateway::{SEND_TIMEOUT, WaconectaClient};
+use crate::delivery::{Delivery, Sealer, Sender, Senders, Templates};
 use crate::http::{self, AppState};
 use crate::otp::{CodeHasher, OtpService, Policy};
 use crate::store;
@@ -27,6 +27,7 @@ pub struct Application {
     dispatcher: JoinHandle<()>,
     shutdown: CancellationToken,
     shutdown_timeout: Duration,
+    delivery: Delivery,
 }
 
 impl Application {
@@ -41,20 +42,33 @@ impl Application {
         let pool = store::pool(options);
 
         let pepper: SecretString = settings.pepper.clone().context("OTP_PEPPER is required")?;
+        let sealer = Sealer::from_pepper(&pepper);
         let hasher = CodeHasher::new(pepper, &settings.hashing).map_err(anyhow::Error::msg)?;
         let keys = settings
             .gateway
             .api_keys
             .clone()
             .context("WACONECTA_API_KEYS is required")?;
+        let mut tokens = settings
+            .gateway
+            .container_tokens
+            .clone()
+            .map(|t| t.0)
+            .unwrap_or_default()
+            .into_iter();
         let senders = keys
             .0
             .into_iter()
             .enumerate()
-            .map(|(i, key)| Sender::new(format!("sender-{}", i + 1), key))
+            .map(|(i, key)| Sender::new(format!("sender-{}", i + 1), key, tokens.next()))
             .collect();
+        let senders = Senders::new(pool.clone(), senders, settings.gateway.rate_per_minute);
+        senders
+            .register()
+            .await
+            .context("could not register the gateway keys")?;
         let gateway = WaconectaClient::new(&settings.gateway.base_url)?;
-        let delivery = Delivery::new(pool.clone(), gateway, senders);
+        let delivery = Delivery::new(pool.clone(), gateway, senders, sealer);
         let policy = Policy {
             code_length: settings.policy.code_length,
             ttl: settings.ttl(),
@@ -77,6 +91,7 @@ impl Application {
             delivery: delivery.clone(),
             default_country: settings.policy.default_country,
             default_locale: settings.policy.default_locale,
+            admin_key: settings.admin_key.clone(),
             fake_gateway,
         });
 
@@ -111,18 +126,26 @@ impl Application {
                 )
                 .default_service(web::to(http::not_found))
         })
-        .shutdown_timeout(settings.shutdown_timeout_seconds)
+        .disable_signals()
+        // In-flight requests get the shutdown timeout less the time a last send may take.
+        .shutdown_timeout(
+            settings
+                .shutdown_timeout_seconds
+                .saturating_sub(SEND_TIMEOUT.as_secs())
+                .max(1),
+        )
         .listen(listener)?
         .run();
 
         let shutdown = CancellationToken::new();
-        let dispatcher = tokio::spawn(delivery.run(shutdown.clone()));
+        let dispatcher = tokio::spawn(delivery.clone().run(shutdown.clone()));
         Ok(Self {
             port,
             server,
             dispatcher,
             shutdown,
             shutdown_timeout: Duration::from_secs(settings.shutdown_timeout_seconds),
+            delivery,
         })
     }
 
@@ -135,18 +158,46 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until SIGTERM or Ctrl-C: the server stops accepting and lets
-    /// in-flight requests finish, then the dispatcher stops claiming work.
+    /// Serves until SIGTERM or Ctrl-C. Then, within the shutdown timeout: the
+    /// dispatcher stops claiming work at once, the server stops accepting and
+    /// lets in-flight requests finish, and sends already started complete.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let served = self.server.await;
+        let handle = self.server.handle();
+        let mut server = tokio::spawn(self.server);
+        tokio::select! {
+            served = &mut server => {
+                self.shutdown.cancel();
+                return Ok(served??);
+            }
+            _ = stop_signal() => tracing::info!("stop requested; finishing what is in flight"),
+        }
         self.shutdown.cancel();
-        if tokio::time::timeout(self.shutdown_timeout, self.dispatcher)
-            .await
-            .is_err()
-        {
-            tracing::warn!("the dispatcher did not stop in time");
+        let delivery = self.delivery;
+        let dispatcher = self.dispatcher;
+        let stopped = tokio::time::timeout(self.shutdown_timeout, async move {
+            handle.stop(true).await;
+            let _ = dispatcher.await;
+            delivery.finish_first_attempts().await;
+        })
+        .await;
+        if stopped.is_err() {
+            tracing::warn!("the shutdown timeout ran out; stopping anyway");
         }
         tracing::info!("stopped");
-        Ok(served?)
+        Ok(())
     }
+}
+
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
 }

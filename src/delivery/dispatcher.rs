@@ -2,81 +2,32 @@
 //! every later one from the background loop. Failed sends are never dropped:
 //! they are rescheduled by the gateway's answer class until the code expires.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::future::join_all;
 use rand::RngExt;
 use secrecy::SecretString;
-use serde::Serialize;
 use sqlx::PgPool;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
 use super::gateway::{SendOutcome, WaconectaClient};
 use super::outbox::{self, Claimed};
+use super::sealing::Sealer;
+use super::senders::{SenderState, SenderStatus, Senders, Slot};
+use crate::error::Error;
 
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
-const BATCH: i64 = 16;
+const BATCH: u32 = 32;
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
-/// How long a key rests after a 429 without `Retry-After`.
+/// How long a key rests after a 429 that did not say how long.
 const RATE_LIMIT_REST: Duration = Duration::from_secs(10);
-
-/// The state of one gateway key, as the admin page shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum SenderState {
-    Ok,
-    BackingOff,
-    SessionEnded,
-    Unauthorized,
-}
-
-/// One gateway key (one linked WhatsApp session). Known by its name; the key
-/// itself is never shown.
-pub struct Sender {
-    pub name: String,
-    key: SecretString,
-    health: Mutex<Health>,
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Health {
-    Ok,
-    RestingUntil(Instant),
-    SessionEnded,
-    Unauthorized,
-}
-
-impl Sender {
-    pub fn new(name: impl Into<String>, key: SecretString) -> Self {
-        Self {
-            name: name.into(),
-            key,
-            health: Mutex::new(Health::Ok),
-        }
-    }
-
-    pub fn state(&self) -> SenderState {
-        match *self.health.lock().expect("sender health lock") {
-            Health::Ok => SenderState::Ok,
-            Health::RestingUntil(t) if t > Instant::now() => SenderState::BackingOff,
-            Health::RestingUntil(_) => SenderState::Ok,
-            Health::SessionEnded => SenderState::SessionEnded,
-            Health::Unauthorized => SenderState::Unauthorized,
-        }
-    }
-
-    fn set(&self, health: Health) {
-        *self.health.lock().expect("sender health lock") = health;
-    }
-
-    fn in_service(&self) -> bool {
-        matches!(self.state(), SenderState::Ok | SenderState::BackingOff)
-    }
-}
+/// Share of a code's lifetime its message may spend in the queue before
+/// admission control turns new requests away.
+const QUEUE_SHARE_OF_TTL: f64 = 0.9;
 
 #[derive(Clone)]
 pub struct Delivery {
@@ -86,26 +37,65 @@ pub struct Delivery {
 struct Inner {
     pool: PgPool,
     gateway: WaconectaClient,
-    senders: Vec<Sender>,
-    next_sender: AtomicUsize,
+    senders: Senders,
+    sealer: Sealer,
     wake: Notify,
+    /// First attempts made for requests, which a stop must wait for.
+    first_attempts: TaskTracker,
 }
 
 impl Delivery {
-    pub fn new(pool: PgPool, gateway: WaconectaClient, senders: Vec<Sender>) -> Self {
+    pub fn new(pool: PgPool, gateway: WaconectaClient, senders: Senders, sealer: Sealer) -> Self {
         Self {
             inner: Arc::new(Inner {
                 pool,
                 gateway,
                 senders,
-                next_sender: AtomicUsize::new(0),
+                sealer,
                 wake: Notify::new(),
+                first_attempts: TaskTracker::new(),
             }),
         }
     }
 
-    pub fn senders(&self) -> &[Sender] {
+    pub fn senders(&self) -> &Senders {
         &self.inner.senders
+    }
+
+    pub fn gateway(&self) -> &WaconectaClient {
+        &self.inner.gateway
+    }
+
+    pub fn seal(&self, text: &SecretString) -> Vec<u8> {
+        self.inner.sealer.seal(text)
+    }
+
+    /// Refuses a new code that could not be delivered before it expires: no key
+    /// in service, or more queued ahead of it than the keys can send in time.
+    pub async fn admit(&self, ttl: Duration) -> Result<(), Error> {
+        let senders = &self.inner.senders;
+        let statuses = senders.statuses().await?;
+        let in_service = statuses.iter().filter(|s| s.in_service()).count() as f64;
+        if in_service == 0.0 {
+            return Err(Error::DeliveryUnavailable {
+                detail: "no WhatsApp session can deliver codes now; nothing was stored or sent".into(),
+                retry_after: 60,
+            });
+        }
+        let ahead = outbox::depth(&self.inner.pool).await? as f64;
+        let per_second = in_service * f64::from(senders.rate_per_minute()) / 60.0;
+        let in_time =
+            f64::from(senders.free_slots(&statuses)) + per_second * ttl.as_secs_f64() * QUEUE_SHARE_OF_TTL;
+        if ahead + 1.0 > in_time {
+            let retry_after = ((ahead + 1.0 - in_time) / per_second).ceil().max(1.0) as u64;
+            return Err(Error::DeliveryUnavailable {
+                detail: format!(
+                    "{ahead} messages are queued ahead; a new code would expire before it could be sent"
+                ),
+                retry_after,
+            });
+        }
+        Ok(())
     }
 
     /// Tries to send a just-queued message, waiting at most `wait`. A send still
@@ -113,7 +103,7 @@ impl Delivery {
     /// the message sent but recorded as unsent, and sent again later.
     pub async fn first_attempt(&self, message_id: Uuid, wait: Duration) {
         let this = self.clone();
-        let attempt = tokio::spawn(async move {
+        let attempt = self.inner.first_attempts.spawn(async move {
             match outbox::claim(&this.inner.pool, message_id).await {
                 Ok(Some(message)) => this.attempt(message).await,
                 Ok(None) => {}
@@ -125,61 +115,87 @@ impl Delivery {
         }
     }
 
+    /// Makes the dispatcher look at the queue now (a key came back, say).
+    pub fn wake(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    /// Waits for the first attempts still in flight (a stop must not cut a send short).
+    pub async fn finish_first_attempts(&self) {
+        self.inner.first_attempts.close();
+        self.inner.first_attempts.wait().await;
+    }
+
     /// Drains the outbox until `shutdown`; the batch in flight finishes first.
     pub async fn run(self, shutdown: CancellationToken) {
-        tracing::info!(senders = self.inner.senders.len(), "dispatcher started");
+        if let Err(e) = self.inner.senders.register().await {
+            tracing::warn!(error = %e, "could not register the gateway keys yet");
+        }
+        tracing::info!(senders = self.inner.senders.list().len(), "dispatcher started");
         loop {
             if shutdown.is_cancelled() {
                 break;
             }
-            let worked = self.tick().await;
-            if worked {
+            let pause = self.tick().await;
+            if pause.is_zero() {
                 continue;
             }
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = self.inner.wake.notified() => {}
-                _ = tokio::time::sleep(POLL_INTERVAL) => {}
+                _ = tokio::time::sleep(pause) => {}
             }
         }
         tracing::info!("dispatcher stopped");
     }
 
-    /// One round: expire what can no longer be useful, send what is due.
-    /// Returns whether anything was sent, so a backlog drains without pauses.
-    async fn tick(&self) -> bool {
+    /// One round: expire what can no longer be useful, send as much as the keys
+    /// may send now. Returns how long to pause before the next round.
+    async fn tick(&self) -> Duration {
         let pool = &self.inner.pool;
-        match outbox::expire_overdue(pool).await {
-            Ok(0) => {}
-            Ok(n) => tracing::warn!(messages = n, "messages expired before they could be sent"),
+        let statuses = match self.round_start().await {
+            Ok(s) => s,
             Err(e) => {
                 tracing::warn!(error = %e, "outbox unavailable");
-                return false;
+                return POLL_INTERVAL;
             }
+        };
+        // With no key in service, due messages are still claimed: to be failed, so
+        // that their callers learn it now rather than at expiry.
+        let free = if statuses.iter().any(SenderStatus::in_service) {
+            self.inner.senders.free_slots(&statuses).min(BATCH)
+        } else {
+            BATCH
+        };
+        if free == 0 {
+            let next = statuses
+                .iter()
+                .filter(|s| s.in_service())
+                .map(|s| s.next_free_slot_in)
+                .min();
+            return next
+                .unwrap_or(POLL_INTERVAL)
+                .clamp(Duration::from_millis(10), POLL_INTERVAL);
         }
-        if !self.inner.senders.iter().any(|s| s.state() == SenderState::Ok) {
-            return false;
-        }
-        match outbox::claim_due(pool, BATCH).await {
-            Ok(batch) if batch.is_empty() => false,
+        match outbox::claim_due(pool, i64::from(free)).await {
+            Ok(batch) if batch.is_empty() => POLL_INTERVAL,
             Ok(batch) => {
                 join_all(batch.into_iter().map(|m| self.attempt(m))).await;
-                true
+                Duration::ZERO
             }
             Err(e) => {
                 tracing::warn!(error = %e, "could not claim due messages");
-                false
+                POLL_INTERVAL
             }
         }
     }
 
-    /// The next key that can send now, round robin.
-    fn pick_sender(&self) -> Option<&Sender> {
-        let senders = &self.inner.senders;
-        let start = self.inner.next_sender.fetch_add(1, Ordering::Relaxed);
-        (0..senders.len())
-            .map(|i| &senders[(start + i) % senders.len()])
-            .find(|s| s.state() == SenderState::Ok)
+    async fn round_start(&self) -> Result<Vec<SenderStatus>, sqlx::Error> {
+        match outbox::expire_overdue(&self.inner.pool).await? {
+            0 => {}
+            n => tracing::warn!(messages = n, "messages expired before they could be sent"),
+        }
+        self.inner.senders.statuses().await
     }
 
     #[tracing::instrument(skip_all, fields(message = %message.id, verification = %message.verification_id, attempt = message.attempts))]
@@ -192,77 +208,93 @@ impl Delivery {
 
     async fn try_attempt(&self, message: &Claimed) -> Result<(), sqlx::Error> {
         let pool = &self.inner.pool;
-        let Some(sender) = self.pick_sender() else {
-            let resting = self.inner.senders.iter().any(Sender::in_service);
-            if resting {
-                outbox::release(pool, message.id).await?;
-                return outbox::reschedule(
-                    pool,
-                    message.id,
-                    RATE_LIMIT_REST / 2,
-                    "every gateway key is resting",
-                )
-                .await;
+        let senders = &self.inner.senders;
+        let Some(text) = self.inner.sealer.open(&message.body_sealed) else {
+            tracing::error!("the message cannot be opened (was OTP_PEPPER changed?); it fails");
+            return outbox::mark_failed(pool, message, "unreadable", true).await;
+        };
+        let (sender, slot) = match senders.take_slot().await? {
+            Slot::Granted(sender, slot) => (sender, slot),
+            Slot::Wait(wait) => {
+                return outbox::requeue(pool, message, wait, "waiting for a free gateway slot", false).await;
             }
-            let reason = match self.inner.senders.iter().map(Sender::state).next() {
-                Some(SenderState::Unauthorized) => "unauthorized",
-                _ => "session_ended",
-            };
-            tracing::error!(reason, "no gateway key can deliver; the message fails");
-            return outbox::mark_failed(pool, message.id, reason, true).await;
+            Slot::NoneInService(reason) => {
+                tracing::error!(reason, "no gateway key can deliver; the message fails");
+                return outbox::mark_failed(pool, message, reason, true).await;
+            }
         };
 
         let outcome = self
             .inner
             .gateway
-            .send_message(&sender.key, &message.phone_digits, &message.body)
+            .send_message(&sender.key, &message.phone_digits, &text)
             .await;
+        drop(text);
         let sender_name = sender.name.as_str();
         match outcome {
             SendOutcome::Sent { provider_message_id } => {
                 tracing::info!(sender = sender_name, "sent");
-                outbox::mark_sent(pool, message.id, provider_message_id.as_deref()).await
+                // Failing to record a send would send it again when the lease runs out.
+                let mut tries = 0;
+                loop {
+                    match outbox::mark_sent(pool, message.id, provider_message_id.as_deref()).await {
+                        Err(e) if tries < 5 => {
+                            tries += 1;
+                            tracing::warn!(error = %e, "could not record a send yet; trying again");
+                            tokio::time::sleep(Duration::from_millis(200 * tries)).await;
+                        }
+                        other => return other,
+                    }
+                }
             }
             SendOutcome::PhoneRejected => {
                 tracing::warn!(sender = sender_name, "gateway rejected the phone number");
-                outbox::mark_failed(pool, message.id, "phone_rejected", true).await
+                outbox::mark_failed(pool, message, "phone_rejected", true).await
             }
             SendOutcome::SessionEnded | SendOutcome::Unauthorized => {
-                let (health, reason) = if outcome == SendOutcome::SessionEnded {
-                    (Health::SessionEnded, "session_ended")
+                let (state, reason) = if outcome == SendOutcome::SessionEnded {
+                    (SenderState::SessionEnded, "session_ended")
                 } else {
-                    (Health::Unauthorized, "unauthorized")
+                    (SenderState::Unauthorized, "unauthorized")
                 };
-                sender.set(health);
+                senders.take_out(sender, state, reason).await?;
                 tracing::error!(
                     sender = sender_name,
                     reason,
                     "gateway key taken out of service; it needs an operator"
                 );
                 // Straight back to the queue, for the other keys.
-                outbox::reschedule(pool, message.id, Duration::ZERO, reason).await?;
+                outbox::requeue(pool, message, Duration::ZERO, reason, true).await?;
                 self.inner.wake.notify_one();
                 Ok(())
             }
             SendOutcome::RateLimited { retry_after } => {
                 let rest = retry_after.unwrap_or(RATE_LIMIT_REST);
-                sender.set(Health::RestingUntil(Instant::now() + rest));
+                senders.rest(sender, rest, "gateway answered 429").await?;
                 tracing::warn!(
                     sender = sender_name,
                     rest_ms = rest.as_millis() as u64,
                     "gateway rate limit"
                 );
-                outbox::reschedule(pool, message.id, rest, "gateway answered 429").await
+                outbox::requeue(pool, message, rest, "gateway answered 429", true).await
             }
-            SendOutcome::Unavailable { reason, retry_after } => {
+            SendOutcome::Unavailable {
+                reason,
+                retry_after,
+                maybe_sent,
+            } => {
                 let delay = retry_after.unwrap_or_default().max(backoff(message.attempts));
+                if !maybe_sent {
+                    senders.refund(slot).await?;
+                }
+                senders.note_error(sender, &reason).await?;
                 tracing::warn!(
                     sender = sender_name,
                     reason,
                     retry_in_ms = delay.as_millis() as u64,
                     "gateway unavailable"
                 );
-                outbox::reschedule(pool, message.id, delay, &reason).await
+                outbox::requeue(pool, message, delay, &reason, true).await
             }
         }
     }

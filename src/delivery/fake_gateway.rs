@@ -62,6 +62,8 @@ struct FakeState {
     ended: HashSet<usize>,
     rejected_numbers: HashSet<String>,
     script: VecDeque<Scripted>,
+    /// Answers every send with 503 while set, as during a gateway outage.
+    down: bool,
 }
 
 enum Verdict {
@@ -138,6 +140,11 @@ impl FakeGateway {
         self.lock().rejected_numbers.insert(number.to_owned());
     }
 
+    /// A gateway outage: every send gets `503` until it is over.
+    pub fn set_down(&self, down: bool) {
+        self.lock().down = down;
+    }
+
     pub fn script(&self, answers: impl IntoIterator<Item = Scripted>) {
         self.lock().script.extend(answers);
     }
@@ -176,6 +183,10 @@ impl FakeGateway {
                 number,
                 Verdict::Answer(StatusCode::TOO_MANY_REQUESTS, RATE_MESSAGE, Some(wait)),
             );
+        }
+        if state.down {
+            let verdict = Verdict::Answer(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", None);
+            return (Some(sender), number, verdict);
         }
         let verdict = match state.script.pop_front() {
             Some(Scripted::Unavailable) => {

@@ -22,9 +22,11 @@ pub enum SendOutcome {
         retry_after: Option<Duration>,
     },
     /// `5xx`, timeouts, connection errors, unreadable answers: retry with backoff.
+    /// `maybe_sent` when the message may have gone out all the same (a timeout).
     Unavailable {
         reason: String,
         retry_after: Option<Duration>,
+        maybe_sent: bool,
     },
 }
 
@@ -36,6 +38,9 @@ struct Envelope {
     data: serde_json::Value,
 }
 
+/// The longest one send may take, connection included.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
 #[derive(Clone)]
 pub struct WaconectaClient {
     http: reqwest::Client,
@@ -46,7 +51,9 @@ impl WaconectaClient {
     pub fn new(base_url: &str) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(10))
+            .timeout(SEND_TIMEOUT)
+            // A redirect would carry the key and the code somewhere else.
+            .redirect(reqwest::redirect::Policy::none())
             .build()?;
         Ok(Self {
             http,
@@ -76,6 +83,7 @@ impl WaconectaClient {
                 return SendOutcome::Unavailable {
                     reason: format!("gateway {kind}"),
                     retry_after: None,
+                    maybe_sent: !e.is_connect(),
                 };
             }
         };
@@ -88,6 +96,68 @@ impl WaconectaClient {
         let envelope: Option<Envelope> = response.json().await.ok();
         classify(status, envelope, retry_after)
     }
+}
+
+impl WaconectaClient {
+    /// The QR code that links (or re-links) the key's WhatsApp session: the image
+    /// bytes and their media type.
+    pub async fn qr_code(
+        &self,
+        key: &SecretString,
+        container_token: &SecretString,
+    ) -> Result<(Vec<u8>, &'static str), String> {
+        let response = self
+            .http
+            .post(format!("{}/api/v1/services/getQrStaticSession", self.base_url))
+            .header("x-api-key", key.expose_secret())
+            .json(&serde_json::json!({ "containerToken": container_token.expose_secret() }))
+            .send()
+            .await
+            .map_err(|e| {
+                if e.is_timeout() {
+                    "the gateway did not answer in time".to_owned()
+                } else {
+                    "the gateway could not be reached".to_owned()
+                }
+            })?;
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .map_err(|_| "the gateway's answer could not be read".to_owned())?;
+        if !status.is_success() {
+            let message = serde_json::from_str::<Envelope>(&text)
+                .map(|e| e.message)
+                .unwrap_or_default();
+            return Err(format!("the gateway answered {}: {message}", status.as_u16()));
+        }
+        decode_qr(&text).ok_or_else(|| "the gateway's answer holds no image".to_owned())
+    }
+}
+
+/// CONTRACT.md (our reading): the envelope with the image in `data`, or a bare
+/// string; either a `data:` URL or plain base64; any image type.
+pub fn decode_qr(answer: &str) -> Option<(Vec<u8>, &'static str)> {
+    use base64::Engine;
+    let payload = match serde_json::from_str::<serde_json::Value>(answer) {
+        Ok(serde_json::Value::Object(envelope)) => envelope.get("data")?.as_str()?.to_owned(),
+        Ok(serde_json::Value::String(s)) => s,
+        _ => answer.trim().to_owned(),
+    };
+    let encoded = payload
+        .split_once("base64,")
+        .map_or(payload.as_str(), |(_, rest)| rest)
+        .trim();
+    let bytes = base64::engine::general_purpose::STANDARD.decode(encoded).ok()?;
+    let media_type = match bytes.as_slice() {
+        [0x89, b'P', b'N', b'G', ..] => "image/png",
+        [0xFF, 0xD8, ..] => "image/jpeg",
+        [b'G', b'I', b'F', ..] => "image/gif",
+        [b'R', b'I', b'F', b'F', _, _, _, _, b'W', b'E', b'B', b'P', ..] => "image/webp",
+        b if b.starts_with(b"<svg") || b.starts_with(b"<?xml") => "image/svg+xml",
+        _ => "application/octet-stream",
+    };
+    Some((bytes, media_type))
 }
 
 fn classify(status: u16, envelope: Option<Envelope>, retry_after: Option<Duration>) -> SendOutcome {
@@ -110,6 +180,7 @@ fn classify(status: u16, envelope: Option<Envelope>, retry_after: Option<Duratio
         other => SendOutcome::Unavailable {
             reason: format!("gateway answered {other}"),
             retry_after,
+            maybe_sent: false,
         },
     }
 }
@@ -174,6 +245,24 @@ mod tests {
                 provider_message_id: Some("BAE56A9BA190B10F".into())
             }
         );
+    }
+
+    #[test]
+    fn reads_the_qr_code_in_every_documented_shape() {
+        let png =
+            "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNgAAAAAgABSK+kcQAAAABJRU5ErkJggg==";
+        for answer in [
+            format!(r#"{{"success":true,"status":200,"message":"ok","data":"data:image/png;base64,{png}"}}"#),
+            format!(r#"{{"success":true,"status":200,"message":"ok","data":"{png}"}}"#),
+            format!(r#""{png}""#),
+            png.to_owned(),
+        ] {
+            let (bytes, media_type) = decode_qr(&answer).expect(&answer);
+            assert_eq!(media_type, "image/png");
+            assert!(bytes.starts_with(b"\x89PNG"));
+        }
+        assert!(decode_qr(r#"{"data":""}"#).is_none_or(|(b, _)| b.is_empty()));
+        assert!(decode_qr("not base64 at all!").is_none());
     }
 
     #[test]

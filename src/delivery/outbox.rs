@@ -1,36 +1,59 @@
 //! The transactional outbox. A message is written with its verification, and
 //! claimed for sending with a lease (not a transaction held across the gateway
 //! call), so a replica that dies mid-send leaves it to be claimed again.
+//!
+//! Each claim increments `attempts`; that number is the claim's token, and a
+//! sender that lost its lease can no longer change the message.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use secrecy::{ExposeSecret, SecretString};
 use sqlx::{PgPool, Postgres, Row, Transaction};
 use uuid::Uuid;
 
+use super::gateway::SEND_TIMEOUT;
+
 /// How long a claimed message is reserved for its sender: longer than the
-/// gateway client's timeout, so a live sender never loses its claim.
-pub const LEASE: Duration = Duration::from_secs(30);
+/// gateway client's whole timeout, so a live sender never loses its claim,
+/// and short, so a dead replica's messages are taken over soon.
+pub const LEASE: Duration = Duration::from_secs(15);
 
 pub struct Claimed {
     pub id: Uuid,
     pub verification_id: Uuid,
     pub phone_digits: String,
-    pub body: SecretString,
-    /// Attempts so far, this one included.
+    /// The text, sealed; `Sealer::open` gives it back.
+    pub body_sealed: Vec<u8>,
+    /// Attempts so far, this one included: the claim's token.
     pub attempts: i32,
     pub expires_at: DateTime<Utc>,
 }
 
-const CLAIMED_COLUMNS: &str = "id, verification_id, phone_digits, body, attempts, expires_at";
+pub struct NewMessage<'a> {
+    pub verification_id: Uuid,
+    pub phone_digits: &'a str,
+    pub body_sealed: &'a [u8],
+    pub ttl: Duration,
+    /// When the dispatcher may take the message if nobody sent it before.
+    pub first_attempt_in: Duration,
+}
+
+const CLAIMED_COLUMNS: &str = "id, verification_id, phone_digits, body_sealed, attempts, expires_at";
+
+/// A message is claimable while its verification still waits for it and a send
+/// started now would reach the gateway before the code expires.
+const CLAIMABLE: &str = "status = 'queued'
+    and expires_at > now() + make_interval(secs => $9)
+    and (leased_until is null or leased_until < now())
+    and exists (select 1 from verifications v
+                where v.id = verification_id and v.status = 'pending' and v.failed_attempts < v.max_attempts)";
 
 fn claimed(row: sqlx::postgres::PgRow) -> Result<Claimed, sqlx::Error> {
     Ok(Claimed {
         id: row.try_get("id")?,
         verification_id: row.try_get("verification_id")?,
         phone_digits: row.try_get("phone_digits")?,
-        body: SecretString::from(row.try_get::<String, _>("body")?),
+        body_sealed: row.try_get("body_sealed")?,
         attempts: row.try_get("attempts")?,
         expires_at: row.try_get("expires_at")?,
     })
@@ -38,21 +61,20 @@ fn claimed(row: sqlx::postgres::PgRow) -> Result<Claimed, sqlx::Error> {
 
 pub async fn insert(
     tx: &mut Transaction<'_, Postgres>,
-    verification_id: Uuid,
-    phone_digits: &str,
-    body: &SecretString,
-    ttl: Duration,
+    message: &NewMessage<'_>,
 ) -> Result<Uuid, sqlx::Error> {
     let id = Uuid::now_v7();
     sqlx::query(
-        "insert into outbox_messages (id, verification_id, phone_digits, body, status, expires_at)
-         values ($1, $2, $3, $4, 'queued', now() + make_interval(secs => $5))",
+        "insert into outbox_messages
+             (id, verification_id, phone_digits, body_sealed, status, expires_at, next_attempt_at)
+         values ($1, $2, $3, $4, 'queued', now() + make_interval(secs => $5), now() + make_interval(secs => $6))",
     )
     .bind(id)
-    .bind(verification_id)
-    .bind(phone_digits)
-    .bind(body.expose_secret())
-    .bind(ttl.as_secs_f64())
+    .bind(message.verification_id)
+    .bind(message.phone_digits)
+    .bind(message.body_sealed)
+    .bind(message.ttl.as_secs_f64())
+    .bind(message.first_attempt_in.as_secs_f64())
     .execute(&mut **tx)
     .await?;
     Ok(id)
@@ -64,7 +86,7 @@ pub async fn supersede_queued(
     verification_id: Uuid,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "update outbox_messages set status = 'superseded', body = null, leased_until = null
+        "update outbox_messages set status = 'superseded', body_sealed = null, leased_until = null
          where verification_id = $1 and status = 'queued'",
     )
     .bind(verification_id)
@@ -79,7 +101,7 @@ pub async fn give_up_queued(
     reason: &str,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "update outbox_messages set status = 'failed', body = null, leased_until = null, last_error = $2
+        "update outbox_messages set status = 'failed', body_sealed = null, leased_until = null, last_error = $2
          where verification_id = $1 and status = 'queued'",
     )
     .bind(verification_id)
@@ -89,40 +111,42 @@ pub async fn give_up_queued(
     Ok(())
 }
 
-/// Claims one message, if it is queued, unexpired and nobody holds its lease.
+/// Claims one message, if it is claimable.
 pub async fn claim(pool: &PgPool, id: Uuid) -> Result<Option<Claimed>, sqlx::Error> {
     let sql = format!(
         "update outbox_messages set leased_until = now() + make_interval(secs => $2), attempts = attempts + 1
-         where id = $1 and status = 'queued' and expires_at > now()
-           and (leased_until is null or leased_until < now())
-         returning {CLAIMED_COLUMNS}"
+         where id = $1 and {}
+         returning {CLAIMED_COLUMNS}",
+        CLAIMABLE.replace("$9", "$3")
     );
     sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(id)
         .bind(LEASE.as_secs_f64())
+        .bind(SEND_TIMEOUT.as_secs_f64())
         .fetch_optional(pool)
         .await?
         .map(claimed)
         .transpose()
 }
 
-/// Claims up to `limit` messages that are due, oldest first, skipping rows
-/// another replica is claiming at this moment.
+/// Claims up to `limit` due messages, oldest first, skipping rows another
+/// replica is claiming at this moment.
 pub async fn claim_due(pool: &PgPool, limit: i64) -> Result<Vec<Claimed>, sqlx::Error> {
     let sql = format!(
         "update outbox_messages set leased_until = now() + make_interval(secs => $2), attempts = attempts + 1
          where id in (
              select id from outbox_messages
-             where status = 'queued' and next_attempt_at <= now() and expires_at > now()
-               and (leased_until is null or leased_until < now())
+             where next_attempt_at <= now() and {}
              order by next_attempt_at
              limit $1
              for update skip locked)
-         returning {CLAIMED_COLUMNS}"
+         returning {CLAIMED_COLUMNS}",
+        CLAIMABLE.replace("$9", "$3")
     );
     sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(limit)
         .bind(LEASE.as_secs_f64())
+        .bind(SEND_TIMEOUT.as_secs_f64())
         .fetch_all(pool)
         .await?
         .into_iter()
@@ -130,6 +154,8 @@ pub async fn claim_due(pool: &PgPool, limit: i64) -> Result<Vec<Claimed>, sqlx::
         .collect()
 }
 
+/// Records a send. A message that went out is recorded as sent whoever holds
+/// its lease now: it did go out.
 pub async fn mark_sent(
     pool: &PgPool,
     id: Uuid,
@@ -137,7 +163,7 @@ pub async fn mark_sent(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "update outbox_messages
-         set status = 'sent', body = null, leased_until = null, sent_at = now(),
+         set status = 'sent', body_sealed = null, leased_until = null, sent_at = now(),
              provider_message_id = $2, last_error = null
          where id = $1 and status = 'queued'",
     )
@@ -149,20 +175,21 @@ pub async fn mark_sent(
 }
 
 /// Gives the message up. With `fail_verification`, its verification (if still
-/// pending on this message's code) becomes `failed` in the same transaction.
+/// pending) becomes `failed` in the same transaction.
 pub async fn mark_failed(
     pool: &PgPool,
-    id: Uuid,
+    message: &Claimed,
     reason: &str,
     fail_verification: bool,
 ) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
     let verification: Option<Uuid> = sqlx::query_scalar(
-        "update outbox_messages set status = 'failed', body = null, leased_until = null, last_error = $2
-         where id = $1 and status = 'queued'
+        "update outbox_messages set status = 'failed', body_sealed = null, leased_until = null, last_error = $3
+         where id = $1 and attempts = $2 and status = 'queued'
          returning verification_id",
     )
-    .bind(id)
+    .bind(message.id)
+    .bind(message.attempts)
     .bind(reason)
     .fetch_optional(&mut *tx)
     .await?;
@@ -175,42 +202,55 @@ pub async fn mark_failed(
     tx.commit().await
 }
 
-/// Puts the message back in the queue, due after `delay`.
-pub async fn reschedule(pool: &PgPool, id: Uuid, delay: Duration, reason: &str) -> Result<(), sqlx::Error> {
+/// Puts a claimed message back in the queue, due after `delay`. With
+/// `counted: false` the claim does not count as an attempt (no key could take it).
+pub async fn requeue(
+    pool: &PgPool,
+    message: &Claimed,
+    delay: Duration,
+    reason: &str,
+    counted: bool,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "update outbox_messages
-         set leased_until = null, last_error = $3, next_attempt_at = now() + make_interval(secs => $2)
-         where id = $1 and status = 'queued'",
+         set leased_until = null, last_error = $4, next_attempt_at = now() + make_interval(secs => $3),
+             attempts = case when $5 then attempts else greatest(attempts - 1, 0) end
+         where id = $1 and attempts = $2 and status = 'queued'",
     )
-    .bind(id)
+    .bind(message.id)
+    .bind(message.attempts)
     .bind(delay.as_secs_f64())
     .bind(reason)
+    .bind(counted)
     .execute(pool)
     .await?;
     Ok(())
 }
 
-/// Releases a claim without counting it as an attempt (no key could take it).
-pub async fn release(pool: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "update outbox_messages set leased_until = null, attempts = greatest(attempts - 1, 0)
-         where id = $1 and status = 'queued'",
-    )
-    .bind(id)
-    .execute(pool)
-    .await?;
-    Ok(())
-}
-
-/// Nothing is sent after its code expired: such messages end as `expired_before_send`.
+/// Gives up what can no longer be useful: messages that could not reach the
+/// gateway before their code expires (`expired_before_send`), and messages of
+/// verifications that stopped waiting for them (`canceled`).
 pub async fn expire_overdue(pool: &PgPool) -> Result<u64, sqlx::Error> {
     Ok(sqlx::query(
-        "update outbox_messages
-         set status = 'failed', body = null, leased_until = null, last_error = 'expired_before_send'
-         where status = 'queued' and expires_at <= now()
-           and (leased_until is null or leased_until < now())",
+        "update outbox_messages m
+         set status = 'failed', body_sealed = null, leased_until = null,
+             last_error = case when m.expires_at <= now() + make_interval(secs => $1)
+                               then 'expired_before_send' else 'canceled' end
+         from verifications v
+         where v.id = m.verification_id and m.status = 'queued'
+           and (m.leased_until is null or m.leased_until < now())
+           and (m.expires_at <= now() + make_interval(secs => $1)
+                or v.status <> 'pending' or v.failed_attempts >= v.max_attempts)",
     )
+    .bind(SEND_TIMEOUT.as_secs_f64())
     .execute(pool)
     .await?
     .rows_affected())
+}
+
+/// Messages waiting to be sent (due or not), for admission control and the admin page.
+pub async fn depth(pool: &PgPool) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("select count(*) from outbox_messages where status = 'queued' and expires_at > now()")
+        .fetch_one(pool)
+        .await
 }

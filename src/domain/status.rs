@@ -56,6 +56,8 @@ pub enum DeliveryError {
     SessionEnded,
     Unauthorized,
     ExpiredBeforeSend,
+    /// The verification stopped being pending (canceled, locked) before its message went out.
+    Canceled,
 }
 
 impl DeliveryError {
@@ -65,6 +67,7 @@ impl DeliveryError {
             Self::SessionEnded => "session_ended",
             Self::Unauthorized => "unauthorized",
             Self::ExpiredBeforeSend => "expired_before_send",
+            Self::Canceled => "canceled",
         }
     }
 
@@ -74,6 +77,7 @@ impl DeliveryError {
             Self::SessionEnded,
             Self::Unauthorized,
             Self::ExpiredBeforeSend,
+            Self::Canceled,
         ]
         .into_iter()
         .find(|e| e.as_str() == s)

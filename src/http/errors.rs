@@ -34,7 +34,7 @@ pub struct Problem {
     /// Machine-readable: invalid_request, invalid_phone, unauthorized, country_not_allowed,
     /// not_found, not_pending, expired, invalid_code, phone_rejected, idempotency_key_reused,
     /// max_attempts_reached, resend_too_soon, rate_limited, delivery_unavailable,
-    /// unavailable, internal_error.
+    /// unavailable, qr_unavailable (admin), internal_error.
     pub code: &'static str,
     /// The verification concerned, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -56,7 +56,9 @@ impl Error {
         match self {
             Error::InvalidRequest(_) => (S::BAD_REQUEST, "invalid_request", "Invalid request"),
             Error::InvalidPhone(_) => (S::BAD_REQUEST, "invalid_phone", "Invalid phone number"),
-            Error::Unauthorized => (S::UNAUTHORIZED, "unauthorized", "Unauthorized"),
+            Error::Unauthorized | Error::AdminUnauthorized => {
+                (S::UNAUTHORIZED, "unauthorized", "Unauthorized")
+            }
             Error::CountryNotAllowed => (S::FORBIDDEN, "country_not_allowed", "Country not allowed"),
             Error::NotFound(_) => (S::NOT_FOUND, "not_found", "Not found"),
             Error::NotPending { .. } => (S::CONFLICT, "not_pending", "Verification not pending"),
@@ -83,6 +85,7 @@ impl Error {
                 "Delivery unavailable",
             ),
             Error::Unavailable { .. } => (S::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
+            Error::QrUnavailable(_) => (S::SERVICE_UNAVAILABLE, "qr_unavailable", "QR code unavailable"),
             Error::Internal(_) => (S::INTERNAL_SERVER_ERROR, "internal_error", "Internal error"),
         }
     }
@@ -94,6 +97,7 @@ impl Error {
             | Error::RateLimited { retry_after, .. }
             | Error::DeliveryUnavailable { retry_after, .. }
             | Error::Unavailable { retry_after } => Some((*retry_after).max(1)),
+            Error::QrUnavailable(_) => Some(10),
             _ => None,
         }
     }
@@ -141,6 +145,10 @@ impl ResponseError for Error {
         }
         let mut response = HttpResponse::build(self.status_code());
         response.insert_header((header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON)));
+        if let Error::AdminUnauthorized = self {
+            // Lets a browser ask for the admin key, for the QR page.
+            response.insert_header((header::WWW_AUTHENTICATE, r#"Basic realm="otp-service admin""#));
+        }
         if let Some(seconds) = self.retry_after() {
             response.insert_header((header::RETRY_AFTER, seconds.to_string()));
         }

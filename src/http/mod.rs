@@ -1,5 +1,6 @@
 //! The HTTP layer: routes, authentication, errors, and the OpenAPI document.
 
+mod admin;
 mod auth;
 pub mod errors;
 pub mod openapi;
@@ -19,6 +20,7 @@ use crate::domain::Locale;
 use crate::error::Error;
 use crate::otp::OtpService;
 
+pub use admin::ADMIN_KEY_HEADER;
 pub use auth::API_KEY_HEADER;
 
 /// What every handler can reach.
@@ -28,6 +30,8 @@ pub struct AppState {
     pub delivery: Delivery,
     pub default_country: Option<CountryId>,
     pub default_locale: Locale,
+    /// `OTP_ADMIN_KEY`; the admin endpoints are off without it.
+    pub admin_key: Option<secrecy::SecretString>,
     /// The built-in fake gateway under `serve --dev`, whose inbox `/dev/messages` shows.
     pub fake_gateway: Option<FakeGateway>,
 }
@@ -43,6 +47,14 @@ pub fn documented_routes(cfg: &mut ServiceConfig) {
             .service(otp::get_verification)
             .service(otp::cancel_verification),
     )
+    .service(
+        scope::scope("/admin")
+            .wrap(from_fn(admin::require_admin_key))
+            .service(admin::list_senders)
+            .service(admin::resume_sender)
+            .service(admin::qr_page)
+            .service(admin::qr_image),
+    )
     .service(ops::healthz)
     .service(ops::readyz);
 }
@@ -56,7 +68,39 @@ pub fn dev_routes(cfg: &mut web::ServiceConfig) {
 pub fn json_config() -> web::JsonConfig {
     web::JsonConfig::default()
         .limit(16 * 1024)
-        .error_handler(|e, _| Error::InvalidRequest(format!("the body is not valid: {e}")).into())
+        .error_handler(|e, _| Error::InvalidRequest(describe_body_error(&e)).into())
+}
+
+/// Says what is wrong with a body without repeating any of its values: a
+/// parser message such as "invalid type: integer `123456`" would put a code
+/// into the answer and the logs.
+fn describe_body_error(e: &actix_web::error::JsonPayloadError) -> String {
+    use actix_web::error::JsonPayloadError as E;
+    match e {
+        E::Deserialize(e) if e.is_data() => {
+            let message = e.to_string();
+            let named = ["unknown field", "missing field", "duplicate field"]
+                .iter()
+                .any(|kind| message.starts_with(kind));
+            if named {
+                // These name the field (never its value) and what is expected.
+                message.split(" at line").next().unwrap_or_default().to_owned()
+            } else {
+                let expected = message
+                    .split(", expected ")
+                    .nth(1)
+                    .and_then(|rest| rest.split(" at line").next());
+                match expected {
+                    Some(expected) => format!("a field has the wrong type or value: expected {expected}"),
+                    None => "a field has the wrong type or value".to_owned(),
+                }
+            }
+        }
+        E::Deserialize(_) => "the body is not valid JSON".to_owned(),
+        E::ContentType => "the body must be JSON, sent with Content-Type: application/json".to_owned(),
+        E::Overflow { .. } | E::OverflowKnownLength { .. } => "the body is too large".to_owned(),
+        _ => "the body could not be read".to_owned(),
+    }
 }
 
 pub fn path_config() -> web::PathConfig {

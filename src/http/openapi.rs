@@ -16,6 +16,7 @@ use utoipa_actix_web::AppExt;
     tags(
         (name = "otp", description = "Request, resend, verify and cancel one-time codes"),
         (name = "operations", description = "Health and readiness"),
+        (name = "admin", description = "Gateway keys: state, re-linking with a QR code, resuming. Needs `X-Admin-Key`; off (404) without `OTP_ADMIN_KEY`"),
     ),
 )]
 struct ApiDoc;
@@ -30,6 +31,13 @@ impl Modify for ApiKeySecurity {
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
                 "X-Api-Key",
                 "The calling application's key, from `otp-service clients add NAME`",
+            ))),
+        );
+        components.add_security_scheme(
+            "admin_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-Admin-Key",
+                "The operators' key, `OTP_ADMIN_KEY`",
             ))),
         );
     }

@@ -57,15 +57,16 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         tokio::time::timeout(Duration::from_secs(2), ping).await,
         Ok(Ok(_))
     );
-    let senders = state
-        .delivery
-        .senders()
-        .iter()
-        .map(|s| SenderReadiness {
-            name: s.name.clone(),
-            state: s.state(),
-        })
-        .collect();
+    let senders = match state.delivery.senders().statuses().await {
+        Ok(statuses) => statuses
+            .into_iter()
+            .map(|s| SenderReadiness {
+                name: s.name,
+                state: s.state,
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    };
     let body = Readiness {
         status: if database_ok { "ready" } else { "unavailable" },
         database: if database_ok { "ok" } else { "unavailable" },

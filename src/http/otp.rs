@@ -1,6 +1,7 @@
 //! The `/otp` endpoints. Each handler turns its input into domain types first.
 
 use actix_web::{HttpResponse, get, post, web};
+use secrecy::SecretString;
 use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -41,7 +42,8 @@ pub struct CodeCheck {
     /// With `phone`; default `default`.
     pub purpose: Option<String>,
     /// The digits the person typed.
-    pub code: String,
+    #[schema(value_type = String, example = "123456")]
+    pub code: SecretString,
 }
 
 impl AppState {
@@ -158,7 +160,7 @@ pub async fn verify_code(
             ));
         }
     };
-    let verification = state.otp.verify(&client, target, &body.code).await?;
+    let verification = state.otp.verify(&client, target, body.code).await?;
     Ok(HttpResponse::Ok().json(verification))
 }
 

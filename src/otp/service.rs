@@ -2,8 +2,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use phonenumber::country::Id as CountryId;
-use secrecy::SecretString;
-use sqlx::PgPool;
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::verification::{SELECT_VERIFICATION, VerificationRow};
@@ -63,6 +63,7 @@ struct Reserved {
     max_attempts: i32,
 }
 
+/// The pending verification a new request would resend.
 #[derive(sqlx::FromRow)]
 struct PendingRow {
     id: Uuid,
@@ -70,6 +71,20 @@ struct PendingRow {
     cooldown_left: i64,
     expires_in: i64,
 }
+
+/// Pending, unexpired and not locked: the verification a request resends.
+macro_rules! select_resendable {
+    () => {
+        "select id, sends,
+                ceil(extract(epoch from last_sent_at + make_interval(secs => $4) - now()))::bigint as cooldown_left,
+                ceil(extract(epoch from expires_at - now()))::bigint as expires_in
+         from verifications
+         where client_id = $1 and phone = $2 and purpose = $3 and status = 'pending'
+           and expires_at > now() and failed_attempts < max_attempts"
+    };
+}
+const SELECT_RESENDABLE: &str = select_resendable!();
+const SELECT_RESENDABLE_FOR_UPDATE: &str = concat!(select_resendable!(), " for update");
 
 impl OtpService {
     pub fn new(
@@ -100,9 +115,21 @@ impl OtpService {
         if !allowed.is_empty() && !input.phone.country().is_some_and(|c| allowed.contains(&c)) {
             return Err(Error::CountryNotAllowed);
         }
+        // Cheap refusals come before the hash, so refused requests cost no argon2 work.
+        let pending: Option<PendingRow> = self
+            .resendable(SELECT_RESENDABLE, client, &input)
+            .fetch_optional(&self.pool)
+            .await?;
+        if let Some(refusal) = pending.as_ref().and_then(|p| self.resend_refusal(p)) {
+            return Err(refusal);
+        }
+        self.delivery.admit(self.policy.ttl).await?;
+
         let code = OtpCode::generate(self.policy.code_length);
         let code_hash = self.hasher.hash(&code).await?;
-        let body = self.templates.render(input.locale, &code, self.policy.ttl);
+        let body = self
+            .delivery
+            .seal(&self.templates.render(input.locale, &code, self.policy.ttl));
         drop(code);
 
         // Two first requests racing for one phone: the loser of the unique index
@@ -126,6 +153,35 @@ impl OtpService {
         Ok(view)
     }
 
+    fn resendable<'a>(
+        &self,
+        sql: &'static str,
+        client: &Client,
+        input: &'a NewVerification,
+    ) -> sqlx::query::QueryAs<'a, Postgres, PendingRow, sqlx::postgres::PgArguments> {
+        sqlx::query_as(sql)
+            .bind(client.id)
+            .bind(input.phone.as_e164())
+            .bind(input.purpose.as_str())
+            .bind(f64::from(self.policy.resend_cooldown_seconds))
+    }
+
+    fn resend_refusal(&self, pending: &PendingRow) -> Option<Error> {
+        if pending.sends >= self.policy.max_sends as i32 {
+            return Some(Error::RateLimited {
+                detail: format!(
+                    "this verification has been sent {} times, the most allowed; a new one can be requested when it expires",
+                    pending.sends
+                ),
+                retry_after: pending.expires_in.max(1) as u64,
+            });
+        }
+        (pending.cooldown_left > 0).then(|| Error::ResendTooSoon {
+            id: pending.id,
+            retry_after: pending.cooldown_left as u64,
+        })
+    }
+
     /// Writes the verification (new, or the pending one with a new code) and its
     /// message in one transaction.
     async fn enqueue(
@@ -133,53 +189,21 @@ impl OtpService {
         client: &Client,
         input: &NewVerification,
         code_hash: &str,
-        body: &SecretString,
+        body_sealed: &[u8],
     ) -> Result<(Uuid, Uuid)> {
         let ttl_seconds = self.policy.ttl.as_secs_f64();
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "update verifications set status = 'expired', updated_at = now()
-             where client_id = $1 and phone = $2 and purpose = $3
-               and status = 'pending' and expires_at <= now()",
-        )
-        .bind(client.id)
-        .bind(input.phone.as_e164())
-        .bind(input.purpose.as_str())
-        .execute(&mut *tx)
-        .await?;
-
-        let pending: Option<PendingRow> = sqlx::query_as(
-            "select id, sends,
-                    ceil(extract(epoch from last_sent_at + make_interval(secs => $4) - now()))::bigint as cooldown_left,
-                    ceil(extract(epoch from expires_at - now()))::bigint as expires_in
-             from verifications
-             where client_id = $1 and phone = $2 and purpose = $3 and status = 'pending'
-             for update",
-        )
-        .bind(client.id)
-        .bind(input.phone.as_e164())
-        .bind(input.purpose.as_str())
-        .bind(f64::from(self.policy.resend_cooldown_seconds))
-        .fetch_optional(&mut *tx)
-        .await?;
+        close_finished(&mut tx, client, input).await?;
+        let pending: Option<PendingRow> = self
+            .resendable(SELECT_RESENDABLE_FOR_UPDATE, client, input)
+            .fetch_optional(&mut *tx)
+            .await?;
 
         let verification_id = match pending {
-            Some(p) if p.sends >= self.policy.max_sends as i32 => {
-                return Err(Error::RateLimited {
-                    detail: format!(
-                        "this verification has been sent {} times, the most allowed; a new one can be requested when it expires",
-                        p.sends
-                    ),
-                    retry_after: p.expires_in.max(1) as u64,
-                });
-            }
-            Some(p) if p.cooldown_left > 0 => {
-                return Err(Error::ResendTooSoon {
-                    id: p.id,
-                    retry_after: p.cooldown_left as u64,
-                });
-            }
             Some(p) => {
+                if let Some(refusal) = self.resend_refusal(&p) {
+                    return Err(refusal);
+                }
                 // A resend: new code, expiry restarted, failed attempts kept.
                 sqlx::query(
                     "update verifications
@@ -217,14 +241,16 @@ impl OtpService {
                 id
             }
         };
-        let message_id = outbox::insert(
-            &mut tx,
+        let message = outbox::NewMessage {
             verification_id,
-            input.phone.gateway_digits(),
-            body,
-            self.policy.ttl,
-        )
-        .await?;
+            phone_digits: input.phone.gateway_digits(),
+            body_sealed,
+            ttl: self.policy.ttl,
+            // The request makes the first attempt itself; the dispatcher only
+            // steps in if that request dies before it could.
+            first_attempt_in: self.policy.send_wait,
+        };
+        let message_id = outbox::insert(&mut tx, &message).await?;
         tx.commit().await?;
         Ok((verification_id, message_id))
     }
@@ -238,7 +264,7 @@ impl OtpService {
         &self,
         client: &Client,
         target: VerifyTarget,
-        raw_code: &str,
+        raw_code: SecretString,
     ) -> Result<Verification> {
         let id = match target {
             VerifyTarget::Id(id) => id,
@@ -257,9 +283,24 @@ impl OtpService {
         let Some(reserved) = reserved else {
             return Err(self.refusal(client, id).await?);
         };
+        // From here on the attempt is spent: finish judging it even if the caller
+        // hangs up, so no attempt is ever counted without an outcome.
+        let this = self.clone();
+        let client = client.clone();
+        tokio::spawn(async move { this.judge(&client, id, reserved, raw_code).await })
+            .await
+            .map_err(|e| Error::Internal(e.into()))?
+    }
 
+    async fn judge(
+        &self,
+        client: &Client,
+        id: Uuid,
+        reserved: Reserved,
+        raw_code: SecretString,
+    ) -> Result<Verification> {
         // A malformed code is a failed attempt too, and needs no hashing.
-        let matches = match OtpCode::parse(raw_code, self.policy.code_length) {
+        let matches = match OtpCode::parse(raw_code.expose_secret(), self.policy.code_length) {
             Some(code) => self.hasher.verify(&code, reserved.code_hash.clone()).await?,
             None => false,
         };
@@ -284,16 +325,9 @@ impl OtpService {
                 return Err(self.refusal(client, id).await?);
             }
         }
-
-        if reserved.failed_attempts >= reserved.max_attempts {
-            sqlx::query(
-                "update verifications set status = 'max_attempts_reached', updated_at = now()
-                 where id = $1 and status = 'pending' and failed_attempts >= max_attempts",
-            )
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        }
+        // Reaching the limit needs no status change: a verification whose failed
+        // attempts reached the limit reads as `max_attempts_reached`, and a right
+        // code whose attempt was reserved before that can still approve it.
         tracing::info!(verification = %id, failed_attempts = reserved.failed_attempts, "wrong code");
         Err(Error::InvalidCode {
             id,
@@ -306,7 +340,8 @@ impl OtpService {
         let mut tx = self.pool.begin().await?;
         let canceled = sqlx::query(
             "update verifications set status = 'canceled', updated_at = now()
-             where id = $1 and client_id = $2 and status = 'pending' and expires_at > now()",
+             where id = $1 and client_id = $2 and status = 'pending'
+               and expires_at > now() and failed_attempts < max_attempts",
         )
         .bind(id)
         .bind(client.id)
@@ -327,7 +362,7 @@ impl OtpService {
                 other => other,
             });
         }
-        outbox::give_up_queued(&mut tx, id, "canceled").await?;
+        outbox::give_up_queued(&mut tx, id, DeliveryError::Canceled.as_str()).await?;
         tx.commit().await?;
         self.find(client, id).await
     }
@@ -348,7 +383,8 @@ impl OtpService {
     async fn pending_id(&self, client: &Client, phone: &PhoneNumber, purpose: &Purpose) -> Result<Uuid> {
         sqlx::query_scalar(
             "select id from verifications
-             where client_id = $1 and phone = $2 and purpose = $3 and status = 'pending'",
+             where client_id = $1 and phone = $2 and purpose = $3 and status = 'pending'
+               and expires_at > now()",
         )
         .bind(client.id)
         .bind(phone.as_e164())
@@ -377,8 +413,11 @@ impl OtpService {
         let Some(state) = self.state(client, id).await? else {
             return Ok(Error::NotFound("no such verification"));
         };
-        let status = VerificationStatus::from_db(&state.status);
-        Ok(match status {
+        let locked = Error::MaxAttemptsReached {
+            id,
+            retry_after: state.expires_in as u64,
+        };
+        Ok(match VerificationStatus::from_db(&state.status) {
             VerificationStatus::Pending if state.expired => {
                 sqlx::query(
                     "update verifications set status = 'expired', updated_at = now()
@@ -389,21 +428,34 @@ impl OtpService {
                 .await?;
                 Error::Expired { id }
             }
-            // Attempts in flight hold every remaining one: refuse without deciding the outcome.
-            VerificationStatus::Pending if state.failed_attempts >= state.max_attempts => {
-                Error::MaxAttemptsReached {
-                    id,
-                    retry_after: state.expires_in as u64,
-                }
-            }
-            VerificationStatus::MaxAttemptsReached => Error::MaxAttemptsReached {
-                id,
-                retry_after: state.expires_in as u64,
-            },
+            VerificationStatus::Pending if state.failed_attempts >= state.max_attempts => locked,
+            VerificationStatus::MaxAttemptsReached => locked,
             VerificationStatus::Expired => Error::Expired { id },
             status => Error::NotPending { id, status },
         })
     }
+}
+
+/// Closes the pending verification of this (client, phone, purpose) if it
+/// expired or is locked, so that a new request starts a new one.
+async fn close_finished(
+    tx: &mut Transaction<'_, Postgres>,
+    client: &Client,
+    input: &NewVerification,
+) -> Result<()> {
+    sqlx::query(
+        "update verifications
+         set status = case when expires_at <= now() then 'expired' else 'max_attempts_reached' end,
+             updated_at = now()
+         where client_id = $1 and phone = $2 and purpose = $3 and status = 'pending'
+           and (expires_at <= now() or failed_attempts >= max_attempts)",
+    )
+    .bind(client.id)
+    .bind(input.phone.as_e164())
+    .bind(input.purpose.as_str())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 fn is_unique_violation(e: &anyhow::Error) -> bool {

@@ -51,7 +51,8 @@ pub(crate) struct VerificationRow {
     pub phone: String,
     pub purpose: String,
     pub locale: String,
-    /// Already `expired` when a pending code's time is up.
+    /// Already `expired` when a pending code's time is up, `max_attempts_reached`
+    /// when its attempts are used up.
     pub status: String,
     pub failed_attempts: i32,
     pub max_attempts: i32,
@@ -68,7 +69,11 @@ pub(crate) struct VerificationRow {
 /// The select behind every verification the API shows; callers add the where clause.
 pub(crate) const SELECT_VERIFICATION: &str = "
 select v.id, v.phone, v.purpose, v.locale,
-       case when v.status = 'pending' and v.expires_at <= now() then 'expired' else v.status end as status,
+       case
+           when v.status = 'pending' and v.expires_at <= now() then 'expired'
+           when v.status = 'pending' and v.failed_attempts >= v.max_attempts then 'max_attempts_reached'
+           else v.status
+       end as status,
        v.failed_attempts, v.max_attempts, v.sends, v.last_sent_at, v.expires_at, v.created_at, v.verified_at,
        m.status as message_status,
        coalesce(m.leased_until > now(), false) as message_leased,

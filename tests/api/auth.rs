@@ -4,7 +4,6 @@
 use otp_service::clients;
 use secrecy::ExposeSecret;
 use serde_json::json;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::helpers::*;
 
@@ -17,9 +16,9 @@ async fn nothing_written(app: &TestApp) {
     assert!(app.fake.calls().is_empty());
 }
 
-#[sqlx::test(migrations = false)]
-async fn requests_without_a_valid_key_get_401(_: PgPoolOptions, db: PgConnectOptions) {
-    let app = spawn_app(db).await;
+#[tokio::test]
+async fn requests_without_a_valid_key_get_401() {
+    let app = spawn_app().await;
     let body = json!({"phone": PHONE});
 
     let no_key = app
@@ -58,9 +57,9 @@ async fn requests_without_a_valid_key_get_401(_: PgPoolOptions, db: PgConnectOpt
     nothing_written(&app).await;
 }
 
-#[sqlx::test(migrations = false)]
-async fn a_client_sees_only_its_own_verifications(_: PgPoolOptions, db: PgConnectOptions) {
-    let app = spawn_app(db).await;
+#[tokio::test]
+async fn a_client_sees_only_its_own_verifications() {
+    let app = spawn_app().await;
     let v = app.requested("signup").await;
     let id = v["id"].as_str().unwrap();
     let code = app.last_code_to(PHONE_DIGITS);

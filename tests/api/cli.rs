@@ -1,10 +1,9 @@
 //! The real binary: client keys, migrations, configuration errors, SIGTERM.
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use serde_json::json;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::helpers::*;
 
@@ -28,9 +27,9 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-#[sqlx::test(migrations = false)]
-async fn clients_add_list_revoke(_: PgPoolOptions, db: PgConnectOptions) {
-    let app = spawn_app(db).await;
+#[tokio::test]
+async fn clients_add_list_revoke() {
+    let app = spawn_app().await;
     let url = &app.database_url;
 
     let added = otp_service(url, &["clients", "add", "shop", "--requests-per-minute", "60"]);
@@ -70,9 +69,10 @@ async fn clients_add_list_revoke(_: PgPoolOptions, db: PgConnectOptions) {
     assert!(!unknown.status.success());
 }
 
-#[sqlx::test(migrations = false)]
-async fn migrate_twice_is_a_no_op(_: PgPoolOptions, db: PgConnectOptions) {
-    let url = sqlx::ConnectOptions::to_url_lossy(&db).to_string();
+#[tokio::test]
+async fn migrate_twice_is_a_no_op() {
+    let database = TestDatabase::create().await;
+    let url = database.url.clone();
     let first = otp_service(&url, &["migrate"]);
     assert!(first.status.success(), "{}", stderr(&first));
     assert!(stdout(&first).contains("migrations applied: 1"));
@@ -120,34 +120,11 @@ fn serve_names_the_missing_or_invalid_setting() {
     );
 }
 
-#[sqlx::test(migrations = false)]
-async fn sigterm_stops_the_service_cleanly(_: PgPoolOptions, db: PgConnectOptions) {
-    let app = spawn_app(db).await;
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let mut child = tokio::process::Command::new(BIN)
-        .arg("serve")
-        .env("DATABASE_URL", &app.database_url)
-        .env("OTP_LISTEN", format!("127.0.0.1:{port}"))
-        .env("OTP_PEPPER", "p".repeat(40))
-        .env("WACONECTA_API_KEYS", GATEWAY_KEYS[0])
-        .env("WACONECTA_BASE_URL", &app.settings.gateway.base_url)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let health = format!("http://127.0.0.1:{port}/healthz");
-    app.wait_for("the child to serve", Duration::from_secs(20), || async {
-        app.http
-            .get(&health)
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-    })
-    .await;
-    let pid = child.id().unwrap().to_string();
+#[tokio::test]
+async fn sigterm_stops_the_service_cleanly() {
+    let app = spawn_app().await;
+    let mut child = ServiceProcess::start(&app, &[]).await;
+    let pid = child.pid().to_string();
     assert!(
         Command::new("kill")
             .args(["-TERM", &pid])
@@ -155,7 +132,7 @@ async fn sigterm_stops_the_service_cleanly(_: PgPoolOptions, db: PgConnectOption
             .unwrap()
             .success()
     );
-    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+    let status = tokio::time::timeout(Duration::from_secs(30), child.process.wait())
         .await
         .expect("stops within the shutdown timeout")
         .unwrap();

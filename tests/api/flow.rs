@@ -1,13 +1,12 @@
 //! The main path: request, read the code from the gateway, verify; resends; cancel.
 
 use serde_json::json;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::helpers::*;
 
-#[sqlx::test(migrations = false)]
-async fn request_deliver_verify_and_verify_again(_: PgPoolOptions, db: PgConnectOptions) {
-    let app = spawn_app(db).await;
+#[tokio::test]
+async fn request_deliver_verify_and_verify_again() {
+    let app = spawn_app().await;
 
     let response = app
         .request_code(json!({"phone": "+591 696-57008", "purpose": "signup"}))
@@ -54,7 +53,7 @@ async fn request_deliver_verify_and_verify_again(_: PgPoolOptions, db: PgConnect
     assert_eq!(app.verification(id).await["status"], "approved");
 
     // The message text (which holds the code) is erased once sent.
-    let body: Option<String> = sqlx::query_scalar("select body from outbox_messages")
+    let body: Option<Vec<u8>> = sqlx::query_scalar("select body_sealed from outbox_messages")
         .fetch_one(&app.pool)
         .await
         .unwrap();
@@ -69,9 +68,9 @@ async fn request_deliver_verify_and_verify_again(_: PgPoolOptions, db: PgConnect
     assert!(rows.iter().all(|r| !r.contains(&code)));
 }
 
-#[sqlx::test(migrations = false)]
-async fn verify_by_phone_and_purpose_keeps_purposes_apart(_: PgPoolOptions, db: PgConnectOptions) {
-    let app = spawn_app(db).await;
+#[tokio::test]
+async fn verify_by_phone_and_purpose_keeps_purposes_apart() {
+    let app = spawn_app().await;
     app.requested("signup").await;
     let signup_code = app.last_code_to(PHONE_DIGITS);
     app.requested("login").await;
@@ -110,9 +109,9 @@ async fn verify_by_phone_and_purpose_keeps_purposes_apart(_: PgPoolOptions, db: 
     assert_eq!(response.status(), 200);
 }
 
-#[sqlx::test(migrations = false)]
-async fn a_resend_replaces_the_code_but_keeps_id_and_failed_attempts(_: PgPoolOptions, db: PgConnectOptions) {
-    let app = spawn_app_with(db, |s| s.policy.resend_cooldown_seconds = 0).await;
+#[tokio::test]
+async fn a_resend_replaces_the_code_but_keeps_id_and_failed_attempts() {
+    let app = spawn_app_with(|s| s.policy.resend_cooldown_seconds = 0).await;
     let first = app.requested("signup").await;
     let old_code = app.last_code_to(PHONE_DIGITS);
     let id = first["id"].as_str().unwrap();
@@ -149,9 +148,9 @@ async fn a_resend_replaces_the_code_but_keeps_id_and_failed_attempts(_: PgPoolOp
     assert_eq!(response.status(), 200);
 }
 
-#[sqlx::test(migrations = false)]
-async fn resends_wait_for_the_cooldown(_: PgPoolOptions, db: PgConnectOptions) {
-    let app = spawn_app(db).await;
+#[tokio::test]
+async fn resends_wait_for_the_cooldown() {
+    let app = spawn_app().await;
     let first = app.requested("signup").await;
     let body = problem(
         app.request_code(json!({"phone": PHONE, "purpose": "signup"}))
@@ -166,9 +165,9 @@ async fn resends_wait_for_the_cooldown(_: PgPoolOptions, db: PgConnectOptions) {
     assert_eq!(app.fake.messages().len(), 1);
 }
 
-#[sqlx::test(migrations = false)]
-async fn sends_per_verification_are_limited(_: PgPoolOptions, db: PgConnectOptions) {
-    let app = spawn_app_with(db, |s| {
+#[tokio::test]
+async fn sends_per_verification_are_limited() {
+    let app = spawn_app_with(|s| {
         s.policy.resend_cooldown_seconds = 0;
         s.policy.max_sends = 2;
     })
@@ -190,9 +189,9 @@ async fn sends_per_verification_are_limited(_: PgPoolOptions, db: PgConnectOptio
     assert_eq!(app.fake.messages().len(), 2);
 }
 
-#[sqlx::test(migrations = false)]
-async fn expired_codes_are_refused_and_a_new_request_starts_over(_: PgPoolOptions, db: PgConnectOptions) {
-    let app = spawn_app(db).await;
+#[tokio::test]
+async fn expired_codes_are_refused_and_a_new_request_starts_over() {
+    let app = spawn_app().await;
     let first = app.requested("signup").await;
     let code = app.last_code_to(PHONE_DIGITS);
     let id = first["id"].as_str().unwrap();
@@ -220,9 +219,9 @@ async fn expired_codes_are_refused_and_a_new_request_starts_over(_: PgPoolOption
     assert_eq!(response.status(), 200);
 }
 
-#[sqlx::test(migrations = false)]
-async fn cancel_stops_a_pending_verification(_: PgPoolOptions, db: PgConnectOptions) {
-    let app = spawn_app(db).await;
+#[tokio::test]
+async fn cancel_stops_a_pending_verification() {
+    let app = spawn_app().await;
     let v = app.requested("signup").await;
     let code = app.last_code_to(PHONE_DIGITS);
     let id = v["id"].as_str().unwrap();
@@ -254,12 +253,10 @@ async fn cancel_stops_a_pending_verification(_: PgPoolOptions, db: PgConnectOpti
     .await;
 }
 
-#[sqlx::test(migrations = false)]
-async fn locales_choose_the_message_text(_: PgPoolOptions, db: PgConnectOptions) {
-    let app = spawn_app_with(db, |s| {
-        s.policy.template_pt = Some("Código {code}, válido {minutes} min".into())
-    })
-    .await;
+#[tokio::test]
+async fn locales_choose_the_message_text() {
+    let app =
+        spawn_app_with(|s| s.policy.template_pt = Some("Código {code}, válido {minutes} min".into())).await;
     let v = app
         .request_code(json!({"phone": PHONE, "purpose": "a", "locale": "en"}))
         .await;
@@ -281,9 +278,9 @@ async fn locales_choose_the_message_text(_: PgPoolOptions, db: PgConnectOptions)
     );
 }
 
-#[sqlx::test(migrations = false)]
-async fn national_numbers_read_with_a_country(_: PgPoolOptions, db: PgConnectOptions) {
-    let app = spawn_app(db).await;
+#[tokio::test]
+async fn national_numbers_read_with_a_country() {
+    let app = spawn_app().await;
     let response = app
         .request_code(json!({"phone": "696 57008", "country": "BO"}))
         .await;

@@ -1,5 +1,5 @@
-//! One way to start the service for a test: a fresh database (from
-//! `#[sqlx::test]`), the fake gateway over real HTTP, and the app on port 0.
+//! One way to start the service for a test: a fresh database of its own, the
+//! fake gateway over real HTTP, and the app on port 0.
 #![allow(dead_code)]
 
 use std::net::TcpListener;
@@ -35,35 +35,67 @@ pub struct TestApp {
     pub database_url: String,
     pub settings: Settings,
     server: actix_web::dev::ServerHandle,
+    // Last: dropped after the app is told to stop.
+    _database: TestDatabase,
 }
 
-/// Stops the app and closes every connection to the test database, so that
-/// `#[sqlx::test]` can drop it at once (PostgreSQL otherwise waits 5 s for
-/// the app's connections before it gives up on the drop).
-impl Drop for TestApp {
+/// A database of its own for one test, on the server of `DATABASE_URL` (or
+/// the local default), dropped when the test ends, passed or failed.
+pub struct TestDatabase {
+    pub url: String,
+    name: String,
+    admin: PgConnectOptions,
+}
+
+impl TestDatabase {
+    pub async fn create() -> Self {
+        let base = std::env::var("DATABASE_URL")
+            .unwrap_or_else(|_| otp_service::config::DEFAULT_DATABASE_URL.into());
+        let base: PgConnectOptions = base.parse().expect("DATABASE_URL is a PostgreSQL URL");
+        let admin = base.clone().database("postgres");
+        let name = format!("otp_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = admin
+            .connect()
+            .await
+            .expect("PostgreSQL answers on DATABASE_URL's server");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("create database {name}")))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let url = base.database(&name).to_url_lossy().to_string();
+        Self { url, name, admin }
+    }
+
+    pub fn options(&self) -> PgConnectOptions {
+        self.url.parse().unwrap()
+    }
+}
+
+impl Drop for TestDatabase {
     fn drop(&mut self) {
-        drop(self.server.stop(false));
-        let url = self.database_url.clone();
-        let closing = std::thread::spawn(move || {
+        let admin = self.admin.clone();
+        let statement = format!("drop database if exists {} with (force)", self.name);
+        // Drop cannot await: a thread with a runtime of its own does the work.
+        let dropping = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .unwrap();
             runtime.block_on(async move {
-                let options: PgConnectOptions = url.parse().unwrap();
-                let name = options.get_database().unwrap_or_default().to_owned();
-                let mut admin = options.database("postgres").connect().await.unwrap();
-                sqlx::query(
-                    "select pg_terminate_backend(pid) from pg_stat_activity
-                     where datname = $1 and pid <> pg_backend_pid()",
-                )
-                .bind(name)
-                .execute(&mut admin)
-                .await
-                .unwrap();
+                if let Ok(mut conn) = admin.connect().await {
+                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+                        .execute(&mut conn)
+                        .await;
+                }
             });
         });
-        let _ = closing.join();
+        let _ = dropping.join();
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        drop(self.server.stop(false));
     }
 }
 
@@ -75,6 +107,7 @@ pub fn test_settings(database_url: &str, gateway_url: &str) -> Settings {
     settings.pepper = Some("test-pepper-test-pepper-test-pepper!".to_owned().into());
     settings.gateway.base_url = gateway_url.to_owned();
     settings.gateway.api_keys = Some(SecretList(vec![GATEWAY_KEYS[0].to_owned().into()]));
+    settings.gateway.container_tokens = Some(SecretList(vec!["container-token-1".to_owned().into()]));
     settings.hashing = HashSettings {
         memory_kib: 64,
         iterations: 1,
@@ -83,19 +116,24 @@ pub fn test_settings(database_url: &str, gateway_url: &str) -> Settings {
     settings
 }
 
-pub async fn spawn_app(db: PgConnectOptions) -> TestApp {
-    spawn_app_with(db, |_| {}).await
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
 }
 
-pub async fn spawn_app_with(db: PgConnectOptions, tweak: impl FnOnce(&mut Settings)) -> TestApp {
-    let fake = FakeGateway::new(GATEWAY_KEYS.iter().map(|k| k.to_string()).collect(), 30);
+pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let database = TestDatabase::create().await;
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let gateway_url = format!("http://{}", listener.local_addr().unwrap());
+    let mut settings = test_settings(&database.url, &gateway_url);
+    tweak(&mut settings);
+    // The fake gateway enforces the same per-key rate the service is told about.
+    let fake = FakeGateway::new(
+        GATEWAY_KEYS.iter().map(|k| k.to_string()).collect(),
+        settings.gateway.rate_per_minute,
+    );
     tokio::spawn(fake.serve(listener).unwrap());
 
-    let database_url = db.to_url_lossy().to_string();
-    let mut settings = test_settings(&database_url, &gateway_url);
-    tweak(&mut settings);
+    let database_url = database.url.clone();
     let app = Application::build(settings.clone(), None)
         .await
         .expect("the app builds");
@@ -103,7 +141,7 @@ pub async fn spawn_app_with(db: PgConnectOptions, tweak: impl FnOnce(&mut Settin
     let server = app.server_handle();
     tokio::spawn(app.run_until_stopped());
 
-    let pool = PgPool::connect_with(db).await.unwrap();
+    let pool = PgPool::connect_with(database.options()).await.unwrap();
     let api_key = clients::add(&pool, "test-client", None)
         .await
         .unwrap()
@@ -118,6 +156,7 @@ pub async fn spawn_app_with(db: PgConnectOptions, tweak: impl FnOnce(&mut Settin
         database_url,
         settings,
         server,
+        _database: database,
     }
 }
 
@@ -233,4 +272,110 @@ pub async fn problem(response: Response, status: u16, code: &str) -> Value {
         assert_eq!(body["retry_after"], header);
     }
     body
+}
+
+/// Both fake keys, with their container tokens.
+pub fn two_keys(settings: &mut Settings) {
+    settings.gateway.api_keys = Some(SecretList(
+        GATEWAY_KEYS.iter().map(|k| k.to_string().into()).collect(),
+    ));
+    settings.gateway.container_tokens = Some(SecretList(vec![
+        "container-token-1".to_owned().into(),
+        "container-token-2".to_owned().into(),
+    ]));
+}
+
+/// The `n`th of a series of distinct valid Bolivian mobile numbers, E.164.
+pub fn nth_phone(n: usize) -> String {
+    format!("+5916{:07}", 9_600_000 + n)
+}
+
+/// The most messages any key received within any 60-second window.
+pub fn busiest_minute(fake: &FakeGateway) -> usize {
+    let messages = fake.messages();
+    let mut worst = 0;
+    for sender in 0..GATEWAY_KEYS.len() {
+        let times: Vec<_> = messages
+            .iter()
+            .filter(|m| m.sender == sender)
+            .map(|m| m.received_at)
+            .collect();
+        for (i, start) in times.iter().enumerate() {
+            let in_window = times[i..]
+                .iter()
+                .take_while(|t| **t - *start < chrono::Duration::seconds(60))
+                .count();
+            worst = worst.max(in_window);
+        }
+    }
+    worst
+}
+
+/// The real binary, serving on a port of its own against the test's database
+/// and fake gateway: a replica.
+pub struct ServiceProcess {
+    pub process: tokio::process::Child,
+    pub address: String,
+}
+
+impl ServiceProcess {
+    pub async fn start(app: &TestApp, env: &[(&str, &str)]) -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let keys: Vec<&str> = GATEWAY_KEYS.to_vec();
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_otp-service"));
+        command
+            .arg("serve")
+            .env("DATABASE_URL", &app.database_url)
+            .env("OTP_LISTEN", format!("127.0.0.1:{port}"))
+            .env("OTP_PEPPER", "test-pepper-test-pepper-test-pepper!")
+            .env("WACONECTA_API_KEYS", keys.join(","))
+            .env("WACONECTA_BASE_URL", &app.settings.gateway.base_url)
+            .env(
+                "WACONECTA_RATE_PER_MINUTE",
+                app.settings.gateway.rate_per_minute.to_string(),
+            )
+            .env("OTP_ARGON2_MEMORY_KIB", "64")
+            .env("OTP_ARGON2_ITERATIONS", "1")
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .kill_on_drop(true);
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let process = command.spawn().expect("the binary starts");
+        let address = format!("http://127.0.0.1:{port}");
+        let health = format!("{address}/healthz");
+        app.wait_for("a replica to serve", Duration::from_secs(30), || async {
+            app.http
+                .get(&health)
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+        })
+        .await;
+        Self { process, address }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.process.id().expect("still running")
+    }
+
+    pub async fn request_code(&self, app: &TestApp, body: &Value) -> Response {
+        app.http
+            .post(format!("{}/otp/request", self.address))
+            .header("X-Api-Key", &app.api_key)
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn kill(mut self) {
+        self.process.kill().await.expect("SIGKILL");
+    }
 }

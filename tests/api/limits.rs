@@ -2,7 +2,6 @@
 
 use futures_util::future::join_all;
 use serde_json::json;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::helpers::*;
 
@@ -10,9 +9,9 @@ fn wrong_code(right: &str) -> &'static str {
     if right == "000000" { "111111" } else { "000000" }
 }
 
-#[sqlx::test(migrations = false)]
-async fn wrong_codes_count_down_then_lock(_: PgPoolOptions, db: PgConnectOptions) {
-    let app = spawn_app(db).await;
+#[tokio::test]
+async fn wrong_codes_count_down_then_lock() {
+    let app = spawn_app().await;
     let v = app.requested("signup").await;
     let id = v["id"].as_str().unwrap();
     let code = app.last_code_to(PHONE_DIGITS);
@@ -46,9 +45,9 @@ async fn wrong_codes_count_down_then_lock(_: PgPoolOptions, db: PgConnectOptions
     assert_eq!(locked["attempts_remaining"], 0);
 }
 
-#[sqlx::test(migrations = false)]
-async fn the_last_allowed_attempt_can_still_be_right(_: PgPoolOptions, db: PgConnectOptions) {
-    let app = spawn_app(db).await;
+#[tokio::test]
+async fn the_last_allowed_attempt_can_still_be_right() {
+    let app = spawn_app().await;
     let v = app.requested("signup").await;
     let id = v["id"].as_str().unwrap();
     let code = app.last_code_to(PHONE_DIGITS);
@@ -66,9 +65,9 @@ async fn the_last_allowed_attempt_can_still_be_right(_: PgPoolOptions, db: PgCon
     assert_eq!(approved["attempts_remaining"], 1);
 }
 
-#[sqlx::test(migrations = false)]
-async fn fifty_parallel_right_codes_approve_exactly_once(_: PgPoolOptions, db: PgConnectOptions) {
-    let app = spawn_app(db).await;
+#[tokio::test]
+async fn fifty_parallel_right_codes_approve_exactly_once() {
+    let app = spawn_app().await;
     let v = app.requested("signup").await;
     let id = v["id"].as_str().unwrap();
     let code = app.last_code_to(PHONE_DIGITS);
@@ -84,9 +83,9 @@ async fn fifty_parallel_right_codes_approve_exactly_once(_: PgPoolOptions, db: P
     assert_eq!(app.verification(id).await["status"], "approved");
 }
 
-#[sqlx::test(migrations = false)]
-async fn fifty_parallel_wrong_codes_count_exactly_the_limit(_: PgPoolOptions, db: PgConnectOptions) {
-    let app = spawn_app(db).await;
+#[tokio::test]
+async fn fifty_parallel_wrong_codes_count_exactly_the_limit() {
+    let app = spawn_app().await;
     let v = app.requested("signup").await;
     let id = v["id"].as_str().unwrap();
     let code = app.last_code_to(PHONE_DIGITS);
@@ -110,9 +109,9 @@ async fn fifty_parallel_wrong_codes_count_exactly_the_limit(_: PgPoolOptions, db
     .await;
 }
 
-#[sqlx::test(migrations = false)]
-async fn parallel_first_requests_make_one_verification(_: PgPoolOptions, db: PgConnectOptions) {
-    let app = spawn_app(db).await;
+#[tokio::test]
+async fn parallel_first_requests_make_one_verification() {
+    let app = spawn_app().await;
     let body = json!({"phone": PHONE, "purpose": "signup"});
     let answers = join_all((0..10).map(|_| app.request_code(body.clone()))).await;
     let statuses: Vec<u16> = answers.iter().map(|r| r.status().as_u16()).collect();

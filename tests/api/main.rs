@@ -3,6 +3,8 @@ mod cli;
 mod delivery;
 mod errors;
 mod flow;
+mod gateway;
 mod helpers;
 mod limits;
 mod openapi;
+mod replicas;

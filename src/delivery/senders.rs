@@ -1,0 +1,333 @@
+//! The gateway keys ("senders"): their state and the per-key rate limit, both
+//! kept in PostgreSQL so that every replica sees the same and never exceeds
+//! the gateway's limit together.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+
+/// The window the gateway counts in, plus a margin for the time a message takes
+/// to reach it: a slot taken here is counted there a few milliseconds later.
+pub const WINDOW: Duration = Duration::from_millis(60_500);
+
+/// The state of one gateway key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SenderState {
+    Ok,
+    /// Resting after a `429` until `resting_until`.
+    BackingOff,
+    /// `Session has ended`: the WhatsApp session needs re-linking (QR code), then `resume`.
+    SessionEnded,
+    /// `401`: the key is wrong or revoked.
+    Unauthorized,
+}
+
+/// One gateway key (one linked WhatsApp session), known by its name; the key
+/// itself is never shown.
+pub struct Sender {
+    pub name: String,
+    /// A fingerprint of the key: the same on every replica, whatever the order of the keys.
+    pub id: String,
+    pub(crate) key: SecretString,
+    pub(crate) container_token: Option<SecretString>,
+}
+
+impl Sender {
+    pub fn new(name: impl Into<String>, key: SecretString, container_token: Option<SecretString>) -> Self {
+        let digest = Sha256::digest(format!("otp-service sender {}", key.expose_secret()).as_bytes());
+        Self {
+            name: name.into(),
+            id: hex::encode(&digest[..8]),
+            key,
+            container_token,
+        }
+    }
+}
+
+/// What a key can do right now.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SenderStatus {
+    #[schema(example = "sender-1")]
+    pub name: String,
+    pub state: SenderState,
+    /// Messages handed to this key in the last minute.
+    pub sent_last_minute: u32,
+    pub resting_until: Option<DateTime<Utc>>,
+    #[schema(example = "gateway answered 503")]
+    pub last_error: Option<String>,
+    #[serde(skip)]
+    pub next_free_slot_in: Duration,
+}
+
+impl SenderStatus {
+    pub fn in_service(&self) -> bool {
+        matches!(self.state, SenderState::Ok | SenderState::BackingOff)
+    }
+}
+
+pub enum Slot<'a> {
+    /// The key may send one message now; the slot (this id) is already counted.
+    Granted(&'a Sender, i64),
+    /// Every key in service is busy or resting: try again after this long.
+    Wait(Duration),
+    /// No key is in service; the reason of the first one.
+    NoneInService(&'static str),
+}
+
+#[derive(sqlx::FromRow)]
+struct StatusRow {
+    id: String,
+    state: String,
+    resting_for: Option<f64>,
+    resting_until: Option<DateTime<Utc>>,
+    last_error: Option<String>,
+    recent: i64,
+    oldest_for: Option<f64>,
+}
+
+pub struct Senders {
+    pool: PgPool,
+    list: Vec<Sender>,
+    rate_per_minute: u32,
+    next: AtomicUsize,
+}
+
+impl Senders {
+    pub fn new(pool: PgPool, list: Vec<Sender>, rate_per_minute: u32) -> Self {
+        Self {
+            pool,
+            list,
+            rate_per_minute,
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn list(&self) -> &[Sender] {
+        &self.list
+    }
+
+    pub fn rate_per_minute(&self) -> u32 {
+        self.rate_per_minute
+    }
+
+    pub fn by_name(&self, name: &str) -> Option<&Sender> {
+        self.list.iter().find(|s| s.name == name)
+    }
+
+    /// Makes sure every configured key has its row (replicas may race: no-op then).
+    pub async fn register(&self) -> Result<(), sqlx::Error> {
+        let ids: Vec<&str> = self.list.iter().map(|s| s.id.as_str()).collect();
+        sqlx::query("insert into senders (id) select unnest($1::text[]) on conflict (id) do nothing")
+            .bind(&ids)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Every key's state, in configuration order.
+    pub async fn statuses(&self) -> Result<Vec<SenderStatus>, sqlx::Error> {
+        let ids: Vec<&str> = self.list.iter().map(|s| s.id.as_str()).collect();
+        let rows: Vec<StatusRow> = sqlx::query_as(
+            "select s.id, s.state, s.resting_until, s.last_error,
+                    extract(epoch from s.resting_until - clock_timestamp())::float8 as resting_for,
+                    count(x.sent_at) as recent,
+                    extract(epoch from min(x.sent_at) + make_interval(secs => $2) - clock_timestamp())::float8
+                        as oldest_for
+             from senders s
+             left join sender_sends x
+                    on x.sender_id = s.id and x.sent_at > clock_timestamp() - make_interval(secs => $2)
+             where s.id = any($1)
+             group by s.id",
+        )
+        .bind(&ids)
+        .bind(WINDOW.as_secs_f64())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(self
+            .list
+            .iter()
+            .map(|sender| {
+                let row = rows.iter().find(|r| r.id == sender.id);
+                let recent = row.map_or(0, |r| r.recent) as u32;
+                let resting_for = row.and_then(|r| r.resting_for).filter(|s| *s > 0.0);
+                let state = match row.map(|r| r.state.as_str()) {
+                    Some("session_ended") => SenderState::SessionEnded,
+                    Some("unauthorized") => SenderState::Unauthorized,
+                    _ if resting_for.is_some() => SenderState::BackingOff,
+                    _ => SenderState::Ok,
+                };
+                let full_for = if recent >= self.rate_per_minute {
+                    row.and_then(|r| r.oldest_for).unwrap_or(0.0).max(0.0)
+                } else {
+                    0.0
+                };
+                SenderStatus {
+                    name: sender.name.clone(),
+                    state,
+                    sent_last_minute: recent,
+                    resting_until: row
+                        .and_then(|r| r.resting_until)
+                        .filter(|_| resting_for.is_some()),
+                    last_error: row.and_then(|r| r.last_error.clone()),
+                    next_free_slot_in: Duration::from_secs_f64(resting_for.unwrap_or(0.0).max(full_for)),
+                }
+            })
+            .collect())
+    }
+
+    /// Free slots across the keys in service, right now.
+    pub fn free_slots(&self, statuses: &[SenderStatus]) -> u32 {
+        statuses
+            .iter()
+            .filter(|s| s.state == SenderState::Ok)
+            .map(|s| self.rate_per_minute.saturating_sub(s.sent_last_minute))
+            .sum()
+    }
+
+    /// Takes one slot on the next key that has one, round robin. Taking it is
+    /// atomic across replicas: the key's row is locked while its window is counted.
+    pub async fn take_slot(&self) -> Result<Slot<'_>, sqlx::Error> {
+        let statuses = self.statuses().await?;
+        if !statuses.iter().any(SenderStatus::in_service) {
+            let reason = match statuses.first().map(|s| s.state) {
+                Some(SenderState::Unauthorized) => "unauthorized",
+                _ => "session_ended",
+            };
+            return Ok(Slot::NoneInService(reason));
+        }
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        for i in 0..self.list.len() {
+            let index = (start + i) % self.list.len();
+            let status = &statuses[index];
+            if status.state != SenderState::Ok || status.sent_last_minute >= self.rate_per_minute {
+                continue;
+            }
+            if let Some(slot) = self.try_take(&self.list[index]).await? {
+                return Ok(Slot::Granted(&self.list[index], slot));
+            }
+        }
+        let wait = statuses
+            .iter()
+            .filter(|s| s.in_service())
+            .map(|s| s.next_free_slot_in)
+            .min()
+            .unwrap_or(Duration::from_secs(1))
+            .max(Duration::from_millis(20));
+        Ok(Slot::Wait(wait))
+    }
+
+    async fn try_take(&self, sender: &Sender) -> Result<Option<i64>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let usable: Option<bool> = sqlx::query_scalar(
+            "select state = 'ok' and (resting_until is null or resting_until <= clock_timestamp())
+             from senders where id = $1 for update",
+        )
+        .bind(&sender.id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if usable != Some(true) {
+            return Ok(None);
+        }
+        let recent: i64 = sqlx::query_scalar(
+            "select count(*) from sender_sends
+             where sender_id = $1 and sent_at > clock_timestamp() - make_interval(secs => $2)",
+        )
+        .bind(&sender.id)
+        .bind(WINDOW.as_secs_f64())
+        .fetch_one(&mut *tx)
+        .await?;
+        if recent >= i64::from(self.rate_per_minute) {
+            return Ok(None);
+        }
+        let slot: i64 = sqlx::query_scalar(
+            "insert into sender_sends (sender_id, sent_at) values ($1, clock_timestamp()) returning id",
+        )
+        .bind(&sender.id)
+        .fetch_one(&mut *tx)
+        .await?;
+        // Keep the window table small: what left the window no longer matters.
+        sqlx::query(
+            "delete from sender_sends
+             where sender_id = $1 and sent_at < clock_timestamp() - make_interval(secs => $2) * 2",
+        )
+        .bind(&sender.id)
+        .bind(WINDOW.as_secs_f64())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(slot))
+    }
+
+    /// Gives a slot back when the gateway surely sent nothing (it answered 5xx,
+    /// or could not be reached): an outage must not use up the minute's quota.
+    pub async fn refund(&self, slot: i64) -> Result<(), sqlx::Error> {
+        sqlx::query("delete from sender_sends where id = $1")
+            .bind(slot)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Takes a key out of service until an operator resumes it.
+    pub async fn take_out(
+        &self,
+        sender: &Sender,
+        state: SenderState,
+        error: &str,
+    ) -> Result<(), sqlx::Error> {
+        let state = match state {
+            SenderState::Unauthorized => "unauthorized",
+            _ => "session_ended",
+        };
+        sqlx::query("update senders set state = $2, last_error = $3, updated_at = now() where id = $1")
+            .bind(&sender.id)
+            .bind(state)
+            .bind(error)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Rests a key (after a 429) without taking it out of service.
+    pub async fn rest(&self, sender: &Sender, rest: Duration, error: &str) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "update senders
+             set resting_until = greatest(coalesce(resting_until, now()), clock_timestamp() + make_interval(secs => $2)),
+                 last_error = $3, updated_at = now()
+             where id = $1",
+        )
+        .bind(&sender.id)
+        .bind(rest.as_secs_f64())
+        .bind(error)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn note_error(&self, sender: &Sender, error: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("update senders set last_error = $2, updated_at = now() where id = $1")
+            .bind(&sender.id)
+            .bind(error)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Puts a re-linked key back in service.
+    pub async fn resume(&self, sender: &Sender) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "update senders set state = 'ok', resting_until = null, last_error = null, updated_at = now()
+             where id = $1",
+        )
+        .bind(&sender.id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
