@@ -235,6 +235,16 @@ pub struct SecretList(pub Vec<SecretString>);
 pub struct CountryList(pub Vec<CountryId>);
 
 impl Settings {
+    /// The settings from the environment and the defaults, with no flags.
+    pub fn from_env() -> Result<Self, clap::Error> {
+        #[derive(clap::Parser)]
+        struct Only {
+            #[command(flatten)]
+            settings: Settings,
+        }
+        <Only as clap::Parser>::try_parse_from(["otp-service"]).map(|o| o.settings)
+    }
+
     pub fn ttl(&self) -> Duration {
         Duration::from_secs(self.policy.ttl_seconds.into())
     }

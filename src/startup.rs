@@ -115,7 +115,17 @@ impl Application {
                         http::dev_routes(cfg);
                     }
                 })
-                .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", document.clone()))
+                .service(
+                    SwaggerUi::new("/docs/{_:.*}")
+                        .url("/openapi.json", document.clone())
+                        .config(
+                            utoipa_swagger_ui::Config::default()
+                                // The API key survives a reload of the page.
+                                .persist_authorization(true)
+                                .try_it_out_enabled(true)
+                                .display_request_duration(true),
+                        ),
+                )
                 .route(
                     "/docs",
                     web::get().to(|| async {

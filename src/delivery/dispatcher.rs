@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::gateway::{SendOutcome, WaconectaClient};
 use super::outbox::{self, Claimed};
 use super::sealing::Sealer;
-use super::senders::{SenderState, SenderStatus, Senders, Slot};
+use super::senders::{Sender, SenderState, SenderStatus, Senders, Slot};
 use crate::error::Error;
 
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
@@ -105,7 +105,7 @@ impl Delivery {
         let this = self.clone();
         let attempt = self.inner.first_attempts.spawn(async move {
             match outbox::claim(&this.inner.pool, message_id).await {
-                Ok(Some(message)) => this.attempt(message).await,
+                Ok(Some(message)) => this.attempt(message, None).await,
                 Ok(None) => {}
                 Err(e) => tracing::warn!(error = %e, "could not claim a new message; the dispatcher will"),
             }
@@ -180,7 +180,15 @@ impl Delivery {
         match outbox::claim_due(pool, i64::from(free)).await {
             Ok(batch) if batch.is_empty() => POLL_INTERVAL,
             Ok(batch) => {
-                join_all(batch.into_iter().map(|m| self.attempt(m))).await;
+                // Slots for the whole batch at once; what gets none takes its own chance.
+                let mut slots = match self.inner.senders.take_slots(batch.len()).await {
+                    Ok(slots) => slots,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not take gateway slots");
+                        Vec::new()
+                    }
+                };
+                join_all(batch.into_iter().map(|m| self.attempt(m, slots.pop()))).await;
                 Duration::ZERO
             }
             Err(e) => {
@@ -199,21 +207,29 @@ impl Delivery {
     }
 
     #[tracing::instrument(skip_all, fields(message = %message.id, verification = %message.verification_id, attempt = message.attempts))]
-    async fn attempt(&self, message: Claimed) {
-        if let Err(e) = self.try_attempt(&message).await {
+    async fn attempt(&self, message: Claimed, slot: Option<(&Sender, i64)>) {
+        if let Err(e) = self.try_attempt(&message, slot).await {
             // The lease runs out and the message is claimed again: nothing is lost.
             tracing::warn!(error = %e, "could not record a delivery attempt");
         }
     }
 
-    async fn try_attempt(&self, message: &Claimed) -> Result<(), sqlx::Error> {
+    /// Sends one claimed message, on `slot` if one was taken for it already.
+    async fn try_attempt(&self, message: &Claimed, slot: Option<(&Sender, i64)>) -> Result<(), sqlx::Error> {
         let pool = &self.inner.pool;
         let senders = &self.inner.senders;
         let Some(text) = self.inner.sealer.open(&message.body_sealed) else {
             tracing::error!("the message cannot be opened (was OTP_PEPPER changed?); it fails");
+            if let Some((_, slot)) = slot {
+                senders.refund(slot).await?;
+            }
             return outbox::mark_failed(pool, message, "unreadable", true).await;
         };
-        let (sender, slot) = match senders.take_slot().await? {
+        let taken = match slot {
+            Some((sender, slot)) => Slot::Granted(sender, slot),
+            None => senders.take_slot().await?,
+        };
+        let (sender, slot) = match taken {
             Slot::Granted(sender, slot) => (sender, slot),
             Slot::Wait(wait) => {
                 return outbox::requeue(pool, message, wait, "waiting for a free gateway slot", false).await;

@@ -193,6 +193,14 @@ impl Senders {
     /// Takes one slot on the next key that has one, round robin. Taking it is
     /// atomic across replicas: the key's row is locked while its window is counted.
     pub async fn take_slot(&self) -> Result<Slot<'_>, sqlx::Error> {
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        for i in 0..self.list.len() {
+            let sender = &self.list[(start + i) % self.list.len()];
+            if let Some(slot) = self.try_take(sender).await? {
+                return Ok(Slot::Granted(sender, slot));
+            }
+        }
+        // No key had a slot: find out whether any will, and when.
         let statuses = self.statuses().await?;
         if !statuses.iter().any(SenderStatus::in_service) {
             let reason = match statuses.first().map(|s| s.state) {
@@ -200,17 +208,6 @@ impl Senders {
                 _ => "session_ended",
             };
             return Ok(Slot::NoneInService(reason));
-        }
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
-        for i in 0..self.list.len() {
-            let index = (start + i) % self.list.len();
-            let status = &statuses[index];
-            if status.state != SenderState::Ok || status.sent_last_minute >= self.rate_per_minute {
-                continue;
-            }
-            if let Some(slot) = self.try_take(&self.list[index]).await? {
-                return Ok(Slot::Granted(&self.list[index], slot));
-            }
         }
         let wait = statuses
             .iter()
@@ -223,6 +220,31 @@ impl Senders {
     }
 
     async fn try_take(&self, sender: &Sender) -> Result<Option<i64>, sqlx::Error> {
+        Ok(self.try_take_many(sender, 1).await?.pop())
+    }
+
+    /// Takes up to `wanted` slots of the next keys that have them, round robin,
+    /// one transaction per key: a backlog goes out without a round trip per message.
+    pub async fn take_slots(&self, wanted: usize) -> Result<Vec<(&Sender, i64)>, sqlx::Error> {
+        let mut granted = Vec::with_capacity(wanted);
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        for i in 0..self.list.len() {
+            if granted.len() == wanted {
+                break;
+            }
+            let sender = &self.list[(start + i) % self.list.len()];
+            // Spread what is left over the keys not yet asked.
+            let share = (wanted - granted.len()).div_ceil(self.list.len() - i);
+            for slot in self.try_take_many(sender, share).await? {
+                granted.push((sender, slot));
+            }
+        }
+        Ok(granted)
+    }
+
+    /// At most `wanted` slots of one key, atomically across replicas: the key's
+    /// row stays locked while its window is counted and the slots are written.
+    async fn try_take_many(&self, sender: &Sender, wanted: usize) -> Result<Vec<i64>, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         let usable: Option<bool> = sqlx::query_scalar(
             "select state = 'ok' and (resting_until is null or resting_until <= clock_timestamp())
@@ -232,7 +254,7 @@ impl Senders {
         .fetch_optional(&mut *tx)
         .await?;
         if usable != Some(true) {
-            return Ok(None);
+            return Ok(Vec::new());
         }
         let recent: i64 = sqlx::query_scalar(
             "select count(*) from sender_sends
@@ -242,14 +264,18 @@ impl Senders {
         .bind(WINDOW.as_secs_f64())
         .fetch_one(&mut *tx)
         .await?;
-        if recent >= i64::from(self.rate_per_minute) {
-            return Ok(None);
+        let free = (i64::from(self.rate_per_minute) - recent).clamp(0, wanted as i64);
+        if free == 0 {
+            return Ok(Vec::new());
         }
-        let slot: i64 = sqlx::query_scalar(
-            "insert into sender_sends (sender_id, sent_at) values ($1, clock_timestamp()) returning id",
+        let slots: Vec<i64> = sqlx::query_scalar(
+            "insert into sender_sends (sender_id, sent_at)
+             select $1, clock_timestamp() from generate_series(1, $2)
+             returning id",
         )
         .bind(&sender.id)
-        .fetch_one(&mut *tx)
+        .bind(free)
+        .fetch_all(&mut *tx)
         .await?;
         // Keep the window table small: what left the window no longer matters.
         sqlx::query(
@@ -261,7 +287,7 @@ impl Senders {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(Some(slot))
+        Ok(slots)
     }
 
     /// Gives a slot back when the gateway surely sent nothing (it answered 5xx,

@@ -8,10 +8,7 @@ use serde_json::json;
 use crate::helpers::*;
 
 async fn nothing_written(app: &TestApp) {
-    let count: i64 = sqlx::query_scalar("select count(*) from verifications")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let count = app.verification_count().await;
     assert_eq!(count, 0);
     assert!(app.fake.calls().is_empty());
 }

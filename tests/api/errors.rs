@@ -127,10 +127,7 @@ async fn numbers_outside_the_allowed_countries_are_refused_before_anything_is_st
         "country_not_allowed",
     )
     .await;
-    let count: i64 = sqlx::query_scalar("select count(*) from verifications")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let count = app.verification_count().await;
     assert_eq!(count, 0);
     assert!(app.fake.calls().is_empty());
     let response = app.request_code(json!({"phone": "+51 912 345 678"})).await;

@@ -88,10 +88,7 @@ async fn with_no_key_in_service_requests_get_503_and_nothing_is_stored() {
     )
     .await;
     assert!(body["retry_after"].as_u64().unwrap() >= 1);
-    let count: i64 = sqlx::query_scalar("select count(*) from verifications")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let count = app.verification_count().await;
     assert_eq!(count, 1, "nothing stored for the refused request");
 }
 
@@ -112,10 +109,11 @@ async fn a_backlog_drains_within_the_rate_without_a_single_429() {
     .await;
 
     let messages = app.fake.messages();
-    let mut numbers: Vec<&str> = messages.iter().map(|m| m.number.as_str()).collect();
-    numbers.sort();
-    numbers.dedup();
-    assert_eq!(numbers.len(), 200, "each message delivered exactly once");
+    assert_eq!(
+        distinct_numbers(&app.fake),
+        200,
+        "each message delivered exactly once"
+    );
     assert!(
         app.fake.calls().iter().all(|c| c.status != 429),
         "the gateway never had to say 429"
@@ -161,10 +159,7 @@ async fn admission_control_refuses_codes_that_could_not_arrive_in_time() {
         }
     }
     assert_eq!(statuses, [202, 202, 503, 503, 503]);
-    let count: i64 = sqlx::query_scalar("select count(*) from verifications")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let count = app.verification_count().await;
     assert_eq!(count, 2);
     assert_eq!(app.fake.messages().len(), 2);
 }

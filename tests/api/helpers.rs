@@ -5,7 +5,6 @@
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use clap::Parser;
 use otp_service::clients;
 use otp_service::config::{HashSettings, SecretList, Settings};
 use otp_service::delivery::fake_gateway::{FakeGateway, FakeMessage};
@@ -19,12 +18,6 @@ use sqlx::{ConnectOptions, PgPool};
 pub const PHONE: &str = "+59169657008";
 pub const PHONE_DIGITS: &str = "59169657008";
 pub const GATEWAY_KEYS: [&str; 2] = ["gateway-key-1", "gateway-key-2"];
-
-#[derive(Parser)]
-struct DefaultSettings {
-    #[command(flatten)]
-    settings: Settings,
-}
 
 pub struct TestApp {
     pub address: String,
@@ -101,7 +94,7 @@ impl Drop for TestApp {
 
 /// The settings every test starts from: defaults, cheap argon2, one gateway key.
 pub fn test_settings(database_url: &str, gateway_url: &str) -> Settings {
-    let mut settings = DefaultSettings::parse_from(["test"]).settings;
+    let mut settings = Settings::from_env().expect("the environment's settings are valid");
     settings.database.url = database_url.to_owned().into();
     settings.listen = "127.0.0.1:0".parse().unwrap();
     settings.pepper = Some("test-pepper-test-pepper-test-pepper!".to_owned().into());
@@ -190,6 +183,13 @@ impl TestApp {
 
     pub async fn verify(&self, body: Value) -> Response {
         self.post("/otp/verify", &body).await
+    }
+
+    pub async fn verification_count(&self) -> i64 {
+        sqlx::query_scalar("select count(*) from verifications")
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
     }
 
     /// Requests a code for `PHONE` with `purpose`, expecting 202; returns the verification.
@@ -288,6 +288,14 @@ pub fn two_keys(settings: &mut Settings) {
 /// The `n`th of a series of distinct valid Bolivian mobile numbers, E.164.
 pub fn nth_phone(n: usize) -> String {
     format!("+5916{:07}", 9_600_000 + n)
+}
+
+/// How many different numbers the gateway delivered to.
+pub fn distinct_numbers(fake: &FakeGateway) -> usize {
+    let mut numbers: Vec<String> = fake.messages().into_iter().map(|m| m.number).collect();
+    numbers.sort();
+    numbers.dedup();
+    numbers.len()
 }
 
 /// The most messages any key received within any 60-second window.

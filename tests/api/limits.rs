@@ -117,10 +117,7 @@ async fn parallel_first_requests_make_one_verification() {
     let statuses: Vec<u16> = answers.iter().map(|r| r.status().as_u16()).collect();
     assert_eq!(statuses.iter().filter(|s| **s == 202).count(), 1, "{statuses:?}");
     assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 9, "{statuses:?}");
-    let count: i64 = sqlx::query_scalar("select count(*) from verifications")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let count = app.verification_count().await;
     assert_eq!(count, 1);
     assert_eq!(app.fake.messages().len(), 1);
 }

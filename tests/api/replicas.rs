@@ -42,10 +42,7 @@ async fn three_replicas_share_the_per_key_rate_and_send_each_message_once() {
     .await;
 
     let messages = app.fake.messages();
-    let mut numbers: Vec<&str> = messages.iter().map(|m| m.number.as_str()).collect();
-    numbers.sort();
-    numbers.dedup();
-    assert_eq!(numbers.len(), 24, "each message once");
+    assert_eq!(distinct_numbers(&app.fake), 24, "each message once");
     assert_eq!(messages.len(), 24);
     assert!(
         busiest_minute(&app.fake) <= 10,
@@ -72,8 +69,5 @@ async fn a_replica_killed_with_queued_messages_loses_none() {
         app.fake.messages().len() >= 5
     })
     .await;
-    let mut numbers: Vec<String> = app.fake.messages().into_iter().map(|m| m.number).collect();
-    numbers.sort();
-    numbers.dedup();
-    assert_eq!(numbers.len(), 5);
+    assert_eq!(distinct_numbers(&app.fake), 5);
 }

@@ -1,0 +1,170 @@
+//! Delivery benchmark: `cargo bench --bench delivery`.
+//!
+//! Runs the service in-process against the local PostgreSQL (a database of its
+//! own, dropped afterwards) and the fake gateway, and prints, from one run:
+//! 1. the time from `POST /otp/request` to the gateway's receipt (p50, p99)
+//!    while under the per-key limit;
+//! 2. with the queue filled while the gateway was down, the delivered rate per
+//!    key as a fraction of the configured limit, and the gateway's 429 count.
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use otp_service::clients;
+use otp_service::config::{HashSettings, SecretList, Settings};
+use otp_service::delivery::fake_gateway::FakeGateway;
+use otp_service::startup::Application;
+use secrecy::ExposeSecret;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection, PgPool};
+
+const KEYS: [&str; 2] = ["bench-key-1", "bench-key-2"];
+/// Per key. High, so that three windows of backlog take about two minutes.
+const RATE_PER_MINUTE: u32 = 300;
+const LATENCY_SAMPLES: usize = 200;
+
+fn phone(n: usize) -> String {
+    format!("+5917{:07}", n)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let base: PgConnectOptions = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| otp_service::config::DEFAULT_DATABASE_URL.into())
+        .parse()?;
+    let admin = base.clone().database("postgres");
+    let name = format!("otp_bench_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = admin.connect().await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("create database {name}")))
+        .execute(&mut conn)
+        .await?;
+    let result = run(base.database(&name)).await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("drop database {name} with (force)")))
+        .execute(&mut conn)
+        .await?;
+    conn.close().await?;
+    result
+}
+
+async fn run(db: PgConnectOptions) -> anyhow::Result<()> {
+    let fake = FakeGateway::new(KEYS.iter().map(|k| k.to_string()).collect(), RATE_PER_MINUTE);
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let gateway_url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(fake.serve(listener)?);
+
+    let mut settings = Settings::from_env()?;
+    settings.database.url = db.to_url_lossy().to_string().into();
+    settings.listen = "127.0.0.1:0".parse()?;
+    settings.pepper = Some("bench-pepper-bench-pepper-bench-pepper".to_owned().into());
+    settings.gateway.base_url = gateway_url;
+    settings.gateway.api_keys = Some(SecretList(KEYS.iter().map(|k| k.to_string().into()).collect()));
+    settings.gateway.rate_per_minute = RATE_PER_MINUTE;
+    // Delivery is measured here, not hashing.
+    settings.hashing = HashSettings {
+        memory_kib: 64,
+        iterations: 1,
+        parallelism: 1,
+    };
+    settings.policy.ttl_seconds = 3600;
+    let app = Application::build(settings, None).await?;
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let pool = PgPool::connect_with(db).await?;
+    let key = clients::add(&pool, "bench", None)
+        .await?
+        .expose_secret()
+        .to_owned();
+    let http = reqwest::Client::new();
+    let request = |n: usize| {
+        http.post(format!("{address}/otp/request"))
+            .header("X-Api-Key", &key)
+            .json(&serde_json::json!({"phone": phone(n)}))
+            .send()
+    };
+
+    // 1. Latency under the limit: one request at a time, well below the rate.
+    let mut latencies = Vec::with_capacity(LATENCY_SAMPLES);
+    for n in 0..LATENCY_SAMPLES {
+        let started = Instant::now();
+        let wall = chrono::Utc::now();
+        let response = request(n).await?;
+        anyhow::ensure!(response.status() == 202, "request answered {}", response.status());
+        let digits = phone(n)[1..].to_owned();
+        let received = loop {
+            if let Some(m) = fake.last_message_to(&digits) {
+                break m.received_at;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        };
+        let _ = started;
+        latencies.push((received - wall).to_std().unwrap_or_default());
+    }
+    latencies.sort();
+    // Let the window of phase 1 pass, so phase 2 starts with every key free.
+    tokio::time::sleep(Duration::from_secs(61)).await;
+
+    // 2. A full queue: three windows' worth per key, filled while the gateway is down.
+    let before = fake.messages().len();
+    let backlog = 3 * RATE_PER_MINUTE as usize * KEYS.len();
+    fake.set_down(true);
+    let mut pending = Vec::new();
+    for n in 0..backlog {
+        pending.push(request(LATENCY_SAMPLES + n));
+        if pending.len() == 32 {
+            for r in futures_util::future::join_all(pending.drain(..)).await {
+                anyhow::ensure!(r?.status() == 202, "a backlog request was refused");
+            }
+        }
+    }
+    for r in futures_util::future::join_all(pending).await {
+        anyhow::ensure!(r?.status() == 202, "a backlog request was refused");
+    }
+    fake.set_down(false);
+    let drain_started = Instant::now();
+    while fake.messages().len() < before + backlog {
+        anyhow::ensure!(
+            drain_started.elapsed() < Duration::from_secs(300),
+            "the backlog did not drain"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let messages = fake.messages().split_off(before);
+    let too_many = fake.calls().iter().filter(|c| c.status == 429).count();
+    println!(
+        "otp-service delivery benchmark ({} keys, limit {RATE_PER_MINUTE}/min per key)",
+        KEYS.len()
+    );
+    println!(
+        "  request -> gateway receipt, under the limit ({LATENCY_SAMPLES} requests): p50 {:.1} ms, p99 {:.1} ms",
+        percentile(&latencies, 0.50).as_secs_f64() * 1e3,
+        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+    );
+    for (sender, key) in KEYS.iter().enumerate() {
+        let times: Vec<_> = messages
+            .iter()
+            .filter(|m| m.sender == sender)
+            .map(|m| m.received_at)
+            .collect();
+        // The first window goes out at once; the rate is what follows it:
+        // messages after the first window's over the time they took.
+        let first = *times.first().expect("messages on every key");
+        let last = *times.last().unwrap();
+        let span = (last - first).to_std().unwrap_or_default().as_secs_f64();
+        let after_first_window = times.len() - RATE_PER_MINUTE as usize;
+        let per_minute = after_first_window as f64 / span * 60.0;
+        println!(
+            "  {key}: {} delivered, {:.1}/min over {:.1} s = {:.3} of the limit (target >= 0.98)",
+            times.len(),
+            per_minute,
+            span,
+            per_minute / f64::from(RATE_PER_MINUTE),
+        );
+    }
+    println!("  gateway 429 answers: {too_many} (target 0)");
+    Ok(())
+}
