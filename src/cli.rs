@@ -180,6 +180,8 @@ async fn serve_dev(mut settings: Settings) -> anyhow::Result<()> {
     let fake_listener = TcpListener::bind("127.0.0.1:0")?;
     settings.gateway.base_url = format!("http://{}", fake_listener.local_addr()?);
     settings.gateway.api_keys = Some(SecretList(vec![DEV_GATEWAY_KEY.to_owned().into()]));
+    // The fake answers any container token, so the QR page works under --dev too.
+    settings.gateway.container_tokens = Some(SecretList(vec!["dev-container-token".to_owned().into()]));
     tokio::spawn(fake.serve(fake_listener)?);
 
     let listen = settings.listen;

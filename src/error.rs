@@ -19,6 +19,8 @@ pub enum Error {
     CountryNotAllowed,
     #[error("{0}")]
     NotFound(&'static str),
+    #[error("this endpoint does not take that method; it takes {allow}")]
+    MethodNotAllowed { allow: String },
     #[error("the verification is {}, not pending", .status.as_str())]
     NotPending { id: Uuid, status: VerificationStatus },
     #[error("the code has expired; request a new one")]

@@ -134,7 +134,7 @@ impl Application {
                             .finish()
                     }),
                 )
-                .default_service(web::to(http::not_found))
+                .default_service(web::to(http::fallback))
         })
         .disable_signals()
         // In-flight requests get the shutdown timeout less the time a last send may take.

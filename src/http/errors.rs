@@ -34,7 +34,7 @@ pub struct Problem {
     /// Machine-readable: invalid_request, invalid_phone, unauthorized, country_not_allowed,
     /// not_found, not_pending, expired, invalid_code, phone_rejected, idempotency_key_reused,
     /// max_attempts_reached, resend_too_soon, rate_limited, delivery_unavailable,
-    /// unavailable, qr_unavailable (admin), internal_error.
+    /// unavailable, qr_unavailable (admin), method_not_allowed, internal_error.
     pub code: &'static str,
     /// The verification concerned, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -61,6 +61,9 @@ impl Error {
             }
             Error::CountryNotAllowed => (S::FORBIDDEN, "country_not_allowed", "Country not allowed"),
             Error::NotFound(_) => (S::NOT_FOUND, "not_found", "Not found"),
+            Error::MethodNotAllowed { .. } => {
+                (S::METHOD_NOT_ALLOWED, "method_not_allowed", "Method not allowed")
+            }
             Error::NotPending { .. } => (S::CONFLICT, "not_pending", "Verification not pending"),
             Error::Expired { .. } => (S::GONE, "expired", "Code expired"),
             Error::InvalidCode { .. } => (S::UNPROCESSABLE_ENTITY, "invalid_code", "Wrong code"),
@@ -145,6 +148,9 @@ impl ResponseError for Error {
         }
         let mut response = HttpResponse::build(self.status_code());
         response.insert_header((header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON)));
+        if let Error::MethodNotAllowed { allow } = self {
+            response.insert_header((header::ALLOW, allow.as_str()));
+        }
         if let Error::AdminUnauthorized = self {
             // Lets a browser ask for the admin key, for the QR page.
             response.insert_header((header::WWW_AUTHENTICATE, r#"Basic realm="otp-service admin""#));

@@ -103,11 +103,66 @@ fn describe_body_error(e: &actix_web::error::JsonPayloadError) -> String {
     }
 }
 
+/// A path parameter that does not parse: `GET /otp/request` is the wrong
+/// method for `/otp/request` (405), not a malformed id (400).
 pub fn path_config() -> web::PathConfig {
-    web::PathConfig::default()
-        .error_handler(|_, _| Error::InvalidRequest("the id in the path must be a UUID".into()).into())
+    web::PathConfig::default().error_handler(|_, req| match documented_route(req.path(), true) {
+        Some(allow) => Error::MethodNotAllowed { allow }.into(),
+        None => Error::InvalidRequest("the id in the path must be a UUID".into()).into(),
+    })
 }
 
-pub async fn not_found(_: HttpRequest) -> Result<HttpResponse, Error> {
-    Err(Error::NotFound("no such endpoint"))
+/// Requests that no route took: `405` with `Allow` for a documented path
+/// asked with another method, `404` for anything else.
+pub async fn fallback(req: HttpRequest) -> Result<HttpResponse, Error> {
+    Err(
+        documented_route(req.path(), false).map_or(Error::NotFound("no such endpoint"), |allow| {
+            Error::MethodNotAllowed { allow }
+        }),
+    )
+}
+
+/// The methods (as an `Allow` value) of the documented path that `path` is:
+/// matching it exactly, or (unless `exact_only`) with `{parameters}` too.
+fn documented_route(path: &str, exact_only: bool) -> Option<String> {
+    static ROUTES: std::sync::LazyLock<Vec<(String, String)>> = std::sync::LazyLock::new(|| {
+        let document = openapi::document();
+        document
+            .paths
+            .paths
+            .iter()
+            .map(|(path, item)| {
+                let methods = [
+                    ("GET", &item.get),
+                    ("PUT", &item.put),
+                    ("POST", &item.post),
+                    ("DELETE", &item.delete),
+                    ("PATCH", &item.patch),
+                ];
+                let allowed: Vec<&str> = methods
+                    .iter()
+                    .filter(|(_, op)| op.is_some())
+                    .map(|(name, _)| *name)
+                    .collect();
+                (path.clone(), allowed.join(", "))
+            })
+            .collect()
+    });
+    let templated = |template: &str| {
+        let (a, b): (Vec<&str>, Vec<&str>) = (template.split('/').collect(), path.split('/').collect());
+        a.len() == b.len()
+            && a.iter()
+                .zip(&b)
+                .all(|(t, p)| t == p || (t.starts_with('{') && !p.is_empty()))
+    };
+    let exact = ROUTES.iter().find(|(template, _)| template == path);
+    exact
+        .or_else(|| {
+            if exact_only {
+                None
+            } else {
+                ROUTES.iter().find(|(template, _)| templated(template))
+            }
+        })
+        .map(|(_, allow)| allow.clone())
 }

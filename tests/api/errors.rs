@@ -76,6 +76,27 @@ async fn unknown_verifications_and_routes_are_not_found() {
     )
     .await;
     problem(app.get("/no/such/route").await, 404, "not_found").await;
+    let wrong_method = app
+        .http
+        .delete(format!("{}/otp/request", app.address))
+        .header("X-Api-Key", &app.api_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_method.headers()["allow"], "POST");
+    problem(wrong_method, 405, "method_not_allowed").await;
+    let wrong_method = app
+        .http
+        .put(format!("{}/otp/{id}", app.address))
+        .header("X-Api-Key", &app.api_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_method.headers()["allow"], "GET");
+    // `/otp/request` is a path of its own, not an id.
+    let wrong_method = app.get("/otp/request").await;
+    assert_eq!(wrong_method.headers()["allow"], "POST");
+    problem(wrong_method, 405, "method_not_allowed").await;
 }
 
 #[tokio::test]
