@@ -75,7 +75,12 @@ fn purpose(raw: Option<&str>) -> Result<Purpose> {
     tag = "otp",
     request_body = CodeRequest,
     responses(
-        (status = 202, description = "Code sent, or queued for delivery", body = Verification),
+        (status = 202, description = "Code sent, or queued for delivery", body = Verification, links(
+            ("GetVerification" = (operation_id = "get_verification", parameters(("id" = "$response.body#/id")),
+                description = "Read the verification")),
+            ("CancelVerification" = (operation_id = "cancel_verification", parameters(("id" = "$response.body#/id")),
+                description = "Cancel it")),
+        )),
         (status = 400, description = "`invalid_request` or `invalid_phone`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`country_not_allowed`", body = Problem, content_type = "application/problem+json"),
