@@ -43,7 +43,10 @@ create table outbox_messages (
     -- the message waits, erased once it is sent or given up.
     body_sealed bytea,
     status text not null check (status in ('queued', 'sent', 'failed', 'superseded')),
+    -- Sends tried (for the backoff), and claims made: each claim's number is its
+    -- token, and only ever grows, so a sender that lost its lease can't act.
     attempts integer not null default 0,
+    claims integer not null default 0,
     next_attempt_at timestamptz not null default now(),
     leased_until timestamptz,
     expires_at timestamptz not null,
@@ -61,6 +64,8 @@ create index outbox_messages_verification on outbox_messages (verification_id, c
 create table senders (
     id text primary key,
     state text not null default 'ok' check (state in ('ok', 'session_ended', 'unauthorized')),
+    -- An answer to a send started before this must not take the key out again.
+    resumed_at timestamptz,
     resting_until timestamptz,
     last_error text,
     updated_at timestamptz not null default now()

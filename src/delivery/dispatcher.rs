@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
-use super::gateway::{SendOutcome, WaconectaClient};
+use super::gateway::{SEND_TIMEOUT, SendOutcome, WaconectaClient};
 use super::outbox::{self, Claimed};
 use super::sealing::Sealer;
 use super::senders::{Sender, SenderState, SenderStatus, Senders, Slot};
@@ -66,8 +66,8 @@ impl Delivery {
         &self.inner.gateway
     }
 
-    pub fn seal(&self, text: &SecretString) -> Vec<u8> {
-        self.inner.sealer.seal(text)
+    pub fn seal(&self, text: &SecretString, phone_digits: &str) -> Vec<u8> {
+        self.inner.sealer.seal(text, phone_digits)
     }
 
     /// Refuses a new code that could not be delivered before it expires: no key
@@ -84,8 +84,10 @@ impl Delivery {
         }
         let ahead = outbox::depth(&self.inner.pool).await? as f64;
         let per_second = in_service * f64::from(senders.rate_per_minute()) / 60.0;
-        let in_time =
-            f64::from(senders.free_slots(&statuses)) + per_second * ttl.as_secs_f64() * QUEUE_SHARE_OF_TTL;
+        // Never counting the last SEND_TIMEOUT, when a message is no longer handed over.
+        let budget =
+            (ttl.as_secs_f64() * QUEUE_SHARE_OF_TTL).min(ttl.saturating_sub(SEND_TIMEOUT).as_secs_f64());
+        let in_time = f64::from(senders.free_slots(&statuses)) + per_second * budget;
         if ahead + 1.0 > in_time {
             let retry_after = ((ahead + 1.0 - in_time) / per_second).ceil().max(1.0) as u64;
             return Err(Error::DeliveryUnavailable {
@@ -218,7 +220,11 @@ impl Delivery {
     async fn try_attempt(&self, message: &Claimed, slot: Option<(&Sender, i64)>) -> Result<(), sqlx::Error> {
         let pool = &self.inner.pool;
         let senders = &self.inner.senders;
-        let Some(text) = self.inner.sealer.open(&message.body_sealed) else {
+        let Some(text) = self
+            .inner
+            .sealer
+            .open(&message.body_sealed, &message.phone_digits)
+        else {
             tracing::error!("the message cannot be opened (was OTP_PEPPER changed?); it fails");
             if let Some((_, slot)) = slot {
                 senders.refund(slot).await?;
@@ -240,11 +246,19 @@ impl Delivery {
             }
         };
 
+        if !outbox::renew(pool, message).await? {
+            // Another sender holds it now, or it can no longer arrive in time.
+            senders.refund(slot).await?;
+            return Ok(());
+        }
         let outcome = self
             .inner
             .gateway
             .send_message(&sender.key, &message.phone_digits, &text)
             .await;
+        // The gateway counts a request when it arrives: count the slot from the
+        // answer, not from when it was taken, so no window is ever short of it.
+        senders.touch(slot).await?;
         drop(text);
         let sender_name = sender.name.as_str();
         match outcome {
@@ -273,7 +287,7 @@ impl Delivery {
                 } else {
                     (SenderState::Unauthorized, "unauthorized")
                 };
-                senders.take_out(sender, state, reason).await?;
+                senders.take_out(sender, slot, state, reason).await?;
                 tracing::error!(
                     sender = sender_name,
                     reason,

@@ -2,7 +2,7 @@
 //! claimed for sending with a lease (not a transaction held across the gateway
 //! call), so a replica that dies mid-send leaves it to be claimed again.
 //!
-//! Each claim increments `attempts`; that number is the claim's token, and a
+//! Each claim increments `claims`; that number is the claim's token, and a
 //! sender that lost its lease can no longer change the message.
 
 use std::time::Duration;
@@ -16,7 +16,7 @@ use super::gateway::SEND_TIMEOUT;
 /// How long a claimed message is reserved for its sender: longer than the
 /// gateway client's whole timeout, so a live sender never loses its claim,
 /// and short, so a dead replica's messages are taken over soon.
-pub const LEASE: Duration = Duration::from_secs(15);
+pub const LEASE: Duration = Duration::from_secs(30);
 
 pub struct Claimed {
     pub id: Uuid,
@@ -24,8 +24,10 @@ pub struct Claimed {
     pub phone_digits: String,
     /// The text, sealed; `Sealer::open` gives it back.
     pub body_sealed: Vec<u8>,
-    /// Attempts so far, this one included: the claim's token.
+    /// Send attempts so far, this one included (for the backoff).
     pub attempts: i32,
+    /// The claim's token.
+    pub claim: i32,
     pub expires_at: DateTime<Utc>,
 }
 
@@ -38,7 +40,7 @@ pub struct NewMessage<'a> {
     pub first_attempt_in: Duration,
 }
 
-const CLAIMED_COLUMNS: &str = "id, verification_id, phone_digits, body_sealed, attempts, expires_at";
+const CLAIMED_COLUMNS: &str = "id, verification_id, phone_digits, body_sealed, attempts, claims, expires_at";
 
 /// A message is claimable while its verification still waits for it and a send
 /// started now would reach the gateway before the code expires.
@@ -55,6 +57,7 @@ fn claimed(row: sqlx::postgres::PgRow) -> Result<Claimed, sqlx::Error> {
         phone_digits: row.try_get("phone_digits")?,
         body_sealed: row.try_get("body_sealed")?,
         attempts: row.try_get("attempts")?,
+        claim: row.try_get("claims")?,
         expires_at: row.try_get("expires_at")?,
     })
 }
@@ -114,7 +117,8 @@ pub async fn give_up_queued(
 /// Claims one message, if it is claimable.
 pub async fn claim(pool: &PgPool, id: Uuid) -> Result<Option<Claimed>, sqlx::Error> {
     let sql = format!(
-        "update outbox_messages set leased_until = now() + make_interval(secs => $2), attempts = attempts + 1
+        "update outbox_messages set leased_until = now() + make_interval(secs => $2), attempts = attempts + 1,
+             claims = claims + 1
          where id = $1 and {}
          returning {CLAIMED_COLUMNS}",
         CLAIMABLE.replace("$9", "$3")
@@ -133,7 +137,8 @@ pub async fn claim(pool: &PgPool, id: Uuid) -> Result<Option<Claimed>, sqlx::Err
 /// replica is claiming at this moment.
 pub async fn claim_due(pool: &PgPool, limit: i64) -> Result<Vec<Claimed>, sqlx::Error> {
     let sql = format!(
-        "update outbox_messages set leased_until = now() + make_interval(secs => $2), attempts = attempts + 1
+        "update outbox_messages set leased_until = now() + make_interval(secs => $2), attempts = attempts + 1,
+             claims = claims + 1
          where id in (
              select id from outbox_messages
              where next_attempt_at <= now() and {}
@@ -183,13 +188,19 @@ pub async fn mark_failed(
     fail_verification: bool,
 ) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
+    // The verification's row first, as requests (resend, cancel) lock them: the
+    // same order everywhere, so the two never deadlock.
+    sqlx::query("select 1 from verifications where id = $1 for update")
+        .bind(message.verification_id)
+        .execute(&mut *tx)
+        .await?;
     let verification: Option<Uuid> = sqlx::query_scalar(
         "update outbox_messages set status = 'failed', body_sealed = null, leased_until = null, last_error = $3
-         where id = $1 and attempts = $2 and status = 'queued'
+         where id = $1 and claims = $2 and status = 'queued'
          returning verification_id",
     )
     .bind(message.id)
-    .bind(message.attempts)
+    .bind(message.claim)
     .bind(reason)
     .fetch_optional(&mut *tx)
     .await?;
@@ -200,6 +211,24 @@ pub async fn mark_failed(
             .await?;
     }
     tx.commit().await
+}
+
+/// Renews the claim right before the send, and checks the message is still
+/// worth sending: a slow step since the claim must not let another sender in,
+/// nor a code reach the gateway after it expired.
+pub async fn renew(pool: &PgPool, message: &Claimed) -> Result<bool, sqlx::Error> {
+    let renewed = sqlx::query(
+        "update outbox_messages set leased_until = now() + make_interval(secs => $3)
+         where id = $1 and claims = $2 and status = 'queued' and leased_until > now()
+           and expires_at > now() + make_interval(secs => $4)",
+    )
+    .bind(message.id)
+    .bind(message.claim)
+    .bind(LEASE.as_secs_f64())
+    .bind(SEND_TIMEOUT.as_secs_f64())
+    .execute(pool)
+    .await?;
+    Ok(renewed.rows_affected() == 1)
 }
 
 /// Puts a claimed message back in the queue, due after `delay`. With
@@ -215,10 +244,10 @@ pub async fn requeue(
         "update outbox_messages
          set leased_until = null, last_error = $4, next_attempt_at = now() + make_interval(secs => $3),
              attempts = case when $5 then attempts else greatest(attempts - 1, 0) end
-         where id = $1 and attempts = $2 and status = 'queued'",
+         where id = $1 and claims = $2 and status = 'queued'",
     )
     .bind(message.id)
-    .bind(message.attempts)
+    .bind(message.claim)
     .bind(delay.as_secs_f64())
     .bind(reason)
     .bind(counted)

@@ -1,7 +1,7 @@
 //! Message texts carry codes, so the outbox keeps them sealed with an AEAD
 //! cipher under a key derived from the service's pepper.
 
-use chacha20poly1305::aead::{Aead, KeyInit};
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use hkdf::Hkdf;
 use rand::Rng;
@@ -30,25 +30,39 @@ impl Sealer {
     }
 
     /// `nonce || ciphertext`, with a fresh random nonce.
-    pub fn seal(&self, text: &SecretString) -> Vec<u8> {
+    /// The phone number is bound in as associated data: a sealed text moved to
+    /// another number's message no longer opens.
+    pub fn seal(&self, text: &SecretString, phone_digits: &str) -> Vec<u8> {
         let mut nonce = [0u8; NONCE_LEN];
         UnwrapErr(SysRng).fill_bytes(&mut nonce);
         let sealed = self
             .cipher
-            .encrypt(&Nonce::from(nonce), text.expose_secret().as_bytes())
+            .encrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: text.expose_secret().as_bytes(),
+                    aad: phone_digits.as_bytes(),
+                },
+            )
             .expect("ChaCha20-Poly1305 encryption does not fail for short texts");
         [nonce.as_slice(), &sealed].concat()
     }
 
     /// The text, or `None` if it was sealed under another key or altered.
-    pub fn open(&self, sealed: &[u8]) -> Option<SecretString> {
+    pub fn open(&self, sealed: &[u8], phone_digits: &str) -> Option<SecretString> {
         if sealed.len() < NONCE_LEN {
             return None;
         }
         let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
         let plain = self
             .cipher
-            .decrypt(&Nonce::from(<[u8; NONCE_LEN]>::try_from(nonce).ok()?), ciphertext)
+            .decrypt(
+                &Nonce::from(<[u8; NONCE_LEN]>::try_from(nonce).ok()?),
+                Payload {
+                    msg: ciphertext,
+                    aad: phone_digits.as_bytes(),
+                },
+            )
             .ok()?;
         String::from_utf8(plain).ok().map(SecretString::from)
     }
@@ -62,18 +76,26 @@ mod tests {
     fn seals_and_opens_only_under_the_same_pepper() {
         let sealer = Sealer::from_pepper(&"a".repeat(32).into());
         let text = SecretString::from("Tu código de verificación es *123456*".to_owned());
-        let sealed = sealer.seal(&text);
+        let sealed = sealer.seal(&text, "59169657008");
         assert!(!String::from_utf8_lossy(&sealed).contains("123456"));
-        assert_ne!(sealed, sealer.seal(&text), "a fresh nonce every time");
+        assert_ne!(
+            sealed,
+            sealer.seal(&text, "59169657008"),
+            "a fresh nonce every time"
+        );
         assert_eq!(
-            sealer.open(&sealed).unwrap().expose_secret(),
+            sealer.open(&sealed, "59169657008").unwrap().expose_secret(),
             text.expose_secret()
         );
 
+        assert!(
+            sealer.open(&sealed, "59170000000").is_none(),
+            "bound to its phone"
+        );
         let other = Sealer::from_pepper(&"b".repeat(32).into());
-        assert!(other.open(&sealed).is_none());
+        assert!(other.open(&sealed, "59169657008").is_none());
         let mut altered = sealed.clone();
         *altered.last_mut().unwrap() ^= 1;
-        assert!(sealer.open(&altered).is_none());
+        assert!(sealer.open(&altered, "59169657008").is_none());
     }
 }

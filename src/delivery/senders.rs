@@ -300,10 +300,21 @@ impl Senders {
         Ok(())
     }
 
-    /// Takes a key out of service until an operator resumes it.
+    /// Counts a slot from now: called when the gateway answered.
+    pub async fn touch(&self, slot: i64) -> Result<(), sqlx::Error> {
+        sqlx::query("update sender_sends set sent_at = clock_timestamp() where id = $1")
+            .bind(slot)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Takes a key out of service until an operator resumes it; unless it was
+    /// resumed after the send on `slot` started (that answer is old news).
     pub async fn take_out(
         &self,
         sender: &Sender,
+        slot: i64,
         state: SenderState,
         error: &str,
     ) -> Result<(), sqlx::Error> {
@@ -311,12 +322,18 @@ impl Senders {
             SenderState::Unauthorized => "unauthorized",
             _ => "session_ended",
         };
-        sqlx::query("update senders set state = $2, last_error = $3, updated_at = now() where id = $1")
-            .bind(&sender.id)
-            .bind(state)
-            .bind(error)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "update senders set state = $2, last_error = $3, updated_at = now()
+             where id = $1
+               and (resumed_at is null
+                    or resumed_at < (select sent_at from sender_sends where id = $4))",
+        )
+        .bind(&sender.id)
+        .bind(state)
+        .bind(error)
+        .bind(slot)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -348,7 +365,9 @@ impl Senders {
     /// Puts a re-linked key back in service.
     pub async fn resume(&self, sender: &Sender) -> Result<(), sqlx::Error> {
         sqlx::query(
-            "update senders set state = 'ok', resting_until = null, last_error = null, updated_at = now()
+            "update senders
+             set state = 'ok', resting_until = null, last_error = null, resumed_at = clock_timestamp(),
+                 updated_at = now()
              where id = $1",
         )
         .bind(&sender.id)

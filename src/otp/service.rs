@@ -127,9 +127,9 @@ impl OtpService {
 
         let code = OtpCode::generate(self.policy.code_length);
         let code_hash = self.hasher.hash(&code).await?;
-        let body = self
-            .delivery
-            .seal(&self.templates.render(input.locale, &code, self.policy.ttl));
+        let text = self.templates.render(input.locale, &code, self.policy.ttl);
+        let body = self.delivery.seal(&text, input.phone.gateway_digits());
+        drop(text);
         drop(code);
 
         // Two first requests racing for one phone: the loser of the unique index
