@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::gateway::{SEND_TIMEOUT, SendOutcome, WaconectaClient};
 use super::outbox::{self, Claimed};
 use super::sealing::Sealer;
-use super::senders::{Sender, SenderState, SenderStatus, Senders, Slot};
+use super::senders::{Sender, SenderState, SenderStatus, Senders, Slot, next_free_slot};
 use crate::error::Error;
 
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
@@ -170,12 +170,7 @@ impl Delivery {
             BATCH
         };
         if free == 0 {
-            let next = statuses
-                .iter()
-                .filter(|s| s.in_service())
-                .map(|s| s.next_free_slot_in)
-                .min();
-            return next
+            return next_free_slot(&statuses)
                 .unwrap_or(POLL_INTERVAL)
                 .clamp(Duration::from_millis(10), POLL_INTERVAL);
         }

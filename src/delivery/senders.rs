@@ -71,6 +71,15 @@ impl SenderStatus {
     }
 }
 
+/// How soon a key in service will have a free slot; `None` when none is in service.
+pub fn next_free_slot(statuses: &[SenderStatus]) -> Option<Duration> {
+    statuses
+        .iter()
+        .filter(|s| s.in_service())
+        .map(|s| s.next_free_slot_in)
+        .min()
+}
+
 pub enum Slot<'a> {
     /// The key may send one message now; the slot (this id) is already counted.
     Granted(&'a Sender, i64),
@@ -193,12 +202,8 @@ impl Senders {
     /// Takes one slot on the next key that has one, round robin. Taking it is
     /// atomic across replicas: the key's row is locked while its window is counted.
     pub async fn take_slot(&self) -> Result<Slot<'_>, sqlx::Error> {
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
-        for i in 0..self.list.len() {
-            let sender = &self.list[(start + i) % self.list.len()];
-            if let Some(slot) = self.try_take(sender).await? {
-                return Ok(Slot::Granted(sender, slot));
-            }
+        if let Some((sender, slot)) = self.take_slots(1).await?.pop() {
+            return Ok(Slot::Granted(sender, slot));
         }
         // No key had a slot: find out whether any will, and when.
         let statuses = self.statuses().await?;
@@ -209,18 +214,10 @@ impl Senders {
             };
             return Ok(Slot::NoneInService(reason));
         }
-        let wait = statuses
-            .iter()
-            .filter(|s| s.in_service())
-            .map(|s| s.next_free_slot_in)
-            .min()
+        let wait = next_free_slot(&statuses)
             .unwrap_or(Duration::from_secs(1))
             .max(Duration::from_millis(20));
         Ok(Slot::Wait(wait))
-    }
-
-    async fn try_take(&self, sender: &Sender) -> Result<Option<i64>, sqlx::Error> {
-        Ok(self.try_take_many(sender, 1).await?.pop())
     }
 
     /// Takes up to `wanted` slots of the next keys that have them, round robin,
