@@ -141,7 +141,8 @@ pub struct PolicySettings {
         long,
         env = "OTP_PHONE_SENDS_PER_HOUR",
         value_name = "OTP_PHONE_SENDS_PER_HOUR",
-        default_value_t = 10
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u32).range(1..)
     )]
     pub phone_sends_per_hour: u32,
     /// Failed attempts per phone per hour, across all verifications.
@@ -149,7 +150,8 @@ pub struct PolicySettings {
         long,
         env = "OTP_PHONE_FAILURES_PER_HOUR",
         value_name = "OTP_PHONE_FAILURES_PER_HOUR",
-        default_value_t = 20
+        default_value_t = 20,
+        value_parser = clap::value_parser!(u32).range(1..)
     )]
     pub phone_failures_per_hour: u32,
     /// Requests per end-user IP per hour, when `end_user_ip` is given.
@@ -157,7 +159,8 @@ pub struct PolicySettings {
         long,
         env = "OTP_IP_REQUESTS_PER_HOUR",
         value_name = "OTP_IP_REQUESTS_PER_HOUR",
-        default_value_t = 20
+        default_value_t = 20,
+        value_parser = clap::value_parser!(u32).range(1..)
     )]
     pub ip_requests_per_hour: u32,
     /// Requests per client per minute, for clients without their own limit.
@@ -165,7 +168,8 @@ pub struct PolicySettings {
         long,
         env = "OTP_CLIENT_REQUESTS_PER_MINUTE",
         value_name = "OTP_CLIENT_REQUESTS_PER_MINUTE",
-        default_value_t = 300
+        default_value_t = 300,
+        value_parser = clap::value_parser!(u32).range(1..)
     )]
     pub client_requests_per_minute: u32,
     /// Comma-separated ISO 3166-1 codes; empty allows every country.

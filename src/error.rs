@@ -31,6 +31,8 @@ pub enum Error {
     PhoneRejected { id: Uuid },
     #[error("this Idempotency-Key was used with a different request body")]
     IdempotencyKeyReused,
+    #[error("a request with this Idempotency-Key is still being answered; retry shortly")]
+    IdempotencyKeyInUse,
     #[error("too many wrong codes for this verification; request a new one")]
     MaxAttemptsReached { id: Uuid, retry_after: u64 },
     #[error("a new code can be sent in {retry_after} s")]

@@ -7,6 +7,7 @@ pub mod delivery;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod metrics;
 pub mod otp;
 pub mod startup;
 pub mod store;

@@ -18,7 +18,8 @@ use crate::delivery::fake_gateway::FakeGateway;
 use crate::delivery::gateway::{SEND_TIMEOUT, WaconectaClient};
 use crate::delivery::{Delivery, Sealer, Sender, Senders, Templates};
 use crate::http::{self, AppState};
-use crate::otp::{CodeHasher, OtpService, Policy};
+use crate::metrics::Metrics;
+use crate::otp::{CodeHasher, LimitSettings, OtpService, Policy};
 use crate::store;
 
 pub struct Application {
@@ -43,7 +44,8 @@ impl Application {
 
         let pepper: SecretString = settings.pepper.clone().context("OTP_PEPPER is required")?;
         let sealer = Sealer::from_pepper(&pepper);
-        let hasher = CodeHasher::new(pepper, &settings.hashing).map_err(anyhow::Error::msg)?;
+        let metrics = Metrics::new();
+        let hasher = CodeHasher::new(pepper, &settings.hashing, &metrics).map_err(anyhow::Error::msg)?;
         let keys = settings
             .gateway
             .api_keys
@@ -68,7 +70,7 @@ impl Application {
             .await
             .context("could not register the gateway keys")?;
         let gateway = WaconectaClient::new(&settings.gateway.base_url)?;
-        let delivery = Delivery::new(pool.clone(), gateway, senders, sealer);
+        let delivery = Delivery::new(pool.clone(), gateway, senders, sealer, metrics.clone());
         let policy = Policy {
             code_length: settings.policy.code_length,
             ttl: settings.ttl(),
@@ -77,6 +79,12 @@ impl Application {
             max_sends: settings.policy.max_sends,
             allowed_countries: settings.policy.allowed_countries.0.clone(),
             send_wait: settings.send_wait(),
+            limits: LimitSettings {
+                phone_sends_per_hour: settings.policy.phone_sends_per_hour,
+                phone_failures_per_hour: settings.policy.phone_failures_per_hour,
+                ip_requests_per_hour: settings.policy.ip_requests_per_hour,
+                client_requests_per_minute: settings.policy.client_requests_per_minute,
+            },
         };
         let otp = OtpService::new(
             pool.clone(),
@@ -84,6 +92,7 @@ impl Application {
             policy,
             Templates::from_settings(&settings.policy),
             delivery.clone(),
+            metrics.clone(),
         );
         let state = web::Data::new(AppState {
             pool,
@@ -93,6 +102,7 @@ impl Application {
             default_locale: settings.policy.default_locale,
             admin_key: settings.admin_key.clone(),
             fake_gateway,
+            metrics,
         });
 
         let listener = TcpListener::bind(settings.listen)
@@ -109,7 +119,8 @@ impl Application {
                 .app_data(http::path_config())
                 .configure(http::documented_routes)
                 .split_for_parts();
-            app.wrap(TracingLogger::<crate::telemetry::RequestLog>::new())
+            app.wrap(actix_web::middleware::from_fn(http::metrics::record))
+                .wrap(TracingLogger::<crate::telemetry::RequestLog>::new())
                 .configure(|cfg| {
                     if dev {
                         http::dev_routes(cfg);

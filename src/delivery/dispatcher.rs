@@ -19,6 +19,7 @@ use super::outbox::{self, Claimed};
 use super::sealing::Sealer;
 use super::senders::{Sender, SenderState, SenderStatus, Senders, Slot, next_free_slot};
 use crate::error::Error;
+use crate::metrics::Metrics;
 
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
 const BATCH: u32 = 32;
@@ -42,10 +43,17 @@ struct Inner {
     wake: Notify,
     /// First attempts made for requests, which a stop must wait for.
     first_attempts: TaskTracker,
+    metrics: Metrics,
 }
 
 impl Delivery {
-    pub fn new(pool: PgPool, gateway: WaconectaClient, senders: Senders, sealer: Sealer) -> Self {
+    pub fn new(
+        pool: PgPool,
+        gateway: WaconectaClient,
+        senders: Senders,
+        sealer: Sealer,
+        metrics: Metrics,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 pool,
@@ -54,6 +62,7 @@ impl Delivery {
                 sealer,
                 wake: Notify::new(),
                 first_attempts: TaskTracker::new(),
+                metrics,
             }),
         }
     }
@@ -198,7 +207,14 @@ impl Delivery {
     async fn round_start(&self) -> Result<Vec<SenderStatus>, sqlx::Error> {
         match outbox::expire_overdue(&self.inner.pool).await? {
             0 => {}
-            n => tracing::warn!(messages = n, "messages expired before they could be sent"),
+            n => {
+                self.inner
+                    .metrics
+                    .messages
+                    .with_label_values(&["given_up", "expired_before_send"])
+                    .inc_by(n);
+                tracing::warn!(messages = n, "messages expired before they could be sent")
+            }
         }
         self.inner.senders.statuses().await
     }
@@ -215,12 +231,14 @@ impl Delivery {
     async fn try_attempt(&self, message: &Claimed, slot: Option<(&Sender, i64)>) -> Result<(), sqlx::Error> {
         let pool = &self.inner.pool;
         let senders = &self.inner.senders;
+        let metrics = &self.inner.metrics;
         let Some(text) = self
             .inner
             .sealer
             .open(&message.body_sealed, &message.phone_digits)
         else {
             tracing::error!("the message cannot be opened (was OTP_PEPPER changed?); it fails");
+            metrics.message("given_up", "unreadable");
             if let Some((_, slot)) = slot {
                 senders.refund(slot).await?;
             }
@@ -237,6 +255,8 @@ impl Delivery {
             }
             Slot::NoneInService(reason) => {
                 tracing::error!(reason, "no gateway key can deliver; the message fails");
+                metrics.message("given_up", "no_key_in_service");
+                metrics.verification("failed");
                 return outbox::mark_failed(pool, message, reason, true).await;
             }
         };
@@ -259,6 +279,7 @@ impl Delivery {
         match outcome {
             SendOutcome::Sent { provider_message_id } => {
                 tracing::info!(sender = sender_name, "sent");
+                metrics.message("sent", "ok");
                 // Failing to record a send would send it again when the lease runs out.
                 let mut tries = 0;
                 loop {
@@ -274,6 +295,8 @@ impl Delivery {
             }
             SendOutcome::PhoneRejected => {
                 tracing::warn!(sender = sender_name, "gateway rejected the phone number");
+                metrics.message("given_up", "phone_rejected");
+                metrics.verification("failed");
                 outbox::mark_failed(pool, message, "phone_rejected", true).await
             }
             SendOutcome::SessionEnded | SendOutcome::Unauthorized => {
@@ -283,6 +306,7 @@ impl Delivery {
                     (SenderState::Unauthorized, "unauthorized")
                 };
                 senders.take_out(sender, slot, state, reason).await?;
+                metrics.message("retried", reason);
                 tracing::error!(
                     sender = sender_name,
                     reason,
@@ -296,6 +320,7 @@ impl Delivery {
             SendOutcome::RateLimited { retry_after } => {
                 let rest = retry_after.unwrap_or(RATE_LIMIT_REST);
                 senders.rest(sender, rest, "gateway answered 429").await?;
+                metrics.message("retried", "rate_limited");
                 tracing::warn!(
                     sender = sender_name,
                     rest_ms = rest.as_millis() as u64,
@@ -313,6 +338,7 @@ impl Delivery {
                     senders.refund(slot).await?;
                 }
                 senders.note_error(sender, &reason).await?;
+                metrics.message("retried", if maybe_sent { "timeout" } else { "unavailable" });
                 tracing::warn!(
                     sender = sender_name,
                     reason,

@@ -28,6 +28,24 @@ pub enum SenderState {
     Unauthorized,
 }
 
+impl SenderState {
+    pub const ALL: [SenderState; 4] = [
+        SenderState::Ok,
+        SenderState::BackingOff,
+        SenderState::SessionEnded,
+        SenderState::Unauthorized,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SenderState::Ok => "ok",
+            SenderState::BackingOff => "backing_off",
+            SenderState::SessionEnded => "session_ended",
+            SenderState::Unauthorized => "unauthorized",
+        }
+    }
+}
+
 /// One gateway key (one linked WhatsApp session), known by its name; the key
 /// itself is never shown.
 pub struct Sender {

@@ -1,5 +1,6 @@
-//! `X-Api-Key` authentication, as middleware so that it runs before any body
-//! is read: a request without a valid key gets `401` and touches nothing.
+//! `X-Api-Key` authentication and the per-client limit, as middleware so that
+//! they run before any body is read: a request without a valid key gets `401`
+//! and touches nothing; one over its client's limit gets `429`.
 
 use std::future::{Ready, ready};
 
@@ -32,6 +33,8 @@ pub async fn require_api_key(
         .map_err(Error::from)?
         .ok_or(Error::Unauthorized)?;
     tracing::Span::current().record("client", client.name.as_str());
+    // Every call counts against the client's own per-minute limit.
+    state.otp.limits().client(&client).take(&state.pool).await?;
     req.extensions_mut().insert(client);
     next.call(req).await
 }

@@ -33,6 +33,7 @@ pub struct Problem {
     pub detail: String,
     /// Machine-readable: invalid_request, invalid_phone, unauthorized, country_not_allowed,
     /// not_found, not_pending, expired, invalid_code, phone_rejected, idempotency_key_reused,
+    /// idempotency_key_in_use,
     /// max_attempts_reached, resend_too_soon, rate_limited, delivery_unavailable,
     /// unavailable, qr_unavailable (admin), method_not_allowed, internal_error.
     pub code: &'static str,
@@ -75,6 +76,7 @@ impl Error {
                 "idempotency_key_reused",
                 "Idempotency key reused",
             ),
+            Error::IdempotencyKeyInUse => (S::CONFLICT, "idempotency_key_in_use", "Idempotency key in use"),
             Error::MaxAttemptsReached { .. } => (
                 S::TOO_MANY_REQUESTS,
                 "max_attempts_reached",
@@ -101,6 +103,7 @@ impl Error {
             | Error::DeliveryUnavailable { retry_after, .. }
             | Error::Unavailable { retry_after } => Some((*retry_after).max(1)),
             Error::QrUnavailable(_) => Some(10),
+            Error::IdempotencyKeyInUse => Some(1),
             _ => None,
         }
     }

@@ -3,6 +3,7 @@
 mod admin;
 mod auth;
 pub mod errors;
+pub mod metrics;
 pub mod openapi;
 mod ops;
 mod otp;
@@ -34,6 +35,7 @@ pub struct AppState {
     pub admin_key: Option<secrecy::SecretString>,
     /// The built-in fake gateway under `serve --dev`, whose inbox `/dev/messages` shows.
     pub fake_gateway: Option<FakeGateway>,
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// Every documented route. The OpenAPI document is collected from exactly
@@ -56,7 +58,8 @@ pub fn documented_routes(cfg: &mut ServiceConfig) {
             .service(admin::qr_image),
     )
     .service(ops::healthz)
-    .service(ops::readyz);
+    .service(ops::readyz)
+    .service(metrics::metrics);
 }
 
 /// Routes outside the API contract: the dev inbox exists only under `--dev`.

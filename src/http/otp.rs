@@ -1,6 +1,7 @@
 //! The `/otp` endpoints. Each handler turns its input into domain types first.
 
-use actix_web::{HttpResponse, get, post, web};
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, ResponseError, get, post, web};
 use secrecy::SecretString;
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -11,7 +12,10 @@ use super::errors::Problem;
 use crate::clients::Client;
 use crate::domain::{PhoneError, PhoneNumber, Purpose};
 use crate::error::{Error, Result};
+use crate::otp::idempotency::{self, Claim, IdempotencyKey};
 use crate::otp::{NewVerification, Verification, VerifyTarget};
+
+pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 
 /// Ask for a code to be sent to a phone.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -71,9 +75,17 @@ fn purpose(raw: Option<&str>) -> Result<Purpose> {
 /// restarts, and failed attempts are not reset. The first delivery attempt is
 /// made before answering (at most `OTP_SEND_WAIT_MS`); `delivery_status` says
 /// how it went.
+///
+/// With an `Idempotency-Key`, a retry of the same request (same fields after
+/// normalization, e.g. the phone in E.164) within 24 h gets the first answer
+/// again, with `Idempotent-Replayed: true`, and sends nothing. Answers that
+/// say "not now" (429, 5xx) are not kept, so their retry runs anew.
 #[utoipa::path(
     tag = "otp",
     request_body = CodeRequest,
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters, unique per logical request")
+    ),
     responses(
         (status = 202, description = "Code sent, or queued for delivery", body = Verification, links(
             ("GetVerification" = (operation_id = "get_verification", parameters(("id" = "$response.body#/id")),
@@ -84,8 +96,10 @@ fn purpose(raw: Option<&str>) -> Result<Purpose> {
         (status = 400, description = "`invalid_request` or `invalid_phone`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`country_not_allowed`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`phone_rejected`: the gateway refused the number; the verification is `failed`", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`resend_too_soon` or `rate_limited`", body = Problem, content_type = "application/problem+json",
+        (status = 409, description = "`idempotency_key_in_use`: a request with this key is still being answered", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 422, description = "`phone_rejected` (the gateway refused the number; the verification is `failed`) or `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`resend_too_soon` or `rate_limited` (per phone, per end-user IP, per client)", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 503, description = "`delivery_unavailable` or `unavailable`", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
@@ -97,6 +111,7 @@ fn purpose(raw: Option<&str>) -> Result<Purpose> {
 pub async fn request_code(
     client: Client,
     state: web::Data<AppState>,
+    request: HttpRequest,
     body: web::Json<CodeRequest>,
 ) -> Result<HttpResponse> {
     let body = body.into_inner();
@@ -107,13 +122,77 @@ pub async fn request_code(
             Some(l) => l.parse().map_err(Error::InvalidRequest)?,
             None => state.default_locale,
         },
+        end_user_ip: body
+            .end_user_ip
+            .as_deref()
+            .map(|ip| {
+                ip.parse::<std::net::IpAddr>().map_err(|_| {
+                    Error::InvalidRequest("`end_user_ip` must be an IPv4 or IPv6 address".into())
+                })
+            })
+            .transpose()?,
     };
-    if let Some(ip) = body.end_user_ip.as_deref() {
-        ip.parse::<std::net::IpAddr>()
-            .map_err(|_| Error::InvalidRequest("`end_user_ip` must be an IPv4 or IPv6 address".into()))?;
+    let key = match request.headers().get(IDEMPOTENCY_KEY_HEADER) {
+        Some(raw) => IdempotencyKey::parse(raw.as_bytes())?,
+        None => {
+            let verification = state.otp.request(&client, input).await?;
+            return Ok(HttpResponse::Accepted().json(verification));
+        }
+    };
+    // Spawned, so that a caller hanging up cannot leave the key claimed and unanswered.
+    let answer = tokio::spawn(idempotent_request(state, client, key, input))
+        .await
+        .map_err(|e| Error::Internal(e.into()))??;
+    Ok(match answer {
+        Answer::Fresh(verification) => HttpResponse::Accepted().json(verification),
+        Answer::Replay { status, body } => {
+            let mut replay = HttpResponse::build(status);
+            if !status.is_success() {
+                replay.content_type(super::errors::PROBLEM_JSON);
+            }
+            replay.insert_header(("Idempotent-Replayed", "true")).json(body)
+        }
+    })
+}
+
+enum Answer {
+    Fresh(Verification),
+    Replay {
+        status: StatusCode,
+        body: serde_json::Value,
+    },
+}
+
+async fn idempotent_request(
+    state: web::Data<AppState>,
+    client: Client,
+    key: IdempotencyKey,
+    input: NewVerification,
+) -> Result<Answer> {
+    let ip = input.end_user_ip.map(|ip| ip.to_string()).unwrap_or_default();
+    let fingerprint = idempotency::fingerprint(&[
+        input.phone.as_e164(),
+        input.purpose.as_str(),
+        input.locale.as_str(),
+        &ip,
+    ]);
+    let pool = state.otp.pool();
+    if let Claim::Replay { status, body } = idempotency::claim(pool, client.id, &key, &fingerprint).await? {
+        let status = StatusCode::from_u16(status).map_err(|e| Error::Internal(e.into()))?;
+        return Ok(Answer::Replay { status, body });
     }
-    let verification = state.otp.request(&client, input).await?;
-    Ok(HttpResponse::Accepted().json(verification))
+    let outcome = state.otp.request(&client, input).await;
+    let (status, body) = match &outcome {
+        Ok(verification) => (StatusCode::ACCEPTED, serde_json::to_value(verification)),
+        Err(e) => (e.status_code(), serde_json::to_value(e.problem())),
+    };
+    let body = body.map_err(|e| Error::Internal(e.into()))?;
+    if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+        idempotency::forget(pool, client.id, &key).await?;
+    } else {
+        idempotency::remember(pool, client.id, &key, status.as_u16(), &body).await?;
+    }
+    Ok(Answer::Fresh(outcome?))
 }
 
 /// Check a code.
@@ -131,7 +210,7 @@ pub async fn request_code(
         (status = 409, description = "`not_pending`: approved, canceled or failed", body = Problem, content_type = "application/problem+json"),
         (status = 410, description = "`expired`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`invalid_code`, with `attempts_remaining`", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`max_attempts_reached`", body = Problem, content_type = "application/problem+json",
+        (status = 429, description = "`max_attempts_reached`, or `rate_limited` (the phone's wrong codes in the last hour, or the client's requests per minute)", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 503, description = "`unavailable`", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
@@ -165,8 +244,13 @@ pub async fn verify_code(
             ));
         }
     };
-    let verification = state.otp.verify(&client, target, body.code).await?;
-    Ok(HttpResponse::Ok().json(verification))
+    let outcome = state.otp.verify(&client, target, body.code).await;
+    let code = match &outcome {
+        Ok(_) => "approved",
+        Err(e) => e.problem().code,
+    };
+    state.metrics.verify_outcomes.with_label_values(&[code]).inc();
+    Ok(HttpResponse::Ok().json(outcome?))
 }
 
 /// Read a verification.
@@ -178,6 +262,8 @@ pub async fn verify_code(
         (status = 400, description = "`invalid_request`: the id is not a UUID", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: the client's requests per minute", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 503, description = "`unavailable`", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
     ),
@@ -202,6 +288,8 @@ pub async fn get_verification(
         (status = 400, description = "`invalid_request`: the id is not a UUID", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: the client's requests per minute", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 409, description = "`not_pending`", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`unavailable`", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds to wait"))),

@@ -11,6 +11,7 @@ use tokio::sync::Semaphore;
 
 use crate::config::HashSettings;
 use crate::domain::OtpCode;
+use crate::metrics::Metrics;
 
 #[derive(Clone)]
 pub struct CodeHasher {
@@ -21,10 +22,11 @@ struct Inner {
     pepper: SecretString,
     params: Params,
     permits: Semaphore,
+    duration: prometheus::HistogramVec,
 }
 
 impl CodeHasher {
-    pub fn new(pepper: SecretString, settings: &HashSettings) -> Result<Self, String> {
+    pub fn new(pepper: SecretString, settings: &HashSettings, metrics: &Metrics) -> Result<Self, String> {
         let params = Params::new(
             settings.memory_kib,
             settings.iterations,
@@ -40,6 +42,7 @@ impl CodeHasher {
                 pepper,
                 params,
                 permits: Semaphore::new(cores),
+                duration: metrics.hash_duration.clone(),
             }),
         })
     }
@@ -47,7 +50,7 @@ impl CodeHasher {
     /// The PHC string (`$argon2id$v=19$m=...`) of the code, with a fresh salt.
     pub async fn hash(&self, code: &OtpCode) -> anyhow::Result<String> {
         let code = SecretString::from(code.expose().to_owned());
-        self.run(move |argon| {
+        self.run("hash", move |argon| {
             argon
                 .hash_password(code.expose_secret().as_bytes())
                 .map(|h| h.to_string())
@@ -59,21 +62,23 @@ impl CodeHasher {
     /// Whether the code matches the stored PHC string (constant-time compare inside argon2).
     pub async fn verify(&self, code: &OtpCode, phc: String) -> anyhow::Result<bool> {
         let code = SecretString::from(code.expose().to_owned());
-        self.run(
-            move |argon| match argon.verify_password(code.expose_secret().as_bytes(), phc.as_str()) {
+        self.run("verify", move |argon| {
+            match argon.verify_password(code.expose_secret().as_bytes(), phc.as_str()) {
                 Ok(()) => Ok(true),
                 Err(argon2::password_hash::Error::PasswordInvalid) => Ok(false),
                 Err(e) => Err(anyhow::anyhow!("argon2 verify failed: {e}")),
-            },
-        )
+            }
+        })
         .await
     }
 
-    async fn run<T, F>(&self, work: F) -> anyhow::Result<T>
+    async fn run<T, F>(&self, op: &str, work: F) -> anyhow::Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Argon2<'_>) -> anyhow::Result<T> + Send + 'static,
     {
+        // Timed from before the wait for a permit: the latency a caller sees.
+        let _timer = self.inner.duration.with_label_values(&[op]).start_timer();
         let _permit = self.inner.permits.acquire().await?;
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || {
@@ -109,20 +114,20 @@ mod tests {
 
     #[tokio::test]
     async fn hashes_verify_only_with_the_same_code_and_pepper() {
-        let hasher = CodeHasher::new("p".repeat(32).into(), &cheap()).unwrap();
+        let hasher = CodeHasher::new("p".repeat(32).into(), &cheap(), &Metrics::new()).unwrap();
         let phc = hasher.hash(&code("012345")).await.unwrap();
         assert!(phc.starts_with("$argon2id$v=19$m=64,t=1,p=1$"));
         assert!(!phc.contains("012345"));
         assert!(hasher.verify(&code("012345"), phc.clone()).await.unwrap());
         assert!(!hasher.verify(&code("012346"), phc.clone()).await.unwrap());
 
-        let other_pepper = CodeHasher::new("q".repeat(32).into(), &cheap()).unwrap();
+        let other_pepper = CodeHasher::new("q".repeat(32).into(), &cheap(), &Metrics::new()).unwrap();
         assert!(!other_pepper.verify(&code("012345"), phc).await.unwrap());
     }
 
     #[tokio::test]
     async fn each_hash_has_its_own_salt() {
-        let hasher = CodeHasher::new("p".repeat(32).into(), &cheap()).unwrap();
+        let hasher = CodeHasher::new("p".repeat(32).into(), &cheap(), &Metrics::new()).unwrap();
         let a = hasher.hash(&code("111111")).await.unwrap();
         let b = hasher.hash(&code("111111")).await.unwrap();
         assert_ne!(a, b);

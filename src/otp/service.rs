@@ -1,3 +1,4 @@
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -6,14 +7,16 @@ use secrecy::{ExposeSecret, SecretString};
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
+use super::limits::{Hit, LimitSettings};
 use super::verification::{SELECT_VERIFICATION, VerificationRow};
 use super::{CodeHasher, Verification};
 use crate::clients::Client;
 use crate::delivery::{Delivery, Templates, outbox};
 use crate::domain::{CodeLength, DeliveryError, Locale, OtpCode, PhoneNumber, Purpose, VerificationStatus};
 use crate::error::{Error, Result};
+use crate::metrics::Metrics;
 
-/// The limits of SPEC.md's defaults table that belong to one verification.
+/// The rules and limits of SPEC.md's defaults table.
 #[derive(Debug, Clone)]
 pub struct Policy {
     pub code_length: CodeLength,
@@ -23,12 +26,14 @@ pub struct Policy {
     pub max_sends: u32,
     pub allowed_countries: Vec<CountryId>,
     pub send_wait: Duration,
+    pub limits: LimitSettings,
 }
 
 pub struct NewVerification {
     pub phone: PhoneNumber,
     pub purpose: Purpose,
     pub locale: Locale,
+    pub end_user_ip: Option<IpAddr>,
 }
 
 pub enum VerifyTarget {
@@ -43,6 +48,7 @@ pub struct OtpService {
     policy: Arc<Policy>,
     templates: Arc<Templates>,
     delivery: Delivery,
+    metrics: Metrics,
 }
 
 /// What a refused attempt reservation found when it looked again.
@@ -59,6 +65,7 @@ struct StateRow {
 #[derive(sqlx::FromRow)]
 struct Reserved {
     code_hash: String,
+    phone: String,
     failed_attempts: i32,
     max_attempts: i32,
 }
@@ -93,6 +100,7 @@ impl OtpService {
         policy: Policy,
         templates: Templates,
         delivery: Delivery,
+        metrics: Metrics,
     ) -> Self {
         Self {
             pool,
@@ -100,11 +108,20 @@ impl OtpService {
             policy: Arc::new(policy),
             templates: Arc::new(templates),
             delivery,
+            metrics,
         }
     }
 
     pub fn policy(&self) -> &Policy {
         &self.policy
+    }
+
+    pub fn limits(&self) -> &LimitSettings {
+        &self.policy.limits
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
     }
 
     /// Creates a verification, or resends the pending one for the same
@@ -115,7 +132,12 @@ impl OtpService {
         if !allowed.is_empty() && !input.phone.country().is_some_and(|c| allowed.contains(&c)) {
             return Err(Error::CountryNotAllowed);
         }
-        // Cheap refusals come before the hash, so refused requests cost no argon2 work.
+        if let Some(ip) = input.end_user_ip {
+            self.limits().end_user_ip(ip).take(&self.pool).await?;
+        }
+        // Cheap refusals come before the hash, so refused requests cost no argon2
+        // work. The phone's window is only looked at here; the send takes its slot
+        // in the transaction that queues the message.
         let pending: Option<PendingRow> = self
             .resendable(SELECT_RESENDABLE, client, &input)
             .fetch_optional(&self.pool)
@@ -123,6 +145,7 @@ impl OtpService {
         if let Some(refusal) = pending.as_ref().and_then(|p| self.resend_refusal(p)) {
             return Err(refusal);
         }
+        self.limits().phone_sends(&input.phone).check(&self.pool).await?;
         self.delivery.admit(self.policy.ttl).await?;
 
         let code = OtpCode::generate(self.policy.code_length);
@@ -193,17 +216,19 @@ impl OtpService {
     ) -> Result<(Uuid, Uuid)> {
         let ttl_seconds = self.policy.ttl.as_secs_f64();
         let mut tx = self.pool.begin().await?;
-        close_finished(&mut tx, client, input).await?;
+        close_finished(&mut tx, client, input, &self.metrics).await?;
         let pending: Option<PendingRow> = self
             .resendable(SELECT_RESENDABLE_FOR_UPDATE, client, input)
             .fetch_optional(&mut *tx)
             .await?;
+        if let Some(refusal) = pending.as_ref().and_then(|p| self.resend_refusal(p)) {
+            return Err(refusal);
+        }
+        // Counted only if the message is queued: the slot commits with it.
+        self.limits().phone_sends(&input.phone).take(&mut *tx).await?;
 
         let verification_id = match pending {
             Some(p) => {
-                if let Some(refusal) = self.resend_refusal(&p) {
-                    return Err(refusal);
-                }
                 // A resend: new code, expiry restarted, failed attempts kept.
                 sqlx::query(
                     "update verifications
@@ -218,6 +243,7 @@ impl OtpService {
                 .execute(&mut *tx)
                 .await?;
                 outbox::supersede_queued(&mut tx, p.id).await?;
+                self.metrics.verification("resent");
                 p.id
             }
             None => {
@@ -238,6 +264,7 @@ impl OtpService {
                 .bind(ttl_seconds)
                 .execute(&mut *tx)
                 .await?;
+                self.metrics.verification("created");
                 id
             }
         };
@@ -270,24 +297,36 @@ impl OtpService {
             VerifyTarget::Id(id) => id,
             VerifyTarget::Pending { phone, purpose } => self.pending_id(client, &phone, &purpose).await?,
         };
+        let mut tx = self.pool.begin().await?;
         let reserved: Option<Reserved> = sqlx::query_as(
             "update verifications set failed_attempts = failed_attempts + 1, updated_at = now()
              where id = $1 and client_id = $2 and status = 'pending'
                and expires_at > now() and failed_attempts < max_attempts
-             returning code_hash, failed_attempts, max_attempts",
+             returning code_hash, phone, failed_attempts, max_attempts",
         )
         .bind(id)
         .bind(client.id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
         let Some(reserved) = reserved else {
+            tx.rollback().await?;
             return Err(self.refusal(client, id).await?);
         };
+        // The phone's failures are reserved like the verification's: before the
+        // hash, so that parallel guesses cannot pass the per-phone limit either.
+        // Refused, the attempt is not counted (the transaction rolls back), and
+        // even a right code waits for the window.
+        let failure = self
+            .limits()
+            .phone_failures(&reserved.phone)
+            .take(&mut *tx)
+            .await?;
+        tx.commit().await?;
         // From here on the attempt is spent: finish judging it even if the caller
         // hangs up, so no attempt is ever counted without an outcome.
         let this = self.clone();
         let client = client.clone();
-        tokio::spawn(async move { this.judge(&client, id, reserved, raw_code).await })
+        tokio::spawn(async move { this.judge(&client, id, reserved, failure, raw_code).await })
             .await
             .map_err(|e| Error::Internal(e.into()))?
     }
@@ -297,6 +336,7 @@ impl OtpService {
         client: &Client,
         id: Uuid,
         reserved: Reserved,
+        failure: Hit,
         raw_code: SecretString,
     ) -> Result<Verification> {
         // A malformed code is a failed attempt too, and needs no hashing.
@@ -305,18 +345,27 @@ impl OtpService {
             None => false,
         };
         if matches {
-            let approved = sqlx::query(
-                "update verifications
-                 set status = 'approved', verified_at = now(), failed_attempts = failed_attempts - 1,
-                     updated_at = now()
-                 where id = $1 and status = 'pending' and code_hash = $2",
+            // A right code gives back both reservations, in one statement.
+            let approved: Option<Uuid> = sqlx::query_scalar(
+                "with approved as (
+                     update verifications
+                     set status = 'approved', verified_at = now(), failed_attempts = failed_attempts - 1,
+                         updated_at = now()
+                     where id = $1 and status = 'pending' and code_hash = $2
+                     returning id
+                 ), refund as (
+                     delete from limit_hits where id = $3 and exists (select 1 from approved)
+                 )
+                 select id from approved",
             )
             .bind(id)
             .bind(&reserved.code_hash)
-            .execute(&self.pool)
+            .bind(failure.0)
+            .fetch_optional(&self.pool)
             .await?;
-            if approved.rows_affected() == 1 {
+            if approved.is_some() {
                 tracing::info!(verification = %id, "approved");
+                self.metrics.verification("approved");
                 return self.find(client, id).await;
             }
             // Approved by a parallel request, or a resend replaced the code meanwhile.
@@ -329,6 +378,9 @@ impl OtpService {
         // attempts reached the limit reads as `max_attempts_reached`, and a right
         // code whose attempt was reserved before that can still approve it.
         tracing::info!(verification = %id, failed_attempts = reserved.failed_attempts, "wrong code");
+        if reserved.failed_attempts >= reserved.max_attempts {
+            self.metrics.verification("locked");
+        }
         Err(Error::InvalidCode {
             id,
             attempts_remaining: (reserved.max_attempts - reserved.failed_attempts).max(0) as u32,
@@ -364,6 +416,7 @@ impl OtpService {
         }
         outbox::give_up_queued(&mut tx, id, DeliveryError::Canceled.as_str()).await?;
         tx.commit().await?;
+        self.metrics.verification("canceled");
         self.find(client, id).await
     }
 
@@ -419,13 +472,14 @@ impl OtpService {
         };
         Ok(match VerificationStatus::from_db(&state.status) {
             VerificationStatus::Pending if state.expired => {
-                sqlx::query(
+                let marked = sqlx::query(
                     "update verifications set status = 'expired', updated_at = now()
                      where id = $1 and status = 'pending' and expires_at <= now()",
                 )
                 .bind(id)
                 .execute(&self.pool)
                 .await?;
+                self.metrics.verifications_by("expired", marked.rows_affected());
                 Error::Expired { id }
             }
             VerificationStatus::Pending if state.failed_attempts >= state.max_attempts => locked,
@@ -442,19 +496,25 @@ async fn close_finished(
     tx: &mut Transaction<'_, Postgres>,
     client: &Client,
     input: &NewVerification,
+    metrics: &Metrics,
 ) -> Result<()> {
-    sqlx::query(
+    // Locking was counted when it happened; expiry is counted when it is marked.
+    let expired: Option<bool> = sqlx::query_scalar(
         "update verifications
          set status = case when expires_at <= now() then 'expired' else 'max_attempts_reached' end,
              updated_at = now()
          where client_id = $1 and phone = $2 and purpose = $3 and status = 'pending'
-           and (expires_at <= now() or failed_attempts >= max_attempts)",
+           and (expires_at <= now() or failed_attempts >= max_attempts)
+         returning status = 'expired'",
     )
     .bind(client.id)
     .bind(input.phone.as_e164())
     .bind(input.purpose.as_str())
-    .execute(&mut **tx)
+    .fetch_optional(&mut **tx)
     .await?;
+    if expired == Some(true) {
+        metrics.verification("expired");
+    }
     Ok(())
 }
 

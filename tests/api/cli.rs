@@ -76,7 +76,8 @@ async fn migrate_twice_is_a_no_op() {
     let url = database.url.clone();
     let first = otp_service(&url, &["migrate"]);
     assert!(first.status.success(), "{}", stderr(&first));
-    assert!(stdout(&first).contains("migrations applied: 1"));
+    let applied = stdout(&first);
+    assert!(applied.contains("migrations applied: ") && !applied.contains("migrations applied: 0"));
     let second = otp_service(&url, &["migrate"]);
     assert!(second.status.success());
     assert!(stdout(&second).contains("migrations applied: 0"));

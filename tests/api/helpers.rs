@@ -106,6 +106,8 @@ pub fn test_settings(database_url: &str, gateway_url: &str) -> Settings {
         iterations: 1,
         parallelism: 1,
     };
+    // Tests poll; only the tests of the per-client limit want it small.
+    settings.policy.client_requests_per_minute = 1_000_000;
     settings
 }
 
@@ -244,6 +246,35 @@ impl TestApp {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+/// The sum of every series of a metric whose labels include `labels`, from `GET /metrics`.
+pub async fn metric_with(app: &TestApp, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let text = app
+        .http
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (series_name, series_labels) = series.split_once('{').unwrap_or((series, ""));
+            let wanted = series_name == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| series_labels.contains(&format!("{k}=\"{v}\"")));
+            wanted.then(|| value.parse::<f64>().unwrap())
+        })
+        .sum()
+}
+
+pub async fn metric(app: &TestApp, name: &str) -> f64 {
+    metric_with(app, name, &[]).await
 }
 
 pub fn code_in(message: &FakeMessage) -> String {

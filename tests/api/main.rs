@@ -1,3 +1,4 @@
+mod abuse;
 mod auth;
 mod cli;
 mod delivery;

@@ -1,0 +1,137 @@
+//! Prometheus metrics, one registry per application (tests run several apps in
+//! one process). Labels are routes, statuses, error codes, answer classes and
+//! gateway key names: never a phone number, a code or an id.
+//!
+//! Counters count what this replica did; the gauges read from PostgreSQL at
+//! scrape time (outbox, keys), so every replica reports the shared truth.
+
+use prometheus::{
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    pub http_requests: IntCounterVec,
+    pub http_duration: HistogramVec,
+    pub verifications: IntCounterVec,
+    pub verify_outcomes: IntCounterVec,
+    pub messages: IntCounterVec,
+    pub hash_duration: HistogramVec,
+    pub outbox_depth: IntGauge,
+    pub outbox_oldest_age: Gauge,
+    pub sender_state: IntGaugeVec,
+    pub sender_sent_last_minute: IntGaugeVec,
+    pub db_connections: IntGaugeVec,
+}
+
+/// Latency buckets from 1 ms to about 16 s.
+fn latency_buckets() -> Vec<f64> {
+    prometheus::exponential_buckets(0.001, 2.0, 15).expect("valid buckets")
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        macro_rules! register {
+            ($metric:expr) => {{
+                let metric = $metric.expect("a valid metric");
+                registry
+                    .register(Box::new(metric.clone()))
+                    .expect("a metric registered once");
+                metric
+            }};
+        }
+        let counter =
+            |name: &str, help: &str, labels: &[&str]| IntCounterVec::new(Opts::new(name, help), labels);
+        let histogram = |name: &str, help: &str, labels: &[&str]| {
+            HistogramVec::new(HistogramOpts::new(name, help).buckets(latency_buckets()), labels)
+        };
+        let gauges =
+            |name: &str, help: &str, labels: &[&str]| IntGaugeVec::new(Opts::new(name, help), labels);
+        Self {
+            http_requests: register!(counter(
+                "otp_http_requests_total",
+                "HTTP requests answered, by route pattern, method and status.",
+                &["route", "method", "status"]
+            )),
+            http_duration: register!(histogram(
+                "otp_http_request_duration_seconds",
+                "Time to answer an HTTP request, by route pattern and method.",
+                &["route", "method"]
+            )),
+            verifications: register!(counter(
+                "otp_verifications_total",
+                "Verification events: created, resent, approved, failed (undeliverable), expired, locked (max attempts), canceled.",
+                &["event"]
+            )),
+            verify_outcomes: register!(counter(
+                "otp_verify_outcomes_total",
+                "Answers to POST /otp/verify by outcome: approved, or the error code.",
+                &["code"]
+            )),
+            messages: register!(counter(
+                "otp_messages_total",
+                "Delivery attempts by result (sent, retried, given_up) and the gateway's answer class.",
+                &["result", "class"]
+            )),
+            hash_duration: register!(histogram(
+                "otp_hash_duration_seconds",
+                "argon2id work: hashing a new code, or checking one, including the wait for a hashing slot.",
+                &["op"]
+            )),
+            outbox_depth: register!(IntGauge::new(
+                "otp_outbox_depth",
+                "Messages queued for delivery (due or not)."
+            )),
+            outbox_oldest_age: register!(Gauge::new(
+                "otp_outbox_oldest_age_seconds",
+                "Age of the oldest queued message; 0 when the queue is empty."
+            )),
+            sender_state: register!(gauges(
+                "otp_sender_state",
+                "1 for each gateway key's current state (ok, backing_off, session_ended, unauthorized).",
+                &["sender", "state"]
+            )),
+            sender_sent_last_minute: register!(gauges(
+                "otp_sender_sent_last_minute",
+                "Messages handed to each gateway key in the last minute, across replicas.",
+                &["sender"]
+            )),
+            db_connections: register!(gauges(
+                "otp_db_pool_connections",
+                "Database pool connections by state (in_use, idle, max).",
+                &["state"]
+            )),
+            registry,
+        }
+    }
+
+    pub fn verification(&self, event: &str) {
+        self.verifications.with_label_values(&[event]).inc();
+    }
+
+    pub fn verifications_by(&self, event: &str, n: u64) {
+        self.verifications.with_label_values(&[event]).inc_by(n);
+    }
+
+    pub fn message(&self, result: &str, class: &str) {
+        self.messages.with_label_values(&[result, class]).inc();
+    }
+
+    /// The text exposition format.
+    pub fn encode(&self) -> String {
+        let mut buffer = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buffer)
+            .expect("metrics encode");
+        String::from_utf8(buffer).expect("metrics are UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,151 @@
+//! The abuse limits of SPEC.md: sends and failed codes per phone, requests per
+//! end-user IP and per client. Each is a sliding window kept in PostgreSQL
+//! (`limit_hits`, taken by `take_limit_slot`), so every replica shares it and
+//! a slot is taken atomically: parallel requests can never get past it.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use sqlx::{PgExecutor, PgPool};
+
+use crate::clients::Client;
+use crate::domain::PhoneNumber;
+use crate::error::{Error, Result};
+
+const HOUR: Duration = Duration::from_secs(3600);
+const MINUTE: Duration = Duration::from_secs(60);
+
+/// The configured size of each limit.
+#[derive(Debug, Clone)]
+pub struct LimitSettings {
+    pub phone_sends_per_hour: u32,
+    pub phone_failures_per_hour: u32,
+    pub ip_requests_per_hour: u32,
+    /// For clients without a limit of their own.
+    pub client_requests_per_minute: u32,
+}
+
+/// One window: what is counted, how many fit, over how long.
+pub struct Bucket {
+    key: String,
+    max_hits: u32,
+    span: Duration,
+    refusal: String,
+}
+
+impl LimitSettings {
+    pub fn phone_sends(&self, phone: &PhoneNumber) -> Bucket {
+        Bucket {
+            key: format!("phone-sends:{}", phone.as_e164()),
+            max_hits: self.phone_sends_per_hour,
+            span: HOUR,
+            refusal: format!(
+                "this phone number has been sent the {} codes allowed in an hour",
+                self.phone_sends_per_hour
+            ),
+        }
+    }
+
+    pub fn phone_failures(&self, phone: &str) -> Bucket {
+        Bucket {
+            key: format!("phone-failures:{phone}"),
+            max_hits: self.phone_failures_per_hour,
+            span: HOUR,
+            refusal: format!(
+                "this phone number has had the {} wrong codes allowed in an hour; no code is checked for it until then",
+                self.phone_failures_per_hour
+            ),
+        }
+    }
+
+    /// IPv6 users usually hold a whole /64, so that is what one "IP" is.
+    pub fn end_user_ip(&self, ip: IpAddr) -> Bucket {
+        let ip = match ip {
+            IpAddr::V4(v4) => v4.to_string(),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => v4.to_string(),
+                None => {
+                    let s = v6.segments();
+                    format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+                }
+            },
+        };
+        Bucket {
+            key: format!("ip:{ip}"),
+            max_hits: self.ip_requests_per_hour,
+            span: HOUR,
+            refusal: format!(
+                "this end-user IP address has made the {} requests allowed in an hour",
+                self.ip_requests_per_hour
+            ),
+        }
+    }
+
+    pub fn client(&self, client: &Client) -> Bucket {
+        let max_hits = client
+            .requests_per_minute
+            .map_or(self.client_requests_per_minute, |n| n.max(1) as u32);
+        Bucket {
+            key: format!("client:{}", client.id),
+            max_hits,
+            span: MINUTE,
+            refusal: format!("this client has made the {max_hits} requests allowed in a minute"),
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct Slot {
+    hit_id: Option<i64>,
+    retry_after: Option<f64>,
+}
+
+/// A taken slot, which can be given back (a reserved failure that turned out right).
+#[derive(Debug, Clone, Copy)]
+pub struct Hit(pub i64);
+
+impl Bucket {
+    /// Takes a slot, or answers `429 rate_limited` with the seconds until one frees.
+    /// In a transaction, the slot counts only if the transaction commits.
+    #[tracing::instrument(skip_all, fields(bucket = self.kind()))]
+    pub async fn take(&self, db: impl PgExecutor<'_>) -> Result<Hit> {
+        let slot: Slot = sqlx::query_as("select hit_id, retry_after from take_limit_slot($1, $2, $3)")
+            .bind(&self.key)
+            .bind(self.max_hits as i32)
+            .bind(self.span)
+            .fetch_one(db)
+            .await?;
+        match slot.hit_id {
+            Some(id) => Ok(Hit(id)),
+            None => Err(self.refused(slot.retry_after.unwrap_or(1.0))),
+        }
+    }
+
+    /// Refuses, without taking anything, when the window is already full: the
+    /// cheap check made before work that a full window would waste.
+    pub async fn check(&self, pool: &PgPool) -> Result<()> {
+        let wait: Option<f64> = sqlx::query_scalar("select limit_slot_wait($1, $2, $3)")
+            .bind(&self.key)
+            .bind(self.max_hits as i32)
+            .bind(self.span)
+            .fetch_one(pool)
+            .await?;
+        match wait {
+            Some(seconds) if seconds > 0.0 => Err(self.refused(seconds)),
+            _ => Ok(()),
+        }
+    }
+
+    fn refused(&self, seconds: f64) -> Error {
+        Error::RateLimited {
+            detail: format!("{}; try again later", self.refusal),
+            // Rounded up: a caller that waits exactly this long is let in.
+            retry_after: seconds.ceil().max(1.0) as u64,
+        }
+    }
+
+    /// The kind of limit, for logs: never the phone or the IP.
+    fn kind(&self) -> &str {
+        self.key.split(':').next().unwrap_or_default()
+    }
+}
