@@ -7,16 +7,11 @@
 //! 2. with the queue filled while the gateway was down, the delivered rate per
 //!    key as a fraction of the configured limit, and the gateway's 429 count.
 
-use std::net::TcpListener;
+mod common;
+
 use std::time::{Duration, Instant};
 
-use otp_service::clients;
-use otp_service::config::{HashSettings, SecretList, Settings};
-use otp_service::delivery::fake_gateway::FakeGateway;
-use otp_service::startup::Application;
-use secrecy::ExposeSecret;
-use sqlx::postgres::PgConnectOptions;
-use sqlx::{ConnectOptions, Connection, PgPool};
+use otp_service::config::HashSettings;
 
 const KEYS: [&str; 2] = ["bench-key-1", "bench-key-2"];
 /// Per key. High, so that three windows of backlog take about two minutes.
@@ -33,51 +28,23 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let base: PgConnectOptions = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| otp_service::config::DEFAULT_DATABASE_URL.into())
-        .parse()?;
-    let admin = base.clone().database("postgres");
-    let name = format!("otp_bench_{}", uuid::Uuid::new_v4().simple());
-    let mut conn = admin.connect().await?;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("create database {name}")))
-        .execute(&mut conn)
-        .await?;
-    let result = run(base.database(&name)).await;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("drop database {name} with (force)")))
-        .execute(&mut conn)
-        .await?;
-    conn.close().await?;
-    result
+    common::with_database(run).await
 }
 
-async fn run(db: PgConnectOptions) -> anyhow::Result<()> {
-    let fake = FakeGateway::new(KEYS.iter().map(|k| k.to_string()).collect(), RATE_PER_MINUTE);
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    let gateway_url = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(fake.serve(listener)?);
-
-    let mut settings = Settings::from_env()?;
-    settings.database.url = db.to_url_lossy().to_string().into();
-    settings.listen = "127.0.0.1:0".parse()?;
-    settings.pepper = Some("bench-pepper-bench-pepper-bench-pepper".to_owned().into());
-    settings.gateway.base_url = gateway_url;
-    settings.gateway.api_keys = Some(SecretList(KEYS.iter().map(|k| k.to_string().into()).collect()));
-    settings.gateway.rate_per_minute = RATE_PER_MINUTE;
-    // Delivery is measured here, not hashing.
-    settings.hashing = HashSettings {
-        memory_kib: 64,
-        iterations: 1,
-        parallelism: 1,
-    };
-    settings.policy.ttl_seconds = 3600;
-    let app = Application::build(settings, None).await?;
-    let address = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
-    let pool = PgPool::connect_with(db).await?;
-    let key = clients::add(&pool, "bench", None)
-        .await?
-        .expose_secret()
-        .to_owned();
+async fn run(db: sqlx::postgres::PgConnectOptions) -> anyhow::Result<()> {
+    let bench = common::start(db, &KEYS, RATE_PER_MINUTE, |settings| {
+        // Delivery is measured here, not hashing.
+        settings.hashing = HashSettings {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        };
+        settings.policy.ttl_seconds = 3600;
+    })
+    .await?;
+    let common::Bench {
+        address, key, fake, ..
+    } = bench;
     let http = reqwest::Client::new();
     let request = |n: usize| {
         http.post(format!("{address}/otp/request"))

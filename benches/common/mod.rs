@@ -1,0 +1,82 @@
+//! What both benchmarks need: a database of their own on the local PostgreSQL
+//! (dropped afterwards), the fake gateway, and the service in-process.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+
+use otp_service::clients;
+use otp_service::config::{SecretList, Settings};
+use otp_service::delivery::fake_gateway::FakeGateway;
+use otp_service::startup::Application;
+use secrecy::ExposeSecret;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection, PgPool};
+
+pub struct Bench {
+    pub address: String,
+    pub key: String,
+    pub pool: PgPool,
+    pub fake: FakeGateway,
+    pub http: reqwest::Client,
+}
+
+/// Runs `body` against a fresh database, dropped whatever the outcome.
+pub async fn with_database<F, Fut>(body: F) -> anyhow::Result<()>
+where
+    F: FnOnce(PgConnectOptions) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let base: PgConnectOptions = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| otp_service::config::DEFAULT_DATABASE_URL.into())
+        .parse()?;
+    let admin = base.clone().database("postgres");
+    let name = format!("otp_bench_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = admin.connect().await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("create database {name}")))
+        .execute(&mut conn)
+        .await?;
+    let result = body(base.database(&name)).await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("drop database {name} with (force)")))
+        .execute(&mut conn)
+        .await?;
+    conn.close().await?;
+    result
+}
+
+/// Starts the fake gateway with `keys` and the service on `db`, with
+/// `tweak` applied to the settings, and adds a client whose limit is out of the way.
+pub async fn start(
+    db: PgConnectOptions,
+    keys: &[&str],
+    rate_per_minute: u32,
+    tweak: impl FnOnce(&mut Settings),
+) -> anyhow::Result<Bench> {
+    let fake = FakeGateway::new(keys.iter().map(|k| k.to_string()).collect(), rate_per_minute);
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let gateway_url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(fake.serve(listener)?);
+
+    let mut settings = Settings::from_env()?;
+    settings.database.url = db.to_url_lossy().to_string().into();
+    settings.listen = "127.0.0.1:0".parse()?;
+    settings.pepper = Some("bench-pepper-bench-pepper-bench-pepper".to_owned().into());
+    settings.gateway.base_url = gateway_url;
+    settings.gateway.api_keys = Some(SecretList(keys.iter().map(|k| k.to_string().into()).collect()));
+    settings.gateway.rate_per_minute = rate_per_minute;
+    tweak(&mut settings);
+    let app = Application::build(settings, None).await?;
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let pool = PgPool::connect_with(db).await?;
+    let key = clients::add(&pool, "bench", Some(100_000_000))
+        .await?
+        .expose_secret()
+        .to_owned();
+    Ok(Bench {
+        address,
+        key,
+        pool,
+        fake,
+        http: reqwest::Client::new(),
+    })
+}
