@@ -7,5 +7,6 @@ mod flow;
 mod gateway;
 mod helpers;
 mod limits;
+mod metrics;
 mod openapi;
 mod replicas;
