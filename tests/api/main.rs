@@ -7,4 +7,5 @@ mod gateway;
 mod helpers;
 mod limits;
 mod openapi;
+mod outage;
 mod replicas;
