@@ -187,6 +187,13 @@ async fn spawn_app_on(
 }
 
 impl TestApp {
+    /// Stops the in-process service (its server, dispatcher and sweeper), for
+    /// tests where only replicas started as processes may touch the outbox.
+    /// The database and the fake gateway stay.
+    pub async fn stop_service(&self) {
+        self.server.stop(true).await;
+    }
+
     pub async fn post(&self, path: &str, body: &Value) -> Response {
         self.post_as(&self.api_key, path, body).await
     }

@@ -9,3 +9,4 @@ mod limits;
 mod openapi;
 mod outage;
 mod replicas;
+mod shutdown;
