@@ -25,6 +25,7 @@ pub struct Application {
     port: u16,
     server: Server,
     dispatcher: JoinHandle<()>,
+    sweeper: JoinHandle<()>,
     shutdown: CancellationToken,
     shutdown_timeout: Duration,
     delivery: Delivery,
@@ -86,6 +87,7 @@ impl Application {
             Templates::from_settings(&settings.policy),
             delivery.clone(),
         );
+        let pool_for_sweeper = pool.clone();
         let state = web::Data::new(AppState {
             pool,
             otp,
@@ -144,10 +146,17 @@ impl Application {
 
         let shutdown = CancellationToken::new();
         let dispatcher = tokio::spawn(delivery.clone().run(shutdown.clone()));
+        let retention = Duration::from_secs(u64::from(settings.retention_days) * 24 * 60 * 60);
+        let sweeper = tokio::spawn(store::retention::run(
+            pool_for_sweeper,
+            retention,
+            shutdown.clone(),
+        ));
         Ok(Self {
             port,
             server,
             dispatcher,
+            sweeper,
             shutdown,
             shutdown_timeout,
             delivery,
@@ -164,8 +173,9 @@ impl Application {
     }
 
     /// Serves until SIGTERM or Ctrl-C. Then, within the shutdown timeout: the
-    /// dispatcher stops claiming work at once, the server stops accepting and
-    /// lets in-flight requests finish, and sends already started complete; what is still unfinished when the time is nearly up is cut
+    /// dispatcher and the sweeper stop taking work at once, the server stops
+    /// accepting and lets in-flight requests finish, and sends already started
+    /// complete; what is still unfinished when the time is nearly up is cut
     /// short, and its messages' leases are given back for other replicas.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let handle = self.server.handle();
@@ -187,6 +197,7 @@ impl Application {
                     delivery.finish_first_attempts().await;
                 },
                 self.dispatcher,
+                self.sweeper,
             )
         })
         .await;

@@ -9,4 +9,5 @@ mod limits;
 mod openapi;
 mod outage;
 mod replicas;
+mod retention;
 mod shutdown;
