@@ -56,13 +56,49 @@ impl From<sqlx::Error> for Error {
             sqlx::Error::PoolTimedOut
             | sqlx::Error::Io(_)
             | sqlx::Error::Tls(_)
-            | sqlx::Error::PoolClosed => {
-                tracing::warn!(error = %e, "database unavailable");
-                Error::Unavailable { retry_after: 5 }
+            | sqlx::Error::PoolClosed => unavailable(e),
+            sqlx::Error::Database(ref db) if db.code().is_some_and(|c| is_unavailable_state(&c)) => {
+                unavailable(e)
             }
             other => Error::Internal(other.into()),
         }
     }
 }
 
+fn unavailable(e: sqlx::Error) -> Error {
+    tracing::warn!(error = %e, "database unavailable");
+    Error::Unavailable { retry_after: 5 }
+}
+
+/// SQLSTATEs a server sends while it stops, starts or is full: the connection
+/// class (08), shutdowns and "cannot connect now" (57P01-57P03), and
+/// insufficient resources (53), such as too many connections.
+fn is_unavailable_state(code: &str) -> bool {
+    code.starts_with("08") || code.starts_with("53") || matches!(code, "57P01" | "57P02" | "57P03")
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_going_away_is_unavailable_and_a_bug_is_not() {
+        for code in ["08006", "08001", "57P01", "57P03", "53300"] {
+            assert!(is_unavailable_state(code), "{code}");
+        }
+        for code in ["23505", "42P01", "40001", "57014"] {
+            assert!(!is_unavailable_state(code), "{code}");
+        }
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert!(matches!(
+            Error::from(sqlx::Error::Io(refused)),
+            Error::Unavailable { .. }
+        ));
+        assert!(matches!(
+            Error::from(sqlx::Error::RowNotFound),
+            Error::Internal(_)
+        ));
+    }
+}

@@ -15,7 +15,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::config::Settings;
 use crate::delivery::fake_gateway::FakeGateway;
-use crate::delivery::gateway::{SEND_TIMEOUT, WaconectaClient};
+use crate::delivery::gateway::WaconectaClient;
 use crate::delivery::{Delivery, Sealer, Sender, Senders, Templates};
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
@@ -26,6 +26,7 @@ pub struct Application {
     port: u16,
     server: Server,
     dispatcher: JoinHandle<()>,
+    sweeper: JoinHandle<()>,
     shutdown: CancellationToken,
     shutdown_timeout: Duration,
     delivery: Delivery,
@@ -41,6 +42,7 @@ impl Application {
             "could not apply the database migrations (is PostgreSQL running and DATABASE_URL right?)",
         )?;
         let pool = store::pool(options);
+        let shutdown_timeout = Duration::from_secs(settings.shutdown_timeout_seconds);
 
         let pepper: SecretString = settings.pepper.clone().context("OTP_PEPPER is required")?;
         let sealer = Sealer::from_pepper(&pepper);
@@ -94,6 +96,8 @@ impl Application {
             delivery.clone(),
             metrics.clone(),
         );
+        let pool_for_sweeper = pool.clone();
+        let metrics_for_sweeper = metrics.clone();
         let state = web::Data::new(AppState {
             pool,
             otp,
@@ -148,24 +152,26 @@ impl Application {
                 .default_service(web::to(http::fallback))
         })
         .disable_signals()
-        // In-flight requests get the shutdown timeout less the time a last send may take.
-        .shutdown_timeout(
-            settings
-                .shutdown_timeout_seconds
-                .saturating_sub(SEND_TIMEOUT.as_secs())
-                .max(1),
-        )
+        .shutdown_timeout(drain_budget(shutdown_timeout).as_secs().max(1))
         .listen(listener)?
         .run();
 
         let shutdown = CancellationToken::new();
         let dispatcher = tokio::spawn(delivery.clone().run(shutdown.clone()));
+        let retention = Duration::from_secs(u64::from(settings.retention_days) * 24 * 60 * 60);
+        let sweeper = tokio::spawn(store::retention::run(
+            pool_for_sweeper,
+            retention,
+            metrics_for_sweeper,
+            shutdown.clone(),
+        ));
         Ok(Self {
             port,
             server,
             dispatcher,
+            sweeper,
             shutdown,
-            shutdown_timeout: Duration::from_secs(settings.shutdown_timeout_seconds),
+            shutdown_timeout,
             delivery,
         })
     }
@@ -180,8 +186,10 @@ impl Application {
     }
 
     /// Serves until SIGTERM or Ctrl-C. Then, within the shutdown timeout: the
-    /// dispatcher stops claiming work at once, the server stops accepting and
-    /// lets in-flight requests finish, and sends already started complete.
+    /// dispatcher and the sweeper stop taking work at once, the server stops
+    /// accepting and lets in-flight requests finish, and sends already started
+    /// complete; what is still unfinished when the time is nearly up is cut
+    /// short, and its messages' leases are given back for other replicas.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let handle = self.server.handle();
         let mut server = tokio::spawn(self.server);
@@ -193,20 +201,40 @@ impl Application {
             _ = stop_signal() => tracing::info!("stop requested; finishing what is in flight"),
         }
         self.shutdown.cancel();
-        let delivery = self.delivery;
-        let dispatcher = self.dispatcher;
-        let stopped = tokio::time::timeout(self.shutdown_timeout, async move {
-            handle.stop(true).await;
-            let _ = dispatcher.await;
-            delivery.finish_first_attempts().await;
+        let delivery = self.delivery.clone();
+        let drained = tokio::time::timeout(drain_budget(self.shutdown_timeout), async move {
+            tokio::join!(
+                async {
+                    handle.stop(true).await;
+                    // After the requests, which may still start first attempts.
+                    delivery.finish_first_attempts().await;
+                },
+                self.dispatcher,
+                self.sweeper,
+            )
         })
         .await;
-        if stopped.is_err() {
-            tracing::warn!("the shutdown timeout ran out; stopping anyway");
+        if drained.is_err() {
+            tracing::warn!("the shutdown timeout is running out; cutting short what is in flight");
+        }
+        let release_budget = self.shutdown_timeout - drain_budget(self.shutdown_timeout);
+        match tokio::time::timeout(release_budget, self.delivery.release_leases()).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(messages = n, "gave back the leases of unfinished sends"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "could not give back leases; they run out by themselves")
+            }
+            Err(_) => tracing::warn!("could not give back leases in time; they run out by themselves"),
         }
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The part of the shutdown timeout for finishing what is in flight; the rest
+/// (a quarter, at most two seconds) is for giving back leases.
+fn drain_budget(shutdown_timeout: Duration) -> Duration {
+    shutdown_timeout - (shutdown_timeout / 4).min(Duration::from_secs(2))
 }
 
 async fn stop_signal() {

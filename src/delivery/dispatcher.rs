@@ -2,7 +2,8 @@
 //! every later one from the background loop. Failed sends are never dropped:
 //! they are rescheduled by the gateway's answer class until the code expires.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::future::join_all;
@@ -43,10 +44,18 @@ struct Inner {
     wake: Notify,
     /// First attempts made for requests, which a stop must wait for.
     first_attempts: TaskTracker,
+    /// The runtime that built the service. Requests run on the HTTP workers'
+    /// runtimes, which end (dropping their tasks) as soon as the requests are
+    /// done: a send that outlives its request must not live there.
+    runtime: tokio::runtime::Handle,
+    /// The claims (message id, claim token) this process holds and has not
+    /// settled yet: what a stop gives back.
+    held: Mutex<HashMap<Uuid, i32>>,
     metrics: Metrics,
 }
 
 impl Delivery {
+    /// Must be called within the runtime that outlives the HTTP server.
     pub fn new(
         pool: PgPool,
         gateway: WaconectaClient,
@@ -62,6 +71,8 @@ impl Delivery {
                 sealer,
                 wake: Notify::new(),
                 first_attempts: TaskTracker::new(),
+                runtime: tokio::runtime::Handle::current(),
+                held: Mutex::new(HashMap::new()),
                 metrics,
             }),
         }
@@ -114,13 +125,21 @@ impl Delivery {
     /// the message sent but recorded as unsent, and sent again later.
     pub async fn first_attempt(&self, message_id: Uuid, wait: Duration) {
         let this = self.clone();
-        let attempt = self.inner.first_attempts.spawn(async move {
-            match outbox::claim(&this.inner.pool, message_id).await {
-                Ok(Some(message)) => this.attempt(message, None).await,
-                Ok(None) => {}
-                Err(e) => tracing::warn!(error = %e, "could not claim a new message; the dispatcher will"),
-            }
-        });
+        let attempt = self.inner.first_attempts.spawn_on(
+            async move {
+                match outbox::claim(&this.inner.pool, message_id).await {
+                    Ok(Some(message)) => {
+                        this.hold(&message);
+                        this.attempt(message, None).await
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not claim a new message; the dispatcher will")
+                    }
+                }
+            },
+            &self.inner.runtime,
+        );
         if tokio::time::timeout(wait, attempt).await.is_err() {
             tracing::info!(message = %message_id, "gateway slow; the send goes on in the background");
         }
@@ -135,6 +154,34 @@ impl Delivery {
     pub async fn finish_first_attempts(&self) {
         self.inner.first_attempts.close();
         self.inner.first_attempts.wait().await;
+    }
+
+    /// Gives back the leases of the messages this process claimed and has not
+    /// settled (sends cut short by a stop), so another replica can take them at
+    /// once instead of when the lease runs out. A send that was in flight may
+    /// have reached the gateway: it may go out twice, as after a crash, but not
+    /// `LEASE` late. Returns how many were given back.
+    pub async fn release_leases(&self) -> Result<u64, sqlx::Error> {
+        let held: Vec<(Uuid, i32)> = self.held().drain().collect();
+        if held.is_empty() {
+            return Ok(0);
+        }
+        outbox::release(&self.inner.pool, &held).await
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, i32>> {
+        self.inner.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn hold(&self, message: &Claimed) {
+        self.held().insert(message.id, message.claim);
+    }
+
+    fn settle(&self, message: &Claimed) {
+        let mut held = self.held();
+        if held.get(&message.id) == Some(&message.claim) {
+            held.remove(&message.id);
+        }
     }
 
     /// Drains the outbox until `shutdown`; the batch in flight finishes first.
@@ -186,6 +233,7 @@ impl Delivery {
         match outbox::claim_due(pool, i64::from(free)).await {
             Ok(batch) if batch.is_empty() => POLL_INTERVAL,
             Ok(batch) => {
+                batch.iter().for_each(|m| self.hold(m));
                 // Slots for the whole batch at once; what gets none takes its own chance.
                 let mut slots = match self.inner.senders.take_slots(batch.len()).await {
                     Ok(slots) => slots,
@@ -225,6 +273,7 @@ impl Delivery {
             // The lease runs out and the message is claimed again: nothing is lost.
             tracing::warn!(error = %e, "could not record a delivery attempt");
         }
+        self.settle(&message);
     }
 
     /// Sends one claimed message, on `slot` if one was taken for it already.
@@ -273,7 +322,11 @@ impl Delivery {
             .await;
         // The gateway counts a request when it arrives: count the slot from the
         // answer, not from when it was taken, so no window is ever short of it.
-        senders.touch(slot).await?;
+        // Failing that must not keep the outcome from being recorded: a send
+        // left unrecorded goes out again once its lease runs out.
+        if let Err(e) = senders.touch(slot).await {
+            tracing::warn!(error = %e, "could not count the send's slot from its answer");
+        }
         drop(text);
         let sender_name = sender.name.as_str();
         match outcome {

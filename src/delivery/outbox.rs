@@ -256,6 +256,23 @@ pub async fn requeue(
     Ok(())
 }
 
+/// Ends the given claims (message id, claim token) still held, due at once,
+/// without counting them as attempts: the sender is going away.
+pub async fn release(pool: &PgPool, claims: &[(Uuid, i32)]) -> Result<u64, sqlx::Error> {
+    let (ids, tokens): (Vec<Uuid>, Vec<i32>) = claims.iter().copied().unzip();
+    Ok(sqlx::query(
+        "update outbox_messages m
+         set leased_until = null, next_attempt_at = now(), attempts = greatest(m.attempts - 1, 0)
+         from unnest($1::uuid[], $2::int[]) as h(id, claim)
+         where m.id = h.id and m.claims = h.claim and m.status = 'queued'",
+    )
+    .bind(ids)
+    .bind(tokens)
+    .execute(pool)
+    .await?
+    .rows_affected())
+}
+
 /// Gives up what can no longer be useful: messages that could not reach the
 /// gateway before their code expires (`expired_before_send`), and messages of
 /// verifications that stopped waiting for them (`canceled`).

@@ -57,15 +57,22 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         tokio::time::timeout(Duration::from_secs(2), ping).await,
         Ok(Ok(_))
     );
-    let senders = match state.delivery.senders().statuses().await {
-        Ok(statuses) => statuses
+    // Asked only of a database that answered: otherwise it would wait out the
+    // pool's acquire timeout too, and a probe wants its answer fast.
+    let statuses = if database_ok {
+        tokio::time::timeout(Duration::from_secs(2), state.delivery.senders().statuses()).await
+    } else {
+        Ok(Ok(Vec::new()))
+    };
+    let senders = match statuses {
+        Ok(Ok(statuses)) => statuses
             .into_iter()
             .map(|s| SenderReadiness {
                 name: s.name,
                 state: s.state,
             })
             .collect(),
-        Err(_) => Vec::new(),
+        _ => Vec::new(),
     };
     let body = Readiness {
         status: if database_ok { "ready" } else { "unavailable" },

@@ -2,6 +2,7 @@
 //! (refinery's files, run through sqlx so the service has one driver).
 
 mod migrations;
+pub mod retention;
 
 use std::time::Duration;
 

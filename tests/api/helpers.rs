@@ -15,6 +15,10 @@ use serde_json::{Value, json};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, PgPool};
 
+#[path = "proxy.rs"]
+mod proxy;
+pub use proxy::DatabaseProxy;
+
 pub const PHONE: &str = "+59169657008";
 pub const PHONE_DIGITS: &str = "59169657008";
 pub const GATEWAY_KEYS: [&str; 2] = ["gateway-key-1", "gateway-key-2"];
@@ -117,9 +121,38 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     let database = TestDatabase::create().await;
+    let url = database.url.clone();
+    spawn_app_on(database, &url, tweak).await
+}
+
+/// The app reaching its database through a proxy the test can cut; the test's
+/// own `pool` goes straight to the database.
+pub async fn spawn_app_behind_proxy(tweak: impl FnOnce(&mut Settings)) -> (TestApp, DatabaseProxy) {
+    let database = TestDatabase::create().await;
+    let options = database.options();
+    let target = tokio::net::lookup_host((options.get_host(), options.get_port()))
+        .await
+        .unwrap()
+        .next()
+        .expect("the database server's address");
+    let proxy = DatabaseProxy::start(target).await;
+    let url = options
+        .host("127.0.0.1")
+        .port(proxy.port)
+        .to_url_lossy()
+        .to_string();
+    (spawn_app_on(database, &url, tweak).await, proxy)
+}
+
+/// The app on `database`, which it reaches at `app_database_url`.
+async fn spawn_app_on(
+    database: TestDatabase,
+    app_database_url: &str,
+    tweak: impl FnOnce(&mut Settings),
+) -> TestApp {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let gateway_url = format!("http://{}", listener.local_addr().unwrap());
-    let mut settings = test_settings(&database.url, &gateway_url);
+    let mut settings = test_settings(app_database_url, &gateway_url);
     tweak(&mut settings);
     // The fake gateway enforces the same per-key rate the service is told about.
     let fake = FakeGateway::new(
@@ -156,6 +189,13 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
 }
 
 impl TestApp {
+    /// Stops the in-process service (its server, dispatcher and sweeper), for
+    /// tests where only replicas started as processes may touch the outbox.
+    /// The database and the fake gateway stay.
+    pub async fn stop_service(&self) {
+        self.server.stop(true).await;
+    }
+
     pub async fn post(&self, path: &str, body: &Value) -> Response {
         self.post_as(&self.api_key, path, body).await
     }

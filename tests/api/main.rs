@@ -9,4 +9,7 @@ mod helpers;
 mod limits;
 mod metrics;
 mod openapi;
+mod outage;
 mod replicas;
+mod retention;
+mod shutdown;

@@ -1,0 +1,178 @@
+//! Housekeeping: pending verifications whose time is up become `expired`, and
+//! rows that have served their purpose are deleted.
+//!
+//! Every statement touches at most `BATCH` rows, picked with `for update skip
+//! locked`: it holds its locks for milliseconds, never waits on a request, and
+//! replicas sweeping at the same time split the work instead of queueing.
+
+use std::time::Duration;
+
+use sqlx::PgPool;
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::Metrics;
+
+/// Rows per statement.
+const BATCH: i64 = 500;
+/// Statements per table and sweep: a large backlog is worked off over several
+/// sweeps, so one sweep never runs for long nor delays a stop.
+const MAX_BATCHES: u32 = 20;
+/// Expiring is what `GET /otp/{id}` and the counts show, so it runs often.
+const EXPIRE_EVERY: Duration = Duration::from_secs(5);
+/// Deleting old rows can wait.
+const DELETE_EVERY: Duration = Duration::from_secs(60);
+/// The per-key rate counts the last `senders::WINDOW` (about a minute); what
+/// is older only takes room.
+const SENDER_SENDS_KEPT: Duration = Duration::from_secs(10 * 60);
+/// The longest sliding window of the request limits.
+const LIMIT_HITS_KEPT: Duration = Duration::from_secs(60 * 60);
+/// An `Idempotency-Key` answers again for 24 h.
+const IDEMPOTENCY_KEYS_KEPT: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// What one sweep did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Swept {
+    pub expired: u64,
+    pub verifications_deleted: u64,
+    pub sender_sends_deleted: u64,
+    pub limit_hits_deleted: u64,
+    pub idempotency_keys_deleted: u64,
+}
+
+/// Sweeps until `shutdown`. A failed sweep (the database is down, say) is
+/// logged and tried again at the next tick.
+pub async fn run(pool: PgPool, retention: Duration, metrics: Metrics, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(EXPIRE_EVERY);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let deletes_every = (DELETE_EVERY.as_secs() / EXPIRE_EVERY.as_secs()).max(1);
+    let mut round: u64 = 0;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        let result = if round.is_multiple_of(deletes_every) {
+            sweep(&pool, retention).await.map(|s| {
+                metrics.verifications_by("expired", s.expired);
+                if s != Swept::default() {
+                    tracing::info!(?s, "retention sweep");
+                }
+            })
+        } else {
+            expire_pending(&pool).await.map(|n| {
+                metrics.verifications_by("expired", n);
+                if n > 0 {
+                    tracing::debug!(expired = n, "pending verifications expired");
+                }
+            })
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "retention sweep failed; trying again later");
+        }
+        round = round.wrapping_add(1);
+    }
+}
+
+/// One full sweep: expire, then delete what is past its keeping time.
+pub async fn sweep(pool: &PgPool, retention: Duration) -> Result<Swept, sqlx::Error> {
+    Ok(Swept {
+        expired: expire_pending(pool).await?,
+        verifications_deleted: delete_finished(pool, retention).await?,
+        sender_sends_deleted: delete_old_sender_sends(pool).await?,
+        limit_hits_deleted: delete_old_limit_hits(pool).await?,
+        idempotency_keys_deleted: delete_old_idempotency_keys(pool).await?,
+    })
+}
+
+/// Marks pending verifications whose code has expired `expired`, as a read
+/// already shows them. A locked one (attempts used up) reads
+/// `max_attempts_reached` until it expires, and `expired` after: the same here.
+pub async fn expire_pending(pool: &PgPool) -> Result<u64, sqlx::Error> {
+    in_batches(
+        "update verifications set status = 'expired', updated_at = now()
+         where id in (select id from verifications
+                      where status = 'pending' and expires_at <= now()
+                      limit $1 for update skip locked)",
+        None,
+        pool,
+    )
+    .await
+}
+
+/// Deletes verifications that finished more than `retention` ago, with their
+/// messages (`on delete cascade`). A verification's `updated_at` is set at
+/// every change and a finished one never changes again, so it is when it
+/// finished; one that expired while pending finishes when it is marked, at
+/// most a sweep after its expiry.
+pub async fn delete_finished(pool: &PgPool, retention: Duration) -> Result<u64, sqlx::Error> {
+    in_batches(
+        "delete from verifications
+         where id in (select id from verifications
+                      where status <> 'pending' and updated_at < now() - make_interval(secs => $2)
+                      limit $1 for update skip locked)",
+        Some(retention),
+        pool,
+    )
+    .await
+}
+
+/// Deletes the per-key send records older than the rate window needs.
+pub async fn delete_old_sender_sends(pool: &PgPool) -> Result<u64, sqlx::Error> {
+    in_batches(
+        "delete from sender_sends
+         where id in (select id from sender_sends
+                      where sent_at < now() - make_interval(secs => $2)
+                      order by id limit $1 for update skip locked)",
+        Some(SENDER_SENDS_KEPT),
+        pool,
+    )
+    .await
+}
+
+/// Deletes the hits of the request limits older than their longest window
+/// (each take also clears its own bucket; this catches buckets seen no more).
+pub async fn delete_old_limit_hits(pool: &PgPool) -> Result<u64, sqlx::Error> {
+    in_batches(
+        "delete from limit_hits
+         where id in (select id from limit_hits
+                      where at < now() - make_interval(secs => $2)
+                      order by id limit $1 for update skip locked)",
+        Some(LIMIT_HITS_KEPT),
+        pool,
+    )
+    .await
+}
+
+/// Deletes the `Idempotency-Key` records older than 24 h. The table has no
+/// single-column key, so rows are picked by `ctid`.
+pub async fn delete_old_idempotency_keys(pool: &PgPool) -> Result<u64, sqlx::Error> {
+    in_batches(
+        "delete from idempotency_keys
+         where ctid = any(array(select ctid from idempotency_keys
+                                where created_at < now() - make_interval(secs => $2)
+                                limit $1 for update skip locked))",
+        Some(IDEMPOTENCY_KEYS_KEPT),
+        pool,
+    )
+    .await
+}
+
+/// Runs `sql` (`$1` the batch size, `$2` the age in seconds if given) until a
+/// statement finds less than a batch, or `MAX_BATCHES` ran. Each statement is
+/// its own transaction.
+async fn in_batches(sql: &'static str, age: Option<Duration>, pool: &PgPool) -> Result<u64, sqlx::Error> {
+    let mut total = 0;
+    for _ in 0..MAX_BATCHES {
+        let mut query = sqlx::query(sql).bind(BATCH);
+        if let Some(age) = age {
+            query = query.bind(age.as_secs_f64());
+        }
+        let done = query.execute(pool).await?.rows_affected();
+        total += done;
+        if done < BATCH as u64 {
+            break;
+        }
+    }
+    Ok(total)
+}

@@ -1,0 +1,92 @@
+//! PostgreSQL going away and coming back, through a proxy the test cuts.
+
+use std::time::{Duration, Instant};
+
+use reqwest::Response;
+use serde_json::json;
+
+use crate::helpers::*;
+
+/// The pool gives up on a connection after 3 s; an answer may take that long, not much more.
+const PROMPT: Duration = Duration::from_millis(4500);
+
+async fn promptly<E: std::fmt::Debug>(
+    what: &str,
+    request: impl Future<Output = Result<Response, E>>,
+) -> Response {
+    let started = Instant::now();
+    let response = request.await.expect("an answer");
+    assert!(
+        started.elapsed() < PROMPT,
+        "{what} took {:?} to answer",
+        started.elapsed()
+    );
+    response
+}
+
+#[tokio::test]
+async fn a_database_outage_is_503_until_it_heals_by_itself_and_no_message_is_lost() {
+    let (app, proxy) = spawn_app_behind_proxy(|_| {}).await;
+    let known = app.requested("login").await;
+    let known_id = known["id"].as_str().unwrap();
+    // The gateway is down when this one is requested: its message waits in the outbox.
+    app.fake.set_down(true);
+    let waiting_phone = nth_phone(1);
+    let waiting = app
+        .request_code(json!({"phone": waiting_phone, "purpose": "signup"}))
+        .await;
+    assert_eq!(waiting.status(), 202);
+    let waiting: serde_json::Value = waiting.json().await.unwrap();
+    assert_eq!(waiting["delivery_status"], "queued");
+
+    proxy.cut().await;
+    // From here only the database keeps the message from going out.
+    app.fake.set_down(false);
+
+    let request = app.request_code(json!({"phone": nth_phone(2), "purpose": "signup"}));
+    let request = async { Ok::<_, ()>(request.await) };
+    problem(promptly("POST /otp/request", request).await, 503, "unavailable").await;
+    let read = async { Ok::<_, ()>(app.get(&format!("/otp/{known_id}")).await) };
+    problem(promptly("GET /otp/{id}", read).await, 503, "unavailable").await;
+    let verify = async { Ok::<_, ()>(app.verify(json!({"id": known_id, "code": "000000"})).await) };
+    problem(promptly("POST /otp/verify", verify).await, 503, "unavailable").await;
+    let ready = promptly("/readyz", app.http.get(format!("{}/readyz", app.address)).send()).await;
+    assert_eq!(ready.status(), 503);
+    assert!(ready.headers().contains_key("retry-after"));
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body["database"], "unavailable");
+    let health = promptly(
+        "/healthz",
+        app.http.get(format!("{}/healthz", app.address)).send(),
+    )
+    .await;
+    assert_eq!(health.status(), 200);
+    assert!(
+        app.fake.last_message_to(&waiting_phone[1..]).is_none(),
+        "nothing was sent while the database was away"
+    );
+
+    proxy.restore().await;
+    app.wait_for("the API to answer again", Duration::from_secs(15), || async {
+        app.get(&format!("/otp/{known_id}")).await.status() == 200
+    })
+    .await;
+    let v = app.requested("signup").await;
+    assert_eq!(v["delivery_status"], "sent");
+    let ready = app
+        .http
+        .get(format!("{}/readyz", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    // Within a lease, in case the outage caught the message mid-claim.
+    app.wait_for("the waiting message", Duration::from_secs(40), || async {
+        app.fake.last_message_to(&waiting_phone[1..]).is_some()
+    })
+    .await;
+    let v = app
+        .wait_for_delivery(waiting["id"].as_str().unwrap(), "sent", Duration::from_secs(5))
+        .await;
+    assert_eq!(v["status"], "pending");
+}
