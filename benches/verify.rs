@@ -34,7 +34,7 @@ async fn run(db: sqlx::postgres::PgConnectOptions) -> anyhow::Result<()> {
             iterations: 2,
             parallelism: 1,
         };
-        settings.policy.phone_failures_per_hour = u32::MAX / 2;
+        settings.policy.phone_failures_per_hour = i32::MAX as u32;
     })
     .await?;
     let mut ids = Vec::new();

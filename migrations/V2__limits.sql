@@ -47,7 +47,7 @@ end $$;
 -- The seconds until `bucket` has a free slot (0 when it has one now), taking
 -- nothing: the cheap look made before work that a full window would waste.
 create function limit_slot_wait(p_bucket text, p_max_hits integer, p_span interval)
-returns double precision language sql stable as $$
+returns double precision language sql volatile as $$
     select coalesce(
         (select extract(epoch from at + p_span - clock_timestamp())::double precision
          from limit_hits
@@ -57,11 +57,13 @@ returns double precision language sql stable as $$
 $$;
 
 -- Idempotency-Key: the first answer to a (client, key), replayed to retries
--- for 24 hours. `status` is null while the first request is still running.
+-- for 24 hours. `status` is null while the first request is still running;
+-- `claim` names that request, so that only it can answer or release the key.
 create table idempotency_keys (
     client_id uuid not null references clients (id),
     key text not null,
     request_hash bytea not null,
+    claim uuid not null,
     status smallint,
     response jsonb,
     created_at timestamptz not null default now(),

@@ -51,12 +51,14 @@ pub struct Settings {
     #[command(flatten)]
     pub hashing: HashSettings,
 
-    /// Time POST /otp/request waits for the first delivery attempt, in milliseconds.
+    /// Time POST /otp/request waits for the first delivery attempt, in milliseconds
+    /// (at most 20000: a request must end well within an idempotency claim's minute).
     #[arg(
         long,
         env = "OTP_SEND_WAIT_MS",
         value_name = "OTP_SEND_WAIT_MS",
-        default_value_t = 3000
+        default_value_t = 3000,
+        value_parser = clap::value_parser!(u64).range(0..=20_000)
     )]
     pub send_wait_ms: u64,
 
@@ -69,7 +71,8 @@ pub struct Settings {
         long,
         env = "OTP_RETENTION_DAYS",
         value_name = "OTP_RETENTION_DAYS",
-        default_value_t = 7
+        default_value_t = 7,
+        value_parser = clap::value_parser!(u32).range(1..=36_500)
     )]
     pub retention_days: u32,
 
@@ -78,7 +81,8 @@ pub struct Settings {
         long,
         env = "OTP_SHUTDOWN_TIMEOUT_SECONDS",
         value_name = "OTP_SHUTDOWN_TIMEOUT_SECONDS",
-        default_value_t = 25
+        default_value_t = 25,
+        value_parser = clap::value_parser!(u64).range(1..=3600)
     )]
     pub shutdown_timeout_seconds: u64,
 }
@@ -142,7 +146,7 @@ pub struct PolicySettings {
         env = "OTP_PHONE_SENDS_PER_HOUR",
         value_name = "OTP_PHONE_SENDS_PER_HOUR",
         default_value_t = 10,
-        value_parser = clap::value_parser!(u32).range(1..)
+        value_parser = clap::value_parser!(u32).range(1..=i32::MAX as i64)
     )]
     pub phone_sends_per_hour: u32,
     /// Failed attempts per phone per hour, across all verifications.
@@ -151,7 +155,7 @@ pub struct PolicySettings {
         env = "OTP_PHONE_FAILURES_PER_HOUR",
         value_name = "OTP_PHONE_FAILURES_PER_HOUR",
         default_value_t = 20,
-        value_parser = clap::value_parser!(u32).range(1..)
+        value_parser = clap::value_parser!(u32).range(1..=i32::MAX as i64)
     )]
     pub phone_failures_per_hour: u32,
     /// Requests per end-user IP per hour, when `end_user_ip` is given.
@@ -160,7 +164,7 @@ pub struct PolicySettings {
         env = "OTP_IP_REQUESTS_PER_HOUR",
         value_name = "OTP_IP_REQUESTS_PER_HOUR",
         default_value_t = 20,
-        value_parser = clap::value_parser!(u32).range(1..)
+        value_parser = clap::value_parser!(u32).range(1..=i32::MAX as i64)
     )]
     pub ip_requests_per_hour: u32,
     /// Requests per client per minute, for clients without their own limit.
@@ -169,7 +173,7 @@ pub struct PolicySettings {
         env = "OTP_CLIENT_REQUESTS_PER_MINUTE",
         value_name = "OTP_CLIENT_REQUESTS_PER_MINUTE",
         default_value_t = 300,
-        value_parser = clap::value_parser!(u32).range(1..)
+        value_parser = clap::value_parser!(u32).range(1..=i32::MAX as i64)
     )]
     pub client_requests_per_minute: u32,
     /// Comma-separated ISO 3166-1 codes; empty allows every country.

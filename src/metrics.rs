@@ -24,6 +24,7 @@ pub struct Metrics {
     pub sender_state: IntGaugeVec,
     pub sender_sent_last_minute: IntGaugeVec,
     pub db_connections: IntGaugeVec,
+    pub database_up: IntGauge,
 }
 
 /// Latency buckets from 1 ms to about 16 s.
@@ -103,6 +104,10 @@ impl Metrics {
                 "otp_db_pool_connections",
                 "Database pool connections by state (in_use, idle, max).",
                 &["state"]
+            )),
+            database_up: register!(IntGauge::new(
+                "otp_database_up",
+                "1 when PostgreSQL answered this scrape's reads within 2 s, else 0."
             )),
             registry,
         }

@@ -78,6 +78,16 @@ impl Delivery {
         }
     }
 
+    /// Runs work that must finish even if its request goes away, on the runtime
+    /// that outlives the HTTP workers.
+    pub fn spawn<F>(&self, work: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.inner.runtime.spawn(work)
+    }
+
     pub fn senders(&self) -> &Senders {
         &self.inner.senders
     }
@@ -253,16 +263,15 @@ impl Delivery {
     }
 
     async fn round_start(&self) -> Result<Vec<SenderStatus>, sqlx::Error> {
-        match outbox::expire_overdue(&self.inner.pool).await? {
-            0 => {}
-            n => {
-                self.inner
-                    .metrics
-                    .messages
-                    .with_label_values(&["given_up", "expired_before_send"])
-                    .inc_by(n);
-                tracing::warn!(messages = n, "messages expired before they could be sent")
-            }
+        let given_up = outbox::expire_overdue(&self.inner.pool).await?;
+        for reason in &given_up {
+            self.inner.metrics.message("given_up", reason);
+        }
+        if !given_up.is_empty() {
+            tracing::warn!(
+                messages = given_up.len(),
+                "messages given up: they could not arrive before their code expired, or no longer had a pending verification"
+            );
         }
         self.inner.senders.statuses().await
     }
@@ -291,7 +300,10 @@ impl Delivery {
             if let Some((_, slot)) = slot {
                 senders.refund(slot).await?;
             }
-            return outbox::mark_failed(pool, message, "unreadable", true).await;
+            if outbox::mark_failed(pool, message, "unreadable", true).await? {
+                metrics.verification("failed");
+            }
+            return Ok(());
         };
         let taken = match slot {
             Some((sender, slot)) => Slot::Granted(sender, slot),
@@ -305,8 +317,10 @@ impl Delivery {
             Slot::NoneInService(reason) => {
                 tracing::error!(reason, "no gateway key can deliver; the message fails");
                 metrics.message("given_up", "no_key_in_service");
-                metrics.verification("failed");
-                return outbox::mark_failed(pool, message, reason, true).await;
+                if outbox::mark_failed(pool, message, reason, true).await? {
+                    metrics.verification("failed");
+                }
+                return Ok(());
             }
         };
 
@@ -349,8 +363,10 @@ impl Delivery {
             SendOutcome::PhoneRejected => {
                 tracing::warn!(sender = sender_name, "gateway rejected the phone number");
                 metrics.message("given_up", "phone_rejected");
-                metrics.verification("failed");
-                outbox::mark_failed(pool, message, "phone_rejected", true).await
+                if outbox::mark_failed(pool, message, "phone_rejected", true).await? {
+                    metrics.verification("failed");
+                }
+                Ok(())
             }
             SendOutcome::SessionEnded | SendOutcome::Unauthorized => {
                 let (state, reason) = if outcome == SendOutcome::SessionEnded {

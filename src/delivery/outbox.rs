@@ -180,13 +180,13 @@ pub async fn mark_sent(
 }
 
 /// Gives the message up. With `fail_verification`, its verification (if still
-/// pending) becomes `failed` in the same transaction.
+/// pending) becomes `failed` in the same transaction; says whether it did.
 pub async fn mark_failed(
     pool: &PgPool,
     message: &Claimed,
     reason: &str,
     fail_verification: bool,
-) -> Result<(), sqlx::Error> {
+) -> Result<bool, sqlx::Error> {
     let mut tx = pool.begin().await?;
     // The verification's row first, as requests (resend, cancel) lock them: the
     // same order everywhere, so the two never deadlock.
@@ -204,13 +204,19 @@ pub async fn mark_failed(
     .bind(reason)
     .fetch_optional(&mut *tx)
     .await?;
+    let mut failed = false;
     if let (Some(verification), true) = (verification, fail_verification) {
-        sqlx::query("update verifications set status = 'failed', updated_at = now() where id = $1 and status = 'pending'")
-            .bind(verification)
-            .execute(&mut *tx)
-            .await?;
+        failed = sqlx::query(
+            "update verifications set status = 'failed', updated_at = now() where id = $1 and status = 'pending'",
+        )
+        .bind(verification)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
     }
-    tx.commit().await
+    tx.commit().await?;
+    Ok(failed)
 }
 
 /// Renews the claim right before the send, and checks the message is still
@@ -276,8 +282,9 @@ pub async fn release(pool: &PgPool, claims: &[(Uuid, i32)]) -> Result<u64, sqlx:
 /// Gives up what can no longer be useful: messages that could not reach the
 /// gateway before their code expires (`expired_before_send`), and messages of
 /// verifications that stopped waiting for them (`canceled`).
-pub async fn expire_overdue(pool: &PgPool) -> Result<u64, sqlx::Error> {
-    Ok(sqlx::query(
+/// Returns the reason of each message given up.
+pub async fn expire_overdue(pool: &PgPool) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
         "update outbox_messages m
          set status = 'failed', body_sealed = null, leased_until = null,
              last_error = case when m.expires_at <= now() + make_interval(secs => $1)
@@ -286,12 +293,12 @@ pub async fn expire_overdue(pool: &PgPool) -> Result<u64, sqlx::Error> {
          where v.id = m.verification_id and m.status = 'queued'
            and (m.leased_until is null or m.leased_until < now())
            and (m.expires_at <= now() + make_interval(secs => $1)
-                or v.status <> 'pending' or v.failed_attempts >= v.max_attempts)",
+                or v.status <> 'pending' or v.failed_attempts >= v.max_attempts)
+         returning m.last_error",
     )
     .bind(SEND_TIMEOUT.as_secs_f64())
-    .execute(pool)
-    .await?
-    .rows_affected())
+    .fetch_all(pool)
+    .await
 }
 
 /// Messages waiting to be sent (due or not), for admission control and the admin page.

@@ -1,9 +1,10 @@
 //! `GET /metrics`, and the middleware that counts and times every request.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::{HttpResponse, get, web};
 
@@ -11,31 +12,53 @@ use super::AppState;
 use crate::delivery::SenderState;
 
 /// Counts and times each request under its route *pattern* (`/otp/{id}`),
-/// never its path, so no id ends up in a label.
+/// never its path, so no id ends up in a label; errors raised by middleware
+/// (401, the client's 429, 503) count like any answer.
 pub async fn record(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     let state = req.app_data::<web::Data<AppState>>().cloned();
-    let method = req.method().as_str().to_owned();
-    let response = next.call(req).await?;
+    // The pattern is read from the app's route map, so it is known before routing.
+    let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+    let method = method_label(req.method());
+    let outcome = next.call(req).await;
+    let status = match &outcome {
+        Ok(response) => response.status(),
+        Err(e) => e.as_response_error().status_code(),
+    };
     if let Some(state) = state {
-        let route = response
-            .request()
-            .match_pattern()
-            .unwrap_or_else(|| "unmatched".to_owned());
-        let status = response.status().as_str().to_owned();
         let m = &state.metrics;
         m.http_requests
-            .with_label_values(&[route.as_str(), method.as_str(), status.as_str()])
+            .with_label_values(&[route.as_str(), method, status.as_str()])
             .inc();
         m.http_duration
-            .with_label_values(&[route.as_str(), method.as_str()])
+            .with_label_values(&[route.as_str(), method])
             .observe(started.elapsed().as_secs_f64());
     }
-    Ok(response)
+    outcome
 }
+
+/// Standard methods by name, anything else as `other`: a caller inventing
+/// methods must not be able to invent label values.
+fn method_label(method: &Method) -> &'static str {
+    [
+        (Method::GET, "GET"),
+        (Method::POST, "POST"),
+        (Method::PUT, "PUT"),
+        (Method::DELETE, "DELETE"),
+        (Method::PATCH, "PATCH"),
+        (Method::HEAD, "HEAD"),
+        (Method::OPTIONS, "OPTIONS"),
+    ]
+    .into_iter()
+    .find(|(m, _)| m == method)
+    .map_or("other", |(_, name)| name)
+}
+
+/// How long a scrape waits for each database read.
+const DATABASE_PATIENCE: Duration = Duration::from_secs(2);
 
 #[derive(sqlx::FromRow)]
 struct Outbox {
@@ -57,20 +80,28 @@ struct Outbox {
 #[get("/metrics")]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let m = &state.metrics;
-    // A database that does not answer leaves the gauges at their last values;
-    // the counters and `otp_db_pool_connections` still say what is happening.
-    let outbox: Result<Outbox, _> = sqlx::query_as(
+    // A database that does not answer within the scrape's patience leaves the
+    // shared gauges at their last values and says so in `otp_database_up`.
+    let outbox = sqlx::query_as::<_, Outbox>(
         "select count(*) as depth,
                 coalesce(extract(epoch from now() - min(created_at)), 0)::float8 as oldest_age
          from outbox_messages where status = 'queued' and expires_at > now()",
     )
-    .fetch_one(&state.pool)
-    .await;
-    if let Ok(outbox) = outbox {
+    .fetch_one(&state.pool);
+    let outbox = match tokio::time::timeout(DATABASE_PATIENCE, outbox).await {
+        Ok(Ok(outbox)) => Some(outbox),
+        _ => None,
+    };
+    m.database_up.set(i64::from(outbox.is_some()));
+    if let Some(outbox) = &outbox {
         m.outbox_depth.set(outbox.depth);
         m.outbox_oldest_age.set(outbox.oldest_age);
     }
-    if let Ok(statuses) = state.delivery.senders().statuses().await {
+    let statuses = match outbox {
+        Some(_) => tokio::time::timeout(DATABASE_PATIENCE, state.delivery.senders().statuses()).await,
+        None => Ok(Err(sqlx::Error::PoolTimedOut)),
+    };
+    if let Ok(Ok(statuses)) = statuses {
         for status in statuses {
             for s in SenderState::ALL {
                 m.sender_state

@@ -132,6 +132,7 @@ pub async fn request_code(
             })
             .transpose()?,
     };
+    state.otp.check_country(&input.phone)?;
     let key = match request.headers().get(IDEMPOTENCY_KEY_HEADER) {
         Some(raw) => IdempotencyKey::parse(raw.as_bytes())?,
         None => {
@@ -140,7 +141,10 @@ pub async fn request_code(
         }
     };
     // Spawned, so that a caller hanging up cannot leave the key claimed and unanswered.
-    let answer = tokio::spawn(idempotent_request(state, client, key, input))
+    let answer = state
+        .delivery
+        .clone()
+        .spawn(idempotent_request(state, client, key, input))
         .await
         .map_err(|e| Error::Internal(e.into()))??;
     Ok(match answer {
@@ -177,20 +181,29 @@ async fn idempotent_request(
         &ip,
     ]);
     let pool = state.otp.pool();
-    if let Claim::Replay { status, body } = idempotency::claim(pool, client.id, &key, &fingerprint).await? {
-        let status = StatusCode::from_u16(status).map_err(|e| Error::Internal(e.into()))?;
-        return Ok(Answer::Replay { status, body });
-    }
+    let claim = match idempotency::claim(pool, client.id, &key, &fingerprint).await? {
+        Claim::First(claim) => claim,
+        Claim::Replay { status, body } => {
+            let status = StatusCode::from_u16(status).map_err(|e| Error::Internal(e.into()))?;
+            return Ok(Answer::Replay { status, body });
+        }
+    };
     let outcome = state.otp.request(&client, input).await;
     let (status, body) = match &outcome {
         Ok(verification) => (StatusCode::ACCEPTED, serde_json::to_value(verification)),
         Err(e) => (e.status_code(), serde_json::to_value(e.problem())),
     };
-    let body = body.map_err(|e| Error::Internal(e.into()))?;
-    if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
-        idempotency::forget(pool, client.id, &key).await?;
-    } else {
-        idempotency::remember(pool, client.id, &key, status.as_u16(), &body).await?;
+    let kept = match body {
+        _ if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() => {
+            idempotency::forget(pool, client.id, &key, claim).await
+        }
+        Ok(body) => idempotency::remember(pool, client.id, &key, claim, status.as_u16(), &body).await,
+        Err(e) => Err(Error::Internal(e.into())),
+    };
+    // The request's own answer stands either way: failing to keep it only
+    // leaves the key claimed until the claim counts as abandoned.
+    if let Err(e) = kept {
+        tracing::warn!(error = %e, "could not keep the answer for the Idempotency-Key");
     }
     Ok(Answer::Fresh(outcome?))
 }

@@ -35,8 +35,9 @@ impl IdempotencyKey {
 
 /// What a request with an `Idempotency-Key` should do.
 pub enum Claim {
-    /// This is the first request with the key: run it, then `remember` or `forget`.
-    First,
+    /// This is the first request with the key: run it, then `remember` or `forget`
+    /// with this token (which a takeover of an abandoned claim replaces).
+    First(Uuid),
     /// The key was answered before: give the same answer again.
     Replay { status: u16, body: Value },
 }
@@ -67,10 +68,12 @@ pub async fn claim(
     request_hash: &[u8],
 ) -> Result<Claim> {
     // A key older than 24 h, or an abandoned claim, is taken over as new.
+    let token = Uuid::new_v4();
     let claimed = sqlx::query(
-        "insert into idempotency_keys (client_id, key, request_hash) values ($1, $2, $3)
+        "insert into idempotency_keys (client_id, key, request_hash, claim) values ($1, $2, $3, $5)
          on conflict (client_id, key) do update
-             set request_hash = excluded.request_hash, status = null, response = null, created_at = now()
+             set request_hash = excluded.request_hash, claim = excluded.claim, status = null,
+                 response = null, created_at = now()
              where idempotency_keys.created_at < now() - interval '24 hours'
                 or (idempotency_keys.status is null
                     and idempotency_keys.created_at < now() - make_interval(secs => $4))",
@@ -79,10 +82,11 @@ pub async fn claim(
     .bind(&key.0)
     .bind(request_hash)
     .bind(ABANDONED_AFTER_SECONDS)
+    .bind(token)
     .execute(pool)
     .await?;
     if claimed.rows_affected() == 1 {
-        return Ok(Claim::First);
+        return Ok(Claim::First(token));
     }
     let stored: Option<Stored> = sqlx::query_as(
         "select request_hash, status, response from idempotency_keys where client_id = $1 and key = $2",
@@ -112,25 +116,33 @@ pub async fn remember(
     pool: &PgPool,
     client_id: Uuid,
     key: &IdempotencyKey,
+    claim: Uuid,
     status: u16,
     body: &Value,
 ) -> Result<()> {
-    sqlx::query("update idempotency_keys set status = $3, response = $4 where client_id = $1 and key = $2")
-        .bind(client_id)
-        .bind(&key.0)
-        .bind(status as i16)
-        .bind(body)
-        .execute(pool)
-        .await?;
+    sqlx::query(
+        "update idempotency_keys set status = $4, response = $5
+         where client_id = $1 and key = $2 and claim = $3 and status is null",
+    )
+    .bind(client_id)
+    .bind(&key.0)
+    .bind(claim)
+    .bind(status as i16)
+    .bind(body)
+    .execute(pool)
+    .await?;
     Ok(())
 }
 
 /// Lets the key go: the request did nothing a retry would repeat.
-pub async fn forget(pool: &PgPool, client_id: Uuid, key: &IdempotencyKey) -> Result<()> {
-    sqlx::query("delete from idempotency_keys where client_id = $1 and key = $2 and status is null")
-        .bind(client_id)
-        .bind(&key.0)
-        .execute(pool)
-        .await?;
+pub async fn forget(pool: &PgPool, client_id: Uuid, key: &IdempotencyKey, claim: Uuid) -> Result<()> {
+    sqlx::query(
+        "delete from idempotency_keys where client_id = $1 and key = $2 and claim = $3 and status is null",
+    )
+    .bind(client_id)
+    .bind(&key.0)
+    .bind(claim)
+    .execute(pool)
+    .await?;
     Ok(())
 }

@@ -39,10 +39,8 @@ impl LimitSettings {
             key: format!("phone-sends:{}", phone.as_e164()),
             max_hits: self.phone_sends_per_hour,
             span: HOUR,
-            refusal: format!(
-                "this phone number has been sent the {} codes allowed in an hour",
-                self.phone_sends_per_hour
-            ),
+            // Says nothing of who sent them: other clients' traffic is theirs.
+            refusal: "too many codes have been sent to this phone number in the last hour".into(),
         }
     }
 
@@ -51,10 +49,9 @@ impl LimitSettings {
             key: format!("phone-failures:{phone}"),
             max_hits: self.phone_failures_per_hour,
             span: HOUR,
-            refusal: format!(
-                "this phone number has had the {} wrong codes allowed in an hour; no code is checked for it until then",
-                self.phone_failures_per_hour
-            ),
+            refusal: "too many wrong codes have been entered for this phone number in the last hour; \
+                      no code is checked for it until then"
+                .into(),
         }
     }
 

@@ -128,10 +128,7 @@ impl OtpService {
     /// (client, phone, purpose), and makes the first delivery attempt.
     #[tracing::instrument(skip_all, fields(client = %client.name, phone = %input.phone.masked(), purpose = input.purpose.as_str()))]
     pub async fn request(&self, client: &Client, input: NewVerification) -> Result<Verification> {
-        let allowed = &self.policy.allowed_countries;
-        if !allowed.is_empty() && !input.phone.country().is_some_and(|c| allowed.contains(&c)) {
-            return Err(Error::CountryNotAllowed);
-        }
+        self.check_country(&input.phone)?;
         if let Some(ip) = input.end_user_ip {
             self.limits().end_user_ip(ip).take(&self.pool).await?;
         }
@@ -176,6 +173,15 @@ impl OtpService {
         Ok(view)
     }
 
+    /// `OTP_ALLOWED_COUNTRIES`: refused before anything is counted, stored or sent.
+    pub fn check_country(&self, phone: &PhoneNumber) -> Result<()> {
+        let allowed = &self.policy.allowed_countries;
+        if !allowed.is_empty() && !phone.country().is_some_and(|c| allowed.contains(&c)) {
+            return Err(Error::CountryNotAllowed);
+        }
+        Ok(())
+    }
+
     fn resendable<'a>(
         &self,
         sql: &'static str,
@@ -215,8 +221,8 @@ impl OtpService {
         body_sealed: &[u8],
     ) -> Result<(Uuid, Uuid)> {
         let ttl_seconds = self.policy.ttl.as_secs_f64();
-        let mut tx = self.pool.begin().await?;
-        close_finished(&mut tx, client, input, &self.metrics).await?;
+        let mut tx = begin_read_committed(&self.pool).await?;
+        let closed_expired = close_finished(&mut tx, client, input).await?;
         let pending: Option<PendingRow> = self
             .resendable(SELECT_RESENDABLE_FOR_UPDATE, client, input)
             .fetch_optional(&mut *tx)
@@ -227,6 +233,7 @@ impl OtpService {
         // Counted only if the message is queued: the slot commits with it.
         self.limits().phone_sends(&input.phone).take(&mut *tx).await?;
 
+        let event = if pending.is_some() { "resent" } else { "created" };
         let verification_id = match pending {
             Some(p) => {
                 // A resend: new code, expiry restarted, failed attempts kept.
@@ -243,7 +250,6 @@ impl OtpService {
                 .execute(&mut *tx)
                 .await?;
                 outbox::supersede_queued(&mut tx, p.id).await?;
-                self.metrics.verification("resent");
                 p.id
             }
             None => {
@@ -264,7 +270,6 @@ impl OtpService {
                 .bind(ttl_seconds)
                 .execute(&mut *tx)
                 .await?;
-                self.metrics.verification("created");
                 id
             }
         };
@@ -279,6 +284,11 @@ impl OtpService {
         };
         let message_id = outbox::insert(&mut tx, &message).await?;
         tx.commit().await?;
+        // Counted once committed: a rolled-back attempt happened for no one.
+        self.metrics.verification(event);
+        if closed_expired {
+            self.metrics.verification("expired");
+        }
         Ok((verification_id, message_id))
     }
 
@@ -297,7 +307,7 @@ impl OtpService {
             VerifyTarget::Id(id) => id,
             VerifyTarget::Pending { phone, purpose } => self.pending_id(client, &phone, &purpose).await?,
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = begin_read_committed(&self.pool).await?;
         let reserved: Option<Reserved> = sqlx::query_as(
             "update verifications set failed_attempts = failed_attempts + 1, updated_at = now()
              where id = $1 and client_id = $2 and status = 'pending'
@@ -326,7 +336,8 @@ impl OtpService {
         // hangs up, so no attempt is ever counted without an outcome.
         let this = self.clone();
         let client = client.clone();
-        tokio::spawn(async move { this.judge(&client, id, reserved, failure, raw_code).await })
+        self.delivery
+            .spawn(async move { this.judge(&client, id, reserved, failure, raw_code).await })
             .await
             .map_err(|e| Error::Internal(e.into()))?
     }
@@ -371,6 +382,11 @@ impl OtpService {
             // Approved by a parallel request, or a resend replaced the code meanwhile.
             let state = self.state(client, id).await?;
             if state.as_ref().is_some_and(|s| s.status != "pending") {
+                // The right code, a moment late (a double click): not a failure.
+                sqlx::query("delete from limit_hits where id = $1")
+                    .bind(failure.0)
+                    .execute(&self.pool)
+                    .await?;
                 return Err(self.refusal(client, id).await?);
             }
         }
@@ -492,12 +508,12 @@ impl OtpService {
 
 /// Closes the pending verification of this (client, phone, purpose) if it
 /// expired or is locked, so that a new request starts a new one.
+/// Says whether it marked one `expired`.
 async fn close_finished(
     tx: &mut Transaction<'_, Postgres>,
     client: &Client,
     input: &NewVerification,
-    metrics: &Metrics,
-) -> Result<()> {
+) -> Result<bool> {
     // Locking was counted when it happened; expiry is counted when it is marked.
     let expired: Option<bool> = sqlx::query_scalar(
         "update verifications
@@ -512,10 +528,18 @@ async fn close_finished(
     .bind(input.purpose.as_str())
     .fetch_optional(&mut **tx)
     .await?;
-    if expired == Some(true) {
-        metrics.verification("expired");
-    }
-    Ok(())
+    Ok(expired == Some(true))
+}
+
+/// A limit's slot is counted under its lock by a statement that must see what
+/// other transactions committed while it waited: READ COMMITTED, whatever the
+/// server's `default_transaction_isolation` says.
+async fn begin_read_committed(pool: &PgPool) -> Result<Transaction<'static, Postgres>> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("set transaction isolation level read committed")
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
 }
 
 fn is_unique_violation(e: &anyhow::Error) -> bool {

@@ -39,7 +39,8 @@ async fn window_frees_in(app: &TestApp, like: &str, seconds: f64, span_seconds: 
     .unwrap();
 }
 
-/// Retries `attempt` until it is let in, and says how long that took.
+/// Retries `attempt` until it is let in, and says when the attempt that was
+/// let in started (not when it ended: its own work is not the wait).
 async fn time_until_allowed<F, Fut>(mut attempt: F) -> Duration
 where
     F: FnMut() -> Fut,
@@ -47,20 +48,23 @@ where
 {
     let start = Instant::now();
     loop {
+        let sent_at = start.elapsed();
         let response = attempt().await;
         if response.status() != 429 {
-            return start.elapsed();
+            return sent_at;
         }
         assert!(start.elapsed() < Duration::from_secs(10), "never let in");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
+/// Let in no sooner than a second before Retry-After (it is rounded up) and
+/// not much after it (the polling step and a refused request's round trip).
 fn assert_waited(elapsed: Duration, promised: u64) {
     let elapsed = elapsed.as_secs_f64();
     let promised = promised as f64;
     assert!(
-        elapsed > promised - 1.0 && elapsed <= promised + 0.5,
+        elapsed > promised - 1.0 && elapsed <= promised + 1.0,
         "Retry-After said {promised} s, the request was let in after {elapsed:.2} s"
     );
 }
@@ -317,6 +321,16 @@ async fn a_retried_request_with_an_idempotency_key_gets_the_first_answer_and_sen
 
     let bad = with_key(&app, "", &body).await;
     problem(bad, 400, "invalid_request").await;
+
+    // A final error is kept and replayed as it was, without a second send.
+    app.fake.reject_number(&nth_phone(2)[1..]);
+    let rejected = json!({"phone": nth_phone(2)});
+    let first = problem(with_key(&app, "order-43", &rejected).await, 422, "phone_rejected").await;
+    let calls = app.fake.calls().len();
+    let again = with_key(&app, "order-43", &rejected).await;
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(problem(again, 422, "phone_rejected").await, first);
+    assert_eq!(app.fake.calls().len(), calls);
 }
 
 #[tokio::test]
@@ -350,7 +364,7 @@ async fn refusals_that_say_not_now_are_not_kept_for_the_key() {
     problem(with_key(&app, "resend-1", &body).await, 429, "resend_too_soon").await;
     // After the cooldown, the retry with the same key really resends.
     let elapsed = time_until_allowed(|| with_key(&app, "resend-1", &body)).await;
-    assert!(elapsed <= Duration::from_millis(1500));
+    assert!(elapsed <= Duration::from_secs(2), "{elapsed:?}");
     app.wait_for("the resend", Duration::from_secs(5), || async {
         app.fake.messages().len() == 2
     })
@@ -379,7 +393,7 @@ async fn a_flood_of_wrong_codes_on_locked_verifications_does_not_slow_a_real_use
 
     let flood_key = secrecy::ExposeSecret::expose_secret(&flood_client).to_owned();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let flooders: Vec<_> = (0..16)
+    let flooders: Vec<_> = (0..8)
         .map(|_| {
             let (http, address, key, id, stop) = (
                 app.http.clone(),
@@ -406,7 +420,7 @@ async fn a_flood_of_wrong_codes_on_locked_verifications_does_not_slow_a_real_use
             })
         })
         .collect();
-    let own_flood: Vec<_> = (0..100)
+    let own_flood: Vec<_> = (0..50)
         .map(|_| app.verify(json!({"id": id, "code": "000000"})))
         .collect();
 
@@ -435,8 +449,10 @@ async fn a_flood_of_wrong_codes_on_locked_verifications_does_not_slow_a_real_use
         metric(&app, "otp_hash_duration_seconds_count").await,
         hashes_before + 2.0
     );
+    // Generous for a loaded 2-core machine: production argon2id takes tens of
+    // milliseconds; a hashing flood would hold the user for many seconds.
     assert!(
-        took < Duration::from_secs(5),
+        took < Duration::from_secs(10),
         "a real user waited {took:?} during the flood"
     );
 }

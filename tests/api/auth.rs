@@ -70,14 +70,28 @@ async fn a_client_sees_only_its_own_verifications() {
         .send()
         .await
         .unwrap();
-    problem(get, 404, "not_found").await;
-    problem(
+    let theirs = problem(get, 404, "not_found").await;
+    let verify_theirs = problem(
         app.post_as(other, "/otp/verify", &json!({"id": id, "code": code}))
             .await,
         404,
         "not_found",
     )
     .await;
+    // Word for word what an id that exists nowhere gets: nothing to enumerate.
+    let nowhere = uuid::Uuid::now_v7();
+    let get_nowhere = app
+        .http
+        .get(format!("{}/otp/{nowhere}", app.address))
+        .header("X-Api-Key", other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(problem(get_nowhere, 404, "not_found").await, theirs);
+    let verify_nowhere = app
+        .post_as(other, "/otp/verify", &json!({"id": nowhere, "code": code}))
+        .await;
+    assert_eq!(problem(verify_nowhere, 404, "not_found").await, verify_theirs);
     problem(
         app.post_as(
             other,

@@ -113,6 +113,43 @@ async fn metrics_move_with_a_flow_and_name_no_phone_code_or_id() {
         .await;
     assert_eq!(metric(&app, "otp_outbox_depth").await, 0.0);
 
+    // Answers given by middleware count too: a missing key, a client over its limit.
+    let unauthorized = app
+        .http
+        .post(format!("{}/otp/request", app.address))
+        .json(&json!({"phone": PHONE}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthorized.status(), 401);
+    let labels = [("route", "/otp/request"), ("method", "POST"), ("status", "401")];
+    assert_eq!(metric_with(&app, "otp_http_requests_total", &labels).await, 1.0);
+    otp_service::clients::set_requests_per_minute(&app.pool, "test-client", Some(1))
+        .await
+        .unwrap();
+    app.get(&format!("/otp/{id}")).await;
+    problem(app.get(&format!("/otp/{id}")).await, 429, "rate_limited").await;
+    let labels = [("route", "/otp/{id}"), ("method", "GET"), ("status", "429")];
+    assert!(metric_with(&app, "otp_http_requests_total", &labels).await >= 1.0);
+    // Made-up methods share one label value.
+    let odd = reqwest::Method::from_bytes(b"FROBNICATE").unwrap();
+    app.http
+        .request(odd, format!("{}/healthz", app.address))
+        .send()
+        .await
+        .unwrap();
+    let text_now = app
+        .http
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!text_now.contains("FROBNICATE") && text_now.contains("method=\"other\""));
+    assert_eq!(metric(&app, "otp_database_up").await, 1.0);
+
     // Nothing that identifies a person or a code is in any label.
     let text = app
         .http

@@ -183,8 +183,8 @@ async fn old_limit_hits_and_idempotency_keys_are_deleted() {
     .await
     .unwrap();
     sqlx::query(
-        "insert into idempotency_keys (client_id, key, request_hash, status, response, created_at)
-         select client_id, 'old-' || n, request_hash, 202, '{}', now() - interval '25 hours'
+        "insert into idempotency_keys (client_id, key, request_hash, claim, status, response, created_at)
+         select client_id, 'old-' || n, request_hash, gen_random_uuid(), 202, '{}', now() - interval '25 hours'
          from idempotency_keys, generate_series(1, 600) n",
     )
     .execute(&app.pool)

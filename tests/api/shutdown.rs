@@ -105,8 +105,10 @@ async fn sigterm_under_load_answers_what_it_took_exits_in_time_and_gives_back_it
     };
     let (outcomes, (signalled, took, status)) = tokio::join!(join_all((0..WORKERS).map(|_| worker())), stop);
     assert!(status.success(), "{status:?}");
+    // The process keeps its own clock; the margin is for the OS to reap it and
+    // the test to notice, on a busy 2-core machine.
     assert!(
-        took < SHUTDOWN_TIMEOUT + Duration::from_millis(500),
+        took < SHUTDOWN_TIMEOUT + Duration::from_millis(1500),
         "took {took:?}"
     );
     // It waited for the slow send until its time was nearly up, not less.
