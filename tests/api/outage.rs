@@ -2,7 +2,6 @@
 
 use std::time::{Duration, Instant};
 
-use reqwest::Response;
 use serde_json::json;
 
 use crate::helpers::*;
@@ -10,10 +9,7 @@ use crate::helpers::*;
 /// The pool gives up on a connection after 3 s; an answer may take that long, not much more.
 const PROMPT: Duration = Duration::from_millis(4500);
 
-async fn promptly<E: std::fmt::Debug>(
-    what: &str,
-    request: impl Future<Output = Result<Response, E>>,
-) -> Response {
+async fn promptly<T, E: std::fmt::Debug>(what: &str, request: impl Future<Output = Result<T, E>>) -> T {
     let started = Instant::now();
     let response = request.await.expect("an answer");
     assert!(
@@ -64,6 +60,14 @@ async fn a_database_outage_is_503_until_it_heals_by_itself_and_no_message_is_los
     assert!(
         app.fake.last_message_to(&waiting_phone[1..]).is_none(),
         "nothing was sent while the database was away"
+    );
+    // And the metrics say so, without waiting on the database for long.
+    let scraped = async { Ok::<_, ()>(metric(&app, "otp_database_up").await) };
+    assert_eq!(promptly("/metrics", scraped).await, 0.0);
+    let unavailable = [("route", "/otp/request"), ("status", "503")];
+    assert_eq!(
+        metric_with(&app, "otp_http_requests_total", &unavailable).await,
+        1.0
     );
 
     proxy.restore().await;
