@@ -288,18 +288,23 @@ impl TestApp {
     }
 }
 
-/// The sum of every series of a metric whose labels include `labels`, from `GET /metrics`.
-pub async fn metric_with(app: &TestApp, name: &str, labels: &[(&str, &str)]) -> f64 {
-    let text = app
+/// What `GET /metrics` says.
+pub async fn metrics_text(app: &TestApp) -> String {
+    let response = app
         .http
         .get(format!("{}/metrics", app.address))
         .send()
         .await
-        .unwrap()
-        .text()
-        .await
         .unwrap();
-    text.lines()
+    assert_eq!(response.status(), 200);
+    response.text().await.unwrap()
+}
+
+/// The sum of every series of a metric whose labels include `labels`, from `GET /metrics`.
+pub async fn metric_with(app: &TestApp, name: &str, labels: &[(&str, &str)]) -> f64 {
+    metrics_text(app)
+        .await
+        .lines()
         .filter(|line| !line.starts_with('#'))
         .filter_map(|line| {
             let (series, value) = line.rsplit_once(' ')?;

@@ -138,28 +138,12 @@ async fn metrics_move_with_a_flow_and_name_no_phone_code_or_id() {
         .send()
         .await
         .unwrap();
-    let text_now = app
-        .http
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text_now = metrics_text(&app).await;
     assert!(!text_now.contains("FROBNICATE") && text_now.contains("method=\"other\""));
     assert_eq!(metric(&app, "otp_database_up").await, 1.0);
 
     // Nothing that identifies a person or a code is in any label.
-    let text = app
-        .http
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(&app).await;
     assert!(text.contains("# TYPE otp_http_requests_total counter"));
     assert!(!text.contains(PHONE_DIGITS) && !text.contains(&nth_phone(1)[1..]));
     assert!(!text.contains(&id) && !text.contains(&format!("\"{code}\"")));
