@@ -132,14 +132,7 @@ fn serve_names_the_missing_or_invalid_setting() {
 async fn sigterm_stops_the_service_cleanly() {
     let app = spawn_app().await;
     let mut child = ServiceProcess::start(&app, &[]).await;
-    let pid = child.pid().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    child.terminate();
     let status = tokio::time::timeout(Duration::from_secs(30), child.process.wait())
         .await
         .expect("stops within the shutdown timeout")

@@ -210,6 +210,15 @@ impl TestApp {
             .expect("request sent")
     }
 
+    /// A GET without an API key (health, readiness, metrics).
+    pub async fn get_open(&self, path: &str) -> Response {
+        self.http
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
     pub async fn get(&self, path: &str) -> Response {
         self.http
             .get(format!("{}{path}", self.address))
@@ -447,6 +456,13 @@ impl ServiceProcess {
 
     pub fn pid(&self) -> u32 {
         self.process.id().expect("still running")
+    }
+
+    /// Sends SIGTERM, as an orchestrator stopping the replica would.
+    pub fn terminate(&self) {
+        let pid = self.pid().to_string();
+        let sent = std::process::Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(sent.unwrap().success(), "kill -TERM {pid}");
     }
 
     pub async fn request_code(&self, app: &TestApp, body: &Value) -> Response {

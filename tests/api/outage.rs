@@ -77,12 +77,7 @@ async fn a_database_outage_is_503_until_it_heals_by_itself_and_no_message_is_los
     .await;
     let v = app.requested("signup").await;
     assert_eq!(v["delivery_status"], "sent");
-    let ready = app
-        .http
-        .get(format!("{}/readyz", app.address))
-        .send()
-        .await
-        .unwrap();
+    let ready = app.get_open("/readyz").await;
     assert_eq!(ready.status(), 200);
     // Within a lease, in case the outage caught the message mid-claim.
     app.wait_for("the waiting message", Duration::from_secs(40), || async {

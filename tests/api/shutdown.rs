@@ -1,7 +1,6 @@
 //! SIGTERM to the real binary while it is busy.
 
 use std::collections::HashSet;
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -88,14 +87,7 @@ async fn sigterm_under_load_answers_what_it_took_exits_in_time_and_gives_back_it
             answered.load(Ordering::SeqCst) >= 2 * WORKERS
         })
         .await;
-        let pid = replica.pid().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
+        replica.terminate();
         let signalled = Instant::now();
         let status = tokio::time::timeout(SHUTDOWN_TIMEOUT + Duration::from_secs(2), replica.process.wait())
             .await
