@@ -51,6 +51,10 @@ struct Inner {
     /// The claims (message id, claim token) this process holds and has not
     /// settled yet: what a stop gives back.
     held: Mutex<HashMap<Uuid, i32>>,
+    /// True once a stop gives leases back. Claims are made under its read
+    /// lock, so the giving back (under the write lock) never misses a claim
+    /// that was on its way to the database.
+    stopping: tokio::sync::RwLock<bool>,
     metrics: Metrics,
 }
 
@@ -73,6 +77,7 @@ impl Delivery {
                 first_attempts: TaskTracker::new(),
                 runtime: tokio::runtime::Handle::current(),
                 held: Mutex::new(HashMap::new()),
+                stopping: tokio::sync::RwLock::new(false),
                 metrics,
             }),
         }
@@ -137,11 +142,13 @@ impl Delivery {
         let this = self.clone();
         let attempt = self.inner.first_attempts.spawn_on(
             async move {
-                match outbox::claim(&this.inner.pool, message_id).await {
-                    Ok(Some(message)) => {
-                        this.hold(&message);
-                        this.attempt(message, None).await
-                    }
+                let claimed = this
+                    .claiming(
+                        |pool| async move { outbox::claim(&pool, message_id).await.map(Vec::from_iter) },
+                    )
+                    .await;
+                match claimed.map(|mut m| m.pop()) {
+                    Ok(Some(message)) => this.attempt(message, None).await,
                     Ok(None) => {}
                     Err(e) => {
                         tracing::warn!(error = %e, "could not claim a new message; the dispatcher will")
@@ -172,11 +179,28 @@ impl Delivery {
     /// have reached the gateway: it may go out twice, as after a crash, but not
     /// `LEASE` late. Returns how many were given back.
     pub async fn release_leases(&self) -> Result<u64, sqlx::Error> {
+        *self.inner.stopping.write().await = true;
         let held: Vec<(Uuid, i32)> = self.held().drain().collect();
         if held.is_empty() {
             return Ok(0);
         }
         outbox::release(&self.inner.pool, &held).await
+    }
+
+    /// Claims with `claim` and holds what it got, unless a stop is giving
+    /// leases back (then it claims nothing: other replicas will).
+    async fn claiming<F, Fut>(&self, claim: F) -> Result<Vec<Claimed>, sqlx::Error>
+    where
+        F: FnOnce(PgPool) -> Fut,
+        Fut: Future<Output = Result<Vec<Claimed>, sqlx::Error>>,
+    {
+        let stopping = self.inner.stopping.read().await;
+        if *stopping {
+            return Ok(Vec::new());
+        }
+        let claimed = claim(self.inner.pool.clone()).await?;
+        claimed.iter().for_each(|m| self.hold(m));
+        Ok(claimed)
     }
 
     fn held(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, i32>> {
@@ -220,7 +244,6 @@ impl Delivery {
     /// One round: expire what can no longer be useful, send as much as the keys
     /// may send now. Returns how long to pause before the next round.
     async fn tick(&self) -> Duration {
-        let pool = &self.inner.pool;
         let statuses = match self.round_start().await {
             Ok(s) => s,
             Err(e) => {
@@ -240,10 +263,12 @@ impl Delivery {
                 .unwrap_or(POLL_INTERVAL)
                 .clamp(Duration::from_millis(10), POLL_INTERVAL);
         }
-        match outbox::claim_due(pool, i64::from(free)).await {
+        let claimed = self
+            .claiming(|pool| async move { outbox::claim_due(&pool, i64::from(free)).await })
+            .await;
+        match claimed {
             Ok(batch) if batch.is_empty() => POLL_INTERVAL,
             Ok(batch) => {
-                batch.iter().for_each(|m| self.hold(m));
                 // Slots for the whole batch at once; what gets none takes its own chance.
                 let mut slots = match self.inner.senders.take_slots(batch.len()).await {
                     Ok(slots) => slots,

@@ -158,11 +158,17 @@ async fn sigterm_under_load_answers_what_it_took_exits_in_time_and_gives_back_it
     }
 
     // The send still in flight at the deadline was cut, and its lease given back.
-    let held: i64 = sqlx::query_scalar("select count(*) from outbox_messages where leased_until > now()")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
-    assert_eq!(held, 0, "no lease outlives the replica");
+    let held: Vec<(String, i32, i32, f64)> = sqlx::query_as(
+        "select phone_digits, claims, attempts, extract(epoch from leased_until - now())::float8
+         from outbox_messages where leased_until > now()",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert!(
+        held.is_empty(),
+        "no lease outlives the replica; held (phone, claims, attempts, lease left): {held:?}, the slow one is {slow_phone}"
+    );
     let (status, leased): (String, bool) = sqlx::query_as(
         "select status, leased_until is not null from outbox_messages where phone_digits = $1",
     )
