@@ -97,11 +97,15 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         m.outbox_depth.set(outbox.depth);
         m.outbox_oldest_age.set(outbox.oldest_age);
     }
+    // After a failed read, the keys' read would only wait out the same outage.
     let statuses = match outbox {
-        Some(_) => tokio::time::timeout(DATABASE_PATIENCE, state.delivery.senders().statuses()).await,
-        None => Ok(Err(sqlx::Error::PoolTimedOut)),
+        Some(_) => tokio::time::timeout(DATABASE_PATIENCE, state.delivery.senders().statuses())
+            .await
+            .ok()
+            .and_then(Result::ok),
+        None => None,
     };
-    if let Ok(Ok(statuses)) = statuses {
+    if let Some(statuses) = statuses {
         for status in statuses {
             for s in SenderState::ALL {
                 m.sender_state

@@ -180,7 +180,7 @@ async fn idempotent_request(
         input.locale.as_str(),
         &ip,
     ]);
-    let pool = state.otp.pool();
+    let pool = &state.pool;
     let claim = match idempotency::claim(pool, client.id, &key, &fingerprint).await? {
         Claim::First(claim) => claim,
         Claim::Replay { status, body } => {

@@ -120,10 +120,6 @@ impl OtpService {
         &self.policy.limits
     }
 
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
-
     /// Creates a verification, or resends the pending one for the same
     /// (client, phone, purpose), and makes the first delivery attempt.
     #[tracing::instrument(skip_all, fields(client = %client.name, phone = %input.phone.masked(), purpose = input.purpose.as_str()))]
