@@ -8,7 +8,10 @@
 //! 2. with wrong codes against pending verifications, each one argon2 check.
 //!
 //! The first is what a flood of guesses costs; the gap between the two is the
-//! work cheap rejection saves.
+//! work cheap rejection saves. Beside them: argon2id on the service's own
+//! hashing threads in the same process (the ceiling for 2), and the peak
+//! resident memory after the loads (VmHWM: the service, its hashing buffers
+//! and the load generator together).
 
 mod common;
 
@@ -32,7 +35,7 @@ async fn run(db: sqlx::postgres::PgConnectOptions) -> anyhow::Result<()> {
         settings.hashing = HashSettings {
             memory_kib: 19456,
             iterations: 2,
-            parallelism: 1,
+            ..settings.hashing.clone()
         };
         settings.policy.phone_failures_per_hour = i32::MAX as u32;
     })
@@ -72,6 +75,9 @@ async fn run(db: sqlx::postgres::PgConnectOptions) -> anyhow::Result<()> {
         .await?;
     let locked = throughput(&bench, &ids, 429).await?;
 
+    let peak_rss = peak_rss_mib();
+    let argon2 = argon2_reference().await?;
+
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
         "otp-service verify benchmark ({cores} cores, {CONCURRENCY} concurrent callers, {} s each)",
@@ -83,7 +89,53 @@ async fn run(db: sqlx::postgres::PgConnectOptions) -> anyhow::Result<()> {
         "  cheap rejection answers {:.0}x as many requests",
         locked / hashing
     );
+    println!(
+        "  reference: argon2id in process on {cores} hashing threads: {argon2:.0} hashes/s; verify with hashing runs at {:.2} of it",
+        hashing / argon2
+    );
+    println!("  peak resident memory (VmHWM) after both loads: {peak_rss:.0} MiB");
     Ok(())
+}
+
+/// Hashes per second on the service's own hasher (one thread per core), with
+/// the production cost and twice as many callers as threads: the ceiling that
+/// verify with hashing can reach.
+async fn argon2_reference() -> anyhow::Result<f64> {
+    use otp_service::domain::{CodeLength, OtpCode};
+    let settings = otp_service::config::Settings::from_env()?.hashing;
+    let peppers =
+        otp_service::otp::Peppers::new("bench-pepper-bench-pepper-bench-pepper".to_owned().into(), vec![]);
+    let hasher = otp_service::otp::CodeHasher::new(peppers, &settings, &otp_service::metrics::Metrics::new())
+        .map_err(anyhow::Error::msg)?;
+    let code = OtpCode::generate(CodeLength::default());
+    let started = Instant::now();
+    let callers = (0..2 * settings.workers()).map(|_| {
+        let (hasher, code) = (hasher.clone(), &code);
+        async move {
+            let mut done = 0usize;
+            while started.elapsed() < PHASE {
+                hasher.hash(code).await?;
+                done += 1;
+            }
+            anyhow::Ok(done)
+        }
+    });
+    let mut total = 0;
+    for done in join_all(callers).await {
+        total += done?;
+    }
+    Ok(total as f64 / started.elapsed().as_secs_f64())
+}
+
+/// The process's peak resident memory so far, from `/proc/self/status`.
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+            line.split_whitespace().nth(1)?.parse::<f64>().ok()
+        })
+        .map_or(f64::NAN, |kib| kib / 1024.0)
 }
 
 /// Requests per second over `PHASE` from `CONCURRENCY` callers sending wrong

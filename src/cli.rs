@@ -158,7 +158,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
 }
 
 async fn serve_dev(mut settings: Settings) -> anyhow::Result<()> {
-    settings.check_pepper().map_err(anyhow::Error::msg)?;
+    settings.check_secrets().map_err(anyhow::Error::msg)?;
     telemetry::init(settings.log_format.unwrap_or(LogFormat::Text), std::io::stdout);
     if settings.pepper.is_none() {
         tracing::warn!("--dev: using the fixed development pepper; never do this in production");
@@ -174,6 +174,16 @@ async fn serve_dev(mut settings: Settings) -> anyhow::Result<()> {
             database = options.get_database().unwrap_or_default(),
             "created the database"
         );
+    }
+
+    store::run_migrations(&options)
+        .await
+        .context("could not apply the database migrations (is PostgreSQL running and DATABASE_URL right?)")?;
+    let pool = store::pool(options.clone());
+    let refusal = clients::dev_refusal(&pool).await;
+    pool.close().await;
+    if let Some(refusal) = refusal? {
+        anyhow::bail!(refusal);
     }
 
     let fake = FakeGateway::new(vec![DEV_GATEWAY_KEY.to_owned()], settings.gateway.rate_per_minute);

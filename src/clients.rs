@@ -89,11 +89,12 @@ pub async fn add_with_key(
     Ok(())
 }
 
-/// Makes sure a client with exactly this key exists and is active (for `--dev`).
+/// Makes sure a client with exactly this key exists and is active (for `--dev`,
+/// which marks it as its own).
 pub async fn ensure_with_key(pool: &PgPool, name: &str, key: &SecretString) -> Result<(), ClientError> {
     sqlx::query(
-        "insert into clients (id, name, key_hash) values ($1, $2, $3)
-         on conflict (name) do update set key_hash = excluded.key_hash, revoked_at = null",
+        "insert into clients (id, name, key_hash, made_by_dev) values ($1, $2, $3, true)
+         on conflict (name) do update set key_hash = excluded.key_hash, revoked_at = null, made_by_dev = true",
     )
     .bind(Uuid::now_v7())
     .bind(name)
@@ -151,6 +152,24 @@ pub async fn authenticate(pool: &PgPool, key: &str) -> Result<Option<Client>, sq
         id,
         name,
         requests_per_minute,
+    }))
+}
+
+/// Why `serve --dev` must not use this database, if it must not: it holds
+/// clients or verifications that `--dev` did not make.
+pub async fn dev_refusal(pool: &PgPool) -> Result<Option<String>, ClientError> {
+    let (clients, verifications): (i64, i64) = sqlx::query_as(
+        "select (select count(*) from clients where not made_by_dev),
+                (select count(*) from verifications where not made_by_dev)",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok((clients > 0 || verifications > 0).then(|| {
+        format!(
+            "serve --dev will not use this database: it holds {clients} clients and {verifications} verifications \
+             that serve --dev did not make, so it looks like a real one. Point DATABASE_URL at a database of its own, \
+             e.g. DATABASE_URL=postgres://postgres@127.0.0.1:5432/otp_service_dev"
+        )
     }))
 }
 

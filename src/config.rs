@@ -10,6 +10,9 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::domain::{CodeLength, Locale};
 
+/// The least length of the pepper and the admin key, in bytes.
+pub const MIN_SECRET_LEN: usize = 32;
+
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/otp_service";
 
 #[derive(Debug, Clone, clap::Args)]
@@ -38,7 +41,13 @@ pub struct Settings {
     #[arg(long, env = "OTP_PEPPER", value_name = "OTP_PEPPER", value_parser = secret, hide_env_values = true)]
     pub pepper: Option<SecretString>,
 
-    /// Key for /admin/*, sent as X-Admin-Key; admin endpoints are off without it.
+    /// Comma-separated peppers replaced by OTP_PEPPER, still accepted for the codes
+    /// and queued messages they made.
+    #[arg(long, env = "OTP_PREVIOUS_PEPPERS", value_name = "OTP_PREVIOUS_PEPPERS",
+          value_parser = secret_list, hide_env_values = true)]
+    pub previous_peppers: Option<SecretList>,
+
+    /// Key for /admin/*, at least 32 bytes, sent as X-Admin-Key; admin endpoints are off without it.
     #[arg(long, env = "OTP_ADMIN_KEY", value_name = "OTP_ADMIN_KEY", value_parser = secret, hide_env_values = true)]
     pub admin_key: Option<SecretString>,
 
@@ -128,12 +137,17 @@ pub struct PolicySettings {
     #[arg(long, env = "OTP_MAX_ATTEMPTS", value_name = "OTP_MAX_ATTEMPTS", default_value_t = 5,
           value_parser = clap::value_parser!(u32).range(1..=100))]
     pub max_attempts: u32,
-    /// Seconds between two sends of one verification.
+    /// Allow codes of fewer than 6 digits or living over 600 s (logged at every start).
+    #[arg(long, env = "OTP_ALLOW_WEAK_CODES", value_name = "OTP_ALLOW_WEAK_CODES",
+          default_value_t = false, action = clap::ArgAction::Set)]
+    pub allow_weak_codes: bool,
+    /// Seconds between two sends of one verification (0 to 3600).
     #[arg(
         long,
         env = "OTP_RESEND_COOLDOWN_SECONDS",
         value_name = "OTP_RESEND_COOLDOWN_SECONDS",
-        default_value_t = 30
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u32).range(0..=3600)
     )]
     pub resend_cooldown_seconds: u32,
     /// Sends per verification (the first one included).
@@ -158,6 +172,15 @@ pub struct PolicySettings {
         value_parser = clap::value_parser!(u32).range(1..=i32::MAX as i64)
     )]
     pub phone_failures_per_hour: u32,
+    /// Failed attempts per phone per day, across all verifications.
+    #[arg(
+        long,
+        env = "OTP_PHONE_FAILURES_PER_DAY",
+        value_name = "OTP_PHONE_FAILURES_PER_DAY",
+        default_value_t = 100,
+        value_parser = clap::value_parser!(u32).range(1..=i32::MAX as i64)
+    )]
+    pub phone_failures_per_day: u32,
     /// Requests per end-user IP per hour, when `end_user_ip` is given.
     #[arg(
         long,
@@ -203,30 +226,64 @@ pub struct PolicySettings {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct HashSettings {
-    /// argon2id memory, KiB.
+    /// argon2id memory, KiB (8 to 1048576).
     #[arg(
         long = "argon2-memory-kib",
         env = "OTP_ARGON2_MEMORY_KIB",
         value_name = "OTP_ARGON2_MEMORY_KIB",
-        default_value_t = 19_456
+        default_value_t = 19_456,
+        value_parser = clap::value_parser!(u32).range(8..=1_048_576)
     )]
     pub memory_kib: u32,
-    /// argon2id iterations.
+    /// argon2id iterations (1 to 20).
     #[arg(
         long = "argon2-iterations",
         env = "OTP_ARGON2_ITERATIONS",
         value_name = "OTP_ARGON2_ITERATIONS",
-        default_value_t = 2
+        default_value_t = 2,
+        value_parser = clap::value_parser!(u32).range(1..=20)
     )]
     pub iterations: u32,
-    /// argon2id lanes.
+    /// argon2id lanes (1 to 16).
     #[arg(
         long = "argon2-parallelism",
         env = "OTP_ARGON2_PARALLELISM",
         value_name = "OTP_ARGON2_PARALLELISM",
-        default_value_t = 1
+        default_value_t = 1,
+        value_parser = clap::value_parser!(u32).range(1..=16)
     )]
     pub parallelism: u32,
+    /// Hashing threads, each with one argon2 buffer of its own; 0: one per core.
+    #[arg(
+        long = "hash-workers",
+        env = "OTP_HASH_WORKERS",
+        value_name = "OTP_HASH_WORKERS",
+        default_value_t = 0,
+        value_parser = clap::value_parser!(u32).range(0..=256)
+    )]
+    pub workers: u32,
+    /// How long a request waits for a free hashing thread before `503 unavailable`, in ms.
+    #[arg(
+        long = "hash-wait-ms",
+        env = "OTP_HASH_WAIT_MS",
+        value_name = "OTP_HASH_WAIT_MS",
+        default_value_t = 5000,
+        value_parser = clap::value_parser!(u64).range(1..=60_000)
+    )]
+    pub wait_ms: u64,
+}
+
+impl HashSettings {
+    pub fn workers(&self) -> usize {
+        match self.workers {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n as usize,
+        }
+    }
+
+    pub fn wait(&self) -> Duration {
+        Duration::from_millis(self.wait_ms)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -261,15 +318,48 @@ impl Settings {
         Duration::from_millis(self.send_wait_ms)
     }
 
-    /// Checks the pepper here rather than in its value parser, whose error
-    /// message would print the rejected secret.
-    pub fn check_pepper(&self) -> Result<(), String> {
-        match &self.pepper {
-            Some(p) if p.expose_secret().len() < 32 => Err(format!(
-                "OTP_PEPPER must be at least 32 bytes; it has {}",
-                p.expose_secret().len()
+    /// Checks the secrets' lengths here rather than in their value parsers,
+    /// whose error messages would print the rejected secret.
+    pub fn check_secrets(&self) -> Result<(), String> {
+        let long_enough = |name: &str, secret: &SecretString| {
+            let len = secret.expose_secret().len();
+            if len < MIN_SECRET_LEN {
+                Err(format!(
+                    "{name} must be at least {MIN_SECRET_LEN} bytes; it has {len}"
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        if let Some(p) = &self.pepper {
+            long_enough("OTP_PEPPER", p)?;
+        }
+        for p in self.previous_peppers.iter().flat_map(|l| &l.0) {
+            long_enough("each of OTP_PREVIOUS_PEPPERS", p)?;
+        }
+        if let Some(k) = &self.admin_key {
+            long_enough("OTP_ADMIN_KEY", k)?;
+        }
+        Ok(())
+    }
+
+    /// NIST SP 800-63B: at least 6 digits, and a code that lives at most 10
+    /// minutes, unless the operator says otherwise. Returns the warning to log
+    /// when weaker codes are allowed.
+    pub fn check_code_strength(&self) -> Result<Option<String>, String> {
+        let weak = self.policy.code_length.digits() < 6 || self.policy.ttl_seconds > 600;
+        match (weak, self.policy.allow_weak_codes) {
+            (false, _) => Ok(None),
+            (true, true) => Ok(Some(format!(
+                "OTP_ALLOW_WEAK_CODES: codes of {} digits living {} s are weaker than NIST SP 800-63B asks (at least 6 digits, at most 600 s)",
+                self.policy.code_length.digits(),
+                self.policy.ttl_seconds
+            ))),
+            (true, false) => Err(format!(
+                "OTP_CODE_LENGTH must be at least 6 and OTP_TTL_SECONDS at most 600 (NIST SP 800-63B); they are {} and {}. Set OTP_ALLOW_WEAK_CODES=true to allow weaker codes",
+                self.policy.code_length.digits(),
+                self.policy.ttl_seconds
             )),
-            _ => Ok(()),
         }
     }
 
@@ -298,7 +388,7 @@ impl Settings {
                 "OTP_PEPPER is required (at least 32 bytes); only `serve --dev` runs without it".into(),
             );
         }
-        self.check_pepper()?;
+        self.check_secrets()?;
         self.check_gateway_url()?;
         let keys = self.gateway.api_keys.as_ref().map_or(0, |k| k.0.len());
         if keys == 0 {

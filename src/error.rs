@@ -4,6 +4,7 @@
 use uuid::Uuid;
 
 use crate::domain::VerificationStatus;
+use crate::otp::HashError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -15,6 +16,8 @@ pub enum Error {
     Unauthorized,
     #[error("a valid X-Admin-Key header (or Basic credentials with the admin key as password) is required")]
     AdminUnauthorized,
+    #[error("a browser request from a page of another origin is refused")]
+    CrossOrigin,
     #[error("phone numbers of this country are not accepted")]
     CountryNotAllowed,
     #[error("{0}")]
@@ -53,9 +56,14 @@ impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
         match e {
             // The database is unreachable: a passing condition, not a bug.
+            // Refused, reset, silent (the pool's wait runs out) or answering
+            // something that is not PostgreSQL (TLS or protocol garbage).
             sqlx::Error::PoolTimedOut
             | sqlx::Error::Io(_)
             | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::BeginFailed
             | sqlx::Error::PoolClosed => unavailable(e),
             sqlx::Error::Database(ref db) if db.code().is_some_and(|c| is_unavailable_state(&c)) => {
                 unavailable(e)
@@ -68,6 +76,18 @@ impl From<sqlx::Error> for Error {
 fn unavailable(e: sqlx::Error) -> Error {
     tracing::warn!(error = %e, "database unavailable");
     Error::Unavailable { retry_after: 5 }
+}
+
+impl From<HashError> for Error {
+    fn from(e: HashError) -> Self {
+        match e {
+            HashError::Busy => {
+                tracing::warn!("every hashing worker stayed busy for the whole wait; answering 503");
+                Error::Unavailable { retry_after: 2 }
+            }
+            HashError::Failed(message) => Error::Internal(anyhow::anyhow!(message)),
+        }
+    }
 }
 
 /// SQLSTATEs a server sends while it stops, starts or is full: the connection
@@ -96,8 +116,19 @@ mod tests {
             Error::from(sqlx::Error::Io(refused)),
             Error::Unavailable { .. }
         ));
+        for garbage in [
+            sqlx::Error::Protocol("unexpected response from SSLRequest: 0x48".into()),
+            sqlx::Error::WorkerCrashed,
+            sqlx::Error::PoolTimedOut,
+        ] {
+            assert!(matches!(Error::from(garbage), Error::Unavailable { .. }));
+        }
         assert!(matches!(
             Error::from(sqlx::Error::RowNotFound),
+            Error::Internal(_)
+        ));
+        assert!(matches!(
+            Error::from(sqlx::Error::ColumnNotFound("x".into())),
             Error::Internal(_)
         ));
     }

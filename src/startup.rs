@@ -7,7 +7,6 @@ use actix_web::dev::Server;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use secrecy::SecretString;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing_actix_web::TracingLogger;
 use utoipa_actix_web::AppExt;
@@ -19,17 +18,18 @@ use crate::delivery::gateway::WaconectaClient;
 use crate::delivery::{Delivery, Sealer, Sender, Senders, Templates};
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
-use crate::otp::{CodeHasher, LimitSettings, OtpService, Policy};
+use crate::otp::{CodeHasher, LimitSettings, OtpService, Peppers, Policy};
 use crate::store;
 
 pub struct Application {
     port: u16,
     server: Server,
-    dispatcher: JoinHandle<()>,
-    sweeper: JoinHandle<()>,
-    shutdown: CancellationToken,
+    pool: sqlx::PgPool,
+    metrics: Metrics,
+    retention: Duration,
     shutdown_timeout: Duration,
     delivery: Delivery,
+    pepper_report: store::PepperReport,
 }
 
 impl Application {
@@ -41,13 +41,21 @@ impl Application {
         store::run_migrations(&options).await.context(
             "could not apply the database migrations (is PostgreSQL running and DATABASE_URL right?)",
         )?;
-        let pool = store::pool(options);
+        let pool = store::pool(options.clone());
+        let ops_pool = store::ops_pool(options);
         let shutdown_timeout = Duration::from_secs(settings.shutdown_timeout_seconds);
 
+        settings.check_secrets().map_err(anyhow::Error::msg)?;
+        if let Some(warning) = settings.check_code_strength().map_err(anyhow::Error::msg)? {
+            tracing::warn!("{warning}");
+        }
         let pepper: SecretString = settings.pepper.clone().context("OTP_PEPPER is required")?;
-        let sealer = Sealer::from_pepper(&pepper);
+        let previous = settings.previous_peppers.clone().map(|l| l.0).unwrap_or_default();
+        let peppers = Peppers::new(pepper, previous);
+        let sealer = Sealer::new(&peppers);
         let metrics = Metrics::new();
-        let hasher = CodeHasher::new(pepper, &settings.hashing, &metrics).map_err(anyhow::Error::msg)?;
+        let hasher =
+            CodeHasher::new(peppers.clone(), &settings.hashing, &metrics).map_err(anyhow::Error::msg)?;
         let keys = settings
             .gateway
             .api_keys
@@ -81,9 +89,11 @@ impl Application {
             max_sends: settings.policy.max_sends,
             allowed_countries: settings.policy.allowed_countries.0.clone(),
             send_wait: settings.send_wait(),
+            dev: fake_gateway.is_some(),
             limits: LimitSettings {
                 phone_sends_per_hour: settings.policy.phone_sends_per_hour,
                 phone_failures_per_hour: settings.policy.phone_failures_per_hour,
+                phone_failures_per_day: settings.policy.phone_failures_per_day,
                 ip_requests_per_hour: settings.policy.ip_requests_per_hour,
                 client_requests_per_minute: settings.policy.client_requests_per_minute,
             },
@@ -96,10 +106,26 @@ impl Application {
             delivery.clone(),
             metrics.clone(),
         );
+        let pepper_report = store::pepper_report(&pool, &peppers).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "could not count what the configured peppers cannot open");
+            store::PepperReport::default()
+        });
+        if pepper_report.verifications > 0 || pepper_report.messages > 0 {
+            tracing::warn!(
+                pending_verifications = pepper_report.verifications,
+                queued_messages = pepper_report.messages,
+                "{} pending verifications and {} queued messages were made with a pepper that is neither \
+                 OTP_PEPPER nor in OTP_PREVIOUS_PEPPERS: their codes cannot be verified and their messages \
+                 cannot be sent. Put the old pepper back in OTP_PREVIOUS_PEPPERS until they expire",
+                pepper_report.verifications,
+                pepper_report.messages,
+            );
+        }
         let pool_for_sweeper = pool.clone();
         let metrics_for_sweeper = metrics.clone();
         let state = web::Data::new(AppState {
             pool,
+            ops_pool,
             otp,
             delivery: delivery.clone(),
             default_country: settings.policy.default_country,
@@ -156,24 +182,22 @@ impl Application {
         .listen(listener)?
         .run();
 
-        let shutdown = CancellationToken::new();
-        let dispatcher = tokio::spawn(delivery.clone().run(shutdown.clone()));
         let retention = Duration::from_secs(u64::from(settings.retention_days) * 24 * 60 * 60);
-        let sweeper = tokio::spawn(store::retention::run(
-            pool_for_sweeper,
-            retention,
-            metrics_for_sweeper,
-            shutdown.clone(),
-        ));
         Ok(Self {
             port,
             server,
-            dispatcher,
-            sweeper,
-            shutdown,
+            pool: pool_for_sweeper,
+            metrics: metrics_for_sweeper,
+            retention,
             shutdown_timeout,
             delivery,
+            pepper_report,
         })
+    }
+
+    /// What the database holds that no configured pepper can open.
+    pub fn pepper_report(&self) -> store::PepperReport {
+        self.pepper_report
     }
 
     pub fn port(&self) -> u16 {
@@ -191,16 +215,26 @@ impl Application {
     /// complete; what is still unfinished when the time is nearly up is cut
     /// short, and its messages' leases are given back for other replicas.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        // The background work starts here, not in `build`: an app that was only
+        // built (to check its settings, say) touches no message.
+        let shutdown = CancellationToken::new();
+        let dispatcher = tokio::spawn(self.delivery.clone().run(shutdown.clone()));
+        let sweeper = tokio::spawn(store::retention::run(
+            self.pool.clone(),
+            self.retention,
+            self.metrics.clone(),
+            shutdown.clone(),
+        ));
         let handle = self.server.handle();
         let mut server = tokio::spawn(self.server);
         tokio::select! {
             served = &mut server => {
-                self.shutdown.cancel();
+                shutdown.cancel();
                 return Ok(served??);
             }
             _ = stop_signal() => tracing::info!("stop requested; finishing what is in flight"),
         }
-        self.shutdown.cancel();
+        shutdown.cancel();
         let delivery = self.delivery.clone();
         let drained = tokio::time::timeout(drain_budget(self.shutdown_timeout), async move {
             tokio::join!(
@@ -209,8 +243,8 @@ impl Application {
                     // After the requests, which may still start first attempts.
                     delivery.finish_first_attempts().await;
                 },
-                self.dispatcher,
-                self.sweeper,
+                dispatcher,
+                sweeper,
             )
         })
         .await;

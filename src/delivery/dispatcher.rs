@@ -349,11 +349,11 @@ impl Delivery {
             }
         };
 
-        if !outbox::renew(pool, message).await? {
+        let Some(send_started) = outbox::renew(pool, message).await? else {
             // Another sender holds it now, or it can no longer arrive in time.
             senders.refund(slot).await?;
             return Ok(());
-        }
+        };
         let outcome = self
             .inner
             .gateway
@@ -399,7 +399,7 @@ impl Delivery {
                 } else {
                     (SenderState::Unauthorized, "unauthorized")
                 };
-                senders.take_out(sender, slot, state, reason).await?;
+                senders.take_out(sender, send_started, state, reason).await?;
                 metrics.message("retried", reason);
                 tracing::error!(
                     sender = sender_name,
@@ -421,6 +421,26 @@ impl Delivery {
                     "gateway rate limit"
                 );
                 outbox::requeue(pool, message, rest, "gateway answered 429", true).await
+            }
+            SendOutcome::Refused {
+                status,
+                message: answer,
+                retry_after,
+            } => {
+                // Not an answer the contract knows: neither a dead key nor a bad
+                // number. The key rests as after a 503, and an operator is told.
+                let delay = retry_after.unwrap_or_default().max(backoff(message.attempts));
+                let reason = format!("gateway answered {status}: {answer}");
+                senders.rest(sender, delay, &reason).await?;
+                metrics.message("retried", "refused");
+                tracing::error!(
+                    sender = sender_name,
+                    status,
+                    answer = answer.as_str(),
+                    retry_in_ms = delay.as_millis() as u64,
+                    "gateway gave an answer the contract does not name; the key rests and the message is retried"
+                );
+                outbox::requeue(pool, message, delay, &reason, true).await
             }
             SendOutcome::Unavailable {
                 reason,

@@ -45,6 +45,13 @@ pub enum Scripted {
     },
     /// Answers normally, but only after this long.
     Delay(Duration),
+    /// Any answer in the envelope (`403 Forbidden`, `400 Session has ended`...),
+    /// given after `after`.
+    Answer {
+        status: u16,
+        message: &'static str,
+        after: Duration,
+    },
 }
 
 #[derive(Clone)]
@@ -64,12 +71,15 @@ struct FakeState {
     script: VecDeque<Scripted>,
     /// Answers every send with 503 while set, as during a gateway outage.
     down: bool,
+    /// Sends that arrived, answered yet or not.
+    received: usize,
 }
 
 enum Verdict {
     /// An error answer, with the `Retry-After` seconds to send (429s only).
     Answer(StatusCode, &'static str, Option<u64>),
     DelayThenAccept(Duration),
+    DelayThenAnswer(Duration, StatusCode, &'static str),
 }
 
 impl FakeGateway {
@@ -110,6 +120,11 @@ impl FakeGateway {
 
     pub fn messages(&self) -> Vec<FakeMessage> {
         self.lock().accepted.clone()
+    }
+
+    /// How many sends have arrived, including those still waiting for their answer.
+    pub fn received(&self) -> usize {
+        self.lock().received
     }
 
     pub fn calls(&self) -> Vec<FakeCall> {
@@ -199,6 +214,18 @@ impl FakeGateway {
                 Verdict::Answer(StatusCode::TOO_MANY_REQUESTS, RATE_MESSAGE, retry_after)
             }
             Some(Scripted::Delay(d)) => Verdict::DelayThenAccept(d),
+            Some(Scripted::Answer {
+                status,
+                message,
+                after,
+            }) => {
+                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+                return (
+                    Some(sender),
+                    number,
+                    Verdict::DelayThenAnswer(after, status, message),
+                );
+            }
             None => Verdict::DelayThenAccept(Duration::ZERO),
         };
         if let Verdict::Answer(..) = verdict {
@@ -277,6 +304,7 @@ async fn send_message(
     fake: web::Data<FakeGateway>,
     body: web::Json<Value>,
 ) -> HttpResponse {
+    fake.lock().received += 1;
     let (sender, number, verdict) = fake.judge(api_key(&req), &body);
     let (status, response) = match verdict {
         Verdict::Answer(status, message, retry_after) => {
@@ -288,6 +316,10 @@ async fn send_message(
                 );
             }
             (status, response)
+        }
+        Verdict::DelayThenAnswer(delay, status, message) => {
+            tokio::time::sleep(delay).await;
+            (status, envelope(status, message, empty()))
         }
         Verdict::DelayThenAccept(delay) => {
             if !delay.is_zero() {

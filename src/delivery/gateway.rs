@@ -21,6 +21,13 @@ pub enum SendOutcome {
     RateLimited {
         retry_after: Option<Duration>,
     },
+    /// Any other `4xx` (a proxy's `403`, a `400` the contract does not name):
+    /// nothing says the key is gone, so it rests and the message is retried.
+    Refused {
+        status: u16,
+        message: String,
+        retry_after: Option<Duration>,
+    },
     /// `5xx`, timeouts, connection errors, unreadable answers: retry with backoff.
     /// `maybe_sent` when the message may have gone out all the same (a timeout).
     Unavailable {
@@ -160,10 +167,15 @@ pub fn decode_qr(answer: &str) -> Option<(Vec<u8>, &'static str)> {
     Some((bytes, media_type))
 }
 
+/// The longest a `Retry-After` from the gateway may rest a key: a proxy's
+/// "come back tomorrow" must not take a key away for a day.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(15 * 60);
+
 fn classify(status: u16, envelope: Option<Envelope>, retry_after: Option<Duration>) -> SendOutcome {
+    // Only the contract's exact words end a key or fail a verification.
     let message = envelope
         .as_ref()
-        .map(|e| e.message.to_ascii_lowercase())
+        .map(|e| e.message.trim().to_lowercase())
         .unwrap_or_default();
     match status {
         200..=299 => SendOutcome::Sent {
@@ -173,10 +185,16 @@ fn classify(status: u16, envelope: Option<Envelope>, retry_after: Option<Duratio
                 .and_then(|id| id.as_str())
                 .map(str::to_owned),
         },
-        401 | 403 => SendOutcome::Unauthorized,
-        400 if message.contains("session") => SendOutcome::SessionEnded,
-        400 if message.contains("phone") || message.contains("number") => SendOutcome::PhoneRejected,
+        401 => SendOutcome::Unauthorized,
+        400 if message == "session has ended" => SendOutcome::SessionEnded,
+        400 if message == "invalid phone number" => SendOutcome::PhoneRejected,
         429 => SendOutcome::RateLimited { retry_after },
+        400..=499 => SendOutcome::Refused {
+            status,
+            // The gateway's words, bounded: they go to the log and the admin page.
+            message: message.chars().take(120).collect(),
+            retry_after,
+        },
         other => SendOutcome::Unavailable {
             reason: format!("gateway answered {other}"),
             retry_after,
@@ -185,15 +203,20 @@ fn classify(status: u16, envelope: Option<Envelope>, retry_after: Option<Duratio
     }
 }
 
-/// `Retry-After` as seconds or as an HTTP date.
+/// `Retry-After` as seconds or as an HTTP date,
+/// at most `MAX_RETRY_AFTER`.
 pub fn parse_retry_after(value: &str) -> Option<Duration> {
     let value = value.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let when = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    let wait = when.with_timezone(&chrono::Utc) - chrono::Utc::now();
-    Some(wait.to_std().unwrap_or(Duration::ZERO))
+    let wait = match value.parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(_) => {
+            let when = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+            (when.with_timezone(&chrono::Utc) - chrono::Utc::now())
+                .to_std()
+                .unwrap_or(Duration::ZERO)
+        }
+    };
+    Some(wait.min(MAX_RETRY_AFTER))
 }
 
 #[cfg(test)]
@@ -235,6 +258,34 @@ mod tests {
             classify(503, None, None),
             SendOutcome::Unavailable { .. }
         ));
+        assert_eq!(
+            classify(400, env("  SESSION HAS ENDED "), None),
+            SendOutcome::SessionEnded
+        );
+    }
+
+    #[test]
+    fn stray_answers_never_end_a_key_nor_fail_a_verification() {
+        for (status, message) in [
+            (403, "Forbidden"),
+            (400, "Bad request"),
+            (400, "Your session token is about to expire"),
+            (400, "Invalid number of fields"),
+            (404, "Not Found"),
+            (413, ""),
+        ] {
+            assert!(
+                matches!(
+                    classify(status, env(message), None),
+                    SendOutcome::Refused { status: s, .. } if s == status
+                ),
+                "{status} {message}"
+            );
+        }
+        assert!(matches!(
+            classify(403, None, None),
+            SendOutcome::Refused { status: 403, .. }
+        ));
         let ok = Envelope {
             message: "data retrieved successfully".into(),
             data: serde_json::json!({"key": {"id": "BAE56A9BA190B10F"}}),
@@ -273,5 +324,10 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon"), None);
+        assert_eq!(parse_retry_after("86400"), Some(MAX_RETRY_AFTER));
+        assert_eq!(
+            parse_retry_after("Fri, 01 Jan 2100 00:00:00 GMT"),
+            Some(MAX_RETRY_AFTER)
+        );
     }
 }

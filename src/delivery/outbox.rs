@@ -222,19 +222,20 @@ pub async fn mark_failed(
 /// Renews the claim right before the send, and checks the message is still
 /// worth sending: a slow step since the claim must not let another sender in,
 /// nor a code reach the gateway after it expired.
-pub async fn renew(pool: &PgPool, message: &Claimed) -> Result<bool, sqlx::Error> {
-    let renewed = sqlx::query(
+/// Returns when the send starts (the database's clock), or `None` when it must not.
+pub async fn renew(pool: &PgPool, message: &Claimed) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    sqlx::query_scalar(
         "update outbox_messages set leased_until = now() + make_interval(secs => $3)
          where id = $1 and claims = $2 and status = 'queued' and leased_until > now()
-           and expires_at > now() + make_interval(secs => $4)",
+           and expires_at > now() + make_interval(secs => $4)
+         returning clock_timestamp()",
     )
     .bind(message.id)
     .bind(message.claim)
     .bind(LEASE.as_secs_f64())
     .bind(SEND_TIMEOUT.as_secs_f64())
-    .execute(pool)
-    .await?;
-    Ok(renewed.rows_affected() == 1)
+    .fetch_optional(pool)
+    .await
 }
 
 /// Puts a claimed message back in the queue, due after `delay`. With

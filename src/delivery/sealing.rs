@@ -10,33 +10,47 @@ use rand::rngs::SysRng;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 
+use crate::otp::pepper::{KEY_ID_LEN, KeyId, Peppers};
+
 const NONCE_LEN: usize = 12;
+/// The first byte of a sealed text that names its pepper: `1 || key id || nonce
+/// || ciphertext`. Texts sealed before that are `nonce || ciphertext`.
+const WITH_KEY_ID: u8 = 1;
 
 #[derive(Clone)]
 pub struct Sealer {
-    cipher: ChaCha20Poly1305,
+    /// The current pepper's first, then the previous ones'.
+    ciphers: Vec<(KeyId, ChaCha20Poly1305)>,
 }
 
 impl Sealer {
-    /// A key of its own for the outbox, derived so that the pepper itself is never a cipher key.
-    pub fn from_pepper(pepper: &SecretString) -> Self {
-        let mut key = [0u8; 32];
-        Hkdf::<Sha256>::new(Some(b"otp-service"), pepper.expose_secret().as_bytes())
-            .expand(b"outbox message key v1", &mut key)
-            .expect("32 bytes is a valid HKDF-SHA256 output length");
-        let cipher = ChaCha20Poly1305::new(&Key::from(key));
-        key.fill(0);
-        Self { cipher }
+    /// A key of its own for the outbox from each pepper, derived so that a
+    /// pepper itself is never a cipher key.
+    pub fn new(peppers: &Peppers) -> Self {
+        let ciphers = peppers
+            .all()
+            .iter()
+            .map(|pepper| {
+                let mut key = [0u8; 32];
+                Hkdf::<Sha256>::new(Some(b"otp-service"), pepper.secret.expose_secret().as_bytes())
+                    .expand(b"outbox message key v1", &mut key)
+                    .expect("32 bytes is a valid HKDF-SHA256 output length");
+                let cipher = ChaCha20Poly1305::new(&Key::from(key));
+                key.fill(0);
+                (pepper.id, cipher)
+            })
+            .collect();
+        Self { ciphers }
     }
 
-    /// `nonce || ciphertext`, with a fresh random nonce.
-    /// The phone number is bound in as associated data: a sealed text moved to
-    /// another number's message no longer opens.
+    /// `1 || key id || nonce || ciphertext`, with a fresh random nonce, under
+    /// the current pepper. The phone number is bound in as associated data: a
+    /// sealed text moved to another number's message no longer opens.
     pub fn seal(&self, text: &SecretString, phone_digits: &str) -> Vec<u8> {
+        let (id, cipher) = &self.ciphers[0];
         let mut nonce = [0u8; NONCE_LEN];
         UnwrapErr(SysRng).fill_bytes(&mut nonce);
-        let sealed = self
-            .cipher
+        let sealed = cipher
             .encrypt(
                 &Nonce::from(nonce),
                 Payload {
@@ -45,36 +59,69 @@ impl Sealer {
                 },
             )
             .expect("ChaCha20-Poly1305 encryption does not fail for short texts");
-        [nonce.as_slice(), &sealed].concat()
+        [&[WITH_KEY_ID], id.as_slice(), nonce.as_slice(), &sealed].concat()
     }
 
-    /// The text, or `None` if it was sealed under another key or altered.
+    /// The text, or `None` if it was sealed under a pepper no longer configured,
+    /// or altered.
     pub fn open(&self, sealed: &[u8], phone_digits: &str) -> Option<SecretString> {
-        if sealed.len() < NONCE_LEN {
-            return None;
-        }
-        let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
-        let plain = self
-            .cipher
-            .decrypt(
-                &Nonce::from(<[u8; NONCE_LEN]>::try_from(nonce).ok()?),
-                Payload {
-                    msg: ciphertext,
-                    aad: phone_digits.as_bytes(),
-                },
-            )
-            .ok()?;
-        String::from_utf8(plain).ok().map(SecretString::from)
+        let named = sealed
+            .split_first()
+            .filter(|(first, rest)| **first == WITH_KEY_ID && rest.len() >= KEY_ID_LEN + NONCE_LEN)
+            .and_then(|(_, rest)| {
+                let (id, body) = rest.split_at(KEY_ID_LEN);
+                let (_, cipher) = self.ciphers.iter().find(|(known, _)| known == id)?;
+                open_with(cipher, body, phone_digits)
+            });
+        // A text sealed before key ids (whose nonce may start with any byte) is
+        // tried under each pepper.
+        named.or_else(|| {
+            self.ciphers
+                .iter()
+                .find_map(|(_, cipher)| open_with(cipher, sealed, phone_digits))
+        })
     }
+
+    /// The key id a sealed text names, if it names one.
+    pub fn key_id(sealed: &[u8]) -> Option<&[u8]> {
+        match sealed.split_first() {
+            Some((&WITH_KEY_ID, rest)) if rest.len() >= KEY_ID_LEN + NONCE_LEN => Some(&rest[..KEY_ID_LEN]),
+            _ => None,
+        }
+    }
+}
+
+fn open_with(cipher: &ChaCha20Poly1305, sealed: &[u8], phone_digits: &str) -> Option<SecretString> {
+    if sealed.len() < NONCE_LEN {
+        return None;
+    }
+    let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
+    let plain = cipher
+        .decrypt(
+            &Nonce::from(<[u8; NONCE_LEN]>::try_from(nonce).ok()?),
+            Payload {
+                msg: ciphertext,
+                aad: phone_digits.as_bytes(),
+            },
+        )
+        .ok()?;
+    String::from_utf8(plain).ok().map(SecretString::from)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn sealer_of(current: &str, previous: &[&str]) -> Sealer {
+        Sealer::new(&Peppers::new(
+            current.repeat(32).into(),
+            previous.iter().map(|p| p.repeat(32).into()).collect(),
+        ))
+    }
+
     #[test]
     fn seals_and_opens_only_under_the_same_pepper() {
-        let sealer = Sealer::from_pepper(&"a".repeat(32).into());
+        let sealer = sealer_of("a", &[]);
         let text = SecretString::from("Tu código de verificación es *123456*".to_owned());
         let sealed = sealer.seal(&text, "59169657008");
         assert!(!String::from_utf8_lossy(&sealed).contains("123456"));
@@ -92,8 +139,14 @@ mod tests {
             sealer.open(&sealed, "59170000000").is_none(),
             "bound to its phone"
         );
-        let other = Sealer::from_pepper(&"b".repeat(32).into());
+        let other = sealer_of("b", &[]);
         assert!(other.open(&sealed, "59169657008").is_none());
+        let rotated = sealer_of("b", &["a"]);
+        assert_eq!(
+            rotated.open(&sealed, "59169657008").unwrap().expose_secret(),
+            text.expose_secret(),
+            "a previous pepper still opens what it sealed"
+        );
         let mut altered = sealed.clone();
         *altered.last_mut().unwrap() ^= 1;
         assert!(sealer.open(&altered, "59169657008").is_none());

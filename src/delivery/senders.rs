@@ -159,6 +159,11 @@ impl Senders {
 
     /// Every key's state, in configuration order.
     pub async fn statuses(&self) -> Result<Vec<SenderStatus>, sqlx::Error> {
+        self.statuses_on(&self.pool).await
+    }
+
+    /// The same, read through `pool` (the operations endpoints' own).
+    pub async fn statuses_on(&self, pool: &PgPool) -> Result<Vec<SenderStatus>, sqlx::Error> {
         let ids: Vec<&str> = self.list.iter().map(|s| s.id.as_str()).collect();
         let rows: Vec<StatusRow> = sqlx::query_as(
             "select s.id, s.state, s.resting_until, s.last_error,
@@ -174,7 +179,7 @@ impl Senders {
         )
         .bind(&ids)
         .bind(WINDOW.as_secs_f64())
-        .fetch_all(&self.pool)
+        .fetch_all(pool)
         .await?;
         Ok(self
             .list
@@ -214,7 +219,7 @@ impl Senders {
             .iter()
             .filter(|s| s.state == SenderState::Ok)
             .map(|s| self.rate_per_minute.saturating_sub(s.sent_last_minute))
-            .sum()
+            .fold(0, u32::saturating_add)
     }
 
     /// Takes one slot on the next key that has one, round robin. Taking it is
@@ -325,11 +330,12 @@ impl Senders {
     }
 
     /// Takes a key out of service until an operator resumes it; unless it was
-    /// resumed after the send on `slot` started (that answer is old news).
+    /// resumed after the send that got this answer started (the answer is old
+    /// news then). `send_started` is the database's clock, as `resumed_at` is.
     pub async fn take_out(
         &self,
         sender: &Sender,
-        slot: i64,
+        send_started: DateTime<Utc>,
         state: SenderState,
         error: &str,
     ) -> Result<(), sqlx::Error> {
@@ -339,14 +345,12 @@ impl Senders {
         };
         sqlx::query(
             "update senders set state = $2, last_error = $3, updated_at = now()
-             where id = $1
-               and (resumed_at is null
-                    or resumed_at < (select sent_at from sender_sends where id = $4))",
+             where id = $1 and (resumed_at is null or resumed_at < $4)",
         )
         .bind(&sender.id)
         .bind(state)
         .bind(error)
-        .bind(slot)
+        .bind(send_started)
         .execute(&self.pool)
         .await?;
         Ok(())

@@ -6,7 +6,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::Next;
-use actix_web::{HttpResponse, get, post, web};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use base64::Engine;
 use secrecy::ExposeSecret;
 use serde::Serialize;
@@ -17,6 +17,7 @@ use super::AppState;
 use super::errors::Problem;
 use crate::delivery::{Sender, SenderStatus, outbox};
 use crate::error::{Error, Result};
+use crate::otp::limits;
 
 pub const ADMIN_KEY_HEADER: &str = "x-admin-key";
 
@@ -40,10 +41,42 @@ pub async fn require_admin_key(
     let matches = given.is_some_and(|given| {
         Sha256::digest(given.as_bytes()) == Sha256::digest(expected.expose_secret().as_bytes())
     });
+    // The connection's address, not a forwarding header a guesser could vary.
+    let failures = limits::admin_failures(req.peer_addr().map(|a| a.ip()));
+    // While the window is full even the right key waits: else guessing goes on.
+    failures.check(&state.pool).await?;
     if !matches {
+        failures.take(&state.pool).await?;
         return Err(Error::AdminUnauthorized.into());
     }
     next.call(req).await
+}
+
+/// A browser sends `Origin` (or at least `Referer`) with a cross-site POST: a
+/// page elsewhere must not make an operator's browser resume a key. Callers
+/// that send neither (curl, scripts) are not browsers carrying someone's
+/// credentials unasked.
+fn same_origin(req: &HttpRequest) -> bool {
+    let headers = req.headers();
+    let Some(source) = headers
+        .get(header::ORIGIN)
+        .or_else(|| headers.get(header::REFERER))
+    else {
+        return true;
+    };
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let source = source.to_str().ok().and_then(|s| url::Url::parse(s).ok());
+    match (source, host) {
+        (Some(url), Some(host)) => {
+            let authority = match (url.host_str(), url.port()) {
+                (Some(h), Some(p)) => format!("{h}:{p}"),
+                (Some(h), None) => h.to_owned(),
+                _ => return false,
+            };
+            authority.eq_ignore_ascii_case(host)
+        }
+        _ => false,
+    }
 }
 
 fn basic_password(req: &ServiceRequest) -> Option<String> {
@@ -80,6 +113,8 @@ fn sender<'a>(state: &'a AppState, name: &str) -> Result<&'a Sender> {
     responses(
         (status = 200, description = "The keys (never the keys themselves)", body = SendersReport),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: too many wrong admin credentials from this address in the last minute", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 404, description = "`not_found`: admin endpoints are off (`OTP_ADMIN_KEY` unset)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("admin_key" = []))
@@ -101,12 +136,22 @@ pub async fn list_senders(state: web::Data<AppState>) -> Result<HttpResponse> {
     responses(
         (status = 200, description = "The key, back in service", body = SenderStatus),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: too many wrong admin credentials from this address in the last minute", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 403, description = "`cross_origin`: a browser request from a page of another origin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
     ),
     security(("admin_key" = []))
 )]
 #[post("/senders/{name}/resume")]
-pub async fn resume_sender(state: web::Data<AppState>, name: web::Path<String>) -> Result<HttpResponse> {
+pub async fn resume_sender(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    name: web::Path<String>,
+) -> Result<HttpResponse> {
+    if !same_origin(&request) {
+        return Err(Error::CrossOrigin);
+    }
     let sender = sender(&state, &name)?;
     state.delivery.senders().resume(sender).await?;
     tracing::warn!(
@@ -132,6 +177,8 @@ pub async fn resume_sender(state: web::Data<AppState>, name: web::Path<String>) 
     responses(
         (status = 200, description = "An HTML page", content_type = "text/html", body = String),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: too many wrong admin credentials from this address in the last minute", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
     ),
     security(("admin_key" = []))
@@ -153,6 +200,8 @@ pub async fn qr_page(state: web::Data<AppState>, name: web::Path<String>) -> Res
     responses(
         (status = 200, description = "The QR code", content_type = "image/png", body = Vec<u8>),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: too many wrong admin credentials from this address in the last minute", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`qr_unavailable`: no container token for this key, or the gateway did not give a QR code",
             body = Problem, content_type = "application/problem+json",

@@ -35,7 +35,7 @@ pub struct Problem {
     /// not_found, not_pending, expired, invalid_code, phone_rejected, idempotency_key_reused,
     /// idempotency_key_in_use,
     /// max_attempts_reached, resend_too_soon, rate_limited, delivery_unavailable,
-    /// unavailable, qr_unavailable (admin), method_not_allowed, internal_error.
+    /// unavailable, qr_unavailable and cross_origin (admin), method_not_allowed, internal_error.
     pub code: &'static str,
     /// The verification concerned, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -61,6 +61,7 @@ impl Error {
                 (S::UNAUTHORIZED, "unauthorized", "Unauthorized")
             }
             Error::CountryNotAllowed => (S::FORBIDDEN, "country_not_allowed", "Country not allowed"),
+            Error::CrossOrigin => (S::FORBIDDEN, "cross_origin", "Cross-origin request refused"),
             Error::NotFound(_) => (S::NOT_FOUND, "not_found", "Not found"),
             Error::MethodNotAllowed { .. } => {
                 (S::METHOD_NOT_ALLOWED, "method_not_allowed", "Method not allowed")
@@ -147,7 +148,9 @@ impl ResponseError for Error {
 
     fn error_response(&self) -> HttpResponse {
         if let Error::Internal(e) = self {
-            tracing::error!(error = ?e, "internal error");
+            // Each cause's message only: a database error's `detail` (in its
+            // Debug form) quotes the row's values, phone numbers included.
+            tracing::error!(error = %format!("{e:#}"), "internal error");
         }
         let mut response = HttpResponse::build(self.status_code());
         response.insert_header((header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON)));

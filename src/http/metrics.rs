@@ -87,7 +87,7 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
                 coalesce(extract(epoch from now() - min(created_at)), 0)::float8 as oldest_age
          from outbox_messages where status = 'queued' and expires_at > now()",
     )
-    .fetch_one(&state.pool);
+    .fetch_one(&state.ops_pool);
     let outbox = match tokio::time::timeout(DATABASE_PATIENCE, outbox).await {
         Ok(Ok(outbox)) => Some(outbox),
         _ => None,
@@ -99,10 +99,13 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     }
     // After a failed read, the keys' read would only wait out the same outage.
     let statuses = match outbox {
-        Some(_) => tokio::time::timeout(DATABASE_PATIENCE, state.delivery.senders().statuses())
-            .await
-            .ok()
-            .and_then(Result::ok),
+        Some(_) => tokio::time::timeout(
+            DATABASE_PATIENCE,
+            state.delivery.senders().statuses_on(&state.ops_pool),
+        )
+        .await
+        .ok()
+        .and_then(Result::ok),
         None => None,
     };
     if let Some(statuses) = statuses {

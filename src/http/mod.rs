@@ -27,6 +27,8 @@ pub use auth::API_KEY_HEADER;
 /// What every handler can reach.
 pub struct AppState {
     pub pool: PgPool,
+    /// `/metrics` and `/readyz` only: see `store::ops_pool`.
+    pub ops_pool: PgPool,
     pub otp: OtpService,
     pub delivery: Delivery,
     pub default_country: Option<CountryId>,

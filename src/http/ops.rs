@@ -52,7 +52,7 @@ pub async fn healthz() -> HttpResponse {
 )]
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let ping = sqlx::query("select 1").execute(&state.pool);
+    let ping = sqlx::query("select 1").execute(&state.ops_pool);
     let database_ok = matches!(
         tokio::time::timeout(Duration::from_secs(2), ping).await,
         Ok(Ok(_))
@@ -60,7 +60,8 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     // Asked only of a database that answered: otherwise it would wait out the
     // pool's acquire timeout too, and a probe wants its answer fast.
     let statuses = if database_ok {
-        tokio::time::timeout(Duration::from_secs(2), state.delivery.senders().statuses()).await
+        let statuses = state.delivery.senders().statuses_on(&state.ops_pool);
+        tokio::time::timeout(Duration::from_secs(2), statuses).await
     } else {
         Ok(Ok(Vec::new()))
     };

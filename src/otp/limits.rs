@@ -14,12 +14,16 @@ use crate::error::{Error, Result};
 
 const HOUR: Duration = Duration::from_secs(3600);
 const MINUTE: Duration = Duration::from_secs(60);
+const DAY: Duration = Duration::from_secs(24 * 3600);
+/// The longest window: what `limit_hits` must keep.
+pub const LONGEST_WINDOW: Duration = DAY;
 
 /// The configured size of each limit.
 #[derive(Debug, Clone)]
 pub struct LimitSettings {
     pub phone_sends_per_hour: u32,
     pub phone_failures_per_hour: u32,
+    pub phone_failures_per_day: u32,
     pub ip_requests_per_hour: u32,
     /// For clients without a limit of their own.
     pub client_requests_per_minute: u32,
@@ -44,31 +48,32 @@ impl LimitSettings {
         }
     }
 
-    pub fn phone_failures(&self, phone: &str) -> Bucket {
-        Bucket {
-            key: format!("phone-failures:{phone}"),
-            max_hits: self.phone_failures_per_hour,
-            span: HOUR,
-            refusal: "too many wrong codes have been entered for this phone number in the last hour; \
-                      no code is checked for it until then"
-                .into(),
-        }
+    /// The hourly window and the daily cap (NIST SP 800-63B's bound on guesses
+    /// across all of a phone's verifications).
+    pub fn phone_failures(&self, phone: &str) -> [Bucket; 2] {
+        [
+            Bucket {
+                key: format!("phone-failures:{phone}"),
+                max_hits: self.phone_failures_per_hour,
+                span: HOUR,
+                refusal: "too many wrong codes have been entered for this phone number in the last hour; \
+                          no code is checked for it until then"
+                    .into(),
+            },
+            Bucket {
+                key: format!("phone-failures-day:{phone}"),
+                max_hits: self.phone_failures_per_day,
+                span: DAY,
+                refusal: "too many wrong codes have been entered for this phone number today; \
+                          no code is checked for it until then"
+                    .into(),
+            },
+        ]
     }
 
-    /// IPv6 users usually hold a whole /64, so that is what one "IP" is.
     pub fn end_user_ip(&self, ip: IpAddr) -> Bucket {
-        let ip = match ip {
-            IpAddr::V4(v4) => v4.to_string(),
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => v4.to_string(),
-                None => {
-                    let s = v6.segments();
-                    format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-                }
-            },
-        };
         Bucket {
-            key: format!("ip:{ip}"),
+            key: format!("ip:{}", network(ip)),
             max_hits: self.ip_requests_per_hour,
             span: HOUR,
             refusal: format!(
@@ -88,6 +93,31 @@ impl LimitSettings {
             span: MINUTE,
             refusal: format!("this client has made the {max_hits} requests allowed in a minute"),
         }
+    }
+}
+
+/// Wrong admin credentials from one source address: 10 a minute, then every
+/// admin request from there waits, so the admin key cannot be guessed.
+pub fn admin_failures(source: Option<IpAddr>) -> Bucket {
+    Bucket {
+        key: format!("admin-failures:{}", source.map_or("unknown".into(), network)),
+        max_hits: 10,
+        span: MINUTE,
+        refusal: "too many wrong admin credentials from this address".into(),
+    }
+}
+
+/// IPv6 users usually hold a whole /64, so that is what one "IP" is.
+fn network(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
     }
 }
 

@@ -3,10 +3,12 @@
 mod hasher;
 pub mod idempotency;
 pub mod limits;
+pub mod pepper;
 mod service;
 mod verification;
 
-pub use hasher::CodeHasher;
+pub use hasher::{CodeHasher, HashError, THREAD_PREFIX as HASH_THREAD_PREFIX};
 pub use limits::LimitSettings;
+pub use pepper::Peppers;
 pub use service::{NewVerification, OtpService, Policy, VerifyTarget};
 pub use verification::Verification;

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::limits::{Hit, LimitSettings};
 use super::verification::{SELECT_VERIFICATION, VerificationRow};
-use super::{CodeHasher, Verification};
+use super::{CodeHasher, HashError, Verification};
 use crate::clients::Client;
 use crate::delivery::{Delivery, Templates, outbox};
 use crate::domain::{CodeLength, DeliveryError, Locale, OtpCode, PhoneNumber, Purpose, VerificationStatus};
@@ -27,6 +27,8 @@ pub struct Policy {
     pub allowed_countries: Vec<CountryId>,
     pub send_wait: Duration,
     pub limits: LimitSettings,
+    /// Under `serve --dev`: what it stores is marked as made by it.
+    pub dev: bool,
 }
 
 pub struct NewVerification {
@@ -253,8 +255,8 @@ impl OtpService {
                 sqlx::query(
                     "insert into verifications
                          (id, client_id, phone, purpose, locale, status, code_hash, max_attempts,
-                          last_sent_at, expires_at)
-                     values ($1, $2, $3, $4, $5, 'pending', $6, $7, now(), now() + make_interval(secs => $8))",
+                          last_sent_at, expires_at, made_by_dev)
+                     values ($1, $2, $3, $4, $5, 'pending', $6, $7, now(), now() + make_interval(secs => $8), $9)",
                 )
                 .bind(id)
                 .bind(client.id)
@@ -264,6 +266,7 @@ impl OtpService {
                 .bind(code_hash)
                 .bind(self.policy.max_attempts as i32)
                 .bind(ttl_seconds)
+                .bind(self.policy.dev)
                 .execute(&mut *tx)
                 .await?;
                 id
@@ -322,18 +325,17 @@ impl OtpService {
         // hash, so that parallel guesses cannot pass the per-phone limit either.
         // Refused, the attempt is not counted (the transaction rolls back), and
         // even a right code waits for the window.
-        let failure = self
-            .limits()
-            .phone_failures(&reserved.phone)
-            .take(&mut *tx)
-            .await?;
+        let mut failures = Vec::with_capacity(2);
+        for bucket in self.limits().phone_failures(&reserved.phone) {
+            failures.push(bucket.take(&mut *tx).await?);
+        }
         tx.commit().await?;
         // From here on the attempt is spent: finish judging it even if the caller
         // hangs up, so no attempt is ever counted without an outcome.
         let this = self.clone();
         let client = client.clone();
         self.delivery
-            .spawn(async move { this.judge(&client, id, reserved, failure, raw_code).await })
+            .spawn(async move { this.judge(&client, id, reserved, failures, raw_code).await })
             .await
             .map_err(|e| Error::Internal(e.into()))?
     }
@@ -343,31 +345,42 @@ impl OtpService {
         client: &Client,
         id: Uuid,
         reserved: Reserved,
-        failure: Hit,
+        failures: Vec<Hit>,
         raw_code: SecretString,
     ) -> Result<Verification> {
+        let failures: Vec<i64> = failures.iter().map(|h| h.0).collect();
         // A malformed code is a failed attempt too, and needs no hashing.
         let matches = match OtpCode::parse(raw_code.expose_secret(), self.policy.code_length) {
-            Some(code) => self.hasher.verify(&code, reserved.code_hash.clone()).await?,
+            Some(code) => match self.hasher.verify(&code, reserved.code_hash.clone()).await {
+                Ok(matches) => matches,
+                Err(HashError::Busy) => {
+                    // Not judged, so not an attempt: the caller may simply retry.
+                    self.give_back_attempt(id, &failures).await?;
+                    return Err(HashError::Busy.into());
+                }
+                Err(e) => return Err(e.into()),
+            },
             None => false,
         };
         if matches {
-            // A right code gives back both reservations, in one statement.
+            // A right code gives back both reservations, in one statement; it
+            // approves only while the code is still valid, however long the
+            // hash took.
             let approved: Option<Uuid> = sqlx::query_scalar(
                 "with approved as (
                      update verifications
                      set status = 'approved', verified_at = now(), failed_attempts = failed_attempts - 1,
                          updated_at = now()
-                     where id = $1 and status = 'pending' and code_hash = $2
+                     where id = $1 and status = 'pending' and code_hash = $2 and expires_at > now()
                      returning id
                  ), refund as (
-                     delete from limit_hits where id = $3 and exists (select 1 from approved)
+                     delete from limit_hits where id = any($3) and exists (select 1 from approved)
                  )
                  select id from approved",
             )
             .bind(id)
             .bind(&reserved.code_hash)
-            .bind(failure.0)
+            .bind(&failures)
             .fetch_optional(&self.pool)
             .await?;
             if approved.is_some() {
@@ -375,12 +388,13 @@ impl OtpService {
                 self.metrics.verification("approved");
                 return self.find(client, id).await;
             }
-            // Approved by a parallel request, or a resend replaced the code meanwhile.
+            // Approved by a parallel request, expired while it was hashed, or a
+            // resend replaced the code meanwhile.
             let state = self.state(client, id).await?;
-            if state.as_ref().is_some_and(|s| s.status != "pending") {
+            if state.as_ref().is_some_and(|s| s.status != "pending" || s.expired) {
                 // The right code, a moment late (a double click): not a failure.
-                sqlx::query("delete from limit_hits where id = $1")
-                    .bind(failure.0)
+                sqlx::query("delete from limit_hits where id = any($1)")
+                    .bind(&failures)
                     .execute(&self.pool)
                     .await?;
                 return Err(self.refusal(client, id).await?);
@@ -397,6 +411,20 @@ impl OtpService {
             id,
             attempts_remaining: (reserved.max_attempts - reserved.failed_attempts).max(0) as u32,
         })
+    }
+
+    /// Undoes an attempt's reservations (the verification's and the phone's).
+    async fn give_back_attempt(&self, id: Uuid, failures: &[i64]) -> Result<()> {
+        sqlx::query(
+            "with refund as (delete from limit_hits where id = any($2))
+             update verifications set failed_attempts = greatest(failed_attempts - 1, 0), updated_at = now()
+             where id = $1 and status = 'pending'",
+        )
+        .bind(id)
+        .bind(failures)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     #[tracing::instrument(skip_all, fields(client = %client.name, verification = %id))]

@@ -9,6 +9,8 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool};
 
+use crate::otp::Peppers;
+
 pub use migrations::run_migrations;
 
 pub fn connect_options(url: &str) -> Result<PgConnectOptions, sqlx::Error> {
@@ -20,8 +22,20 @@ pub fn pool(options: PgConnectOptions) -> PgPool {
     PgPoolOptions::new()
         .max_connections(20)
         .acquire_timeout(Duration::from_secs(3))
-        .connect_lazy_with(options)
+        .connect_lazy_with(options.application_name("otp-service"))
 }
+
+/// The pool of the unauthenticated endpoints (`/metrics`, `/readyz`): two
+/// connections of their own, so that a flood of them waits on itself and
+/// never takes a connection from the API.
+pub fn ops_pool(options: PgConnectOptions) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(OPS_POOL_SIZE)
+        .acquire_timeout(Duration::from_secs(2))
+        .connect_lazy_with(options.application_name("otp-service-ops"))
+}
+
+pub const OPS_POOL_SIZE: u32 = 2;
 
 /// Creates the database named in the options when it does not exist yet.
 pub async fn create_database_if_missing(options: &PgConnectOptions) -> Result<bool, sqlx::Error> {
@@ -39,4 +53,36 @@ pub async fn create_database_if_missing(options: &PgConnectOptions) -> Result<bo
     }
     admin.close().await?;
     Ok(!exists)
+}
+
+/// What no configured pepper can open: pending verifications whose hash, and
+/// queued messages whose sealed text, name a key id no pepper has.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PepperReport {
+    pub verifications: i64,
+    pub messages: i64,
+}
+
+pub async fn pepper_report(pool: &PgPool, peppers: &Peppers) -> Result<PepperReport, sqlx::Error> {
+    let ids_b64: Vec<String> = peppers.all().iter().map(|p| p.id_b64()).collect();
+    let ids: Vec<Vec<u8>> = peppers.all().iter().map(|p| p.id.to_vec()).collect();
+    // Hashes and texts made before key ids name none: they are tried under
+    // every pepper, and not counted here.
+    let (verifications, messages): (i64, i64) = sqlx::query_as(
+        "select
+             (select count(*) from verifications
+              where status = 'pending' and expires_at > now()
+                and substring(code_hash from 'keyid=([A-Za-z0-9+/]+)') <> all($1)),
+             (select count(*) from outbox_messages
+              where status = 'queued' and expires_at > now() and get_byte(body_sealed, 0) = 1
+                and length(body_sealed) > 7 and substring(body_sealed from 2 for 6) <> all($2))",
+    )
+    .bind(&ids_b64)
+    .bind(&ids)
+    .fetch_one(pool)
+    .await?;
+    Ok(PepperReport {
+        verifications,
+        messages,
+    })
 }

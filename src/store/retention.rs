@@ -26,7 +26,7 @@ const DELETE_EVERY: Duration = Duration::from_secs(60);
 /// is older only takes room.
 const SENDER_SENDS_KEPT: Duration = Duration::from_secs(10 * 60);
 /// The longest sliding window of the request limits.
-const LIMIT_HITS_KEPT: Duration = Duration::from_secs(60 * 60);
+const LIMIT_HITS_KEPT: Duration = crate::otp::limits::LONGEST_WINDOW;
 /// An `Idempotency-Key` answers again for 24 h.
 const IDEMPOTENCY_KEYS_KEPT: Duration = Duration::from_secs(24 * 60 * 60);
 

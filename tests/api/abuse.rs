@@ -378,7 +378,7 @@ async fn a_flood_of_wrong_codes_on_locked_verifications_does_not_slow_a_real_use
         s.hashing = otp_service::config::HashSettings {
             memory_kib: 19456,
             iterations: 2,
-            parallelism: 1,
+            ..s.hashing.clone()
         }
     })
     .await;

@@ -11,14 +11,14 @@ use crate::helpers::*;
 fn admin(app: &TestApp, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
     app.http
         .request(method, format!("{}/admin{path}", app.address))
-        .header("X-Admin-Key", "admin-key-for-tests")
+        .header("X-Admin-Key", "admin-key-for-tests-admin-key-for-tests")
 }
 
 #[tokio::test]
 async fn an_ended_session_moves_messages_to_the_other_key_until_resumed() {
     let app = spawn_app_with(|s| {
         two_keys(s);
-        s.admin_key = Some("admin-key-for-tests".to_owned().into());
+        s.admin_key = Some("admin-key-for-tests-admin-key-for-tests".to_owned().into());
     })
     .await;
     app.fake.set_session_ended(0, true);
@@ -200,7 +200,9 @@ async fn admin_endpoints_are_off_without_a_key_and_closed_to_wrong_keys() {
         .unwrap();
     problem(response, 404, "not_found").await;
 
-    let app = spawn_app_with(|s| s.admin_key = Some("admin-key-for-tests".to_owned().into())).await;
+    let app =
+        spawn_app_with(|s| s.admin_key = Some("admin-key-for-tests-admin-key-for-tests".to_owned().into()))
+            .await;
     for key in [None, Some("wrong")] {
         let mut request = app.http.get(format!("{}/admin/senders", app.address));
         if let Some(key) = key {
@@ -223,7 +225,7 @@ async fn admin_endpoints_are_off_without_a_key_and_closed_to_wrong_keys() {
     let response = app
         .http
         .get(format!("{}/admin/senders/sender-1/qr", app.address))
-        .basic_auth("operator", Some("admin-key-for-tests"))
+        .basic_auth("operator", Some("admin-key-for-tests-admin-key-for-tests"))
         .send()
         .await
         .unwrap();
@@ -248,7 +250,9 @@ async fn admin_endpoints_are_off_without_a_key_and_closed_to_wrong_keys() {
 
 #[tokio::test]
 async fn the_qr_code_comes_from_the_gateway() {
-    let app = spawn_app_with(|s| s.admin_key = Some("admin-key-for-tests".to_owned().into())).await;
+    let app =
+        spawn_app_with(|s| s.admin_key = Some("admin-key-for-tests-admin-key-for-tests".to_owned().into()))
+            .await;
     let response = admin(&app, reqwest::Method::GET, "/senders/sender-1/qr.png")
         .send()
         .await
@@ -258,7 +262,7 @@ async fn the_qr_code_comes_from_the_gateway() {
     assert!(response.bytes().await.unwrap().starts_with(b"\x89PNG"));
 
     let no_token = spawn_app_with(|s| {
-        s.admin_key = Some("admin-key-for-tests".to_owned().into());
+        s.admin_key = Some("admin-key-for-tests-admin-key-for-tests".to_owned().into());
         s.gateway.container_tokens = None;
     })
     .await;

@@ -16,11 +16,13 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, PgPool};
 
 #[path = "proxy.rs"]
-mod proxy;
+pub mod proxy;
 pub use proxy::DatabaseProxy;
 
 pub const PHONE: &str = "+59169657008";
 pub const PHONE_DIGITS: &str = "59169657008";
+/// An admin key of the length the service asks for (32 bytes or more).
+pub const ADMIN_KEY: &str = "admin-key-for-tests-admin-key-for-tests";
 pub const GATEWAY_KEYS: [&str; 2] = ["gateway-key-1", "gateway-key-2"];
 
 pub struct TestApp {
@@ -108,7 +110,7 @@ pub fn test_settings(database_url: &str, gateway_url: &str) -> Settings {
     settings.hashing = HashSettings {
         memory_kib: 64,
         iterations: 1,
-        parallelism: 1,
+        ..settings.hashing.clone()
     };
     // Tests poll; only the tests of the per-client limit want it small.
     settings.policy.client_requests_per_minute = 1_000_000;

@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use crate::helpers::proxy::Outage;
 use crate::helpers::*;
 
 /// The pool gives up on a connection after 3 s; an answer may take that long, not much more.
@@ -88,4 +89,57 @@ async fn a_database_outage_is_503_until_it_heals_by_itself_and_no_message_is_los
         .wait_for_delivery(waiting["id"].as_str().unwrap(), "sent", Duration::from_secs(5))
         .await;
     assert_eq!(v["status"], "pending");
+}
+
+/// Each way a database can fail answers `503 unavailable` with `Retry-After`,
+/// promptly, on every kind of call; and the service heals when it comes back.
+async fn every_call_is_503_while(outage: Outage) {
+    let (app, proxy) = spawn_app_behind_proxy(|_| {}).await;
+    let known = app.requested("login").await;
+    let known_id = known["id"].as_str().unwrap().to_owned();
+    proxy.fail(outage).await;
+
+    let request = async { Ok::<_, ()>(app.request_code(json!({"phone": nth_phone(2)})).await) };
+    problem(promptly("POST /otp/request", request).await, 503, "unavailable").await;
+    let read = async { Ok::<_, ()>(app.get(&format!("/otp/{known_id}")).await) };
+    problem(promptly("GET /otp/{id}", read).await, 503, "unavailable").await;
+    let verify = async { Ok::<_, ()>(app.verify(json!({"id": known_id, "code": "000000"})).await) };
+    problem(promptly("POST /otp/verify", verify).await, 503, "unavailable").await;
+    let cancel = async { Ok::<_, ()>(app.post(&format!("/otp/{known_id}/cancel"), &json!({})).await) };
+    problem(
+        promptly("POST /otp/{id}/cancel", cancel).await,
+        503,
+        "unavailable",
+    )
+    .await;
+    let ready = promptly("/readyz", app.http.get(format!("{}/readyz", app.address)).send()).await;
+    assert_eq!(ready.status(), 503, "{outage:?}");
+    let errors = metric_with(&app, "otp_http_requests_total", &[("status", "500")]).await;
+    assert_eq!(errors, 0.0, "{outage:?}: no 500 at all");
+
+    proxy.restore().await;
+    app.wait_for("the API to answer again", Duration::from_secs(15), || async {
+        app.get(&format!("/otp/{known_id}")).await.status() == 200
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_refused_database_is_503() {
+    every_call_is_503_while(Outage::Refused).await;
+}
+
+#[tokio::test]
+async fn a_database_that_resets_connections_is_503() {
+    every_call_is_503_while(Outage::Reset).await;
+}
+
+#[tokio::test]
+async fn a_database_that_answers_garbage_is_503() {
+    every_call_is_503_while(Outage::Garbage).await;
+}
+
+#[tokio::test]
+async fn a_database_that_never_answers_is_503() {
+    every_call_is_503_while(Outage::Silent).await;
 }

@@ -1,12 +1,27 @@
-//! A TCP proxy in front of PostgreSQL that a test can cut, as an outage would,
-//! and restore.
+//! A TCP proxy in front of PostgreSQL that a test can break in each way an
+//! outage does, and restore.
 
 use std::net::SocketAddr;
 use std::sync::Mutex;
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+/// How the proxy fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outage {
+    /// The port is closed: connections are refused, as by a server that is down.
+    Refused,
+    /// Connections are accepted, then reset (RST) at once.
+    Reset,
+    /// Connections are accepted and answered with bytes that are not PostgreSQL
+    /// (a web server on the wrong port, say).
+    Garbage,
+    /// Connections are accepted and never answered, as behind a dead route.
+    Silent,
+}
 
 pub struct DatabaseProxy {
     pub port: u16,
@@ -22,19 +37,37 @@ struct Serving {
 impl DatabaseProxy {
     /// Forwards a port of its own on 127.0.0.1 to `target`.
     pub async fn start(target: SocketAddr) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = bind(0).await;
         let proxy = Self {
             port: listener.local_addr().unwrap().port(),
             target,
             serving: Mutex::new(None),
         };
-        proxy.serve(listener);
+        proxy.serve(listener, None);
         proxy
     }
 
-    /// Drops every open connection and closes the port: new connections are
-    /// refused, as by a server that is down. Returns once all of it is done.
+    /// Drops every open connection and closes the port (`Outage::Refused`).
     pub async fn cut(&self) {
+        self.fail(Outage::Refused).await;
+    }
+
+    /// Drops every open connection (a reset, for the peer), then fails new
+    /// ones as `outage` says. Returns once the old connections are gone.
+    pub async fn fail(&self, outage: Outage) {
+        self.stop_serving().await;
+        if outage != Outage::Refused {
+            self.serve(bind(self.port).await, Some(outage));
+        }
+    }
+
+    /// Forwards again, on the same port.
+    pub async fn restore(&self) {
+        self.stop_serving().await;
+        self.serve(bind(self.port).await, None);
+    }
+
+    async fn stop_serving(&self) {
         let serving = self.serving.lock().unwrap().take();
         if let Some(serving) = serving {
             serving.stop.cancel();
@@ -43,42 +76,79 @@ impl DatabaseProxy {
         }
     }
 
-    /// Opens the same port again.
-    pub async fn restore(&self) {
-        let listener = TcpListener::bind(("127.0.0.1", self.port))
-            .await
-            .expect("the proxy's port can be bound again");
-        self.serve(listener);
-    }
-
-    fn serve(&self, listener: TcpListener) {
+    fn serve(&self, listener: TcpListener, outage: Option<Outage>) {
         let stop = CancellationToken::new();
         let tasks = TaskTracker::new();
         let target = self.target;
         let (accept_stop, connections) = (stop.clone(), tasks.clone());
         tasks.spawn(async move {
             loop {
-                let mut inbound = tokio::select! {
+                let inbound = tokio::select! {
                     _ = accept_stop.cancelled() => return,
                     accepted = listener.accept() => match accepted {
                         Ok((stream, _)) => stream,
                         Err(_) => continue,
                     },
                 };
+                // Linger 0: a connection the proxy drops is reset (RST), as
+                // when a network fails, rather than closed politely.
+                #[allow(deprecated)]
+                let _ = inbound.set_linger(Some(std::time::Duration::ZERO));
                 let stop = accept_stop.clone();
                 connections.spawn(async move {
-                    let Ok(mut outbound) = TcpStream::connect(target).await else {
-                        return;
-                    };
                     tokio::select! {
                         _ = stop.cancelled() => {}
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = handle(inbound, target, outage) => {}
                     }
                 });
             }
         });
         *self.serving.lock().unwrap() = Some(Serving { stop, tasks });
     }
+}
+
+async fn handle(mut inbound: TcpStream, target: SocketAddr, outage: Option<Outage>) {
+    match outage {
+        None => {
+            let Ok(mut outbound) = TcpStream::connect(target).await else {
+                return;
+            };
+            let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+        }
+        Some(Outage::Reset) => drop(inbound),
+        Some(Outage::Garbage) => {
+            let mut buffer = [0u8; 1024];
+            loop {
+                match inbound.read(&mut buffer).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {
+                        let reply = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n";
+                        if inbound.write_all(reply).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+        Some(Outage::Silent) => {
+            // Reads what comes, answers nothing, until the test restores.
+            let mut buffer = [0u8; 1024];
+            while matches!(inbound.read(&mut buffer).await, Ok(n) if n > 0) {}
+            std::future::pending::<()>().await;
+        }
+        Some(Outage::Refused) => {}
+    }
+}
+
+/// Binds 127.0.0.1:`port` (0: any), reusing the address so the same port can
+/// be bound again at once.
+async fn bind(port: u16) -> TcpListener {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_reuseaddr(true).unwrap();
+    socket
+        .bind(SocketAddr::from(([127, 0, 0, 1], port)))
+        .expect("the proxy's port can be bound");
+    socket.listen(128).unwrap()
 }
 
 impl Drop for DatabaseProxy {

@@ -177,7 +177,7 @@ async fn old_limit_hits_and_idempotency_keys_are_deleted() {
     assert_eq!(response.status(), 202);
     sqlx::query(
         "insert into limit_hits (bucket, at)
-         select 'ip:192.0.2.' || (n % 7), now() - interval '61 minutes' from generate_series(1, 1200) n",
+         select 'ip:192.0.2.' || (n % 7), now() - interval '24 hours 1 minute' from generate_series(1, 1200) n",
     )
     .execute(&app.pool)
     .await
@@ -203,7 +203,7 @@ async fn old_limit_hits_and_idempotency_keys_are_deleted() {
         }
     };
     let old_hits: i64 =
-        sqlx::query_scalar("select count(*) from limit_hits where at < now() - interval '1 hour'")
+        sqlx::query_scalar("select count(*) from limit_hits where at < now() - interval '24 hours'")
             .fetch_one(&app.pool)
             .await
             .unwrap();
