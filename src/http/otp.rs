@@ -101,7 +101,7 @@ fn purpose(raw: Option<&str>) -> Result<Purpose> {
         (status = 422, description = "`phone_rejected` (the gateway refused the number; the verification is `failed`) or `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "`resend_too_soon` or `rate_limited` (per phone, per end-user IP, per client)", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 503, description = "`delivery_unavailable` or `unavailable`", body = Problem, content_type = "application/problem+json",
+        (status = 503, description = "`delivery_unavailable` (no key in service, or the code would expire in the queue), or `unavailable` (the database does not answer, or no hashing thread was free within `OTP_HASH_WAIT_MS`)", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
     ),
     security(("api_key" = []))
@@ -225,7 +225,7 @@ async fn idempotent_request(
         (status = 422, description = "`invalid_code`, with `attempts_remaining`", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "`max_attempts_reached`, or `rate_limited` (the phone's wrong codes in the last hour, or the client's requests per minute)", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 503, description = "`unavailable`", body = Problem, content_type = "application/problem+json",
+        (status = 503, description = "`unavailable`: the database does not answer, or no hashing thread was free within `OTP_HASH_WAIT_MS` (the attempt is not counted)", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
     ),
     security(("api_key" = []))

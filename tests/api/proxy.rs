@@ -14,7 +14,8 @@ use tokio_util::task::TaskTracker;
 pub enum Outage {
     /// The port is closed: connections are refused, as by a server that is down.
     Refused,
-    /// Connections are accepted, then reset (RST) at once.
+    /// Connections are made (PostgreSQL's startup goes through), then reset
+    /// (RST) at the first query.
     Reset,
     /// Connections are accepted and answered with bytes that are not PostgreSQL
     /// (a web server on the wrong port, say).
@@ -115,7 +116,39 @@ async fn handle(mut inbound: TcpStream, target: SocketAddr, outage: Option<Outag
             };
             let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
         }
-        Some(Outage::Reset) => drop(inbound),
+        Some(Outage::Reset) => {
+            let Ok(mut outbound) = TcpStream::connect(target).await else {
+                return;
+            };
+            // With trust authentication a client sends two packets before its
+            // first query: SSLRequest, then StartupMessage.
+            let (mut from_client, mut to_server) = (0usize, [0u8; 8192]);
+            loop {
+                let mut from_server = [0u8; 8192];
+                tokio::select! {
+                    read = inbound.read(&mut to_server) => match read {
+                        Ok(n) if n > 0 => {
+                            from_client += 1;
+                            if from_client > 2 {
+                                return; // dropped with linger 0: a reset
+                            }
+                            if outbound.write_all(&to_server[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                        _ => return,
+                    },
+                    read = outbound.read(&mut from_server) => match read {
+                        Ok(n) if n > 0 => {
+                            if inbound.write_all(&from_server[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                        _ => return,
+                    },
+                }
+            }
+        }
         Some(Outage::Garbage) => {
             let mut buffer = [0u8; 1024];
             loop {
