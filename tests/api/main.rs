@@ -1,5 +1,6 @@
 mod abuse;
 mod auth;
+mod browser;
 mod cli;
 mod delivery;
 mod errors;
@@ -10,6 +11,7 @@ mod limits;
 mod metrics;
 mod openapi;
 mod outage;
+mod qr;
 mod replicas;
 mod retention;
 mod shutdown;
