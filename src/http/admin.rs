@@ -75,6 +75,10 @@ pub(super) fn sender<'a>(state: &'a AppState, name: &str) -> Result<&'a Sender> 
 }
 
 /// Each gateway key's state, messages sent in the last minute, last error, and the queue depth.
+///
+/// Keys are named `sender-1`, `sender-2`, ... in the order of
+/// `WACONECTA_API_KEYS`; the keys themselves never appear. Every replica
+/// reports the same, shared state.
 #[utoipa::path(
     tag = "admin",
     responses(
@@ -95,6 +99,10 @@ pub async fn list_senders(state: web::Data<AppState>) -> Result<HttpResponse> {
 }
 
 /// Puts a re-linked key back in service.
+///
+/// After its WhatsApp session was linked again (the QR page): the key takes
+/// messages again, on every replica (a rest it was taking after a `429` or a
+/// `5xx` ends too).
 #[utoipa::path(
     tag = "admin",
     params(("name" = String, Path, description = "The key's name, e.g. `sender-1`")),
