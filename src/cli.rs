@@ -108,11 +108,27 @@ pub fn main() -> ExitCode {
     match runtime.block_on(run(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", describe(&e));
             ExitCode::FAILURE
         }
     }
 }
+
+/// The error and its causes, each said once: many errors repeat their
+/// source's text in their own ("Connection refused (os error 111)" twice).
+fn describe(e: &anyhow::Error) -> String {
+    let mut said: Vec<String> = Vec::new();
+    for cause in e.chain().map(ToString::to_string) {
+        if !said.last().is_some_and(|previous| previous.contains(&cause)) {
+            said.push(cause);
+        }
+    }
+    said.join(": ")
+}
+
+/// What to check when the database cannot be reached or used.
+const DATABASE_HINT: &str =
+    "could not apply the database migrations (is PostgreSQL running and DATABASE_URL right?)";
 
 pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
@@ -127,7 +143,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Migrate { database } => {
             let options = store::connect_options(database.url())
                 .context("DATABASE_URL is not a valid PostgreSQL URL")?;
-            let applied = store::run_migrations(&options).await?;
+            let applied = store::run_migrations(&options).await.context(DATABASE_HINT)?;
             println!("migrations applied: {applied}");
             Ok(())
         }
@@ -204,7 +220,7 @@ async fn serve_dev(mut settings: Settings) -> anyhow::Result<()> {
 async fn manage_clients(database: &DatabaseSettings, action: ClientsCommand) -> anyhow::Result<()> {
     let options =
         store::connect_options(database.url()).context("DATABASE_URL is not a valid PostgreSQL URL")?;
-    store::run_migrations(&options).await?;
+    store::run_migrations(&options).await.context(DATABASE_HINT)?;
     let pool = store::pool(options);
     match action {
         ClientsCommand::Add {

@@ -286,3 +286,35 @@ async fn the_fake_gateway_runs_alone() {
         .unwrap();
     assert_eq!(inbox.len(), 1);
 }
+
+#[test]
+fn a_database_url_without_its_scheme_says_what_form_it_needs() {
+    for args in [&["migrate"][..], &["clients", "list"]] {
+        let output = otp_service("localhost:5432/otp_service", args);
+        assert!(!output.status.success());
+        let text = stderr(&output);
+        assert!(text.contains("DATABASE_URL"), "{text}");
+        assert!(text.contains("postgres://user@host:5432/database"), "{text}");
+        assert!(!text.contains("anonymous"), "{text}");
+    }
+}
+
+#[test]
+fn an_unreachable_database_names_database_url_and_says_each_cause_once() {
+    // Nothing listens on port 1.
+    let url = "postgres://postgres@127.0.0.1:1/otp_service";
+    for args in [
+        &["migrate"][..],
+        &["clients", "list"],
+        &["clients", "add", "shop"],
+    ] {
+        let output = otp_service(url, args);
+        assert!(!output.status.success());
+        let text = stderr(&output);
+        assert!(
+            text.contains("is PostgreSQL running and DATABASE_URL right?"),
+            "{args:?}: {text}"
+        );
+        assert_eq!(text.matches("Connection refused").count(), 1, "{args:?}: {text}");
+    }
+}
