@@ -178,6 +178,7 @@ async fn serve_dev_creates_its_database_and_shows_codes_in_the_inbox() {
                 stdout.read_line(&mut line).await.unwrap() > 0,
                 "serve --dev printed no key"
             );
+            assert!(!line.contains('\u{1b}'), "colour codes in a pipe: {line:?}");
             if let Some(key) = line.trim().strip_prefix("export OTP_KEY=") {
                 return key.to_owned();
             }
