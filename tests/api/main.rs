@@ -3,6 +3,7 @@ mod auth;
 mod browser;
 mod cli;
 mod delivery;
+mod dev;
 mod errors;
 mod flow;
 mod gateway;
