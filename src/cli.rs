@@ -10,7 +10,7 @@ use secrecy::ExposeSecret;
 use crate::config::{self, DatabaseSettings, LogFormat, SecretList, Settings};
 use crate::delivery::fake_gateway::FakeGateway;
 use crate::startup::Application;
-use crate::{clients, http, store, telemetry};
+use crate::{clients, dev_key, http, store, telemetry};
 
 /// Only for `serve --dev`: a fixed pepper, so codes survive restarts on a laptop.
 const DEV_PEPPER: &str = "development-pepper-never-use-in-production";
@@ -108,11 +108,27 @@ pub fn main() -> ExitCode {
     match runtime.block_on(run(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", describe(&e));
             ExitCode::FAILURE
         }
     }
 }
+
+/// The error and its causes, each said once: many errors repeat their
+/// source's text in their own ("Connection refused (os error 111)" twice).
+fn describe(e: &anyhow::Error) -> String {
+    let mut said: Vec<String> = Vec::new();
+    for cause in e.chain().map(ToString::to_string) {
+        if !said.last().is_some_and(|previous| previous.contains(&cause)) {
+            said.push(cause);
+        }
+    }
+    said.join(": ")
+}
+
+/// What to check when the database cannot be reached or used.
+const DATABASE_HINT: &str =
+    "could not apply the database migrations (is PostgreSQL running and DATABASE_URL right?)";
 
 pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
@@ -127,7 +143,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Migrate { database } => {
             let options = store::connect_options(database.url())
                 .context("DATABASE_URL is not a valid PostgreSQL URL")?;
-            let applied = store::run_migrations(&options).await?;
+            let applied = store::run_migrations(&options).await.context(DATABASE_HINT)?;
             println!("migrations applied: {applied}");
             Ok(())
         }
@@ -195,17 +211,26 @@ async fn serve_dev(mut settings: Settings) -> anyhow::Result<()> {
     tokio::spawn(fake.serve(fake_listener)?);
 
     let listen = settings.listen;
+    let admin = settings.admin_key.is_some();
     let app = Application::build(settings, Some(fake)).await?;
-    // A new key at every start: a fixed, published one would be a way in to any
-    // database `--dev` was ever pointed at.
+    let key_file = dev_key::path(&options);
     let pool = store::pool(options);
-    let key = clients::generate_key();
-    clients::ensure_with_key(&pool, "dev", &key).await?;
+    let (key, origin) = dev_key::ensure(&pool, key_file).await?;
     pool.close().await;
 
     let base = format!("http://{}:{}", listen.ip(), app.port());
+    let origin = match origin {
+        dev_key::Origin::Kept(file) => format!("kept from the previous start ({})", file.display()),
+        dev_key::Origin::New(file) => format!("new key, kept for the next starts in {}", file.display()),
+        dev_key::Origin::NotKept(why) => format!("new key, not kept for the next start: {why}"),
+    };
+    let admin = if admin {
+        format!("{base}/admin/senders/sender-1/qr (any user name; the password is OTP_ADMIN_KEY)")
+    } else {
+        "off; set OTP_ADMIN_KEY (32 bytes or more) to open them".to_owned()
+    };
     println!(
-        "\notp-service (dev) on {base}\n  client `dev`, key: {key}\n  codes sent: {base}/dev/messages\n  docs: {base}/docs/\n\n  export OTP_KEY={key}\n",
+        "\notp-service (dev) on {base}\n  client `dev`: {origin}\n  key: {key}\n  codes sent: {base}/dev/messages\n  docs: {base}/docs/\n  admin pages: {admin}\n\n  export OTP_KEY={key}\n",
         key = key.expose_secret()
     );
     app.run_until_stopped().await
@@ -214,7 +239,7 @@ async fn serve_dev(mut settings: Settings) -> anyhow::Result<()> {
 async fn manage_clients(database: &DatabaseSettings, action: ClientsCommand) -> anyhow::Result<()> {
     let options =
         store::connect_options(database.url()).context("DATABASE_URL is not a valid PostgreSQL URL")?;
-    store::run_migrations(&options).await?;
+    store::run_migrations(&options).await.context(DATABASE_HINT)?;
     let pool = store::pool(options);
     match action {
         ClientsCommand::Add {

@@ -4,6 +4,7 @@ pub mod cli;
 pub mod clients;
 pub mod config;
 pub mod delivery;
+pub mod dev_key;
 pub mod domain;
 pub mod error;
 pub mod http;

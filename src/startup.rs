@@ -151,6 +151,8 @@ impl Application {
                 .split_for_parts();
             app.wrap(actix_web::middleware::from_fn(http::metrics::record))
                 .wrap(TracingLogger::<crate::telemetry::RequestLog>::new())
+                // Outermost: every answer, the middleware's errors included.
+                .wrap(actix_web::middleware::from_fn(http::headers::nosniff))
                 .configure(|cfg| {
                     if dev {
                         http::dev_routes(cfg);

@@ -1,5 +1,7 @@
 //! Logging through `tracing`: JSON lines by default, text for a terminal.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 
@@ -7,22 +9,43 @@ use crate::config::LogFormat;
 
 const DEFAULT_FILTER: &str = "info,sqlx=warn";
 
-/// Installs the global subscriber. `RUST_LOG` overrides the default levels.
+/// Installs the global subscriber, writing to `writer`, which is stdout: text
+/// is coloured only when stdout is a terminal and `NO_COLOR` is not set.
+/// `RUST_LOG` overrides the default levels.
 pub fn init<W>(format: LogFormat, writer: W)
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
-    init_with_filter(format, filter, writer);
+    let colour = colour(
+        std::io::stdout().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
+    install(format, filter, colour, writer);
 }
 
+/// As `init`, for a writer that is not a terminal (tests): never coloured.
 pub fn init_with_filter<W>(format: LogFormat, filter: EnvFilter, writer: W)
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    install(format, filter, false, writer);
+}
+
+/// Colour codes are noise in a file, a pipe or a log collector; `NO_COLOR`
+/// (no-color.org) turns them off anywhere, unless it is empty.
+fn colour(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
+fn install<W>(format: LogFormat, filter: EnvFilter, colour: bool, writer: W)
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
+        .with_ansi(colour)
         .with_target(true);
     // A second init (tests, or a library user that set its own) keeps the first.
     let _ = match format {
@@ -35,7 +58,9 @@ where
     };
 }
 
-/// One log line per request, with the request id, route, status and latency.
+/// One log line per request, with the request id, route, status and latency:
+/// `INFO`, or `ERROR` for a 5xx, which an operator should look at. A 4xx is
+/// the caller's business (a wrong key, a wrong code): no `WARN` for it.
 pub struct RequestLog;
 
 struct Started(std::time::Instant);
@@ -67,6 +92,25 @@ impl tracing_actix_web::RootSpanBuilder for RequestLog {
             Err(e) => (e.as_response_error().status_code().as_u16(), None),
         };
         let latency_ms = elapsed.map_or(0.0, |d| d.as_secs_f64() * 1000.0);
-        span.in_scope(|| tracing::info!(status, latency_ms, "request finished"));
+        span.in_scope(|| {
+            if status >= 500 {
+                tracing::error!(status, latency_ms, "request finished");
+            } else {
+                tracing::info!(status, latency_ms, "request finished");
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsStr;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(super::colour(true, None));
+        assert!(super::colour(true, Some(OsStr::new(""))));
+        assert!(!super::colour(true, Some(OsStr::new("1"))));
+        assert!(!super::colour(false, None));
     }
 }

@@ -15,6 +15,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+mod qr;
+pub use qr::{DEV_QR_TEXT, QrFormat, qr_png, qr_svg};
+
 /// A message the fake accepted.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FakeMessage {
@@ -73,6 +76,7 @@ struct FakeState {
     down: bool,
     /// Sends that arrived, answered yet or not.
     received: usize,
+    qr_format: QrFormat,
 }
 
 enum Verdict {
@@ -158,6 +162,10 @@ impl FakeGateway {
     /// A gateway outage: every send gets `503` until it is over.
     pub fn set_down(&self, down: bool) {
         self.lock().down = down;
+    }
+
+    pub fn set_qr_format(&self, format: QrFormat) {
+        self.lock().qr_format = format;
     }
 
     pub fn script(&self, answers: impl IntoIterator<Item = Scripted>) {
@@ -342,10 +350,6 @@ async fn send_message(
     response
 }
 
-/// A 1x1 PNG stands in for the QR code.
-const QR_PNG_BASE64: &str =
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNgAAAAAgABSK+kcQAAAABJRU5ErkJggg==";
-
 async fn qr_static_session(
     req: HttpRequest,
     fake: web::Data<FakeGateway>,
@@ -360,11 +364,13 @@ async fn qr_static_session(
     {
         return envelope(StatusCode::UNAUTHORIZED, "No autorizado", empty());
     }
-    envelope(
-        StatusCode::OK,
-        "data retrieved successfully",
-        Value::String(format!("data:image/png;base64,{QR_PNG_BASE64}")),
-    )
+    use base64::Engine;
+    let engine = base64::engine::general_purpose::STANDARD;
+    let data = match fake.lock().qr_format {
+        QrFormat::Png => format!("data:image/png;base64,{}", engine.encode(qr_png())),
+        QrFormat::Svg => format!("data:image/svg+xml;base64,{}", engine.encode(qr_svg())),
+    };
+    envelope(StatusCode::OK, "data retrieved successfully", Value::String(data))
 }
 
 async fn inbox(fake: web::Data<FakeGateway>) -> HttpResponse {

@@ -99,7 +99,7 @@ pub struct SendersReport {
     pub senders: Vec<SenderStatus>,
 }
 
-fn sender<'a>(state: &'a AppState, name: &str) -> Result<&'a Sender> {
+pub(super) fn sender<'a>(state: &'a AppState, name: &str) -> Result<&'a Sender> {
     state
         .delivery
         .senders()
@@ -108,6 +108,10 @@ fn sender<'a>(state: &'a AppState, name: &str) -> Result<&'a Sender> {
 }
 
 /// Each gateway key's state, messages sent in the last minute, last error, and the queue depth.
+///
+/// Keys are named `sender-1`, `sender-2`, ... in the order of
+/// `WACONECTA_API_KEYS`; the keys themselves never appear. Every replica
+/// reports the same, shared state.
 #[utoipa::path(
     tag = "admin",
     responses(
@@ -130,6 +134,10 @@ pub async fn list_senders(state: web::Data<AppState>) -> Result<HttpResponse> {
 }
 
 /// Puts a re-linked key back in service.
+///
+/// After its WhatsApp session was linked again (the QR page): the key takes
+/// messages again, on every replica (a rest it was taking after a `429` or a
+/// `5xx` ends too).
 #[utoipa::path(
     tag = "admin",
     params(("name" = String, Path, description = "The key's name, e.g. `sender-1`")),
@@ -168,107 +176,3 @@ pub async fn resume_sender(
         .find(|s| s.name == sender.name);
     Ok(HttpResponse::Ok().json(status))
 }
-
-/// A page that shows the QR code to scan with WhatsApp to re-link the key's
-/// session, refreshed every 15 s, with a button to resume the key.
-#[utoipa::path(
-    tag = "admin",
-    params(("name" = String, Path, description = "The key's name, e.g. `sender-1`")),
-    responses(
-        (status = 200, description = "An HTML page", content_type = "text/html", body = String),
-        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`rate_limited`: too many wrong admin credentials from this address in the last minute", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
-    ),
-    security(("admin_key" = []))
-)]
-#[get("/senders/{name}/qr")]
-pub async fn qr_page(state: web::Data<AppState>, name: web::Path<String>) -> Result<HttpResponse> {
-    let sender = sender(&state, &name)?;
-    let page = QR_PAGE.replace("{name}", &sender.name);
-    Ok(HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .body(page))
-}
-
-/// The QR code image itself, fetched from the gateway (`getQrStaticSession`).
-#[utoipa::path(
-    tag = "admin",
-    params(("name" = String, Path, description = "The key's name, e.g. `sender-1`")),
-    responses(
-        (status = 200, description = "The QR code", content_type = "image/png", body = Vec<u8>),
-        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`rate_limited`: too many wrong admin credentials from this address in the last minute", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`qr_unavailable`: no container token for this key, or the gateway did not give a QR code",
-            body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
-    ),
-    security(("admin_key" = []))
-)]
-#[get("/senders/{name}/qr.png")]
-pub async fn qr_image(state: web::Data<AppState>, name: web::Path<String>) -> Result<HttpResponse> {
-    let sender = sender(&state, &name)?;
-    let token = sender.container_token.as_ref().ok_or_else(|| {
-        Error::QrUnavailable(
-            "no container token is configured for this key (WACONECTA_CONTAINER_TOKENS)".into(),
-        )
-    })?;
-    let (image, media_type) = state
-        .delivery
-        .gateway()
-        .qr_code(&sender.key, token)
-        .await
-        .map_err(Error::QrUnavailable)?;
-    Ok(HttpResponse::Ok()
-        .content_type(media_type)
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .body(image))
-}
-
-const QR_PAGE: &str = r#"<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>Re-link {name}</title>
-<style>
-  body { font-family: system-ui, sans-serif; max-width: 40rem; margin: 2rem auto; padding: 0 1rem; }
-  #qr { width: 20rem; height: 20rem; image-rendering: pixelated; border: 1px solid #ccc; }
-  #status { color: #555; }
-</style>
-</head>
-<body>
-<h1>Re-link {name}</h1>
-<ol>
-  <li>On the phone of this WhatsApp session, open WhatsApp, then <em>Linked devices</em>, <em>Link a device</em>.</li>
-  <li>Scan the code below. It is refreshed every 15 seconds.</li>
-  <li>Once linked, press <em>Resume</em> to put the key back in service.</li>
-</ol>
-<img id="qr" alt="QR code for {name}">
-<p id="status">Loading the QR code...</p>
-<button id="resume">Resume {name}</button>
-<script>
-  const status = document.getElementById("status");
-  async function refresh() {
-    const answer = await fetch("qr.png", { cache: "no-store", credentials: "same-origin" });
-    if (answer.ok) {
-      document.getElementById("qr").src = URL.createObjectURL(await answer.blob());
-      status.textContent = "Updated " + new Date().toLocaleTimeString();
-    } else {
-      const problem = await answer.json().catch(() => ({}));
-      status.textContent = "No QR code: " + (problem.detail || answer.status);
-    }
-  }
-  document.getElementById("resume").onclick = async () => {
-    const answer = await fetch("resume", { method: "POST", credentials: "same-origin" });
-    status.textContent = answer.ok ? "{name} is back in service." : "Resume failed: " + answer.status;
-  };
-  refresh();
-  setInterval(refresh, 15000);
-</script>
-</body>
-</html>
-"#;

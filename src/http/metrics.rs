@@ -70,12 +70,14 @@ struct Outbox {
 ///
 /// The text exposition format (version 0.0.4). The gauges for the outbox and
 /// the gateway keys are read from the database at scrape time, so every
-/// replica reports the same, shared truth.
+/// replica reports the same, shared truth. Needs no key: expose it only to
+/// the monitoring network.
 #[utoipa::path(
     tag = "operations",
     responses(
         (status = 200, description = "Metrics", body = String, content_type = "text/plain; version=0.0.4"),
-    )
+    ),
+    security()
 )]
 #[get("/metrics")]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {

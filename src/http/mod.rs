@@ -3,10 +3,12 @@
 mod admin;
 mod auth;
 pub mod errors;
+pub mod headers;
 pub mod metrics;
 pub mod openapi;
 mod ops;
 mod otp;
+mod qr;
 
 use actix_web::middleware::from_fn;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -56,8 +58,8 @@ pub fn documented_routes(cfg: &mut ServiceConfig) {
             .wrap(from_fn(admin::require_admin_key))
             .service(admin::list_senders)
             .service(admin::resume_sender)
-            .service(admin::qr_page)
-            .service(admin::qr_image),
+            .service(qr::qr_page)
+            .service(qr::qr_image),
     )
     .service(ops::healthz)
     .service(ops::readyz)

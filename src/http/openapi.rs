@@ -10,8 +10,9 @@ use utoipa_actix_web::AppExt;
     info(
         title = "otp-service",
         description = include_str!("openapi_intro.md"),
-        license(name = "MIT"),
+        license(name = "MIT License", identifier = "MIT"),
     ),
+    servers((url = "/", description = "The service that serves this document")),
     modifiers(&ApiKeySecurity),
     tags(
         (name = "otp", description = "Request, resend, verify and cancel one-time codes"),

@@ -36,19 +36,31 @@ pub struct SenderReadiness {
 }
 
 /// Liveness: 200 while the process runs.
-#[utoipa::path(tag = "operations", responses((status = 200, description = "The process runs", body = Health)))]
+///
+/// For a liveness probe: it answers whether or not the database does, so that
+/// a database outage does not get replicas restarted. Needs no key.
+#[utoipa::path(
+    tag = "operations",
+    responses((status = 200, description = "The process runs", body = Health)),
+    security()
+)]
 #[get("/healthz")]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(Health { status: "ok" })
 }
 
 /// Readiness: 200 when the database answers, 503 when not.
+///
+/// For a readiness probe. Each gateway key's state is reported, but never makes
+/// the service unready: one bad key must not take every replica out of a load
+/// balancer. Needs no key.
 #[utoipa::path(
     tag = "operations",
     responses(
         (status = 200, description = "Ready", body = Readiness),
         (status = 503, description = "The database does not answer", body = Readiness),
-    )
+    ),
+    security()
 )]
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {

@@ -267,6 +267,9 @@ pub async fn verify_code(
 }
 
 /// Read a verification.
+///
+/// Its status, delivery status, attempts left and times; never the code.
+/// Another client's verification is `404`, as one that does not exist.
 #[utoipa::path(
     tag = "otp",
     params(("id" = Uuid, Path, description = "The verification's id")),
@@ -293,6 +296,9 @@ pub async fn get_verification(
 }
 
 /// Cancel a pending verification.
+///
+/// Its code stops working at once. A verification that is no longer pending
+/// (approved, expired, canceled, failed or locked) is `409 not_pending`.
 #[utoipa::path(
     tag = "otp",
     params(("id" = Uuid, Path, description = "The verification's id")),

@@ -13,8 +13,21 @@ use crate::otp::Peppers;
 
 pub use migrations::run_migrations;
 
-pub fn connect_options(url: &str) -> Result<PgConnectOptions, sqlx::Error> {
+/// The form a `DATABASE_URL` must have, for messages that say what to do.
+pub const URL_FORM: &str = "postgres://user@host:5432/database";
+
+/// Parses a PostgreSQL URL. Read by sqlx alone, a URL without its scheme
+/// (`localhost:5432/otp_service`) turns into a login as the role "anonymous"
+/// and an error about that role; here it is refused for what it is. No
+/// message repeats the URL, which may hold a password.
+pub fn connect_options(url: &str) -> anyhow::Result<PgConnectOptions> {
+    let parsed = url::Url::parse(url)
+        .map_err(|e| anyhow::anyhow!("it must have the form {URL_FORM}, and is not a URL at all ({e})"))?;
+    if !matches!(parsed.scheme(), "postgres" | "postgresql") {
+        anyhow::bail!("it must have the form {URL_FORM}; the postgres:// at its start is missing");
+    }
     url.parse()
+        .map_err(|e| anyhow::anyhow!("it must have the form {URL_FORM} ({e})"))
 }
 
 /// A lazy pool: the service starts (and `/healthz` answers) while PostgreSQL is down.

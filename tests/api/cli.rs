@@ -4,7 +4,6 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use serde_json::json;
-use sqlx::Connection;
 
 use crate::helpers::*;
 
@@ -141,96 +140,6 @@ async fn sigterm_stops_the_service_cleanly() {
 }
 
 #[tokio::test]
-async fn serve_dev_creates_its_database_and_shows_codes_in_the_inbox() {
-    // A database that does not exist yet, on the test server.
-    let database = TestDatabase::create().await;
-    let missing_url = database.url.replace("otp_test_", "otp_test_dev_");
-    let missing_name = missing_url
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .split('?')
-        .next()
-        .unwrap()
-        .to_owned();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = tokio::process::Command::new(BIN)
-        .args(["serve", "--dev"])
-        .env("DATABASE_URL", &missing_url)
-        .env("OTP_LISTEN", format!("127.0.0.1:{port}"))
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut stdout = tokio::io::BufReader::new(child.stdout.take().unwrap());
-    let key = tokio::time::timeout(Duration::from_secs(30), async {
-        use tokio::io::AsyncBufReadExt;
-        let mut line = String::new();
-        loop {
-            line.clear();
-            assert!(
-                stdout.read_line(&mut line).await.unwrap() > 0,
-                "serve --dev printed no key"
-            );
-            if let Some(key) = line.trim().strip_prefix("export OTP_KEY=") {
-                return key.to_owned();
-            }
-        }
-    })
-    .await
-    .expect("serve --dev starts");
-
-    let http = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{port}");
-    let v: serde_json::Value = http
-        .post(format!("{base}/otp/request"))
-        .header("X-Api-Key", &key)
-        .json(&json!({"phone": "+591 696-57008", "purpose": "signup"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(v["delivery_status"], "sent", "{v}");
-    let inbox: Vec<serde_json::Value> = http
-        .get(format!("{base}/dev/messages"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let text = inbox.last().unwrap()["message"].as_str().unwrap().to_owned();
-    let code = text.split('*').nth(1).unwrap();
-    let verified = http
-        .post(format!("{base}/otp/verify"))
-        .header("X-Api-Key", &key)
-        .json(&json!({"phone": "+59169657008", "purpose": "signup", "code": code}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(verified.status(), 200);
-
-    child.kill().await.unwrap();
-    let mut admin = sqlx::PgConnection::connect_with(&database.options().database("postgres"))
-        .await
-        .unwrap();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "drop database if exists {missing_name} with (force)"
-    )))
-    .execute(&mut admin)
-    .await
-    .unwrap();
-}
-
-#[tokio::test]
 async fn the_fake_gateway_runs_alone() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -285,4 +194,36 @@ async fn the_fake_gateway_runs_alone() {
         .await
         .unwrap();
     assert_eq!(inbox.len(), 1);
+}
+
+#[test]
+fn a_database_url_without_its_scheme_says_what_form_it_needs() {
+    for args in [&["migrate"][..], &["clients", "list"]] {
+        let output = otp_service("localhost:5432/otp_service", args);
+        assert!(!output.status.success());
+        let text = stderr(&output);
+        assert!(text.contains("DATABASE_URL"), "{text}");
+        assert!(text.contains("postgres://user@host:5432/database"), "{text}");
+        assert!(!text.contains("anonymous"), "{text}");
+    }
+}
+
+#[test]
+fn an_unreachable_database_names_database_url_and_says_each_cause_once() {
+    // Nothing listens on port 1.
+    let url = "postgres://postgres@127.0.0.1:1/otp_service";
+    for args in [
+        &["migrate"][..],
+        &["clients", "list"],
+        &["clients", "add", "shop"],
+    ] {
+        let output = otp_service(url, args);
+        assert!(!output.status.success());
+        let text = stderr(&output);
+        assert!(
+            text.contains("is PostgreSQL running and DATABASE_URL right?"),
+            "{args:?}: {text}"
+        );
+        assert_eq!(text.matches("Connection refused").count(), 1, "{args:?}: {text}");
+    }
 }

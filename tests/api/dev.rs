@@ -1,63 +1,207 @@
-//! `serve --dev` never touches a real database.
+//! `serve --dev` as the binary: its database, its inbox, its key.
 
-use std::process::Command;
+use std::time::Duration;
+
+use serde_json::json;
+use sqlx::Connection;
 
 use crate::helpers::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_otp-service");
 
-/// Runs `serve --dev` on `url`, expecting it to refuse; returns what it said.
-fn refused_dev(url: &str) -> String {
-    let output = Command::new(BIN)
-        .args(["serve", "--dev"])
-        .env("DATABASE_URL", url)
-        .env("OTP_LISTEN", "127.0.0.1:0")
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("the binary runs");
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(
-        !output.status.success(),
-        "serve --dev started on a real database: {said}"
-    );
-    assert!(
-        !said.contains("export OTP_KEY="),
-        "no dev key on a real database: {said}"
-    );
-    said
+#[tokio::test]
+async fn serve_dev_creates_its_database_and_shows_codes_in_the_inbox() {
+    // A database that does not exist yet, on the test server.
+    let database = TestDatabase::create().await;
+    let missing_url = database.url.replace("otp_test_", "otp_test_dev_");
+    let missing_name = missing_url
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .split('?')
+        .next()
+        .unwrap()
+        .to_owned();
+    let data_home = DataHome::new();
+    let dev = DevProcess::start(&missing_url, &data_home.0).await;
+    let (key, base) = (dev.key.clone(), dev.base.clone());
+    let http = reqwest::Client::new();
+    let v: serde_json::Value = http
+        .post(format!("{base}/otp/request"))
+        .header("X-Api-Key", &key)
+        .json(&json!({"phone": "+591 696-57008", "purpose": "signup"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["delivery_status"], "sent", "{v}");
+    let inbox: Vec<serde_json::Value> = http
+        .get(format!("{base}/dev/messages"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let text = inbox.last().unwrap()["message"].as_str().unwrap().to_owned();
+    let code = text.split('*').nth(1).unwrap();
+    let verified = http
+        .post(format!("{base}/otp/verify"))
+        .header("X-Api-Key", &key)
+        .json(&json!({"phone": "+59169657008", "purpose": "signup", "code": code}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(verified.status(), 200);
+
+    dev.stop().await;
+    let mut admin = sqlx::PgConnection::connect_with(&database.options().database("postgres"))
+        .await
+        .unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "drop database if exists {missing_name} with (force)"
+    )))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+}
+
+/// A data directory of its own (`XDG_DATA_HOME`), so that no test writes in
+/// the user's; removed at the end.
+struct DataHome(std::path::PathBuf);
+
+impl DataHome {
+    fn new() -> Self {
+        Self(std::env::temp_dir().join(format!("otp-data-{}", uuid::Uuid::new_v4().simple())))
+    }
+}
+
+impl Drop for DataHome {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `serve --dev` as a process, once it has printed its banner.
+struct DevProcess {
+    child: tokio::process::Child,
+    // Kept, so that the process never blocks on a full pipe.
+    _stdout: tokio::io::BufReader<tokio::process::ChildStdout>,
+    banner: String,
+    key: String,
+    base: String,
+}
+
+impl DevProcess {
+    async fn start(database_url: &str, data_home: &std::path::Path) -> Self {
+        use tokio::io::AsyncBufReadExt;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = tokio::process::Command::new(BIN)
+            .args(["serve", "--dev"])
+            .env("DATABASE_URL", database_url)
+            .env("OTP_LISTEN", format!("127.0.0.1:{port}"))
+            .env("XDG_DATA_HOME", data_home)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut stdout = tokio::io::BufReader::new(child.stdout.take().unwrap());
+        let mut banner = String::new();
+        let key = tokio::time::timeout(Duration::from_secs(30), async {
+            let mut line = String::new();
+            loop {
+                line.clear();
+                assert!(
+                    stdout.read_line(&mut line).await.unwrap() > 0,
+                    "serve --dev printed no key: {banner}"
+                );
+                assert!(!line.contains('\u{1b}'), "colour codes in a pipe: {line:?}");
+                banner.push_str(&line);
+                if let Some(key) = line.trim().strip_prefix("export OTP_KEY=") {
+                    return key.to_owned();
+                }
+            }
+        })
+        .await
+        .expect("serve --dev starts");
+        Self {
+            child,
+            _stdout: stdout,
+            banner,
+            key,
+            base: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// The status of a call with `key` that only authentication can refuse.
+    async fn status_with(&self, key: &str) -> u16 {
+        reqwest::Client::new()
+            .get(format!("{}/otp/0193b6c2-7a1e-7c3d-9f2e-3b1d5e8a9c01", self.base))
+            .header("X-Api-Key", key)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    async fn stop(mut self) {
+        self.child.kill().await.unwrap();
+    }
 }
 
 #[tokio::test]
-async fn serve_dev_refuses_a_database_with_real_clients() {
-    // spawn_app adds a client of its own, as `clients add` would.
-    let app = spawn_app().await;
-    app.stop_service().await;
-    let said = refused_dev(&app.database_url);
+async fn serve_dev_keeps_its_key_across_restarts() {
+    let database = TestDatabase::create().await;
+    let data_home = DataHome::new();
+    let first = DevProcess::start(&database.url, &data_home.0).await;
     assert!(
-        said.contains("DATABASE_URL") && said.contains("database of its own"),
-        "{said}"
+        first.banner.contains("new key, kept for the next starts"),
+        "{}",
+        first.banner
     );
-    let keys: Vec<String> = sqlx::query_scalar("select name from clients order by name")
-        .fetch_all(&app.pool)
-        .await
-        .unwrap();
-    assert_eq!(keys, ["test-client"], "no dev client was made there");
-}
+    let first_key = first.key.clone();
+    first.stop().await;
 
-#[tokio::test]
-async fn serve_dev_refuses_a_database_with_verifications_made_outside_it() {
-    let app = spawn_app().await;
-    app.requested("signup").await;
-    app.stop_service().await;
-    // Even if the only client left is called `dev`.
-    sqlx::query("update clients set name = 'dev', made_by_dev = true")
-        .execute(&app.pool)
-        .await
-        .unwrap();
-    let said = refused_dev(&app.database_url);
-    assert!(said.contains("1 verifications"), "{said}");
+    let second = DevProcess::start(&database.url, &data_home.0).await;
+    assert!(
+        second.banner.contains("kept from the previous start"),
+        "{}",
+        second.banner
+    );
+    assert_eq!(second.key, first_key);
+    assert_eq!(
+        second.status_with(&second.key).await,
+        404,
+        "the kept key is let in"
+    );
+    let files: Vec<_> = std::fs::read_dir(data_home.0.join("otp-service"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&files[0]).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the key file is the user's alone");
+    }
+    second.stop().await;
+
+    // Without the file (another user, another laptop): a new key, and the old one stops working.
+    let elsewhere = DataHome::new();
+    let third = DevProcess::start(&database.url, &elsewhere.0).await;
+    assert!(third.banner.contains("new key"), "{}", third.banner);
+    assert_ne!(third.key, first_key);
+    assert_eq!(third.status_with(&first_key).await, 401);
+    assert_eq!(third.status_with(&third.key).await, 404);
+    third.stop().await;
 }

@@ -236,7 +236,7 @@ async fn admin_endpoints_are_off_without_a_key_and_closed_to_wrong_keys() {
             .unwrap()
             .starts_with("text/html")
     );
-    assert!(response.text().await.unwrap().contains("qr.png"));
+    assert!(response.text().await.unwrap().contains("data:image/png;base64,"));
     problem(
         admin(&app, reqwest::Method::GET, "/senders/nobody/qr")
             .send()
