@@ -12,6 +12,7 @@ use sqlx::{PgPool, Postgres, Row, Transaction};
 use uuid::Uuid;
 
 use super::gateway::SEND_TIMEOUT;
+use crate::store::verifications::{self, waiting};
 
 /// How long a claimed message is reserved for its sender: longer than the
 /// gateway client's whole timeout, so a live sender never loses its claim,
@@ -44,11 +45,14 @@ const CLAIMED_COLUMNS: &str = "id, verification_id, phone_digits, body_sealed, a
 
 /// A message is claimable while its verification still waits for it and a send
 /// started now would reach the gateway before the code expires.
-const CLAIMABLE: &str = "status = 'queued'
+const CLAIMABLE: &str = concat!(
+    "status = 'queued'
     and expires_at > now() + make_interval(secs => $9)
     and (leased_until is null or leased_until < now())
-    and exists (select 1 from verifications v
-                where v.id = verification_id and v.status = 'pending' and v.failed_attempts < v.max_attempts)";
+    and exists (select 1 from verifications v where v.id = verification_id and ",
+    waiting!("v"),
+    ")"
+);
 
 fn claimed(row: sqlx::postgres::PgRow) -> Result<Claimed, sqlx::Error> {
     Ok(Claimed {
@@ -190,10 +194,7 @@ pub async fn mark_failed(
     let mut tx = pool.begin().await?;
     // The verification's row first, as requests (resend, cancel) lock them: the
     // same order everywhere, so the two never deadlock.
-    sqlx::query("select 1 from verifications where id = $1 for update")
-        .bind(message.verification_id)
-        .execute(&mut *tx)
-        .await?;
+    verifications::lock(&mut tx, message.verification_id.into()).await?;
     let verification: Option<Uuid> = sqlx::query_scalar(
         "update outbox_messages set status = 'failed', body_sealed = null, leased_until = null, last_error = $3
          where id = $1 and claims = $2 and status = 'queued'
@@ -206,14 +207,7 @@ pub async fn mark_failed(
     .await?;
     let mut failed = false;
     if let (Some(verification), true) = (verification, fail_verification) {
-        failed = sqlx::query(
-            "update verifications set status = 'failed', updated_at = now() where id = $1 and status = 'pending'",
-        )
-        .bind(verification)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
+        failed = verifications::fail_if_pending(&mut *tx, verification.into()).await?;
     }
     tx.commit().await?;
     Ok(failed)

@@ -2,13 +2,16 @@
 //! Nothing in here does I/O.
 
 mod code;
+mod ids;
 mod locale;
 mod phone;
 mod purpose;
 mod status;
+mod text_enum;
 
 pub use code::{CodeLength, OtpCode};
+pub use ids::{ClientId, MessageId, SenderId, VerificationId};
 pub use locale::Locale;
 pub use phone::{PhoneError, PhoneNumber, mask as mask_phone, parse_country};
 pub use purpose::Purpose;
-pub use status::{DeliveryError, DeliveryStatus, VerificationStatus};
+pub use status::{DeliveryError, DeliveryStatus, FailureReason, KeyState, MessageStatus, VerificationStatus};

@@ -37,6 +37,7 @@ pub async fn require_admin_key(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
         .or_else(|| basic_password(&req));
+    let given_any = given.is_some();
     // Digests compared, so the time taken says nothing about the key.
     let matches = given.is_some_and(|given| {
         Sha256::digest(given.as_bytes()) == Sha256::digest(expected.expose_secret().as_bytes())
@@ -46,7 +47,11 @@ pub async fn require_admin_key(
     // While the window is full even the right key waits: else guessing goes on.
     failures.check(&state.pool).await?;
     if !matches {
-        failures.take(&state.pool).await?;
+        // Only a key that was given and wrong counts: a browser's first request,
+        // sent without credentials to get the Basic challenge, is no guess.
+        if given_any {
+            failures.take(&state.pool).await?;
+        }
         return Err(Error::AdminUnauthorized.into());
     }
     next.call(req).await

@@ -15,6 +15,7 @@ use crate::delivery::{Delivery, Templates, outbox};
 use crate::domain::{CodeLength, DeliveryError, Locale, OtpCode, PhoneNumber, Purpose, VerificationStatus};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
+use crate::store::verifications::attemptable;
 
 /// The rules and limits of SPEC.md's defaults table.
 #[derive(Debug, Clone)]
@@ -307,12 +308,12 @@ impl OtpService {
             VerifyTarget::Pending { phone, purpose } => self.pending_id(client, &phone, &purpose).await?,
         };
         let mut tx = begin_read_committed(&self.pool).await?;
-        let reserved: Option<Reserved> = sqlx::query_as(
+        let reserved: Option<Reserved> = sqlx::query_as(concat!(
             "update verifications set failed_attempts = failed_attempts + 1, updated_at = now()
-             where id = $1 and client_id = $2 and status = 'pending'
-               and expires_at > now() and failed_attempts < max_attempts
-             returning code_hash, phone, failed_attempts, max_attempts",
-        )
+                 where id = $1 and client_id = $2 and ",
+            attemptable!(),
+            " returning code_hash, phone, failed_attempts, max_attempts"
+        ))
         .bind(id)
         .bind(client.id)
         .fetch_optional(&mut *tx)
@@ -510,23 +511,25 @@ impl OtpService {
             id,
             retry_after: state.expires_in as u64,
         };
-        Ok(match VerificationStatus::from_db(&state.status) {
-            VerificationStatus::Pending if state.expired => {
-                let marked = sqlx::query(
-                    "update verifications set status = 'expired', updated_at = now()
+        Ok(
+            match state.status.parse().unwrap_or(VerificationStatus::Pending) {
+                VerificationStatus::Pending if state.expired => {
+                    let marked = sqlx::query(
+                        "update verifications set status = 'expired', updated_at = now()
                      where id = $1 and status = 'pending' and expires_at <= now()",
-                )
-                .bind(id)
-                .execute(&self.pool)
-                .await?;
-                self.metrics.verifications_by("expired", marked.rows_affected());
-                Error::Expired { id }
-            }
-            VerificationStatus::Pending if state.failed_attempts >= state.max_attempts => locked,
-            VerificationStatus::MaxAttemptsReached => locked,
-            VerificationStatus::Expired => Error::Expired { id },
-            status => Error::NotPending { id, status },
-        })
+                    )
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                    self.metrics.verifications_by("expired", marked.rows_affected());
+                    Error::Expired { id }
+                }
+                VerificationStatus::Pending if state.failed_attempts >= state.max_attempts => locked,
+                VerificationStatus::MaxAttemptsReached => locked,
+                VerificationStatus::Expired => Error::Expired { id },
+                status => Error::NotPending { id, status },
+            },
+        )
     }
 }
 

@@ -89,7 +89,7 @@ left join lateral (
 
 impl VerificationRow {
     pub fn into_view(self, resend_cooldown_seconds: u32, max_sends: u32) -> Verification {
-        let status = VerificationStatus::from_db(&self.status);
+        let status = self.status.parse().unwrap_or(VerificationStatus::Pending);
         let delivery_status = match (self.message_status.as_deref(), self.message_leased) {
             (Some("sent"), _) => DeliveryStatus::Sent,
             (Some("failed"), _) => DeliveryStatus::Failed,
@@ -97,7 +97,11 @@ impl VerificationRow {
             _ => DeliveryStatus::Queued,
         };
         let delivery_error = (delivery_status == DeliveryStatus::Failed)
-            .then(|| self.message_error.as_deref().and_then(DeliveryError::from_db))
+            .then(|| {
+                self.message_error
+                    .as_deref()
+                    .and_then(|e| e.parse::<DeliveryError>().ok())
+            })
             .flatten();
         let sends = u32::try_from(self.sends).unwrap_or(0);
         let resend_available_at = (status == VerificationStatus::Pending && sends < max_sends)
