@@ -25,7 +25,7 @@ text_enum!(VerificationStatus {
     Failed = "failed",
 });
 
-/// Where the message carrying the current code stands, as the API shows it.
+/// Where the message carrying the current code stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryStatus {
@@ -52,7 +52,7 @@ text_enum!(MessageStatus {
     Superseded = "superseded",
 });
 
-/// Why a message could not be delivered, as the API shows it.
+/// Why a message could not be delivered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryError {
