@@ -1,31 +1,26 @@
 //! Calling applications and their API keys. A key is 256 random bits shown
 //! once; the database keeps only its SHA-256.
 
-use chrono::{DateTime, Utc};
 use rand::rngs::SysRng;
 use rand::{RngExt, rand_core::UnwrapErr};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
-use uuid::Uuid;
+
+use crate::domain::ClientId;
+use crate::store::clients as store;
 
 const KEY_PREFIX: &str = "otpk_";
 
 /// An authenticated caller.
 #[derive(Debug, Clone)]
 pub struct Client {
-    pub id: Uuid,
+    pub id: ClientId,
     pub name: String,
     pub requests_per_minute: Option<i32>,
 }
 
-#[derive(Debug, sqlx::FromRow)]
-pub struct ClientListing {
-    pub name: String,
-    pub requests_per_minute: Option<i32>,
-    pub created_at: DateTime<Utc>,
-    pub revoked_at: Option<DateTime<Utc>>,
-}
+pub use crate::store::clients::ClientListing;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -73,17 +68,7 @@ pub async fn add_with_key(
     requests_per_minute: Option<u32>,
 ) -> Result<(), ClientError> {
     check_name(name)?;
-    let inserted = sqlx::query(
-        "insert into clients (id, name, key_hash, requests_per_minute) values ($1, $2, $3, $4)
-         on conflict (name) do nothing",
-    )
-    .bind(Uuid::now_v7())
-    .bind(name)
-    .bind(key_hash(key.expose_secret()))
-    .bind(requests_per_minute.map(|n| n as i32))
-    .execute(pool)
-    .await?;
-    if inserted.rows_affected() == 0 {
+    if !store::insert(pool, name, &key_hash(key.expose_secret()), requests_per_minute).await? {
         return Err(ClientError::Exists(name.to_owned()));
     }
     Ok(())
@@ -92,32 +77,15 @@ pub async fn add_with_key(
 /// Makes sure a client with exactly this key exists and is active (for `--dev`,
 /// which marks it as its own).
 pub async fn ensure_with_key(pool: &PgPool, name: &str, key: &SecretString) -> Result<(), ClientError> {
-    sqlx::query(
-        "insert into clients (id, name, key_hash, made_by_dev) values ($1, $2, $3, true)
-         on conflict (name) do update set key_hash = excluded.key_hash, revoked_at = null, made_by_dev = true",
-    )
-    .bind(Uuid::now_v7())
-    .bind(name)
-    .bind(key_hash(key.expose_secret()))
-    .execute(pool)
-    .await?;
-    Ok(())
+    Ok(store::upsert_dev(pool, name, &key_hash(key.expose_secret())).await?)
 }
 
 pub async fn list(pool: &PgPool) -> Result<Vec<ClientListing>, ClientError> {
-    Ok(
-        sqlx::query_as("select name, requests_per_minute, created_at, revoked_at from clients order by name")
-            .fetch_all(pool)
-            .await?,
-    )
+    Ok(store::list(pool).await?)
 }
 
 pub async fn revoke(pool: &PgPool, name: &str) -> Result<(), ClientError> {
-    let done = sqlx::query("update clients set revoked_at = coalesce(revoked_at, now()) where name = $1")
-        .bind(name)
-        .execute(pool)
-        .await?;
-    if done.rows_affected() == 0 {
+    if !store::revoke(pool, name).await? {
         return Err(ClientError::Unknown(name.to_owned()));
     }
     Ok(())
@@ -128,12 +96,7 @@ pub async fn set_requests_per_minute(
     name: &str,
     limit: Option<u32>,
 ) -> Result<(), ClientError> {
-    let done = sqlx::query("update clients set requests_per_minute = $2 where name = $1")
-        .bind(name)
-        .bind(limit.map(|n| n as i32))
-        .execute(pool)
-        .await?;
-    if done.rows_affected() == 0 {
+    if !store::set_requests_per_minute(pool, name, limit).await? {
         return Err(ClientError::Unknown(name.to_owned()));
     }
     Ok(())
@@ -142,28 +105,18 @@ pub async fn set_requests_per_minute(
 /// The active client holding this key, if any.
 #[tracing::instrument(skip_all)]
 pub async fn authenticate(pool: &PgPool, key: &str) -> Result<Option<Client>, sqlx::Error> {
-    let row: Option<(Uuid, String, Option<i32>)> = sqlx::query_as(
-        "select id, name, requests_per_minute from clients where key_hash = $1 and revoked_at is null",
-    )
-    .bind(key_hash(key))
-    .fetch_optional(pool)
-    .await?;
-    Ok(row.map(|(id, name, requests_per_minute)| Client {
-        id,
-        name,
-        requests_per_minute,
+    Ok(store::by_key_hash(pool, &key_hash(key)).await?.map(|row| Client {
+        id: row.id,
+        name: row.name,
+        requests_per_minute: row.requests_per_minute,
     }))
 }
 
 /// Why `serve --dev` must not use this database, if it must not: it holds
 /// clients or verifications that `--dev` did not make.
 pub async fn dev_refusal(pool: &PgPool) -> Result<Option<String>, ClientError> {
-    let (clients, verifications): (i64, i64) = sqlx::query_as(
-        "select (select count(*) from clients where not made_by_dev),
-                (select count(*) from verifications where not made_by_dev)",
-    )
-    .fetch_one(pool)
-    .await?;
+    let clients = store::count_not_made_by_dev(pool).await?;
+    let verifications = crate::store::verifications::count_not_made_by_dev(pool).await?;
     Ok((clients > 0 || verifications > 0).then(|| {
         format!(
             "serve --dev will not use this database: it holds {clients} clients and {verifications} verifications \

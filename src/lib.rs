@@ -1,5 +1,6 @@
 //! otp-service: one-time codes over WhatsApp, to prove a person controls a phone number.
 
+pub mod access;
 pub mod cli;
 pub mod clients;
 pub mod config;

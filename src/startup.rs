@@ -12,6 +12,7 @@ use tracing_actix_web::TracingLogger;
 use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::access::Access;
 use crate::config::Settings;
 use crate::delivery::fake_gateway::FakeGateway;
 use crate::delivery::gateway::WaconectaClient;
@@ -81,6 +82,13 @@ impl Application {
             .context("could not register the gateway keys")?;
         let gateway = WaconectaClient::new(&settings.gateway.base_url)?;
         let delivery = Delivery::new(pool.clone(), gateway, senders, sealer, metrics.clone());
+        let limits = LimitSettings {
+            phone_sends_per_hour: settings.policy.phone_sends_per_hour,
+            phone_failures_per_hour: settings.policy.phone_failures_per_hour,
+            phone_failures_per_day: settings.policy.phone_failures_per_day,
+            ip_requests_per_hour: settings.policy.ip_requests_per_hour,
+            client_requests_per_minute: settings.policy.client_requests_per_minute,
+        };
         let policy = Policy {
             code_length: settings.policy.code_length,
             ttl: settings.ttl(),
@@ -90,13 +98,7 @@ impl Application {
             allowed_countries: settings.policy.allowed_countries.0.clone(),
             send_wait: settings.send_wait(),
             dev: fake_gateway.is_some(),
-            limits: LimitSettings {
-                phone_sends_per_hour: settings.policy.phone_sends_per_hour,
-                phone_failures_per_hour: settings.policy.phone_failures_per_hour,
-                phone_failures_per_day: settings.policy.phone_failures_per_day,
-                ip_requests_per_hour: settings.policy.ip_requests_per_hour,
-                client_requests_per_minute: settings.policy.client_requests_per_minute,
-            },
+            limits: limits.clone(),
         };
         let otp = OtpService::new(
             pool.clone(),
@@ -122,6 +124,7 @@ impl Application {
             );
         }
         let pool_for_sweeper = pool.clone();
+        let pool_for_access = pool.clone();
         let metrics_for_sweeper = metrics.clone();
         let state = web::Data::new(AppState {
             pool,
@@ -130,7 +133,7 @@ impl Application {
             delivery: delivery.clone(),
             default_country: settings.policy.default_country,
             default_locale: settings.policy.default_locale,
-            admin_key: settings.admin_key.clone(),
+            access: Access::new(pool_for_access, limits, settings.admin_key.clone()),
             fake_gateway,
             metrics,
         });

@@ -135,6 +135,11 @@ impl Delivery {
         Ok(())
     }
 
+    /// Messages waiting to be sent (due or not).
+    pub async fn queue_depth(&self) -> Result<i64, sqlx::Error> {
+        outbox::depth(&self.inner.pool).await
+    }
+
     /// Tries to send a just-queued message, waiting at most `wait`. A send still
     /// in flight then goes on in the background: cutting it short could leave
     /// the message sent but recorded as unsent, and sent again later.

@@ -8,16 +8,13 @@ use actix_web::http::header;
 use actix_web::middleware::Next;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use base64::Engine;
-use secrecy::ExposeSecret;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 use super::AppState;
 use super::errors::Problem;
-use crate::delivery::{Sender, SenderStatus, outbox};
+use crate::delivery::{Sender, SenderStatus};
 use crate::error::{Error, Result};
-use crate::otp::limits;
 
 pub const ADMIN_KEY_HEADER: &str = "x-admin-key";
 
@@ -28,32 +25,15 @@ pub async fn require_admin_key(
     let state = req
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| Error::Internal(anyhow::anyhow!("application state missing")))?;
-    let Some(expected) = &state.admin_key else {
-        return Err(Error::NotFound("no such endpoint").into());
-    };
     let given = req
         .headers()
         .get(ADMIN_KEY_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
         .or_else(|| basic_password(&req));
-    let given_any = given.is_some();
-    // Digests compared, so the time taken says nothing about the key.
-    let matches = given.is_some_and(|given| {
-        Sha256::digest(given.as_bytes()) == Sha256::digest(expected.expose_secret().as_bytes())
-    });
     // The connection's address, not a forwarding header a guesser could vary.
-    let failures = limits::admin_failures(req.peer_addr().map(|a| a.ip()));
-    // While the window is full even the right key waits: else guessing goes on.
-    failures.check(&state.pool).await?;
-    if !matches {
-        // Only a key that was given and wrong counts: a browser's first request,
-        // sent without credentials to get the Basic challenge, is no guess.
-        if given_any {
-            failures.take(&state.pool).await?;
-        }
-        return Err(Error::AdminUnauthorized.into());
-    }
+    let source = req.peer_addr().map(|a| a.ip());
+    state.access.admin(given.as_deref(), source).await?;
     next.call(req).await
 }
 
@@ -132,7 +112,7 @@ pub(super) fn sender<'a>(state: &'a AppState, name: &str) -> Result<&'a Sender> 
 pub async fn list_senders(state: web::Data<AppState>) -> Result<HttpResponse> {
     let senders = state.delivery.senders();
     Ok(HttpResponse::Ok().json(SendersReport {
-        queue_depth: outbox::depth(&state.pool).await?,
+        queue_depth: state.delivery.queue_depth().await?,
         rate_per_minute: senders.rate_per_minute(),
         senders: senders.statuses().await?,
     }))

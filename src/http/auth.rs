@@ -10,7 +10,7 @@ use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 
 use super::AppState;
-use crate::clients::{self, Client};
+use crate::clients::Client;
 use crate::error::Error;
 
 pub const API_KEY_HEADER: &str = "x-api-key";
@@ -28,13 +28,9 @@ pub async fn require_api_key(
     let state = req
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| Error::Internal(anyhow::anyhow!("application state missing")))?;
-    let client = clients::authenticate(&state.pool, &key)
-        .await
-        .map_err(Error::from)?
-        .ok_or(Error::Unauthorized)?;
-    tracing::Span::current().record("client", client.name.as_str());
     // Every call counts against the client's own per-minute limit.
-    state.otp.limits().client(&client).take(&state.pool).await?;
+    let client = state.access.caller(&key).await?;
+    tracing::Span::current().record("client", client.name.as_str());
     req.extensions_mut().insert(client);
     next.call(req).await
 }

@@ -35,8 +35,8 @@ pub struct AppState {
     pub delivery: Delivery,
     pub default_country: Option<CountryId>,
     pub default_locale: Locale,
-    /// `OTP_ADMIN_KEY`; the admin endpoints are off without it.
-    pub admin_key: Option<secrecy::SecretString>,
+    /// API keys and the admin key.
+    pub access: crate::access::Access,
     /// The built-in fake gateway under `serve --dev`, whose inbox `/dev/messages` shows.
     pub fake_gateway: Option<FakeGateway>,
     pub metrics: crate::metrics::Metrics,

@@ -1,7 +1,6 @@
 //! The `/otp` endpoints. Each handler turns its input into domain types first.
 
-use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, ResponseError, get, post, web};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use secrecy::SecretString;
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -12,7 +11,7 @@ use super::errors::Problem;
 use crate::clients::Client;
 use crate::domain::{PhoneError, PhoneNumber, Purpose};
 use crate::error::{Error, Result};
-use crate::otp::idempotency::{self, Claim, IdempotencyKey};
+use crate::otp::idempotency::{Answer, IdempotencyKey};
 use crate::otp::{NewVerification, Verification, VerifyTarget};
 
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
@@ -132,22 +131,12 @@ pub async fn request_code(
             })
             .transpose()?,
     };
-    state.otp.check_country(&input.phone)?;
-    let key = match request.headers().get(IDEMPOTENCY_KEY_HEADER) {
-        Some(raw) => IdempotencyKey::parse(raw.as_bytes())?,
-        None => {
-            let verification = state.otp.request(&client, input).await?;
-            return Ok(HttpResponse::Accepted().json(verification));
-        }
+    let Some(raw) = request.headers().get(IDEMPOTENCY_KEY_HEADER) else {
+        let verification = state.otp.request(&client, input).await?;
+        return Ok(HttpResponse::Accepted().json(verification));
     };
-    // Spawned, so that a caller hanging up cannot leave the key claimed and unanswered.
-    let answer = state
-        .delivery
-        .clone()
-        .spawn(idempotent_request(state, client, key, input))
-        .await
-        .map_err(|e| Error::Internal(e.into()))??;
-    Ok(match answer {
+    let key = IdempotencyKey::parse(raw.as_bytes())?;
+    Ok(match state.otp.request_once(client, key, input).await? {
         Answer::Fresh(verification) => HttpResponse::Accepted().json(verification),
         Answer::Replay { status, body } => {
             let mut replay = HttpResponse::build(status);
@@ -157,55 +146,6 @@ pub async fn request_code(
             replay.insert_header(("Idempotent-Replayed", "true")).json(body)
         }
     })
-}
-
-enum Answer {
-    Fresh(Verification),
-    Replay {
-        status: StatusCode,
-        body: serde_json::Value,
-    },
-}
-
-async fn idempotent_request(
-    state: web::Data<AppState>,
-    client: Client,
-    key: IdempotencyKey,
-    input: NewVerification,
-) -> Result<Answer> {
-    let ip = input.end_user_ip.map(|ip| ip.to_string()).unwrap_or_default();
-    let fingerprint = idempotency::fingerprint(&[
-        input.phone.as_e164(),
-        input.purpose.as_str(),
-        input.locale.as_str(),
-        &ip,
-    ]);
-    let pool = &state.pool;
-    let claim = match idempotency::claim(pool, client.id, &key, &fingerprint).await? {
-        Claim::First(claim) => claim,
-        Claim::Replay { status, body } => {
-            let status = StatusCode::from_u16(status).map_err(|e| Error::Internal(e.into()))?;
-            return Ok(Answer::Replay { status, body });
-        }
-    };
-    let outcome = state.otp.request(&client, input).await;
-    let (status, body) = match &outcome {
-        Ok(verification) => (StatusCode::ACCEPTED, serde_json::to_value(verification)),
-        Err(e) => (e.status_code(), serde_json::to_value(e.problem())),
-    };
-    let kept = match body {
-        _ if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() => {
-            idempotency::forget(pool, client.id, &key, claim).await
-        }
-        Ok(body) => idempotency::remember(pool, client.id, &key, claim, status.as_u16(), &body).await,
-        Err(e) => Err(Error::Internal(e.into())),
-    };
-    // The request's own answer stands either way: failing to keep it only
-    // leaves the key claimed until the claim counts as abandoned.
-    if let Err(e) = kept {
-        tracing::warn!(error = %e, "could not keep the answer for the Idempotency-Key");
-    }
-    Ok(Answer::Fresh(outcome?))
 }
 
 /// Check a code.
@@ -245,7 +185,7 @@ pub async fn verify_code(
                     "`purpose` and `country` go with `phone`, not with `id`".into(),
                 ));
             }
-            VerifyTarget::Id(id)
+            VerifyTarget::Id(id.into())
         }
         (None, Some(phone)) => VerifyTarget::Pending {
             phone: state.phone(phone, body.country.as_deref())?,
@@ -292,7 +232,7 @@ pub async fn get_verification(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse> {
-    Ok(HttpResponse::Ok().json(state.otp.find(&client, id.into_inner()).await?))
+    Ok(HttpResponse::Ok().json(state.otp.find(&client, id.into_inner().into()).await?))
 }
 
 /// Cancel a pending verification.
@@ -322,5 +262,5 @@ pub async fn cancel_verification(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse> {
-    Ok(HttpResponse::Ok().json(state.otp.cancel(&client, id.into_inner()).await?))
+    Ok(HttpResponse::Ok().json(state.otp.cancel(&client, id.into_inner().into()).await?))
 }

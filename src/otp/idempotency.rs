@@ -6,16 +6,22 @@
 //! idempotency-key draft says) rather than a second send. Answers that say
 //! "not now" (429, 5xx) are not kept: the retry then runs the request anew.
 
+use std::time::Duration;
+
+use actix_web::ResponseError;
+use actix_web::http::StatusCode;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::{NewVerification, OtpService, Verification};
+use crate::clients::Client;
 use crate::error::{Error, Result};
+use crate::store::idempotency as store;
 
 /// A claim whose first request died (a crashed replica) stops blocking its key
 /// after this; a request itself never takes this long.
-const ABANDONED_AFTER_SECONDS: f64 = 60.0;
+const ABANDONED_AFTER: Duration = Duration::from_secs(60);
 
 /// The header's value: 1 to 255 visible ASCII characters.
 #[derive(Debug, Clone)]
@@ -34,19 +40,18 @@ impl IdempotencyKey {
 }
 
 /// What a request with an `Idempotency-Key` should do.
-pub enum Claim {
-    /// This is the first request with the key: run it, then `remember` or `forget`
-    /// with this token (which a takeover of an abandoned claim replaces).
-    First(Uuid),
+pub enum NextAction {
+    /// This is the first request with the key: run it, then `save_response` or
+    /// `release` with this token (which a takeover of an abandoned claim replaces).
+    StartProcessing(Uuid),
     /// The key was answered before: give the same answer again.
-    Replay { status: u16, body: Value },
+    ReturnSaved { status: u16, body: Value },
 }
 
-#[derive(sqlx::FromRow)]
-struct Stored {
-    request_hash: Vec<u8>,
-    status: Option<i16>,
-    response: Option<Value>,
+/// The answer to a request with a key: its own, or the first one's again.
+pub enum Answer {
+    Fresh(Verification),
+    Replay { status: StatusCode, body: Value },
 }
 
 /// A fingerprint of what the request means (normalized fields, not raw bytes).
@@ -60,50 +65,28 @@ pub fn fingerprint(parts: &[&str]) -> Vec<u8> {
     hasher.finalize().to_vec()
 }
 
+/// Says what a request with `key` and this fingerprint should do.
 #[tracing::instrument(skip_all)]
-pub async fn claim(
-    pool: &PgPool,
-    client_id: Uuid,
+pub async fn try_processing(
+    pool: &sqlx::PgPool,
+    client: &Client,
     key: &IdempotencyKey,
     request_hash: &[u8],
-) -> Result<Claim> {
+) -> Result<NextAction> {
     // A key older than 24 h, or an abandoned claim, is taken over as new.
     let token = Uuid::new_v4();
-    let claimed = sqlx::query(
-        "insert into idempotency_keys (client_id, key, request_hash, claim) values ($1, $2, $3, $5)
-         on conflict (client_id, key) do update
-             set request_hash = excluded.request_hash, claim = excluded.claim, status = null,
-                 response = null, created_at = now()
-             where idempotency_keys.created_at < now() - interval '24 hours'
-                or (idempotency_keys.status is null
-                    and idempotency_keys.created_at < now() - make_interval(secs => $4))",
-    )
-    .bind(client_id)
-    .bind(&key.0)
-    .bind(request_hash)
-    .bind(ABANDONED_AFTER_SECONDS)
-    .bind(token)
-    .execute(pool)
-    .await?;
-    if claimed.rows_affected() == 1 {
-        return Ok(Claim::First(token));
+    if store::claim(pool, client.id, &key.0, request_hash, token, ABANDONED_AFTER).await? {
+        return Ok(NextAction::StartProcessing(token));
     }
-    let stored: Option<Stored> = sqlx::query_as(
-        "select request_hash, status, response from idempotency_keys where client_id = $1 and key = $2",
-    )
-    .bind(client_id)
-    .bind(&key.0)
-    .fetch_optional(pool)
-    .await?;
     // Forgotten between the two statements: a retry may just try again.
-    let Some(stored) = stored else {
+    let Some(stored) = store::find(pool, client.id, &key.0).await? else {
         return Err(Error::IdempotencyKeyInUse);
     };
     if stored.request_hash != request_hash {
         return Err(Error::IdempotencyKeyReused);
     }
     match (stored.status, stored.response) {
-        (Some(status), Some(body)) => Ok(Claim::Replay {
+        (Some(status), Some(body)) => Ok(NextAction::ReturnSaved {
             status: status as u16,
             body,
         }),
@@ -111,38 +94,68 @@ pub async fn claim(
     }
 }
 
-/// Keeps the first request's answer for its retries.
-pub async fn remember(
-    pool: &PgPool,
-    client_id: Uuid,
-    key: &IdempotencyKey,
-    claim: Uuid,
-    status: u16,
-    body: &Value,
-) -> Result<()> {
-    sqlx::query(
-        "update idempotency_keys set status = $4, response = $5
-         where client_id = $1 and key = $2 and claim = $3 and status is null",
-    )
-    .bind(client_id)
-    .bind(&key.0)
-    .bind(claim)
-    .bind(status as i16)
-    .bind(body)
-    .execute(pool)
-    .await?;
-    Ok(())
-}
+impl OtpService {
+    /// `request`, at most once per `key`: a retry gets the first answer again.
+    /// Run on the tasks that outlive the caller, so that a caller hanging up
+    /// cannot leave the key claimed and unanswered.
+    pub async fn request_once(
+        &self,
+        client: Client,
+        key: IdempotencyKey,
+        input: NewVerification,
+    ) -> Result<Answer> {
+        let this = self.clone();
+        self.tasks()
+            .spawn(async move { this.run_once(&client, &key, input).await })
+            .await
+            .map_err(|e| Error::Internal(e.into()))?
+    }
 
-/// Lets the key go: the request did nothing a retry would repeat.
-pub async fn forget(pool: &PgPool, client_id: Uuid, key: &IdempotencyKey, claim: Uuid) -> Result<()> {
-    sqlx::query(
-        "delete from idempotency_keys where client_id = $1 and key = $2 and claim = $3 and status is null",
-    )
-    .bind(client_id)
-    .bind(&key.0)
-    .bind(claim)
-    .execute(pool)
-    .await?;
-    Ok(())
+    async fn run_once(
+        &self,
+        client: &Client,
+        key: &IdempotencyKey,
+        input: NewVerification,
+    ) -> Result<Answer> {
+        let ip = input.end_user_ip.map(|ip| ip.to_string()).unwrap_or_default();
+        let request_hash = fingerprint(&[
+            input.phone.as_e164(),
+            input.purpose.as_str(),
+            input.locale.as_str(),
+            &ip,
+        ]);
+        // Before the key is claimed: a number refused for its country is no
+        // answer to keep.
+        self.check_country(&input.phone)?;
+        let pool = self.pool();
+        let token = match try_processing(pool, client, key, &request_hash).await? {
+            NextAction::StartProcessing(token) => token,
+            NextAction::ReturnSaved { status, body } => {
+                let status = StatusCode::from_u16(status).map_err(|e| Error::Internal(e.into()))?;
+                return Ok(Answer::Replay { status, body });
+            }
+        };
+        let outcome = self.request_in_allowed_country(client, input).await;
+        let (status, body) = match &outcome {
+            Ok(verification) => (StatusCode::ACCEPTED, serde_json::to_value(verification)),
+            Err(e) => (e.status_code(), serde_json::to_value(e.problem())),
+        };
+        let kept = match body {
+            _ if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() => {
+                store::release(pool, client.id, &key.0, token)
+                    .await
+                    .map_err(Error::from)
+            }
+            Ok(body) => store::save(pool, client.id, &key.0, token, status.as_u16(), &body)
+                .await
+                .map_err(Error::from),
+            Err(e) => Err(Error::Internal(e.into())),
+        };
+        // The request's own answer stands either way: failing to keep it only
+        // leaves the key claimed until the claim counts as abandoned.
+        if let Err(e) = kept {
+            tracing::warn!(error = %e, "could not keep the answer for the Idempotency-Key");
+        }
+        Ok(Answer::Fresh(outcome?))
+    }
 }

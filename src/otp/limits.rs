@@ -6,11 +6,12 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use sqlx::{PgExecutor, PgPool};
+use sqlx::PgExecutor;
 
 use crate::clients::Client;
 use crate::domain::PhoneNumber;
 use crate::error::{Error, Result};
+use crate::store::limits;
 
 const HOUR: Duration = Duration::from_secs(3600);
 const MINUTE: Duration = Duration::from_secs(60);
@@ -121,44 +122,23 @@ fn network(ip: IpAddr) -> String {
     }
 }
 
-#[derive(sqlx::FromRow)]
-struct Slot {
-    hit_id: Option<i64>,
-    retry_after: Option<f64>,
-}
-
-/// A taken slot, which can be given back (a reserved failure that turned out right).
-#[derive(Debug, Clone, Copy)]
-pub struct Hit(pub i64);
+pub use crate::store::limits::HitId as Hit;
 
 impl Bucket {
     /// Takes a slot, or answers `429 rate_limited` with the seconds until one frees.
     /// In a transaction, the slot counts only if the transaction commits.
     #[tracing::instrument(skip_all, fields(bucket = self.kind()))]
     pub async fn take(&self, db: impl PgExecutor<'_>) -> Result<Hit> {
-        let slot: Slot = sqlx::query_as("select hit_id, retry_after from take_limit_slot($1, $2, $3)")
-            .bind(&self.key)
-            .bind(self.max_hits as i32)
-            .bind(self.span)
-            .fetch_one(db)
-            .await?;
-        match slot.hit_id {
-            Some(id) => Ok(Hit(id)),
-            None => Err(self.refused(slot.retry_after.unwrap_or(1.0))),
-        }
+        limits::take(db, &self.key, self.max_hits, self.span)
+            .await?
+            .map_err(|seconds| self.refused(seconds))
     }
 
     /// Refuses, without taking anything, when the window is already full: the
     /// cheap check made before work that a full window would waste.
-    pub async fn check(&self, pool: &PgPool) -> Result<()> {
-        let wait: Option<f64> = sqlx::query_scalar("select limit_slot_wait($1, $2, $3)")
-            .bind(&self.key)
-            .bind(self.max_hits as i32)
-            .bind(self.span)
-            .fetch_one(pool)
-            .await?;
-        match wait {
-            Some(seconds) if seconds > 0.0 => Err(self.refused(seconds)),
+    pub async fn check(&self, db: impl PgExecutor<'_>) -> Result<()> {
+        match limits::wait(db, &self.key, self.max_hits, self.span).await? {
+            seconds if seconds > 0.0 => Err(self.refused(seconds)),
             _ => Ok(()),
         }
     }

@@ -4,6 +4,7 @@ mod hasher;
 pub mod idempotency;
 pub mod limits;
 pub mod pepper;
+mod rules;
 mod service;
 mod verification;
 

@@ -5,17 +5,19 @@ use std::time::Duration;
 use phonenumber::country::Id as CountryId;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::{PgPool, Postgres, Transaction};
-use uuid::Uuid;
 
 use super::limits::{Hit, LimitSettings};
-use super::verification::{SELECT_VERIFICATION, VerificationRow};
+use super::rules::{self, Refusal};
 use super::{CodeHasher, HashError, Verification};
 use crate::clients::Client;
 use crate::delivery::{Delivery, Templates, outbox};
-use crate::domain::{CodeLength, DeliveryError, Locale, OtpCode, PhoneNumber, Purpose, VerificationStatus};
+use crate::domain::{
+    CodeLength, DeliveryError, Locale, MessageId, OtpCode, PhoneNumber, Purpose, VerificationId,
+    VerificationStatus,
+};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
-use crate::store::verifications::attemptable;
+use crate::store::{self, limits as hits, verifications};
 
 /// The rules and limits of SPEC.md's defaults table.
 #[derive(Debug, Clone)]
@@ -40,7 +42,7 @@ pub struct NewVerification {
 }
 
 pub enum VerifyTarget {
-    Id(Uuid),
+    Id(VerificationId),
     Pending { phone: PhoneNumber, purpose: Purpose },
 }
 
@@ -53,48 +55,6 @@ pub struct OtpService {
     delivery: Delivery,
     metrics: Metrics,
 }
-
-/// What a refused attempt reservation found when it looked again.
-#[derive(sqlx::FromRow)]
-struct StateRow {
-    status: String,
-    expired: bool,
-    failed_attempts: i32,
-    max_attempts: i32,
-    /// Seconds until the code's expiry: when a locked verification stops mattering.
-    expires_in: i64,
-}
-
-#[derive(sqlx::FromRow)]
-struct Reserved {
-    code_hash: String,
-    phone: String,
-    failed_attempts: i32,
-    max_attempts: i32,
-}
-
-/// The pending verification a new request would resend.
-#[derive(sqlx::FromRow)]
-struct PendingRow {
-    id: Uuid,
-    sends: i32,
-    cooldown_left: i64,
-    expires_in: i64,
-}
-
-/// Pending, unexpired and not locked: the verification a request resends.
-macro_rules! select_resendable {
-    () => {
-        "select id, sends,
-                ceil(extract(epoch from last_sent_at + make_interval(secs => $4) - now()))::bigint as cooldown_left,
-                ceil(extract(epoch from expires_at - now()))::bigint as expires_in
-         from verifications
-         where client_id = $1 and phone = $2 and purpose = $3 and status = 'pending'
-           and expires_at > now() and failed_attempts < max_attempts"
-    };
-}
-const SELECT_RESENDABLE: &str = select_resendable!();
-const SELECT_RESENDABLE_FOR_UPDATE: &str = concat!(select_resendable!(), " for update");
 
 impl OtpService {
     pub fn new(
@@ -123,22 +83,42 @@ impl OtpService {
         &self.policy.limits
     }
 
+    pub(super) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Runs work that must finish even if its caller goes away.
+    pub(super) fn tasks(&self) -> &Delivery {
+        &self.delivery
+    }
+
     /// Creates a verification, or resends the pending one for the same
     /// (client, phone, purpose), and makes the first delivery attempt.
     #[tracing::instrument(skip_all, fields(client = %client.name, phone = %input.phone.masked(), purpose = input.purpose.as_str()))]
     pub async fn request(&self, client: &Client, input: NewVerification) -> Result<Verification> {
         self.check_country(&input.phone)?;
+        self.request_in_allowed_country(client, input).await
+    }
+
+    /// `request`, once the number's country has been checked.
+    pub(super) async fn request_in_allowed_country(
+        &self,
+        client: &Client,
+        input: NewVerification,
+    ) -> Result<Verification> {
         if let Some(ip) = input.end_user_ip {
             self.limits().end_user_ip(ip).take(&self.pool).await?;
         }
         // Cheap refusals come before the hash, so refused requests cost no argon2
         // work. The phone's window is only looked at here; the send takes its slot
         // in the transaction that queues the message.
-        let pending: Option<PendingRow> = self
-            .resendable(SELECT_RESENDABLE, client, &input)
-            .fetch_optional(&self.pool)
-            .await?;
-        if let Some(refusal) = pending.as_ref().and_then(|p| self.resend_refusal(p)) {
+        let key = key(client, &input);
+        let cooldown = self.policy.resend_cooldown_seconds;
+        let pending = verifications::resendable(&self.pool, &key, cooldown).await?;
+        if let Some(refusal) = pending
+            .as_ref()
+            .and_then(|p| rules::resend_refusal(p, self.policy.max_sends))
+        {
             return Err(refusal);
         }
         self.limits().phone_sends(&input.phone).check(&self.pool).await?;
@@ -154,16 +134,14 @@ impl OtpService {
         // Two first requests racing for one phone: the loser of the unique index
         // tries again once, and then finds the winner's verification as a resend.
         let (verification_id, message_id) = match self.enqueue(client, &input, &code_hash, &body).await {
-            Err(Error::Internal(e)) if is_unique_violation(&e) => {
-                self.enqueue(client, &input, &code_hash, &body).await?
-            }
+            Err(Enqueue::Lost) => self.enqueue(client, &input, &code_hash, &body).await?,
             other => other?,
         };
         drop(body);
         tracing::info!(verification = %verification_id, "code queued");
 
         self.delivery
-            .first_attempt(message_id, self.policy.send_wait)
+            .first_attempt(message_id.0, self.policy.send_wait)
             .await;
         let view = self.find(client, verification_id).await?;
         if view.delivery_error == Some(DeliveryError::PhoneRejected) {
@@ -181,35 +159,6 @@ impl OtpService {
         Ok(())
     }
 
-    fn resendable<'a>(
-        &self,
-        sql: &'static str,
-        client: &Client,
-        input: &'a NewVerification,
-    ) -> sqlx::query::QueryAs<'a, Postgres, PendingRow, sqlx::postgres::PgArguments> {
-        sqlx::query_as(sql)
-            .bind(client.id)
-            .bind(input.phone.as_e164())
-            .bind(input.purpose.as_str())
-            .bind(f64::from(self.policy.resend_cooldown_seconds))
-    }
-
-    fn resend_refusal(&self, pending: &PendingRow) -> Option<Error> {
-        if pending.sends >= self.policy.max_sends as i32 {
-            return Some(Error::RateLimited {
-                detail: format!(
-                    "this verification has been sent {} times, the most allowed; a new one can be requested when it expires",
-                    pending.sends
-                ),
-                retry_after: pending.expires_in.max(1) as u64,
-            });
-        }
-        (pending.cooldown_left > 0).then(|| Error::ResendTooSoon {
-            id: pending.id,
-            retry_after: pending.cooldown_left as u64,
-        })
-    }
-
     /// Writes the verification (new, or the pending one with a new code) and its
     /// message in one transaction.
     async fn enqueue(
@@ -218,16 +167,17 @@ impl OtpService {
         input: &NewVerification,
         code_hash: &str,
         body_sealed: &[u8],
-    ) -> Result<(Uuid, Uuid)> {
-        let ttl_seconds = self.policy.ttl.as_secs_f64();
+    ) -> Result<(VerificationId, MessageId), Enqueue> {
+        let key = key(client, input);
         let mut tx = begin_read_committed(&self.pool).await?;
-        let closed_expired = close_finished(&mut tx, client, input).await?;
-        let pending: Option<PendingRow> = self
-            .resendable(SELECT_RESENDABLE_FOR_UPDATE, client, input)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if let Some(refusal) = pending.as_ref().and_then(|p| self.resend_refusal(p)) {
-            return Err(refusal);
+        let closed_expired = verifications::close_finished(&mut tx, &key).await?;
+        let cooldown = self.policy.resend_cooldown_seconds;
+        let pending = verifications::resendable_for_update(&mut tx, &key, cooldown).await?;
+        if let Some(refusal) = pending
+            .as_ref()
+            .and_then(|p| rules::resend_refusal(p, self.policy.max_sends))
+        {
+            return Err(refusal.into());
         }
         // Counted only if the message is queued: the slot commits with it.
         self.limits().phone_sends(&input.phone).take(&mut *tx).await?;
@@ -235,46 +185,28 @@ impl OtpService {
         let event = if pending.is_some() { "resent" } else { "created" };
         let verification_id = match pending {
             Some(p) => {
-                // A resend: new code, expiry restarted, failed attempts kept.
-                sqlx::query(
-                    "update verifications
-                     set code_hash = $2, sends = sends + 1, locale = $3, last_sent_at = now(),
-                         expires_at = now() + make_interval(secs => $4), updated_at = now()
-                     where id = $1",
-                )
-                .bind(p.id)
-                .bind(code_hash)
-                .bind(input.locale.as_str())
-                .bind(ttl_seconds)
-                .execute(&mut *tx)
-                .await?;
-                outbox::supersede_queued(&mut tx, p.id).await?;
+                verifications::resend(&mut tx, p.id, code_hash, input.locale.as_str(), self.policy.ttl)
+                    .await?;
+                outbox::supersede_queued(&mut tx, p.id.0).await?;
                 p.id
             }
             None => {
-                let id = Uuid::now_v7();
-                sqlx::query(
-                    "insert into verifications
-                         (id, client_id, phone, purpose, locale, status, code_hash, max_attempts,
-                          last_sent_at, expires_at, made_by_dev)
-                     values ($1, $2, $3, $4, $5, 'pending', $6, $7, now(), now() + make_interval(secs => $8), $9)",
-                )
-                .bind(id)
-                .bind(client.id)
-                .bind(input.phone.as_e164())
-                .bind(input.purpose.as_str())
-                .bind(input.locale.as_str())
-                .bind(code_hash)
-                .bind(self.policy.max_attempts as i32)
-                .bind(ttl_seconds)
-                .bind(self.policy.dev)
-                .execute(&mut *tx)
-                .await?;
-                id
+                let new = verifications::NewVerification {
+                    key,
+                    locale: input.locale.as_str(),
+                    code_hash,
+                    max_attempts: self.policy.max_attempts,
+                    ttl: self.policy.ttl,
+                    made_by_dev: self.policy.dev,
+                };
+                match verifications::insert(&mut tx, &new).await {
+                    Err(e) if verifications::is_one_pending_violation(&e) => return Err(Enqueue::Lost),
+                    other => other?,
+                }
             }
         };
         let message = outbox::NewMessage {
-            verification_id,
+            verification_id: verification_id.0,
             phone_digits: input.phone.gateway_digits(),
             body_sealed,
             ttl: self.policy.ttl,
@@ -289,7 +221,7 @@ impl OtpService {
         if closed_expired {
             self.metrics.verification("expired");
         }
-        Ok((verification_id, message_id))
+        Ok((verification_id, MessageId(message_id)))
     }
 
     /// Checks a code. The attempt is counted before the hash is compared, in the
@@ -305,22 +237,23 @@ impl OtpService {
     ) -> Result<Verification> {
         let id = match target {
             VerifyTarget::Id(id) => id,
-            VerifyTarget::Pending { phone, purpose } => self.pending_id(client, &phone, &purpose).await?,
+            VerifyTarget::Pending { phone, purpose } => {
+                let key = verifications::Key {
+                    client: client.id,
+                    phone: phone.as_e164(),
+                    purpose: purpose.as_str(),
+                };
+                verifications::pending_id(&self.pool, &key)
+                    .await?
+                    .ok_or(Error::NotFound(
+                        "no pending verification for this phone and purpose",
+                    ))?
+            }
         };
         let mut tx = begin_read_committed(&self.pool).await?;
-        let reserved: Option<Reserved> = sqlx::query_as(concat!(
-            "update verifications set failed_attempts = failed_attempts + 1, updated_at = now()
-                 where id = $1 and client_id = $2 and ",
-            attemptable!(),
-            " returning code_hash, phone, failed_attempts, max_attempts"
-        ))
-        .bind(id)
-        .bind(client.id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(reserved) = reserved else {
+        let Some(reserved) = verifications::reserve_attempt(&mut tx, id, client.id).await? else {
             tx.rollback().await?;
-            return Err(self.refusal(client, id).await?);
+            return Err(self.refusal(client, id).await?.for_verify(id));
         };
         // The phone's failures are reserved like the verification's: before the
         // hash, so that parallel guesses cannot pass the per-phone limit either.
@@ -344,19 +277,21 @@ impl OtpService {
     async fn judge(
         &self,
         client: &Client,
-        id: Uuid,
-        reserved: Reserved,
+        id: VerificationId,
+        reserved: verifications::Reserved,
         failures: Vec<Hit>,
         raw_code: SecretString,
     ) -> Result<Verification> {
-        let failures: Vec<i64> = failures.iter().map(|h| h.0).collect();
         // A malformed code is a failed attempt too, and needs no hashing.
         let matches = match OtpCode::parse(raw_code.expose_secret(), self.policy.code_length) {
             Some(code) => match self.hasher.verify(&code, reserved.code_hash.clone()).await {
                 Ok(matches) => matches,
                 Err(HashError::Busy) => {
                     // Not judged, so not an attempt: the caller may simply retry.
-                    self.give_back_attempt(id, &failures).await?;
+                    let mut tx = self.pool.begin().await?;
+                    verifications::give_back_attempt(&mut tx, id).await?;
+                    hits::refund(&mut *tx, &failures).await?;
+                    tx.commit().await?;
                     return Err(HashError::Busy.into());
                 }
                 Err(e) => return Err(e.into()),
@@ -364,41 +299,29 @@ impl OtpService {
             None => false,
         };
         if matches {
-            // A right code gives back both reservations, in one statement; it
-            // approves only while the code is still valid, however long the
-            // hash took.
-            let approved: Option<Uuid> = sqlx::query_scalar(
-                "with approved as (
-                     update verifications
-                     set status = 'approved', verified_at = now(), failed_attempts = failed_attempts - 1,
-                         updated_at = now()
-                     where id = $1 and status = 'pending' and code_hash = $2 and expires_at > now()
-                     returning id
-                 ), refund as (
-                     delete from limit_hits where id = any($3) and exists (select 1 from approved)
-                 )
-                 select id from approved",
-            )
-            .bind(id)
-            .bind(&reserved.code_hash)
-            .bind(&failures)
-            .fetch_optional(&self.pool)
-            .await?;
-            if approved.is_some() {
+            // A right code gives back both reservations, together; it approves
+            // only while the code is still valid, however long the hash took.
+            let mut tx = self.pool.begin().await?;
+            let approved = verifications::approve(&mut tx, id, &reserved.code_hash).await?;
+            if approved {
+                hits::refund(&mut *tx, &failures).await?;
+            }
+            tx.commit().await?;
+            if approved {
                 tracing::info!(verification = %id, "approved");
                 self.metrics.verification("approved");
                 return self.find(client, id).await;
             }
             // Approved by a parallel request, expired while it was hashed, or a
             // resend replaced the code meanwhile.
-            let state = self.state(client, id).await?;
-            if state.as_ref().is_some_and(|s| s.status != "pending" || s.expired) {
+            let state = verifications::state(&self.pool, id, client.id).await?;
+            if state
+                .as_ref()
+                .is_some_and(|s| s.status != VerificationStatus::Pending || s.expired)
+            {
                 // The right code, a moment late (a double click): not a failure.
-                sqlx::query("delete from limit_hits where id = any($1)")
-                    .bind(&failures)
-                    .execute(&self.pool)
-                    .await?;
-                return Err(self.refusal(client, id).await?);
+                hits::refund(&self.pool, &failures).await?;
+                return Err(self.refusal(client, id).await?.for_verify(id));
             }
         }
         // Reaching the limit needs no status change: a verification whose failed
@@ -409,168 +332,87 @@ impl OtpService {
             self.metrics.verification("locked");
         }
         Err(Error::InvalidCode {
-            id,
-            attempts_remaining: (reserved.max_attempts - reserved.failed_attempts).max(0) as u32,
+            id: id.0,
+            attempts_remaining: rules::attempts_remaining(reserved.failed_attempts, reserved.max_attempts),
         })
     }
 
-    /// Undoes an attempt's reservations (the verification's and the phone's).
-    async fn give_back_attempt(&self, id: Uuid, failures: &[i64]) -> Result<()> {
-        sqlx::query(
-            "with refund as (delete from limit_hits where id = any($2))
-             update verifications set failed_attempts = greatest(failed_attempts - 1, 0), updated_at = now()
-             where id = $1 and status = 'pending'",
-        )
-        .bind(id)
-        .bind(failures)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
     #[tracing::instrument(skip_all, fields(client = %client.name, verification = %id))]
-    pub async fn cancel(&self, client: &Client, id: Uuid) -> Result<Verification> {
+    pub async fn cancel(&self, client: &Client, id: VerificationId) -> Result<Verification> {
         let mut tx = self.pool.begin().await?;
-        let canceled = sqlx::query(
-            "update verifications set status = 'canceled', updated_at = now()
-             where id = $1 and client_id = $2 and status = 'pending'
-               and expires_at > now() and failed_attempts < max_attempts",
-        )
-        .bind(id)
-        .bind(client.id)
-        .execute(&mut *tx)
-        .await?;
-        if canceled.rows_affected() == 0 {
+        if !verifications::cancel(&mut tx, id, client.id).await? {
             tx.rollback().await?;
-            // For cancel, an expired or locked verification is simply not pending.
-            return Err(match self.refusal(client, id).await? {
-                Error::Expired { id } => Error::NotPending {
-                    id,
-                    status: VerificationStatus::Expired,
-                },
-                Error::MaxAttemptsReached { id, .. } => Error::NotPending {
-                    id,
-                    status: VerificationStatus::MaxAttemptsReached,
-                },
-                other => other,
-            });
+            return Err(self.refusal(client, id).await?.for_cancel(id));
         }
-        outbox::give_up_queued(&mut tx, id, DeliveryError::Canceled.as_str()).await?;
+        outbox::give_up_queued(&mut tx, id.0, DeliveryError::Canceled.as_str()).await?;
         tx.commit().await?;
         self.metrics.verification("canceled");
         self.find(client, id).await
     }
 
     #[tracing::instrument(skip_all, fields(client = %client.name, verification = %id))]
-    pub async fn find(&self, client: &Client, id: Uuid) -> Result<Verification> {
-        let row: Option<VerificationRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "{SELECT_VERIFICATION} where v.id = $1 and v.client_id = $2"
-        )))
-        .bind(id)
-        .bind(client.id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| r.into_view(self.policy.resend_cooldown_seconds, self.policy.max_sends))
+    pub async fn find(&self, client: &Client, id: VerificationId) -> Result<Verification> {
+        let row = verifications::view(&self.pool, id, client.id).await?;
+        row.map(|r| Verification::from_row(r, self.policy.resend_cooldown_seconds, self.policy.max_sends))
             .ok_or(Error::NotFound("no such verification"))
     }
 
-    async fn pending_id(&self, client: &Client, phone: &PhoneNumber, purpose: &Purpose) -> Result<Uuid> {
-        sqlx::query_scalar(
-            "select id from verifications
-             where client_id = $1 and phone = $2 and purpose = $3 and status = 'pending'
-               and expires_at > now()",
-        )
-        .bind(client.id)
-        .bind(phone.as_e164())
-        .bind(purpose.as_str())
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or(Error::NotFound(
-            "no pending verification for this phone and purpose",
-        ))
-    }
-
-    async fn state(&self, client: &Client, id: Uuid) -> Result<Option<StateRow>> {
-        Ok(sqlx::query_as(
-            "select status, expires_at <= now() as expired, failed_attempts, max_attempts,
-                    greatest(1, ceil(extract(epoch from expires_at - now())))::bigint as expires_in
-             from verifications where id = $1 and client_id = $2",
-        )
-        .bind(id)
-        .bind(client.id)
-        .fetch_optional(&self.pool)
-        .await?)
-    }
-
-    /// Says why a verification cannot be attempted or canceled, without hashing anything.
-    async fn refusal(&self, client: &Client, id: Uuid) -> Result<Error> {
-        let Some(state) = self.state(client, id).await? else {
-            return Ok(Error::NotFound("no such verification"));
-        };
-        let locked = Error::MaxAttemptsReached {
-            id,
-            retry_after: state.expires_in as u64,
-        };
-        Ok(
-            match state.status.parse().unwrap_or(VerificationStatus::Pending) {
-                VerificationStatus::Pending if state.expired => {
-                    let marked = sqlx::query(
-                        "update verifications set status = 'expired', updated_at = now()
-                     where id = $1 and status = 'pending' and expires_at <= now()",
-                    )
-                    .bind(id)
-                    .execute(&self.pool)
-                    .await?;
-                    self.metrics.verifications_by("expired", marked.rows_affected());
-                    Error::Expired { id }
-                }
-                VerificationStatus::Pending if state.failed_attempts >= state.max_attempts => locked,
-                VerificationStatus::MaxAttemptsReached => locked,
-                VerificationStatus::Expired => Error::Expired { id },
-                status => Error::NotPending { id, status },
-            },
-        )
+    /// Says why a verification cannot be attempted or canceled, without hashing
+    /// anything; marks an expired one as such on the way.
+    async fn refusal(&self, client: &Client, id: VerificationId) -> Result<Refusal> {
+        let state = verifications::state(&self.pool, id, client.id).await?;
+        let refusal =
+            rules::refusal(state.as_ref()).unwrap_or(Refusal::NotPending(VerificationStatus::Pending));
+        if refusal == (Refusal::Expired { mark: true }) && verifications::mark_expired(&self.pool, id).await?
+        {
+            self.metrics.verification("expired");
+        }
+        Ok(refusal)
     }
 }
 
-/// Closes the pending verification of this (client, phone, purpose) if it
-/// expired or is locked, so that a new request starts a new one.
-/// Says whether it marked one `expired`.
-async fn close_finished(
-    tx: &mut Transaction<'_, Postgres>,
-    client: &Client,
-    input: &NewVerification,
-) -> Result<bool> {
-    // Locking was counted when it happened; expiry is counted when it is marked.
-    let expired: Option<bool> = sqlx::query_scalar(
-        "update verifications
-         set status = case when expires_at <= now() then 'expired' else 'max_attempts_reached' end,
-             updated_at = now()
-         where client_id = $1 and phone = $2 and purpose = $3 and status = 'pending'
-           and (expires_at <= now() or failed_attempts >= max_attempts)
-         returning status = 'expired'",
-    )
-    .bind(client.id)
-    .bind(input.phone.as_e164())
-    .bind(input.purpose.as_str())
-    .fetch_optional(&mut **tx)
-    .await?;
-    Ok(expired == Some(true))
+fn key<'a>(client: &Client, input: &'a NewVerification) -> verifications::Key<'a> {
+    verifications::Key {
+        client: client.id,
+        phone: input.phone.as_e164(),
+        purpose: input.purpose.as_str(),
+    }
+}
+
+/// How an enqueue ended, when it did not: a race to lose, or an error.
+enum Enqueue {
+    /// Another request created the pending verification first.
+    Lost,
+    Failed(Error),
+}
+
+impl From<Error> for Enqueue {
+    fn from(e: Error) -> Self {
+        Enqueue::Failed(e)
+    }
+}
+
+impl From<sqlx::Error> for Enqueue {
+    fn from(e: sqlx::Error) -> Self {
+        Enqueue::Failed(e.into())
+    }
+}
+
+impl From<Enqueue> for Error {
+    fn from(e: Enqueue) -> Self {
+        match e {
+            // Lost twice in a row, which the retry cannot do: a bug.
+            Enqueue::Lost => {
+                Error::Internal(anyhow::anyhow!("lost the race for a pending verification twice"))
+            }
+            Enqueue::Failed(e) => e,
+        }
+    }
 }
 
 /// A limit's slot is counted under its lock by a statement that must see what
 /// other transactions committed while it waited: READ COMMITTED, whatever the
 /// server's `default_transaction_isolation` says.
 async fn begin_read_committed(pool: &PgPool) -> Result<Transaction<'static, Postgres>> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("set transaction isolation level read committed")
-        .execute(&mut *tx)
-        .await?;
-    Ok(tx)
-}
-
-fn is_unique_violation(e: &anyhow::Error) -> bool {
-    e.downcast_ref::<sqlx::Error>()
-        .and_then(|e| e.as_database_error())
-        .is_some_and(|e| e.is_unique_violation())
+    store::begin_read_committed(pool).await.map_err(Error::from)
 }

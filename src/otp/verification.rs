@@ -3,7 +3,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::domain::{DeliveryError, DeliveryStatus, VerificationStatus};
+use crate::domain::{DeliveryError, DeliveryStatus, MessageStatus, VerificationStatus};
+use crate::store::verifications::ViewRow;
 
 /// A verification: one phone number, one purpose, one code at a time.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -44,82 +45,39 @@ pub struct Verification {
     pub verified_at: Option<DateTime<Utc>>,
 }
 
-/// A verification as the database has it, with its current message.
-#[derive(Debug, sqlx::FromRow)]
-pub(crate) struct VerificationRow {
-    pub id: Uuid,
-    pub phone: String,
-    pub purpose: String,
-    pub locale: String,
-    /// Already `expired` when a pending code's time is up, `max_attempts_reached`
-    /// when its attempts are used up.
-    pub status: String,
-    pub failed_attempts: i32,
-    pub max_attempts: i32,
-    pub sends: i32,
-    pub last_sent_at: DateTime<Utc>,
-    pub expires_at: DateTime<Utc>,
-    pub created_at: DateTime<Utc>,
-    pub verified_at: Option<DateTime<Utc>>,
-    pub message_status: Option<String>,
-    pub message_leased: bool,
-    pub message_error: Option<String>,
-}
-
-/// The select behind every verification the API shows; callers add the where clause.
-pub(crate) const SELECT_VERIFICATION: &str = "
-select v.id, v.phone, v.purpose, v.locale,
-       case
-           when v.status = 'pending' and v.expires_at <= now() then 'expired'
-           when v.status = 'pending' and v.failed_attempts >= v.max_attempts then 'max_attempts_reached'
-           else v.status
-       end as status,
-       v.failed_attempts, v.max_attempts, v.sends, v.last_sent_at, v.expires_at, v.created_at, v.verified_at,
-       m.status as message_status,
-       coalesce(m.leased_until > now(), false) as message_leased,
-       m.last_error as message_error
-from verifications v
-left join lateral (
-    select status, leased_until, last_error
-    from outbox_messages
-    where verification_id = v.id and status <> 'superseded'
-    order by created_at desc
-    limit 1
-) m on true";
-
-impl VerificationRow {
-    pub fn into_view(self, resend_cooldown_seconds: u32, max_sends: u32) -> Verification {
-        let status = self.status.parse().unwrap_or(VerificationStatus::Pending);
-        let delivery_status = match (self.message_status.as_deref(), self.message_leased) {
-            (Some("sent"), _) => DeliveryStatus::Sent,
-            (Some("failed"), _) => DeliveryStatus::Failed,
-            (Some("queued"), true) => DeliveryStatus::Sending,
+impl Verification {
+    /// What the API shows of a stored verification and its current message.
+    pub fn from_row(row: ViewRow, resend_cooldown_seconds: u32, max_sends: u32) -> Self {
+        let delivery_status = match (row.message_status, row.message_leased) {
+            (Some(MessageStatus::Sent), _) => DeliveryStatus::Sent,
+            (Some(MessageStatus::Failed), _) => DeliveryStatus::Failed,
+            (Some(MessageStatus::Queued), true) => DeliveryStatus::Sending,
             _ => DeliveryStatus::Queued,
         };
         let delivery_error = (delivery_status == DeliveryStatus::Failed)
             .then(|| {
-                self.message_error
+                row.message_error
                     .as_deref()
                     .and_then(|e| e.parse::<DeliveryError>().ok())
             })
             .flatten();
-        let sends = u32::try_from(self.sends).unwrap_or(0);
-        let resend_available_at = (status == VerificationStatus::Pending && sends < max_sends)
-            .then(|| self.last_sent_at + chrono::Duration::seconds(resend_cooldown_seconds.into()));
+        let sends = u32::try_from(row.sends).unwrap_or(0);
+        let resend_available_at = (row.status == VerificationStatus::Pending && sends < max_sends)
+            .then(|| row.last_sent_at + chrono::Duration::seconds(resend_cooldown_seconds.into()));
         Verification {
-            id: self.id,
-            phone: self.phone,
-            purpose: self.purpose,
-            locale: self.locale,
-            status,
+            id: row.id.0,
+            phone: row.phone,
+            purpose: row.purpose,
+            locale: row.locale,
+            status: row.status,
             delivery_status,
             delivery_error,
-            attempts_remaining: u32::try_from(self.max_attempts - self.failed_attempts).unwrap_or(0),
+            attempts_remaining: u32::try_from(row.max_attempts - row.failed_attempts).unwrap_or(0),
             sends,
-            expires_at: self.expires_at,
+            expires_at: row.expires_at,
             resend_available_at,
-            created_at: self.created_at,
-            verified_at: self.verified_at,
+            created_at: row.created_at,
+            verified_at: row.verified_at,
         }
     }
 }

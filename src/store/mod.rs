@@ -1,6 +1,9 @@
 //! The database: the pool, creating the database under `--dev`, and migrations
 //! (refinery's files, run through sqlx so the service has one driver).
 
+pub mod clients;
+pub mod idempotency;
+pub mod limits;
 mod migrations;
 pub mod retention;
 pub mod verifications;
@@ -82,16 +85,12 @@ pub async fn pepper_report(pool: &PgPool, peppers: &Peppers) -> Result<PepperRep
     let ids: Vec<Vec<u8>> = peppers.all().iter().map(|p| p.id.to_vec()).collect();
     // Hashes and texts made before key ids name none: they are tried under
     // every pepper, and not counted here.
-    let (verifications, messages): (i64, i64) = sqlx::query_as(
-        "select
-             (select count(*) from verifications
-              where status = 'pending' and expires_at > now()
-                and substring(code_hash from 'keyid=([A-Za-z0-9+/]+)') <> all($1)),
-             (select count(*) from outbox_messages
-              where status = 'queued' and expires_at > now() and get_byte(body_sealed, 0) = 1
-                and length(body_sealed) > 7 and substring(body_sealed from 2 for 6) <> all($2))",
+    let verifications = verifications::count_pending_under_unknown_peppers(pool, &ids_b64).await?;
+    let messages: i64 = sqlx::query_scalar(
+        "select count(*) from outbox_messages
+         where status = 'queued' and expires_at > now() and get_byte(body_sealed, 0) = 1
+           and length(body_sealed) > 7 and substring(body_sealed from 2 for 6) <> all($1)",
     )
-    .bind(&ids_b64)
     .bind(&ids)
     .fetch_one(pool)
     .await?;
@@ -99,4 +98,22 @@ pub async fn pepper_report(pool: &PgPool, peppers: &Peppers) -> Result<PepperRep
         verifications,
         messages,
     })
+}
+
+/// A transaction at READ COMMITTED, whatever the server's
+/// `default_transaction_isolation` says: the limit windows count under a lock
+/// by statements that must see what others committed while they waited.
+pub async fn begin_read_committed(
+    pool: &PgPool,
+) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("set transaction isolation level read committed")
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
+}
+
+/// One round trip: whether the database answers.
+pub async fn ping(pool: &PgPool) -> Result<(), sqlx::Error> {
+    sqlx::query("select 1").execute(pool).await.map(|_| ())
 }

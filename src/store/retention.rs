@@ -11,6 +11,7 @@ use sqlx::PgPool;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
+use super::{idempotency, limits, verifications};
 use crate::metrics::Metrics;
 
 /// Rows per statement.
@@ -27,8 +28,6 @@ const DELETE_EVERY: Duration = Duration::from_secs(60);
 const SENDER_SENDS_KEPT: Duration = Duration::from_secs(10 * 60);
 /// The longest sliding window of the request limits.
 const LIMIT_HITS_KEPT: Duration = crate::otp::limits::LONGEST_WINDOW;
-/// An `Idempotency-Key` answers again for 24 h.
-const IDEMPOTENCY_KEYS_KEPT: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// What one sweep did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -89,86 +88,54 @@ pub async fn sweep(pool: &PgPool, retention: Duration) -> Result<Swept, sqlx::Er
 /// already shows them. A locked one (attempts used up) reads
 /// `max_attempts_reached` until it expires, and `expired` after: the same here.
 pub async fn expire_pending(pool: &PgPool) -> Result<u64, sqlx::Error> {
-    in_batches(
-        "update verifications set status = 'expired', updated_at = now()
-         where id in (select id from verifications
-                      where status = 'pending' and expires_at <= now()
-                      limit $1 for update skip locked)",
-        None,
-        pool,
-    )
-    .await
+    in_batches(|batch| verifications::expire_due(pool, batch)).await
 }
 
 /// Deletes verifications that finished more than `retention` ago, with their
-/// messages (`on delete cascade`). A verification's `updated_at` is set at
-/// every change and a finished one never changes again, so it is when it
-/// finished; one that expired while pending finishes when it is marked, at
-/// most a sweep after its expiry.
+/// messages. A verification's `updated_at` is set at every change and a
+/// finished one never changes again, so it is when it finished; one that
+/// expired while pending finishes when it is marked, at most a sweep after
+/// its expiry.
 pub async fn delete_finished(pool: &PgPool, retention: Duration) -> Result<u64, sqlx::Error> {
-    in_batches(
-        "delete from verifications
-         where id in (select id from verifications
-                      where status <> 'pending' and updated_at < now() - make_interval(secs => $2)
-                      limit $1 for update skip locked)",
-        Some(retention),
-        pool,
-    )
-    .await
+    in_batches(|batch| verifications::delete_finished(pool, batch, retention)).await
 }
 
 /// Deletes the per-key send records older than the rate window needs.
 pub async fn delete_old_sender_sends(pool: &PgPool) -> Result<u64, sqlx::Error> {
-    in_batches(
-        "delete from sender_sends
-         where id in (select id from sender_sends
-                      where sent_at < now() - make_interval(secs => $2)
-                      order by id limit $1 for update skip locked)",
-        Some(SENDER_SENDS_KEPT),
-        pool,
-    )
+    in_batches(|batch| {
+        let query = sqlx::query(
+            "delete from sender_sends
+             where id in (select id from sender_sends
+                          where sent_at < now() - make_interval(secs => $2)
+                          order by id limit $1 for update skip locked)",
+        )
+        .bind(batch)
+        .bind(SENDER_SENDS_KEPT.as_secs_f64());
+        async move { Ok(query.execute(pool).await?.rows_affected()) }
+    })
     .await
 }
 
-/// Deletes the hits of the request limits older than their longest window
-/// (each take also clears its own bucket; this catches buckets seen no more).
+/// Deletes the hits of the request limits older than their longest window.
 pub async fn delete_old_limit_hits(pool: &PgPool) -> Result<u64, sqlx::Error> {
-    in_batches(
-        "delete from limit_hits
-         where id in (select id from limit_hits
-                      where at < now() - make_interval(secs => $2)
-                      order by id limit $1 for update skip locked)",
-        Some(LIMIT_HITS_KEPT),
-        pool,
-    )
-    .await
+    in_batches(|batch| limits::delete_older_than(pool, batch, LIMIT_HITS_KEPT)).await
 }
 
-/// Deletes the `Idempotency-Key` records older than 24 h. The table has no
-/// single-column key, so rows are picked by `ctid`.
+/// Deletes the `Idempotency-Key` records older than 24 h.
 pub async fn delete_old_idempotency_keys(pool: &PgPool) -> Result<u64, sqlx::Error> {
-    in_batches(
-        "delete from idempotency_keys
-         where ctid = any(array(select ctid from idempotency_keys
-                                where created_at < now() - make_interval(secs => $2)
-                                limit $1 for update skip locked))",
-        Some(IDEMPOTENCY_KEYS_KEPT),
-        pool,
-    )
-    .await
+    in_batches(|batch| idempotency::delete_expired(pool, batch)).await
 }
 
-/// Runs `sql` (`$1` the batch size, `$2` the age in seconds if given) until a
-/// statement finds less than a batch, or `MAX_BATCHES` ran. Each statement is
-/// its own transaction.
-async fn in_batches(sql: &'static str, age: Option<Duration>, pool: &PgPool) -> Result<u64, sqlx::Error> {
+/// Runs `statement` (given the batch size) until it touches less than a batch,
+/// or `MAX_BATCHES` ran. Each statement is its own transaction.
+async fn in_batches<F, Fut>(statement: F) -> Result<u64, sqlx::Error>
+where
+    F: Fn(i64) -> Fut,
+    Fut: Future<Output = Result<u64, sqlx::Error>>,
+{
     let mut total = 0;
     for _ in 0..MAX_BATCHES {
-        let mut query = sqlx::query(sql).bind(BATCH);
-        if let Some(age) = age {
-            query = query.bind(age.as_secs_f64());
-        }
-        let done = query.execute(pool).await?.rows_affected();
+        let done = statement(BATCH).await?;
         total += done;
         if done < BATCH as u64 {
             break;

@@ -1,8 +1,11 @@
 //! The `verifications` table: every statement that reads or writes it.
 
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 use sqlx::{PgExecutor, Postgres, Transaction};
 
-use crate::domain::VerificationId;
+use crate::domain::{ClientId, MessageStatus, VerificationId, VerificationStatus};
 
 /// Pending and not locked: a verification still waiting for its code. The one
 /// place this condition is written; `$alias` names the table in a join.
@@ -32,7 +35,6 @@ macro_rules! attemptable {
         )
     };
 }
-pub(crate) use attemptable;
 
 /// Locks the verification's row: every writer that also touches its messages
 /// takes this lock first, so the two never deadlock.
@@ -54,4 +56,406 @@ pub async fn fail_if_pending(db: impl PgExecutor<'_>, id: VerificationId) -> Res
     .execute(db)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// A verification as the API shows it, with its current message: the select
+/// behind every read. The status is derived as a read sees it (a pending code
+/// whose time is up reads `expired`, whose attempts are used up
+/// `max_attempts_reached`), whether or not the sweeper has marked it yet.
+/// It reads the current message's state from `outbox_messages`: the only
+/// statement outside store::outbox that names that table, since a
+/// verification's answer is one read.
+const SELECT_VIEW: &str = "
+select v.id, v.phone, v.purpose, v.locale,
+       case
+           when v.status = 'pending' and v.expires_at <= now() then 'expired'
+           when v.status = 'pending' and v.failed_attempts >= v.max_attempts then 'max_attempts_reached'
+           else v.status
+       end as status,
+       v.failed_attempts, v.max_attempts, v.sends, v.last_sent_at, v.expires_at, v.created_at, v.verified_at,
+       m.status as message_status,
+       coalesce(m.leased_until > now(), false) as message_leased,
+       m.last_error as message_error
+from verifications v
+left join lateral (
+    select status, leased_until, last_error
+    from outbox_messages
+    where verification_id = v.id and status <> 'superseded'
+    order by created_at desc
+    limit 1
+) m on true
+where v.id = $1 and v.client_id = $2";
+
+/// A verification and its current message, as stored.
+#[derive(Debug, sqlx::FromRow)]
+pub struct ViewRow {
+    pub id: VerificationId,
+    pub phone: String,
+    pub purpose: String,
+    pub locale: String,
+    pub status: VerificationStatus,
+    pub failed_attempts: i32,
+    pub max_attempts: i32,
+    pub sends: i32,
+    pub last_sent_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub verified_at: Option<DateTime<Utc>>,
+    pub message_status: Option<MessageStatus>,
+    pub message_leased: bool,
+    pub message_error: Option<String>,
+}
+
+pub async fn view(
+    db: impl PgExecutor<'_>,
+    id: VerificationId,
+    client: ClientId,
+) -> Result<Option<ViewRow>, sqlx::Error> {
+    sqlx::query_as(SELECT_VIEW)
+        .bind(id)
+        .bind(client)
+        .fetch_optional(db)
+        .await
+}
+
+/// Who a verification is for: the key of the one-pending-per-request rule.
+pub struct Key<'a> {
+    pub client: ClientId,
+    pub phone: &'a str,
+    pub purpose: &'a str,
+}
+
+/// The attemptable verification a new request for the same key resends.
+#[derive(Debug, sqlx::FromRow)]
+pub struct Resendable {
+    pub id: VerificationId,
+    pub sends: i32,
+    /// Seconds until the resend cooldown is over (0 or less: over).
+    pub cooldown_left: i64,
+    pub expires_in: i64,
+}
+
+macro_rules! select_resendable {
+    () => {
+        concat!(
+            "select id, sends,
+                    ceil(extract(epoch from last_sent_at + make_interval(secs => $4) - now()))::bigint
+                        as cooldown_left,
+                    ceil(extract(epoch from expires_at - now()))::bigint as expires_in
+             from verifications
+             where client_id = $1 and phone = $2 and purpose = $3 and ",
+            attemptable!()
+        )
+    };
+}
+const SELECT_RESENDABLE: &str = select_resendable!();
+const SELECT_RESENDABLE_FOR_UPDATE: &str = concat!(select_resendable!(), " for update");
+
+/// The resendable verification, read without a lock (the cheap look before hashing).
+pub async fn resendable(
+    db: impl PgExecutor<'_>,
+    key: &Key<'_>,
+    cooldown_seconds: u32,
+) -> Result<Option<Resendable>, sqlx::Error> {
+    resendable_with(SELECT_RESENDABLE, db, key, cooldown_seconds).await
+}
+
+/// The resendable verification, locked until the transaction ends.
+pub async fn resendable_for_update(
+    tx: &mut Transaction<'_, Postgres>,
+    key: &Key<'_>,
+    cooldown_seconds: u32,
+) -> Result<Option<Resendable>, sqlx::Error> {
+    resendable_with(SELECT_RESENDABLE_FOR_UPDATE, &mut **tx, key, cooldown_seconds).await
+}
+
+async fn resendable_with(
+    sql: &'static str,
+    db: impl PgExecutor<'_>,
+    key: &Key<'_>,
+    cooldown_seconds: u32,
+) -> Result<Option<Resendable>, sqlx::Error> {
+    sqlx::query_as(sql)
+        .bind(key.client)
+        .bind(key.phone)
+        .bind(key.purpose)
+        .bind(f64::from(cooldown_seconds))
+        .fetch_optional(db)
+        .await
+}
+
+/// Closes the pending verification of `key` if it expired or is locked, so
+/// that a new request starts a new one. Says whether it marked one `expired`.
+pub async fn close_finished(tx: &mut Transaction<'_, Postgres>, key: &Key<'_>) -> Result<bool, sqlx::Error> {
+    let expired: Option<bool> = sqlx::query_scalar(concat!(
+        "update verifications
+         set status = case when expires_at <= now() then 'expired' else 'max_attempts_reached' end,
+             updated_at = now()
+         where client_id = $1 and phone = $2 and purpose = $3 and status = 'pending' and not (",
+        attemptable!(),
+        ") returning status = 'expired'"
+    ))
+    .bind(key.client)
+    .bind(key.phone)
+    .bind(key.purpose)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(expired == Some(true))
+}
+
+/// A resend: a new code, the expiry restarted, failed attempts kept.
+pub async fn resend(
+    tx: &mut Transaction<'_, Postgres>,
+    id: VerificationId,
+    code_hash: &str,
+    locale: &str,
+    ttl: Duration,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "update verifications
+         set code_hash = $2, sends = sends + 1, locale = $3, last_sent_at = now(),
+             expires_at = now() + make_interval(secs => $4), updated_at = now()
+         where id = $1",
+    )
+    .bind(id)
+    .bind(code_hash)
+    .bind(locale)
+    .bind(ttl.as_secs_f64())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub struct NewVerification<'a> {
+    pub key: Key<'a>,
+    pub locale: &'a str,
+    pub code_hash: &'a str,
+    pub max_attempts: u32,
+    pub ttl: Duration,
+    pub made_by_dev: bool,
+}
+
+/// Inserts a pending verification. A second one for the same key fails on
+/// `verifications_one_pending` (`is_one_pending_violation`).
+pub async fn insert(
+    tx: &mut Transaction<'_, Postgres>,
+    new: &NewVerification<'_>,
+) -> Result<VerificationId, sqlx::Error> {
+    let id = VerificationId::new();
+    sqlx::query(
+        "insert into verifications
+             (id, client_id, phone, purpose, locale, status, code_hash, max_attempts,
+              last_sent_at, expires_at, made_by_dev)
+         values ($1, $2, $3, $4, $5, 'pending', $6, $7, now(), now() + make_interval(secs => $8), $9)",
+    )
+    .bind(id)
+    .bind(new.key.client)
+    .bind(new.key.phone)
+    .bind(new.key.purpose)
+    .bind(new.locale)
+    .bind(new.code_hash)
+    .bind(new.max_attempts as i32)
+    .bind(new.ttl.as_secs_f64())
+    .bind(new.made_by_dev)
+    .execute(&mut **tx)
+    .await?;
+    Ok(id)
+}
+
+/// Two first requests for one key raced, and this one lost.
+pub fn is_one_pending_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|e| e.constraint())
+        .is_some_and(|c| c == "verifications_one_pending")
+}
+
+/// An attempt, counted before its code is compared.
+#[derive(Debug, sqlx::FromRow)]
+pub struct Reserved {
+    pub code_hash: String,
+    pub phone: String,
+    /// Counting this one.
+    pub failed_attempts: i32,
+    pub max_attempts: i32,
+}
+
+/// Counts an attempt on an attemptable verification, in the statement that
+/// checks it is attemptable: parallel guesses can never pass the limit.
+pub async fn reserve_attempt(
+    tx: &mut Transaction<'_, Postgres>,
+    id: VerificationId,
+    client: ClientId,
+) -> Result<Option<Reserved>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "update verifications set failed_attempts = failed_attempts + 1, updated_at = now()
+         where id = $1 and client_id = $2 and ",
+        attemptable!(),
+        " returning code_hash, phone, failed_attempts, max_attempts"
+    ))
+    .bind(id)
+    .bind(client)
+    .fetch_optional(&mut **tx)
+    .await
+}
+
+/// Undoes a reserved attempt that was never judged.
+pub async fn give_back_attempt(
+    tx: &mut Transaction<'_, Postgres>,
+    id: VerificationId,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "update verifications set failed_attempts = greatest(failed_attempts - 1, 0), updated_at = now()
+         where id = $1 and status = 'pending'",
+    )
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Approves with the code that was compared (a resend since replaced it: no),
+/// while it is still valid, giving its reserved attempt back. Only one
+/// request can win it.
+pub async fn approve(
+    tx: &mut Transaction<'_, Postgres>,
+    id: VerificationId,
+    code_hash: &str,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "update verifications
+         set status = 'approved', verified_at = now(), failed_attempts = failed_attempts - 1, updated_at = now()
+         where id = $1 and status = 'pending' and code_hash = $2 and expires_at > now()",
+    )
+    .bind(id)
+    .bind(code_hash)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Cancels an attemptable verification; says whether it did.
+pub async fn cancel(
+    tx: &mut Transaction<'_, Postgres>,
+    id: VerificationId,
+    client: ClientId,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(concat!(
+        "update verifications set status = 'canceled', updated_at = now()
+         where id = $1 and client_id = $2 and ",
+        attemptable!()
+    ))
+    .bind(id)
+    .bind(client)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The pending, unexpired verification of `key` (a locked one too: verify says why).
+pub async fn pending_id(
+    db: impl PgExecutor<'_>,
+    key: &Key<'_>,
+) -> Result<Option<VerificationId>, sqlx::Error> {
+    sqlx::query_scalar(
+        "select id from verifications
+         where client_id = $1 and phone = $2 and purpose = $3 and status = 'pending' and expires_at > now()",
+    )
+    .bind(key.client)
+    .bind(key.phone)
+    .bind(key.purpose)
+    .fetch_optional(db)
+    .await
+}
+
+/// Where a verification stands, for saying why it cannot be attempted.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct State {
+    pub status: VerificationStatus,
+    pub expired: bool,
+    pub failed_attempts: i32,
+    pub max_attempts: i32,
+    /// Seconds until the code's expiry (at least 1): when a lock stops mattering.
+    pub expires_in: i64,
+}
+
+pub async fn state(
+    db: impl PgExecutor<'_>,
+    id: VerificationId,
+    client: ClientId,
+) -> Result<Option<State>, sqlx::Error> {
+    sqlx::query_as(
+        "select status, expires_at <= now() as expired, failed_attempts, max_attempts,
+                greatest(1, ceil(extract(epoch from expires_at - now())))::bigint as expires_in
+         from verifications where id = $1 and client_id = $2",
+    )
+    .bind(id)
+    .bind(client)
+    .fetch_optional(db)
+    .await
+}
+
+/// Marks one pending verification whose code expired `expired`; says whether it did.
+pub async fn mark_expired(db: impl PgExecutor<'_>, id: VerificationId) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "update verifications set status = 'expired', updated_at = now()
+         where id = $1 and status = 'pending' and expires_at <= now()",
+    )
+    .bind(id)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Marks up to `batch` pending verifications whose code expired `expired`.
+pub async fn expire_due(db: impl PgExecutor<'_>, batch: i64) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(
+        "update verifications set status = 'expired', updated_at = now()
+         where id in (select id from verifications
+                      where status = 'pending' and expires_at <= now()
+                      limit $1 for update skip locked)",
+    )
+    .bind(batch)
+    .execute(db)
+    .await?
+    .rows_affected())
+}
+
+/// Deletes up to `batch` verifications that finished more than `age` ago, with
+/// their messages (`on delete cascade`). A finished verification never changes
+/// again, so its `updated_at` is when it finished.
+pub async fn delete_finished(db: impl PgExecutor<'_>, batch: i64, age: Duration) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(
+        "delete from verifications
+         where id in (select id from verifications
+                      where status <> 'pending' and updated_at < now() - make_interval(secs => $2)
+                      limit $1 for update skip locked)",
+    )
+    .bind(batch)
+    .bind(age.as_secs_f64())
+    .execute(db)
+    .await?
+    .rows_affected())
+}
+
+/// Pending verifications whose hash names a pepper id not in `known` (base64,
+/// as the PHC string writes it). Hashes made before ids name none: not counted.
+pub async fn count_pending_under_unknown_peppers(
+    db: impl PgExecutor<'_>,
+    known: &[String],
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "select count(*) from verifications
+         where status = 'pending' and expires_at > now()
+           and substring(code_hash from 'keyid=([A-Za-z0-9+/]+)') <> all($1)",
+    )
+    .bind(known)
+    .fetch_one(db)
+    .await
+}
+
+/// Verifications that `serve --dev` did not make.
+pub async fn count_not_made_by_dev(db: impl PgExecutor<'_>) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("select count(*) from verifications where not made_by_dev")
+        .fetch_one(db)
+        .await
 }

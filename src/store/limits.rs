@@ -1,0 +1,82 @@
+//! The `limit_hits` table: the sliding windows of the abuse limits, one row
+//! per counted event, taken through `take_limit_slot` (V2__limits.sql), which
+//! counts and inserts under a per-window lock.
+
+use std::time::Duration;
+
+use sqlx::PgExecutor;
+
+/// A counted event, which can be given back (a reserved failure that turned out right).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
+#[sqlx(transparent)]
+pub struct HitId(pub i64);
+
+#[derive(sqlx::FromRow)]
+struct Slot {
+    hit_id: Option<HitId>,
+    retry_after: Option<f64>,
+}
+
+/// Takes a slot of `bucket` if fewer than `max_hits` were taken in the last
+/// `span`; else says in how many seconds one frees. In a transaction, the
+/// slot counts only if the transaction commits.
+pub async fn take(
+    db: impl PgExecutor<'_>,
+    bucket: &str,
+    max_hits: u32,
+    span: Duration,
+) -> Result<Result<HitId, f64>, sqlx::Error> {
+    let slot: Slot = sqlx::query_as("select hit_id, retry_after from take_limit_slot($1, $2, $3)")
+        .bind(bucket)
+        .bind(max_hits.min(i32::MAX as u32) as i32)
+        .bind(span)
+        .fetch_one(db)
+        .await?;
+    Ok(slot.hit_id.ok_or(slot.retry_after.unwrap_or(1.0)))
+}
+
+/// The seconds until `bucket` has a free slot (0 when it has one), taking nothing.
+pub async fn wait(
+    db: impl PgExecutor<'_>,
+    bucket: &str,
+    max_hits: u32,
+    span: Duration,
+) -> Result<f64, sqlx::Error> {
+    let wait: Option<f64> = sqlx::query_scalar("select limit_slot_wait($1, $2, $3)")
+        .bind(bucket)
+        .bind(max_hits.min(i32::MAX as u32) as i32)
+        .bind(span)
+        .fetch_one(db)
+        .await?;
+    Ok(wait.unwrap_or(0.0))
+}
+
+/// Gives taken slots back.
+pub async fn refund(db: impl PgExecutor<'_>, hits: &[HitId]) -> Result<(), sqlx::Error> {
+    let ids: Vec<i64> = hits.iter().map(|h| h.0).collect();
+    sqlx::query("delete from limit_hits where id = any($1)")
+        .bind(&ids)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Deletes up to `batch` hits older than `age` (each take also clears its own
+/// bucket; this catches buckets seen no more).
+pub async fn delete_older_than(
+    db: impl PgExecutor<'_>,
+    batch: i64,
+    age: Duration,
+) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(
+        "delete from limit_hits
+         where id in (select id from limit_hits
+                      where at < now() - make_interval(secs => $2)
+                      order by id limit $1 for update skip locked)",
+    )
+    .bind(batch)
+    .bind(age.as_secs_f64())
+    .execute(db)
+    .await?
+    .rows_affected())
+}
