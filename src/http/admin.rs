@@ -101,10 +101,10 @@ pub(super) fn sender<'a>(state: &'a AppState, name: &str) -> Result<&'a Sender> 
     tag = "admin",
     responses(
         (status = 200, description = "The keys (never the keys themselves)", body = SendersReport),
-        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`rate_limited`: too many wrong admin credentials from this address in the last minute", body = Problem, content_type = "application/problem+json",
+        (status = 401, description = "`unauthorized`", body = Problem),
+        (status = 429, description = "`rate_limited`: too many wrong admin credentials from this address in the last minute", body = Problem,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 404, description = "`not_found`: admin endpoints are off (`OTP_ADMIN_KEY` unset)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: admin endpoints are off (`OTP_ADMIN_KEY` unset)", body = Problem),
     ),
     security(("admin_key" = []))
 )]
@@ -128,11 +128,11 @@ pub async fn list_senders(state: web::Data<AppState>) -> Result<HttpResponse> {
     params(("name" = String, Path, description = "The key's name, e.g. `sender-1`")),
     responses(
         (status = 200, description = "The key, back in service", body = SenderStatus),
-        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`rate_limited`: too many wrong admin credentials from this address in the last minute", body = Problem, content_type = "application/problem+json",
+        (status = 401, description = "`unauthorized`", body = Problem),
+        (status = 429, description = "`rate_limited`: too many wrong admin credentials from this address in the last minute", body = Problem,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 403, description = "`cross_origin`: a browser request from a page of another origin", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`cross_origin`: a browser request from a page of another origin", body = Problem),
+        (status = 404, description = "`not_found`", body = Problem),
     ),
     security(("admin_key" = []))
 )]

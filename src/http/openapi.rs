@@ -56,7 +56,42 @@ pub fn document() -> utoipa::openapi::OpenApi {
         .openapi(base())
         .configure(super::documented_routes)
         .split_for_parts();
+    let mut api = api;
+    problems_as_problem_json(&mut api);
     api
+}
+
+/// Every answer whose body is a `Problem` is `application/problem+json`
+/// (RFC 9457): said here once, not in every handler's annotations.
+fn problems_as_problem_json(api: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::RefOr;
+    let is_problem = |content: &RefOr<utoipa::openapi::Content>| match content {
+        RefOr::T(content) => matches!(
+            &content.schema,
+            Some(RefOr::Ref(schema)) if schema.ref_location.ends_with("/Problem")
+        ),
+        RefOr::Ref(_) => false,
+    };
+    for item in api.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            for response in operation.responses.responses.values_mut() {
+                let RefOr::T(response) = response else { continue };
+                if response.content.get("application/json").is_some_and(is_problem) {
+                    let content = response.content.shift_remove("application/json");
+                    response
+                        .content
+                        .insert(super::errors::PROBLEM_JSON.to_owned(), content.expect("just found"));
+                }
+            }
+        }
+    }
 }
 
 pub fn to_json(api: &utoipa::openapi::OpenApi) -> String {

@@ -39,10 +39,10 @@ const IMAGE_POLICY: &str = "default-src 'none'; frame-ancestors 'none'; sandbox"
     params(("name" = String, Path, description = "The key's name, e.g. `sender-1`")),
     responses(
         (status = 200, description = "An HTML page", content_type = "text/html", body = String),
-        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`rate_limited`: too many wrong admin credentials from this address in the last minute", body = Problem, content_type = "application/problem+json",
+        (status = 401, description = "`unauthorized`", body = Problem),
+        (status = 429, description = "`rate_limited`: too many wrong admin credentials from this address in the last minute", body = Problem,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`", body = Problem),
     ),
     security(("admin_key" = []))
 )]
@@ -106,12 +106,12 @@ pub async fn qr_page(state: web::Data<AppState>, name: web::Path<String>) -> Res
                 (inline(QrImage) = "image/png"),
                 (inline(QrImage) = "image/*"),
             )),
-        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`rate_limited`: too many wrong admin credentials from this address in the last minute", body = Problem, content_type = "application/problem+json",
+        (status = 401, description = "`unauthorized`", body = Problem),
+        (status = 429, description = "`rate_limited`: too many wrong admin credentials from this address in the last minute", body = Problem,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`", body = Problem),
         (status = 503, description = "`qr_unavailable`: no container token for this key, or the gateway did not give a QR code",
-            body = Problem, content_type = "application/problem+json",
+            body = Problem,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
     ),
     security(("admin_key" = []))
