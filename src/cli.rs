@@ -4,7 +4,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use secrecy::ExposeSecret;
 
 use crate::config::{self, DatabaseSettings, LogFormat, SecretList, Settings};
@@ -92,12 +92,14 @@ pub enum ClientsCommand {
 
 /// What `main` runs: the config file, the flags, then the command.
 pub fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().collect();
-    if let Err(e) = config::load_config_file(&args) {
-        eprintln!("error: {e}");
-        return ExitCode::from(2);
-    }
-    let cli = Cli::parse();
+    let args = match config::with_config_file(&Cli::command(), std::env::args().collect()) {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let cli = Cli::parse_from(args);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {

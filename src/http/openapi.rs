@@ -85,9 +85,10 @@ fn problems_as_problem_json(api: &mut utoipa::openapi::OpenApi) {
                 let RefOr::T(response) = response else { continue };
                 if response.content.get("application/json").is_some_and(is_problem) {
                     let content = response.content.shift_remove("application/json");
-                    response
-                        .content
-                        .insert(super::errors::PROBLEM_JSON.to_owned(), content.expect("just found"));
+                    response.content.insert(
+                        super::errors::PROBLEM_JSON.to_owned(),
+                        content.expect("just found"),
+                    );
                 }
             }
         }

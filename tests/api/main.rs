@@ -3,6 +3,7 @@ mod admin;
 mod auth;
 mod browser;
 mod cli;
+mod config_file;
 mod delivery;
 mod dev;
 mod dev_guard;
