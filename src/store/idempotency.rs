@@ -18,6 +18,15 @@ pub struct Stored {
     pub response: Option<Value>,
 }
 
+statement!(
+    CLAIM = "insert into idempotency_keys (client_id, key, request_hash, claim) values ($1, $2, $3, $5)
+         on conflict (client_id, key) do update
+             set request_hash = excluded.request_hash, claim = excluded.claim, status = null,
+                 response = null, created_at = now()
+             where idempotency_keys.created_at < now() - make_interval(secs => $6)
+                or (idempotency_keys.status is null
+                    and idempotency_keys.created_at < now() - make_interval(secs => $4))",
+);
 /// Claims the key for a first request with `claim` as its token: a new key, or
 /// one whose answer is older than `KEPT`, or one whose claim was abandoned
 /// (unanswered for `abandoned_after`). `false` when another holds it.
@@ -29,40 +38,37 @@ pub async fn claim(
     claim: Uuid,
     abandoned_after: Duration,
 ) -> Result<bool, sqlx::Error> {
-    let claimed = sqlx::query(
-        "insert into idempotency_keys (client_id, key, request_hash, claim) values ($1, $2, $3, $5)
-         on conflict (client_id, key) do update
-             set request_hash = excluded.request_hash, claim = excluded.claim, status = null,
-                 response = null, created_at = now()
-             where idempotency_keys.created_at < now() - make_interval(secs => $6)
-                or (idempotency_keys.status is null
-                    and idempotency_keys.created_at < now() - make_interval(secs => $4))",
-    )
-    .bind(client)
-    .bind(key)
-    .bind(request_hash)
-    .bind(abandoned_after.as_secs_f64())
-    .bind(claim)
-    .bind(KEPT.as_secs_f64())
-    .execute(db)
-    .await?;
+    let claimed = sqlx::query(CLAIM)
+        .bind(client)
+        .bind(key)
+        .bind(request_hash)
+        .bind(abandoned_after.as_secs_f64())
+        .bind(claim)
+        .bind(KEPT.as_secs_f64())
+        .execute(db)
+        .await?;
     Ok(claimed.rows_affected() == 1)
 }
 
+statement!(
+    FIND = "select request_hash, status, response from idempotency_keys where client_id = $1 and key = $2",
+);
 pub async fn find(
     db: impl PgExecutor<'_>,
     client: ClientId,
     key: &str,
 ) -> Result<Option<Stored>, sqlx::Error> {
-    sqlx::query_as(
-        "select request_hash, status, response from idempotency_keys where client_id = $1 and key = $2",
-    )
-    .bind(client)
-    .bind(key)
-    .fetch_optional(db)
-    .await
+    sqlx::query_as(FIND)
+        .bind(client)
+        .bind(key)
+        .fetch_optional(db)
+        .await
 }
 
+statement!(
+    SAVE = "update idempotency_keys set status = $4, response = $5
+         where client_id = $1 and key = $2 and claim = $3 and status is null",
+);
 /// Keeps the answer of the claim's request (only its own, and only once).
 pub async fn save(
     db: impl PgExecutor<'_>,
@@ -72,20 +78,21 @@ pub async fn save(
     status: u16,
     body: &Value,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "update idempotency_keys set status = $4, response = $5
-         where client_id = $1 and key = $2 and claim = $3 and status is null",
-    )
-    .bind(client)
-    .bind(key)
-    .bind(claim)
-    .bind(status as i16)
-    .bind(body)
-    .execute(db)
-    .await?;
+    sqlx::query(SAVE)
+        .bind(client)
+        .bind(key)
+        .bind(claim)
+        .bind(status as i16)
+        .bind(body)
+        .execute(db)
+        .await?;
     Ok(())
 }
 
+statement!(
+    RELEASE =
+        "delete from idempotency_keys where client_id = $1 and key = $2 and claim = $3 and status is null",
+);
 /// Releases the claim, unanswered.
 pub async fn release(
     db: impl PgExecutor<'_>,
@@ -93,29 +100,28 @@ pub async fn release(
     key: &str,
     claim: Uuid,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "delete from idempotency_keys where client_id = $1 and key = $2 and claim = $3 and status is null",
-    )
-    .bind(client)
-    .bind(key)
-    .bind(claim)
-    .execute(db)
-    .await?;
+    sqlx::query(RELEASE)
+        .bind(client)
+        .bind(key)
+        .bind(claim)
+        .execute(db)
+        .await?;
     Ok(())
 }
 
-/// Deletes up to `batch` records older than `KEPT`. The table has no
-/// single-column key, so rows are picked by `ctid`.
-pub async fn delete_expired(db: impl PgExecutor<'_>, batch: i64) -> Result<u64, sqlx::Error> {
-    Ok(sqlx::query(
-        "delete from idempotency_keys
+statement!(
+    DELETE_EXPIRED = "delete from idempotency_keys
          where ctid = any(array(select ctid from idempotency_keys
                                 where created_at < now() - make_interval(secs => $2)
                                 limit $1 for update skip locked))",
-    )
-    .bind(batch)
-    .bind(KEPT.as_secs_f64())
-    .execute(db)
-    .await?
-    .rows_affected())
+);
+/// Deletes up to `batch` records older than `KEPT`. The table has no
+/// single-column key, so rows are picked by `ctid`.
+pub async fn delete_expired(db: impl PgExecutor<'_>, batch: i64) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(DELETE_EXPIRED)
+        .bind(batch)
+        .bind(KEPT.as_secs_f64())
+        .execute(db)
+        .await?
+        .rows_affected())
 }

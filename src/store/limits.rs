@@ -17,6 +17,7 @@ struct Slot {
     retry_after: Option<f64>,
 }
 
+statement!(TAKE = "select hit_id, retry_after from take_limit_slot($1, $2, $3)");
 /// Takes a slot of `bucket` if fewer than `max_hits` were taken in the last
 /// `span`; else says in how many seconds one frees. In a transaction, the
 /// slot counts only if the transaction commits.
@@ -26,7 +27,7 @@ pub async fn take(
     max_hits: u32,
     span: Duration,
 ) -> Result<Result<HitId, f64>, sqlx::Error> {
-    let slot: Slot = sqlx::query_as("select hit_id, retry_after from take_limit_slot($1, $2, $3)")
+    let slot: Slot = sqlx::query_as(TAKE)
         .bind(bucket)
         .bind(max_hits.min(i32::MAX as u32) as i32)
         .bind(span)
@@ -35,6 +36,7 @@ pub async fn take(
     Ok(slot.hit_id.ok_or(slot.retry_after.unwrap_or(1.0)))
 }
 
+statement!(WAIT = "select limit_slot_wait($1, $2, $3)");
 /// The seconds until `bucket` has a free slot (0 when it has one), taking nothing.
 pub async fn wait(
     db: impl PgExecutor<'_>,
@@ -42,7 +44,7 @@ pub async fn wait(
     max_hits: u32,
     span: Duration,
 ) -> Result<f64, sqlx::Error> {
-    let wait: Option<f64> = sqlx::query_scalar("select limit_slot_wait($1, $2, $3)")
+    let wait: Option<f64> = sqlx::query_scalar(WAIT)
         .bind(bucket)
         .bind(max_hits.min(i32::MAX as u32) as i32)
         .bind(span)
@@ -51,16 +53,20 @@ pub async fn wait(
     Ok(wait.unwrap_or(0.0))
 }
 
+statement!(REFUND = "delete from limit_hits where id = any($1)");
 /// Gives taken slots back.
 pub async fn refund(db: impl PgExecutor<'_>, hits: &[HitId]) -> Result<(), sqlx::Error> {
     let ids: Vec<i64> = hits.iter().map(|h| h.0).collect();
-    sqlx::query("delete from limit_hits where id = any($1)")
-        .bind(&ids)
-        .execute(db)
-        .await?;
+    sqlx::query(REFUND).bind(&ids).execute(db).await?;
     Ok(())
 }
 
+statement!(
+    DELETE_OLDER_THAN = "delete from limit_hits
+         where id in (select id from limit_hits
+                      where at < now() - make_interval(secs => $2)
+                      order by id limit $1 for update skip locked)",
+);
 /// Deletes up to `batch` hits older than `age` (each take also clears its own
 /// bucket; this catches buckets seen no more).
 pub async fn delete_older_than(
@@ -68,15 +74,10 @@ pub async fn delete_older_than(
     batch: i64,
     age: Duration,
 ) -> Result<u64, sqlx::Error> {
-    Ok(sqlx::query(
-        "delete from limit_hits
-         where id in (select id from limit_hits
-                      where at < now() - make_interval(secs => $2)
-                      order by id limit $1 for update skip locked)",
-    )
-    .bind(batch)
-    .bind(age.as_secs_f64())
-    .execute(db)
-    .await?
-    .rows_affected())
+    Ok(sqlx::query(DELETE_OLDER_THAN)
+        .bind(batch)
+        .bind(age.as_secs_f64())
+        .execute(db)
+        .await?
+        .rows_affected())
 }

@@ -15,12 +15,14 @@ mod embedded {
 /// Any constant will do: it only has to be the same for every replica.
 const MIGRATION_LOCK: i64 = 0x006f_7470_5f6d_6967;
 
+statement!(RUN_MIGRATIONS = "select pg_advisory_lock($1)");
+statement!(RUN_MIGRATIONS_2 = "select pg_advisory_unlock($1)");
 /// Applies the pending migrations; a second run is a no-op. Replicas that start
 /// together wait on an advisory lock instead of racing each other.
 pub async fn run_migrations(options: &PgConnectOptions) -> anyhow::Result<usize> {
     let conn = PgConnection::connect_with(options).await?;
     let mut adapter = SqlxMigrator(conn);
-    sqlx::query("select pg_advisory_lock($1)")
+    sqlx::query(RUN_MIGRATIONS)
         .bind(MIGRATION_LOCK)
         .execute(&mut adapter.0)
         .await?;
@@ -28,7 +30,7 @@ pub async fn run_migrations(options: &PgConnectOptions) -> anyhow::Result<usize>
         .set_grouped(false)
         .run_async(&mut adapter)
         .await;
-    sqlx::query("select pg_advisory_unlock($1)")
+    sqlx::query(RUN_MIGRATIONS_2)
         .bind(MIGRATION_LOCK)
         .execute(&mut adapter.0)
         .await?;

@@ -1,6 +1,35 @@
 //! The database: the pool, creating the database under `--dev`, and migrations
 //! (refinery's files, run through sqlx so the service has one driver).
 
+/// A statement of the store: a `const` (its SQL), registered so that a test
+/// can prepare every statement against the migrated schema before any test
+/// runs it (`tests/api/statements.rs`). Every query of the store is one.
+macro_rules! statement {
+    ($(#[$meta:meta])* $name:ident = $sql:expr $(,)?) => {
+        $(#[$meta])*
+        const $name: &str = $sql;
+        inventory::submit! {
+            $crate::store::Statement {
+                name: concat!(module_path!(), "::", stringify!($name)),
+                sql: $name,
+            }
+        }
+    };
+}
+
+/// A registered statement (see `statement!`).
+pub struct Statement {
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+inventory::collect!(Statement);
+
+/// Every statement of the store.
+pub fn statements() -> impl Iterator<Item = &'static Statement> {
+    inventory::iter::<Statement>.into_iter()
+}
+
 pub mod clients;
 pub mod idempotency;
 pub mod limits;
@@ -54,11 +83,12 @@ pub fn ops_pool(options: PgConnectOptions) -> PgPool {
 
 pub const OPS_POOL_SIZE: u32 = 2;
 
+statement!(CREATE_DATABASE_IF_MISSING = "select exists (select 1 from pg_database where datname = $1)");
 /// Creates the database named in the options when it does not exist yet.
 pub async fn create_database_if_missing(options: &PgConnectOptions) -> Result<bool, sqlx::Error> {
     let name = options.get_database().unwrap_or("postgres").to_owned();
     let mut admin = options.clone().database("postgres").connect().await?;
-    let exists: bool = sqlx::query_scalar("select exists (select 1 from pg_database where datname = $1)")
+    let exists: bool = sqlx::query_scalar(CREATE_DATABASE_IF_MISSING)
         .bind(&name)
         .fetch_one(&mut admin)
         .await?;
@@ -80,26 +110,28 @@ pub struct PepperReport {
     pub messages: i64,
 }
 
+statement!(
+    PEPPER_REPORT = "select count(*) from outbox_messages
+         where status = 'queued' and expires_at > now() and get_byte(body_sealed, 0) = 1
+           and length(body_sealed) > 7 and substring(body_sealed from 2 for 6) <> all($1)",
+);
 pub async fn pepper_report(pool: &PgPool, peppers: &Peppers) -> Result<PepperReport, sqlx::Error> {
     let ids_b64: Vec<String> = peppers.all().iter().map(|p| p.id_b64()).collect();
     let ids: Vec<Vec<u8>> = peppers.all().iter().map(|p| p.id.to_vec()).collect();
     // Hashes and texts made before key ids name none: they are tried under
     // every pepper, and not counted here.
     let verifications = verifications::count_pending_under_unknown_peppers(pool, &ids_b64).await?;
-    let messages: i64 = sqlx::query_scalar(
-        "select count(*) from outbox_messages
-         where status = 'queued' and expires_at > now() and get_byte(body_sealed, 0) = 1
-           and length(body_sealed) > 7 and substring(body_sealed from 2 for 6) <> all($1)",
-    )
-    .bind(&ids)
-    .fetch_one(pool)
-    .await?;
+    let messages: i64 = sqlx::query_scalar(PEPPER_REPORT)
+        .bind(&ids)
+        .fetch_one(pool)
+        .await?;
     Ok(PepperReport {
         verifications,
         messages,
     })
 }
 
+statement!(BEGIN_READ_COMMITTED = "set transaction isolation level read committed");
 /// A transaction at READ COMMITTED, whatever the server's
 /// `default_transaction_isolation` says: the limit windows count under a lock
 /// by statements that must see what others committed while they waited.
@@ -107,13 +139,12 @@ pub async fn begin_read_committed(
     pool: &PgPool,
 ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    sqlx::query("set transaction isolation level read committed")
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(BEGIN_READ_COMMITTED).execute(&mut *tx).await?;
     Ok(tx)
 }
 
+statement!(PING = "select 1");
 /// One round trip: whether the database answers.
 pub async fn ping(pool: &PgPool) -> Result<(), sqlx::Error> {
-    sqlx::query("select 1").execute(pool).await.map(|_| ())
+    sqlx::query(PING).execute(pool).await.map(|_| ())
 }

@@ -36,36 +36,34 @@ macro_rules! attemptable {
     };
 }
 
+statement!(LOCK = "select 1 from verifications where id = $1 for update");
 /// Locks the verification's row: every writer that also touches its messages
 /// takes this lock first, so the two never deadlock.
 pub async fn lock(tx: &mut Transaction<'_, Postgres>, id: VerificationId) -> Result<(), sqlx::Error> {
-    sqlx::query("select 1 from verifications where id = $1 for update")
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(LOCK).bind(id).execute(&mut **tx).await?;
     Ok(())
 }
 
+statement!(
+    FAIL_IF_PENDING =
+        "update verifications set status = 'failed', updated_at = now() where id = $1 and status = 'pending'",
+);
 /// Marks a pending verification `failed` (its code could not be delivered);
 /// says whether it was pending.
 pub async fn fail_if_pending(db: impl PgExecutor<'_>, id: VerificationId) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "update verifications set status = 'failed', updated_at = now() where id = $1 and status = 'pending'",
-    )
-    .bind(id)
-    .execute(db)
-    .await?;
+    let done = sqlx::query(FAIL_IF_PENDING).bind(id).execute(db).await?;
     Ok(done.rows_affected() == 1)
 }
 
-/// A verification as the API shows it, with its current message: the select
-/// behind every read. The status is derived as a read sees it (a pending code
-/// whose time is up reads `expired`, whose attempts are used up
-/// `max_attempts_reached`), whether or not the sweeper has marked it yet.
-/// It reads the current message's state from `outbox_messages`: the only
-/// statement outside store::outbox that names that table, since a
-/// verification's answer is one read.
-const SELECT_VIEW: &str = "
+statement!(
+    /// A verification as the API shows it, with its current message: the select
+    /// behind every read. The status is derived as a read sees it (a pending code
+    /// whose time is up reads `expired`, whose attempts are used up
+    /// `max_attempts_reached`), whether or not the sweeper has marked it yet.
+    /// It reads the current message's state from `outbox_messages`: the only
+    /// statement outside store::outbox that names that table, since a
+    /// verification's answer is one read.
+    SELECT_VIEW = "
 select v.id, v.phone, v.purpose, v.locale,
        case
            when v.status = 'pending' and v.expires_at <= now() then 'expired'
@@ -84,7 +82,8 @@ left join lateral (
     order by created_at desc
     limit 1
 ) m on true
-where v.id = $1 and v.client_id = $2";
+where v.id = $1 and v.client_id = $2"
+);
 
 /// A verification and its current message, as stored.
 #[derive(Debug, sqlx::FromRow)]
@@ -148,8 +147,8 @@ macro_rules! select_resendable {
         )
     };
 }
-const SELECT_RESENDABLE: &str = select_resendable!();
-const SELECT_RESENDABLE_FOR_UPDATE: &str = concat!(select_resendable!(), " for update");
+statement!(SELECT_RESENDABLE = select_resendable!());
+statement!(SELECT_RESENDABLE_FOR_UPDATE = concat!(select_resendable!(), " for update"));
 
 /// The resendable verification, read without a lock (the cheap look before hashing).
 pub async fn resendable(
@@ -184,25 +183,34 @@ async fn resendable_with(
         .await
 }
 
-/// Closes the pending verification of `key` if it expired or is locked, so
-/// that a new request starts a new one. Says whether it marked one `expired`.
-pub async fn close_finished(tx: &mut Transaction<'_, Postgres>, key: &Key<'_>) -> Result<bool, sqlx::Error> {
-    let expired: Option<bool> = sqlx::query_scalar(concat!(
+statement!(
+    CLOSE_FINISHED = concat!(
         "update verifications
          set status = case when expires_at <= now() then 'expired' else 'max_attempts_reached' end,
              updated_at = now()
          where client_id = $1 and phone = $2 and purpose = $3 and status = 'pending' and not (",
         attemptable!(),
         ") returning status = 'expired'"
-    ))
-    .bind(key.client)
-    .bind(key.phone)
-    .bind(key.purpose)
-    .fetch_optional(&mut **tx)
-    .await?;
+    )
+);
+/// Closes the pending verification of `key` if it expired or is locked, so
+/// that a new request starts a new one. Says whether it marked one `expired`.
+pub async fn close_finished(tx: &mut Transaction<'_, Postgres>, key: &Key<'_>) -> Result<bool, sqlx::Error> {
+    let expired: Option<bool> = sqlx::query_scalar(CLOSE_FINISHED)
+        .bind(key.client)
+        .bind(key.phone)
+        .bind(key.purpose)
+        .fetch_optional(&mut **tx)
+        .await?;
     Ok(expired == Some(true))
 }
 
+statement!(
+    RESEND = "update verifications
+         set code_hash = $2, sends = sends + 1, locale = $3, last_sent_at = now(),
+             expires_at = now() + make_interval(secs => $4), updated_at = now()
+         where id = $1",
+);
 /// A resend: a new code, the expiry restarted, failed attempts kept.
 pub async fn resend(
     tx: &mut Transaction<'_, Postgres>,
@@ -211,18 +219,13 @@ pub async fn resend(
     locale: &str,
     ttl: Duration,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "update verifications
-         set code_hash = $2, sends = sends + 1, locale = $3, last_sent_at = now(),
-             expires_at = now() + make_interval(secs => $4), updated_at = now()
-         where id = $1",
-    )
-    .bind(id)
-    .bind(code_hash)
-    .bind(locale)
-    .bind(ttl.as_secs_f64())
-    .execute(&mut **tx)
-    .await?;
+    sqlx::query(RESEND)
+        .bind(id)
+        .bind(code_hash)
+        .bind(locale)
+        .bind(ttl.as_secs_f64())
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 
@@ -235,6 +238,12 @@ pub struct NewVerification<'a> {
     pub made_by_dev: bool,
 }
 
+statement!(
+    INSERT = "insert into verifications
+             (id, client_id, phone, purpose, locale, status, code_hash, max_attempts,
+              last_sent_at, expires_at, made_by_dev)
+         values ($1, $2, $3, $4, $5, 'pending', $6, $7, now(), now() + make_interval(secs => $8), $9)",
+);
 /// Inserts a pending verification. A second one for the same key fails on
 /// `verifications_one_pending` (`is_one_pending_violation`).
 pub async fn insert(
@@ -242,23 +251,18 @@ pub async fn insert(
     new: &NewVerification<'_>,
 ) -> Result<VerificationId, sqlx::Error> {
     let id = VerificationId::new();
-    sqlx::query(
-        "insert into verifications
-             (id, client_id, phone, purpose, locale, status, code_hash, max_attempts,
-              last_sent_at, expires_at, made_by_dev)
-         values ($1, $2, $3, $4, $5, 'pending', $6, $7, now(), now() + make_interval(secs => $8), $9)",
-    )
-    .bind(id)
-    .bind(new.key.client)
-    .bind(new.key.phone)
-    .bind(new.key.purpose)
-    .bind(new.locale)
-    .bind(new.code_hash)
-    .bind(new.max_attempts as i32)
-    .bind(new.ttl.as_secs_f64())
-    .bind(new.made_by_dev)
-    .execute(&mut **tx)
-    .await?;
+    sqlx::query(INSERT)
+        .bind(id)
+        .bind(new.key.client)
+        .bind(new.key.phone)
+        .bind(new.key.purpose)
+        .bind(new.locale)
+        .bind(new.code_hash)
+        .bind(new.max_attempts as i32)
+        .bind(new.ttl.as_secs_f64())
+        .bind(new.made_by_dev)
+        .execute(&mut **tx)
+        .await?;
     Ok(id)
 }
 
@@ -279,6 +283,14 @@ pub struct Reserved {
     pub max_attempts: i32,
 }
 
+statement!(
+    RESERVE_ATTEMPT = concat!(
+        "update verifications set failed_attempts = failed_attempts + 1, updated_at = now()
+         where id = $1 and client_id = $2 and ",
+        attemptable!(),
+        " returning code_hash, phone, failed_attempts, max_attempts"
+    )
+);
 /// Counts an attempt on an attemptable verification, in the statement that
 /// checks it is attemptable: parallel guesses can never pass the limit.
 pub async fn reserve_attempt(
@@ -286,33 +298,30 @@ pub async fn reserve_attempt(
     id: VerificationId,
     client: ClientId,
 ) -> Result<Option<Reserved>, sqlx::Error> {
-    sqlx::query_as(concat!(
-        "update verifications set failed_attempts = failed_attempts + 1, updated_at = now()
-         where id = $1 and client_id = $2 and ",
-        attemptable!(),
-        " returning code_hash, phone, failed_attempts, max_attempts"
-    ))
-    .bind(id)
-    .bind(client)
-    .fetch_optional(&mut **tx)
-    .await
+    sqlx::query_as(RESERVE_ATTEMPT)
+        .bind(id)
+        .bind(client)
+        .fetch_optional(&mut **tx)
+        .await
 }
 
+statement!(
+    GIVE_BACK_ATTEMPT =
+        "update verifications set failed_attempts = greatest(failed_attempts - 1, 0), updated_at = now()
+         where id = $1 and status = 'pending'",
+);
 /// Undoes a reserved attempt that was never judged.
 pub async fn give_back_attempt(
     tx: &mut Transaction<'_, Postgres>,
     id: VerificationId,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "update verifications set failed_attempts = greatest(failed_attempts - 1, 0), updated_at = now()
-         where id = $1 and status = 'pending'",
-    )
-    .bind(id)
-    .execute(&mut **tx)
-    .await?;
+    sqlx::query(GIVE_BACK_ATTEMPT).bind(id).execute(&mut **tx).await?;
     Ok(())
 }
 
+statement!(APPROVE = "update verifications
+         set status = 'approved', verified_at = now(), failed_attempts = failed_attempts - 1, updated_at = now()
+         where id = $1 and status = 'pending' and code_hash = $2 and expires_at > now()",);
 /// Approves with the code that was compared (a resend since replaced it: no),
 /// while it is still valid, giving its reserved attempt back. Only one
 /// request can win it.
@@ -321,50 +330,50 @@ pub async fn approve(
     id: VerificationId,
     code_hash: &str,
 ) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "update verifications
-         set status = 'approved', verified_at = now(), failed_attempts = failed_attempts - 1, updated_at = now()
-         where id = $1 and status = 'pending' and code_hash = $2 and expires_at > now()",
-    )
-    .bind(id)
-    .bind(code_hash)
-    .execute(&mut **tx)
-    .await?;
+    let done = sqlx::query(APPROVE)
+        .bind(id)
+        .bind(code_hash)
+        .execute(&mut **tx)
+        .await?;
     Ok(done.rows_affected() == 1)
 }
 
+statement!(
+    CANCEL = concat!(
+        "update verifications set status = 'canceled', updated_at = now()
+         where id = $1 and client_id = $2 and ",
+        attemptable!()
+    )
+);
 /// Cancels an attemptable verification; says whether it did.
 pub async fn cancel(
     tx: &mut Transaction<'_, Postgres>,
     id: VerificationId,
     client: ClientId,
 ) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(concat!(
-        "update verifications set status = 'canceled', updated_at = now()
-         where id = $1 and client_id = $2 and ",
-        attemptable!()
-    ))
-    .bind(id)
-    .bind(client)
-    .execute(&mut **tx)
-    .await?;
+    let done = sqlx::query(CANCEL)
+        .bind(id)
+        .bind(client)
+        .execute(&mut **tx)
+        .await?;
     Ok(done.rows_affected() == 1)
 }
 
+statement!(
+    PENDING_ID = "select id from verifications
+         where client_id = $1 and phone = $2 and purpose = $3 and status = 'pending' and expires_at > now()",
+);
 /// The pending, unexpired verification of `key` (a locked one too: verify says why).
 pub async fn pending_id(
     db: impl PgExecutor<'_>,
     key: &Key<'_>,
 ) -> Result<Option<VerificationId>, sqlx::Error> {
-    sqlx::query_scalar(
-        "select id from verifications
-         where client_id = $1 and phone = $2 and purpose = $3 and status = 'pending' and expires_at > now()",
-    )
-    .bind(key.client)
-    .bind(key.phone)
-    .bind(key.purpose)
-    .fetch_optional(db)
-    .await
+    sqlx::query_scalar(PENDING_ID)
+        .bind(key.client)
+        .bind(key.phone)
+        .bind(key.purpose)
+        .fetch_optional(db)
+        .await
 }
 
 /// Where a verification stands, for saying why it cannot be attempted.
@@ -378,84 +387,85 @@ pub struct State {
     pub expires_in: i64,
 }
 
+statement!(
+    STATE = "select status, expires_at <= now() as expired, failed_attempts, max_attempts,
+                greatest(1, ceil(extract(epoch from expires_at - now())))::bigint as expires_in
+         from verifications where id = $1 and client_id = $2",
+);
 pub async fn state(
     db: impl PgExecutor<'_>,
     id: VerificationId,
     client: ClientId,
 ) -> Result<Option<State>, sqlx::Error> {
-    sqlx::query_as(
-        "select status, expires_at <= now() as expired, failed_attempts, max_attempts,
-                greatest(1, ceil(extract(epoch from expires_at - now())))::bigint as expires_in
-         from verifications where id = $1 and client_id = $2",
-    )
-    .bind(id)
-    .bind(client)
-    .fetch_optional(db)
-    .await
+    sqlx::query_as(STATE)
+        .bind(id)
+        .bind(client)
+        .fetch_optional(db)
+        .await
 }
 
+statement!(
+    MARK_EXPIRED = "update verifications set status = 'expired', updated_at = now()
+         where id = $1 and status = 'pending' and expires_at <= now()",
+);
 /// Marks one pending verification whose code expired `expired`; says whether it did.
 pub async fn mark_expired(db: impl PgExecutor<'_>, id: VerificationId) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "update verifications set status = 'expired', updated_at = now()
-         where id = $1 and status = 'pending' and expires_at <= now()",
-    )
-    .bind(id)
-    .execute(db)
-    .await?;
+    let done = sqlx::query(MARK_EXPIRED).bind(id).execute(db).await?;
     Ok(done.rows_affected() == 1)
 }
 
-/// Marks up to `batch` pending verifications whose code expired `expired`.
-pub async fn expire_due(db: impl PgExecutor<'_>, batch: i64) -> Result<u64, sqlx::Error> {
-    Ok(sqlx::query(
-        "update verifications set status = 'expired', updated_at = now()
+statement!(
+    EXPIRE_DUE = "update verifications set status = 'expired', updated_at = now()
          where id in (select id from verifications
                       where status = 'pending' and expires_at <= now()
                       limit $1 for update skip locked)",
-    )
-    .bind(batch)
-    .execute(db)
-    .await?
-    .rows_affected())
+);
+/// Marks up to `batch` pending verifications whose code expired `expired`.
+pub async fn expire_due(db: impl PgExecutor<'_>, batch: i64) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(EXPIRE_DUE)
+        .bind(batch)
+        .execute(db)
+        .await?
+        .rows_affected())
 }
 
+statement!(
+    DELETE_FINISHED = "delete from verifications
+         where id in (select id from verifications
+                      where status <> 'pending' and updated_at < now() - make_interval(secs => $2)
+                      limit $1 for update skip locked)",
+);
 /// Deletes up to `batch` verifications that finished more than `age` ago, with
 /// their messages (`on delete cascade`). A finished verification never changes
 /// again, so its `updated_at` is when it finished.
 pub async fn delete_finished(db: impl PgExecutor<'_>, batch: i64, age: Duration) -> Result<u64, sqlx::Error> {
-    Ok(sqlx::query(
-        "delete from verifications
-         where id in (select id from verifications
-                      where status <> 'pending' and updated_at < now() - make_interval(secs => $2)
-                      limit $1 for update skip locked)",
-    )
-    .bind(batch)
-    .bind(age.as_secs_f64())
-    .execute(db)
-    .await?
-    .rows_affected())
+    Ok(sqlx::query(DELETE_FINISHED)
+        .bind(batch)
+        .bind(age.as_secs_f64())
+        .execute(db)
+        .await?
+        .rows_affected())
 }
 
+statement!(
+    COUNT_PENDING_UNDER_UNKNOWN_PEPPERS = "select count(*) from verifications
+         where status = 'pending' and expires_at > now()
+           and substring(code_hash from 'keyid=([A-Za-z0-9+/]+)') <> all($1)",
+);
 /// Pending verifications whose hash names a pepper id not in `known` (base64,
 /// as the PHC string writes it). Hashes made before ids name none: not counted.
 pub async fn count_pending_under_unknown_peppers(
     db: impl PgExecutor<'_>,
     known: &[String],
 ) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(
-        "select count(*) from verifications
-         where status = 'pending' and expires_at > now()
-           and substring(code_hash from 'keyid=([A-Za-z0-9+/]+)') <> all($1)",
-    )
-    .bind(known)
-    .fetch_one(db)
-    .await
-}
-
-/// Verifications that `serve --dev` did not make.
-pub async fn count_not_made_by_dev(db: impl PgExecutor<'_>) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("select count(*) from verifications where not made_by_dev")
+    sqlx::query_scalar(COUNT_PENDING_UNDER_UNKNOWN_PEPPERS)
+        .bind(known)
         .fetch_one(db)
         .await
+}
+
+statement!(COUNT_NOT_MADE_BY_DEV = "select count(*) from verifications where not made_by_dev");
+/// Verifications that `serve --dev` did not make.
+pub async fn count_not_made_by_dev(db: impl PgExecutor<'_>) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(COUNT_NOT_MADE_BY_DEV).fetch_one(db).await
 }

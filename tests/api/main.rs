@@ -22,3 +22,4 @@ mod qr;
 mod replicas;
 mod retention;
 mod shutdown;
+mod statements;
