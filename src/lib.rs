@@ -12,4 +12,5 @@ pub mod metrics;
 pub mod otp;
 pub mod startup;
 pub mod store;
+pub mod tasks;
 pub mod telemetry;

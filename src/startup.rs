@@ -20,6 +20,7 @@ use crate::http::{self, AppState};
 use crate::metrics::Metrics;
 use crate::otp::{CodeHasher, LimitSettings, OtpService, Peppers, Policy};
 use crate::store;
+use crate::tasks::Tasks;
 
 pub struct Application {
     port: u16,
@@ -80,7 +81,15 @@ impl Application {
             .await
             .context("could not register the gateway keys")?;
         let gateway = WaconectaClient::new(&settings.gateway.base_url)?;
-        let delivery = Delivery::new(pool.clone(), gateway, senders, sealer, metrics.clone());
+        let tasks = Tasks::current();
+        let delivery = Delivery::new(
+            pool.clone(),
+            gateway,
+            senders,
+            sealer,
+            tasks.clone(),
+            metrics.clone(),
+        );
         let policy = Policy {
             code_length: settings.policy.code_length,
             ttl: settings.ttl(),
@@ -104,6 +113,7 @@ impl Application {
             policy,
             Templates::from_settings(&settings.policy),
             delivery.clone(),
+            tasks.clone(),
             metrics.clone(),
         );
         let pepper_report = store::pepper_report(&pool, &peppers).await.unwrap_or_else(|e| {
@@ -128,6 +138,7 @@ impl Application {
             ops_pool,
             otp,
             delivery: delivery.clone(),
+            tasks,
             default_country: settings.policy.default_country,
             default_locale: settings.policy.default_locale,
             admin_key: settings.admin_key.clone(),

@@ -21,6 +21,7 @@ use super::sealing::Sealer;
 use super::senders::{Sender, SenderState, SenderStatus, Senders, Slot, next_free_slot};
 use crate::error::Error;
 use crate::metrics::Metrics;
+use crate::tasks::Tasks;
 
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
 const BATCH: u32 = 32;
@@ -44,10 +45,8 @@ struct Inner {
     wake: Notify,
     /// First attempts made for requests, which a stop must wait for.
     first_attempts: TaskTracker,
-    /// The runtime that built the service. Requests run on the HTTP workers'
-    /// runtimes, which end (dropping their tasks) as soon as the requests are
-    /// done: a send that outlives its request must not live there.
-    runtime: tokio::runtime::Handle,
+    /// A send outlives its request: it runs here, not on the HTTP worker's runtime.
+    tasks: Tasks,
     /// The claims (message id, claim token) this process holds and has not
     /// settled yet: what a stop gives back.
     held: Mutex<HashMap<Uuid, i32>>,
@@ -59,12 +58,12 @@ struct Inner {
 }
 
 impl Delivery {
-    /// Must be called within the runtime that outlives the HTTP server.
     pub fn new(
         pool: PgPool,
         gateway: WaconectaClient,
         senders: Senders,
         sealer: Sealer,
+        tasks: Tasks,
         metrics: Metrics,
     ) -> Self {
         Self {
@@ -75,7 +74,7 @@ impl Delivery {
                 sealer,
                 wake: Notify::new(),
                 first_attempts: TaskTracker::new(),
-                runtime: tokio::runtime::Handle::current(),
+                tasks,
                 held: Mutex::new(HashMap::new()),
                 stopping: tokio::sync::RwLock::new(false),
                 metrics,
@@ -83,14 +82,13 @@ impl Delivery {
         }
     }
 
-    /// Runs work that must finish even if its request goes away, on the runtime
-    /// that outlives the HTTP workers.
+    /// `Tasks::spawn`, for the callers not yet switched to `Tasks`.
     pub fn spawn<F>(&self, work: F) -> tokio::task::JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        self.inner.runtime.spawn(work)
+        self.inner.tasks.spawn(work)
     }
 
     pub fn senders(&self) -> &Senders {
@@ -140,8 +138,10 @@ impl Delivery {
     /// the message sent but recorded as unsent, and sent again later.
     pub async fn first_attempt(&self, message_id: Uuid, wait: Duration) {
         let this = self.clone();
-        let attempt = self.inner.first_attempts.spawn_on(
-            async move {
+        let attempt = self
+            .inner
+            .tasks
+            .spawn_tracked(&self.inner.first_attempts, async move {
                 let claimed = this
                     .claiming(
                         |pool| async move { outbox::claim(&pool, message_id).await.map(Vec::from_iter) },
@@ -154,9 +154,7 @@ impl Delivery {
                         tracing::warn!(error = %e, "could not claim a new message; the dispatcher will")
                     }
                 }
-            },
-            &self.inner.runtime,
-        );
+            });
         if tokio::time::timeout(wait, attempt).await.is_err() {
             tracing::info!(message = %message_id, "gateway slow; the send goes on in the background");
         }

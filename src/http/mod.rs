@@ -22,6 +22,7 @@ use crate::delivery::fake_gateway::FakeGateway;
 use crate::domain::Locale;
 use crate::error::Error;
 use crate::otp::OtpService;
+use crate::tasks::Tasks;
 
 pub use admin::ADMIN_KEY_HEADER;
 pub use auth::API_KEY_HEADER;
@@ -33,6 +34,8 @@ pub struct AppState {
     pub ops_pool: PgPool,
     pub otp: OtpService,
     pub delivery: Delivery,
+    /// Work that must finish even if its request goes away.
+    pub tasks: Tasks,
     pub default_country: Option<CountryId>,
     pub default_locale: Locale,
     /// `OTP_ADMIN_KEY`; the admin endpoints are off without it.

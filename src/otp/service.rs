@@ -16,6 +16,7 @@ use crate::domain::{CodeLength, DeliveryError, Locale, OtpCode, PhoneNumber, Pur
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::store::verifications::attemptable;
+use crate::tasks::Tasks;
 
 /// The rules and limits of SPEC.md's defaults table.
 #[derive(Debug, Clone)]
@@ -51,6 +52,7 @@ pub struct OtpService {
     policy: Arc<Policy>,
     templates: Arc<Templates>,
     delivery: Delivery,
+    tasks: Tasks,
     metrics: Metrics,
 }
 
@@ -103,6 +105,7 @@ impl OtpService {
         policy: Policy,
         templates: Templates,
         delivery: Delivery,
+        tasks: Tasks,
         metrics: Metrics,
     ) -> Self {
         Self {
@@ -111,6 +114,7 @@ impl OtpService {
             policy: Arc::new(policy),
             templates: Arc::new(templates),
             delivery,
+            tasks,
             metrics,
         }
     }
@@ -335,7 +339,7 @@ impl OtpService {
         // hangs up, so no attempt is ever counted without an outcome.
         let this = self.clone();
         let client = client.clone();
-        self.delivery
+        self.tasks
             .spawn(async move { this.judge(&client, id, reserved, failures, raw_code).await })
             .await
             .map_err(|e| Error::Internal(e.into()))?
