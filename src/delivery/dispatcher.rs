@@ -18,7 +18,8 @@ use uuid::Uuid;
 use super::gateway::{SEND_TIMEOUT, SendOutcome, WaconectaClient};
 use super::outbox::{self, Claimed};
 use super::sealing::Sealer;
-use super::senders::{Sender, SenderState, SenderStatus, Senders, Slot, next_free_slot};
+use super::senders::{Sender, SenderStatus, Senders, Slot, next_free_slot};
+use crate::domain::KeyState;
 use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::tasks::Tasks;
@@ -338,9 +339,12 @@ impl Delivery {
                 return outbox::requeue(pool, message, wait, "waiting for a free gateway slot", false).await;
             }
             Slot::NoneInService(reason) => {
-                tracing::error!(reason, "no gateway key can deliver; the message fails");
+                tracing::error!(
+                    reason = reason.as_str(),
+                    "no gateway key can deliver; the message fails"
+                );
                 metrics.message("given_up", "no_key_in_service");
-                if outbox::mark_failed(pool, message, reason, true).await? {
+                if outbox::mark_failed(pool, message, reason.as_str(), true).await? {
                     metrics.verification("failed");
                 }
                 return Ok(());
@@ -393,9 +397,9 @@ impl Delivery {
             }
             SendOutcome::SessionEnded | SendOutcome::Unauthorized => {
                 let (state, reason) = if outcome == SendOutcome::SessionEnded {
-                    (SenderState::SessionEnded, "session_ended")
+                    (KeyState::SessionEnded, "session_ended")
                 } else {
-                    (SenderState::Unauthorized, "unauthorized")
+                    (KeyState::Unauthorized, "unauthorized")
                 };
                 senders.take_out(sender, send_started, state, reason).await?;
                 metrics.message("retried", reason);

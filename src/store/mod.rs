@@ -3,6 +3,7 @@
 
 mod migrations;
 pub mod retention;
+pub mod senders;
 pub mod verifications;
 
 use std::time::Duration;

@@ -13,6 +13,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
 
+/// The send records of the per-key rate are kept by `store::senders`, which owns them.
+pub use super::senders::delete_old_sender_sends;
+
 /// Rows per statement.
 const BATCH: i64 = 500;
 /// Statements per table and sweep: a large backlog is worked off over several
@@ -22,9 +25,6 @@ const MAX_BATCHES: u32 = 20;
 const EXPIRE_EVERY: Duration = Duration::from_secs(5);
 /// Deleting old rows can wait.
 const DELETE_EVERY: Duration = Duration::from_secs(60);
-/// The per-key rate counts the last `senders::WINDOW` (about a minute); what
-/// is older only takes room.
-const SENDER_SENDS_KEPT: Duration = Duration::from_secs(10 * 60);
 /// The longest sliding window of the request limits.
 const LIMIT_HITS_KEPT: Duration = crate::otp::limits::LONGEST_WINDOW;
 /// An `Idempotency-Key` answers again for 24 h.
@@ -117,19 +117,6 @@ pub async fn delete_finished(pool: &PgPool, retention: Duration) -> Result<u64, 
     .await
 }
 
-/// Deletes the per-key send records older than the rate window needs.
-pub async fn delete_old_sender_sends(pool: &PgPool) -> Result<u64, sqlx::Error> {
-    in_batches(
-        "delete from sender_sends
-         where id in (select id from sender_sends
-                      where sent_at < now() - make_interval(secs => $2)
-                      order by id limit $1 for update skip locked)",
-        Some(SENDER_SENDS_KEPT),
-        pool,
-    )
-    .await
-}
-
 /// Deletes the hits of the request limits older than their longest window
 /// (each take also clears its own bucket; this catches buckets seen no more).
 pub async fn delete_old_limit_hits(pool: &PgPool) -> Result<u64, sqlx::Error> {
@@ -161,7 +148,11 @@ pub async fn delete_old_idempotency_keys(pool: &PgPool) -> Result<u64, sqlx::Err
 /// Runs `sql` (`$1` the batch size, `$2` the age in seconds if given) until a
 /// statement finds less than a batch, or `MAX_BATCHES` ran. Each statement is
 /// its own transaction.
-async fn in_batches(sql: &'static str, age: Option<Duration>, pool: &PgPool) -> Result<u64, sqlx::Error> {
+pub(super) async fn in_batches(
+    sql: &'static str,
+    age: Option<Duration>,
+    pool: &PgPool,
+) -> Result<u64, sqlx::Error> {
     let mut total = 0;
     for _ in 0..MAX_BATCHES {
         let mut query = sqlx::query(sql).bind(BATCH);
