@@ -13,15 +13,14 @@ use sqlx::PgPool;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use uuid::Uuid;
 
 use super::gateway::{SEND_TIMEOUT, SendOutcome, WaconectaClient};
-use super::outbox::{self, Claimed};
 use super::sealing::Sealer;
 use super::senders::{Sender, SenderStatus, Senders, Slot, next_free_slot};
-use crate::domain::KeyState;
+use crate::domain::{FailureReason, KeyState, MessageId};
 use crate::error::Error;
 use crate::metrics::Metrics;
+use crate::store::outbox::{self, Claimed};
 use crate::tasks::Tasks;
 
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
@@ -50,7 +49,7 @@ struct Inner {
     tasks: Tasks,
     /// The claims (message id, claim token) this process holds and has not
     /// settled yet: what a stop gives back.
-    held: Mutex<HashMap<Uuid, i32>>,
+    held: Mutex<HashMap<MessageId, i32>>,
     /// True once a stop gives leases back. Claims are made under its read
     /// lock, so the giving back (under the write lock) never misses a claim
     /// that was on its way to the database.
@@ -116,7 +115,7 @@ impl Delivery {
                 retry_after: 60,
             });
         }
-        let ahead = outbox::depth(&self.inner.pool).await? as f64;
+        let ahead = self.queue_depth().await? as f64;
         let per_second = in_service * f64::from(senders.rate_per_minute()) / 60.0;
         // Never counting the last SEND_TIMEOUT, when a message is no longer handed over.
         let budget =
@@ -134,10 +133,15 @@ impl Delivery {
         Ok(())
     }
 
+    /// Messages waiting to be sent (due or not).
+    pub async fn queue_depth(&self) -> Result<i64, sqlx::Error> {
+        outbox::depth(&self.inner.pool).await
+    }
+
     /// Tries to send a just-queued message, waiting at most `wait`. A send still
     /// in flight then goes on in the background: cutting it short could leave
     /// the message sent but recorded as unsent, and sent again later.
-    pub async fn first_attempt(&self, message_id: Uuid, wait: Duration) {
+    pub async fn first_attempt(&self, message_id: MessageId, wait: Duration) {
         let this = self.clone();
         let attempt = self
             .inner
@@ -179,7 +183,7 @@ impl Delivery {
     /// `LEASE` late. Returns how many were given back.
     pub async fn release_leases(&self) -> Result<u64, sqlx::Error> {
         *self.inner.stopping.write().await = true;
-        let held: Vec<(Uuid, i32)> = self.held().drain().collect();
+        let held: Vec<(MessageId, i32)> = self.held().drain().collect();
         if held.is_empty() {
             return Ok(0);
         }
@@ -202,7 +206,7 @@ impl Delivery {
         Ok(claimed)
     }
 
-    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, i32>> {
+    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<MessageId, i32>> {
         self.inner.held.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -289,7 +293,7 @@ impl Delivery {
     async fn round_start(&self) -> Result<Vec<SenderStatus>, sqlx::Error> {
         let given_up = outbox::expire_overdue(&self.inner.pool).await?;
         for reason in &given_up {
-            self.inner.metrics.message("given_up", reason);
+            self.inner.metrics.message("given_up", reason.as_str());
         }
         if !given_up.is_empty() {
             tracing::warn!(
@@ -324,7 +328,14 @@ impl Delivery {
             if let Some((_, slot)) = slot {
                 senders.refund(slot).await?;
             }
-            if outbox::mark_failed(pool, message, "unreadable", true).await? {
+            if outbox::mark_failed(
+                pool,
+                message,
+                FailureReason::Unreadable,
+                "the text cannot be opened",
+            )
+            .await?
+            {
                 metrics.verification("failed");
             }
             return Ok(());
@@ -344,7 +355,7 @@ impl Delivery {
                     "no gateway key can deliver; the message fails"
                 );
                 metrics.message("given_up", "no_key_in_service");
-                if outbox::mark_failed(pool, message, reason.as_str(), true).await? {
+                if outbox::mark_failed(pool, message, reason, "no gateway key in service").await? {
                     metrics.verification("failed");
                 }
                 return Ok(());
@@ -390,7 +401,14 @@ impl Delivery {
             SendOutcome::PhoneRejected => {
                 tracing::warn!(sender = sender_name, "gateway rejected the phone number");
                 metrics.message("given_up", "phone_rejected");
-                if outbox::mark_failed(pool, message, "phone_rejected", true).await? {
+                if outbox::mark_failed(
+                    pool,
+                    message,
+                    FailureReason::PhoneRejected,
+                    "gateway answered 400: invalid phone number",
+                )
+                .await?
+                {
                     metrics.verification("failed");
                 }
                 Ok(())

@@ -1,11 +1,10 @@
-//! Getting codes to phones: the outbox, the dispatcher that drains it, the
-//! gateway keys and their shared rate limit, the Waconecta client, and a fake
-//! Waconecta for development and tests.
+//! Getting codes to phones: the dispatcher that drains the outbox (stored by
+//! `store::outbox`), the gateway keys and their shared rate limit, the
+//! Waconecta client, and a fake Waconecta for development and tests.
 
 mod dispatcher;
 pub mod fake_gateway;
 pub mod gateway;
-pub mod outbox;
 mod sealing;
 pub mod senders;
 mod templates;

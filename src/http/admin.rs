@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::errors::Problem;
-use crate::delivery::{Sender, SenderStatus, outbox};
+use crate::delivery::{Sender, SenderStatus};
 use crate::error::{Error, Result};
 use crate::otp::limits;
 
@@ -132,7 +132,7 @@ pub(super) fn sender<'a>(state: &'a AppState, name: &str) -> Result<&'a Sender> 
 pub async fn list_senders(state: web::Data<AppState>) -> Result<HttpResponse> {
     let senders = state.delivery.senders();
     Ok(HttpResponse::Ok().json(SendersReport {
-        queue_depth: outbox::depth(&state.pool).await?,
+        queue_depth: state.delivery.queue_depth().await?,
         rate_per_minute: senders.rate_per_minute(),
         senders: senders.statuses().await?,
     }))

@@ -10,6 +10,7 @@ use actix_web::{HttpResponse, get, web};
 
 use super::AppState;
 use crate::delivery::SenderState;
+use crate::store::outbox;
 
 /// Counts and times each request under its route *pattern* (`/otp/{id}`),
 /// never its path, so no id ends up in a label; errors raised by middleware
@@ -60,12 +61,6 @@ fn method_label(method: &Method) -> &'static str {
 /// How long a scrape waits for each database read.
 const DATABASE_PATIENCE: Duration = Duration::from_secs(2);
 
-#[derive(sqlx::FromRow)]
-struct Outbox {
-    depth: i64,
-    oldest_age: f64,
-}
-
 /// Prometheus metrics.
 ///
 /// The text exposition format (version 0.0.4). The gauges for the outbox and
@@ -84,12 +79,7 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let m = &state.metrics;
     // A database that does not answer within the scrape's patience leaves the
     // shared gauges at their last values and says so in `otp_database_up`.
-    let outbox = sqlx::query_as::<_, Outbox>(
-        "select count(*) as depth,
-                coalesce(extract(epoch from now() - min(created_at)), 0)::float8 as oldest_age
-         from outbox_messages where status = 'queued' and expires_at > now()",
-    )
-    .fetch_one(&state.ops_pool);
+    let outbox = outbox::stats(&state.ops_pool);
     let outbox = match tokio::time::timeout(DATABASE_PATIENCE, outbox).await {
         Ok(Ok(outbox)) => Some(outbox),
         _ => None,

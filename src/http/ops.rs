@@ -64,7 +64,7 @@ pub async fn healthz() -> HttpResponse {
 )]
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let ping = sqlx::query("select 1").execute(&state.ops_pool);
+    let ping = crate::store::ping(&state.ops_pool);
     let database_ok = matches!(
         tokio::time::timeout(Duration::from_secs(2), ping).await,
         Ok(Ok(_))

@@ -11,10 +11,14 @@ use super::limits::{Hit, LimitSettings};
 use super::verification::{SELECT_VERIFICATION, VerificationRow};
 use super::{CodeHasher, HashError, Verification};
 use crate::clients::Client;
-use crate::delivery::{Delivery, Templates, outbox};
-use crate::domain::{CodeLength, DeliveryError, Locale, OtpCode, PhoneNumber, Purpose, VerificationStatus};
+use crate::delivery::{Delivery, Templates};
+use crate::domain::{
+    CodeLength, DeliveryError, FailureReason, Locale, MessageId, OtpCode, PhoneNumber, Purpose,
+    VerificationStatus,
+};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
+use crate::store::outbox;
 use crate::store::verifications::attemptable;
 use crate::tasks::Tasks;
 
@@ -222,7 +226,7 @@ impl OtpService {
         input: &NewVerification,
         code_hash: &str,
         body_sealed: &[u8],
-    ) -> Result<(Uuid, Uuid)> {
+    ) -> Result<(Uuid, MessageId)> {
         let ttl_seconds = self.policy.ttl.as_secs_f64();
         let mut tx = begin_read_committed(&self.pool).await?;
         let closed_expired = close_finished(&mut tx, client, input).await?;
@@ -252,7 +256,7 @@ impl OtpService {
                 .bind(ttl_seconds)
                 .execute(&mut *tx)
                 .await?;
-                outbox::supersede_queued(&mut tx, p.id).await?;
+                outbox::supersede_queued(&mut tx, p.id.into()).await?;
                 p.id
             }
             None => {
@@ -278,7 +282,7 @@ impl OtpService {
             }
         };
         let message = outbox::NewMessage {
-            verification_id,
+            verification_id: verification_id.into(),
             phone_digits: input.phone.gateway_digits(),
             body_sealed,
             ttl: self.policy.ttl,
@@ -459,7 +463,7 @@ impl OtpService {
                 other => other,
             });
         }
-        outbox::give_up_queued(&mut tx, id, DeliveryError::Canceled.as_str()).await?;
+        outbox::give_up_queued(&mut tx, id.into(), FailureReason::Canceled).await?;
         tx.commit().await?;
         self.metrics.verification("canceled");
         self.find(client, id).await

@@ -77,10 +77,10 @@ select v.id, v.phone, v.purpose, v.locale,
        v.failed_attempts, v.max_attempts, v.sends, v.last_sent_at, v.expires_at, v.created_at, v.verified_at,
        m.status as message_status,
        coalesce(m.leased_until > now(), false) as message_leased,
-       m.last_error as message_error
+       m.failure as message_error
 from verifications v
 left join lateral (
-    select status, leased_until, last_error
+    select status, leased_until, failure
     from outbox_messages
     where verification_id = v.id and status <> 'superseded'
     order by created_at desc

@@ -1,17 +1,23 @@
+//! The `outbox_messages` table: every statement that reads or writes it.
+//!
 //! The transactional outbox. A message is written with its verification, and
 //! claimed for sending with a lease (not a transaction held across the gateway
 //! call), so a replica that dies mid-send leaves it to be claimed again.
 //!
 //! Each claim increments `claims`; that number is the claim's token, and a
 //! sender that lost its lease can no longer change the message.
+//!
+//! Conditions name a status as a literal (`status = 'queued'`), which is what
+//! lets the planner use the partial index `outbox_messages_due`; values written
+//! are bound typed.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgPool, Postgres, Row, Transaction};
-use uuid::Uuid;
+use sqlx::{PgPool, Postgres, Transaction};
 
-use super::gateway::SEND_TIMEOUT;
+use crate::delivery::gateway::SEND_TIMEOUT;
+use crate::domain::{FailureReason, MessageId, MessageStatus, VerificationId};
 use crate::store::verifications::{self, waiting};
 
 /// How long a claimed message is reserved for its sender: longer than the
@@ -19,21 +25,23 @@ use crate::store::verifications::{self, waiting};
 /// and short, so a dead replica's messages are taken over soon.
 pub const LEASE: Duration = Duration::from_secs(30);
 
+#[derive(Debug, sqlx::FromRow)]
 pub struct Claimed {
-    pub id: Uuid,
-    pub verification_id: Uuid,
+    pub id: MessageId,
+    pub verification_id: VerificationId,
     pub phone_digits: String,
     /// The text, sealed; `Sealer::open` gives it back.
     pub body_sealed: Vec<u8>,
     /// Send attempts so far, this one included (for the backoff).
     pub attempts: i32,
     /// The claim's token.
+    #[sqlx(rename = "claims")]
     pub claim: i32,
     pub expires_at: DateTime<Utc>,
 }
 
 pub struct NewMessage<'a> {
-    pub verification_id: Uuid,
+    pub verification_id: VerificationId,
     pub phone_digits: &'a str,
     pub body_sealed: &'a [u8],
     pub ttl: Duration,
@@ -41,45 +49,90 @@ pub struct NewMessage<'a> {
     pub first_attempt_in: Duration,
 }
 
-const CLAIMED_COLUMNS: &str = "id, verification_id, phone_digits, body_sealed, attempts, claims, expires_at";
+/// What `/metrics` shows of the queue.
+#[derive(Debug, Clone, Copy, sqlx::FromRow)]
+pub struct QueueStats {
+    pub depth: i64,
+    /// Seconds since the oldest waiting message was queued; 0 when none waits.
+    pub oldest_age: f64,
+}
+
+macro_rules! claimed_columns {
+    () => {
+        "id, verification_id, phone_digits, body_sealed, attempts, claims, expires_at"
+    };
+}
+
+/// Queued and unexpired: a message still waiting to be sent.
+macro_rules! waiting_to_send {
+    () => {
+        "status = 'queued' and expires_at > now()"
+    };
+}
+
+/// A send started now would reach the gateway before the code expires;
+/// `$timeout` is the parameter holding `SEND_TIMEOUT` in seconds.
+macro_rules! in_time {
+    ($timeout:literal) => {
+        concat!("expires_at > now() + make_interval(secs => ", $timeout, ")")
+    };
+    ($alias:literal, $timeout:literal) => {
+        concat!(
+            $alias,
+            ".expires_at > now() + make_interval(secs => ",
+            $timeout,
+            ")"
+        )
+    };
+}
+
+/// Nobody holds a lease on the message.
+macro_rules! unleased {
+    () => {
+        "(leased_until is null or leased_until < now())"
+    };
+    ($alias:literal) => {
+        concat!(
+            "(",
+            $alias,
+            ".leased_until is null or ",
+            $alias,
+            ".leased_until < now())"
+        )
+    };
+}
 
 /// A message is claimable while its verification still waits for it and a send
 /// started now would reach the gateway before the code expires.
-const CLAIMABLE: &str = concat!(
-    "status = 'queued'
-    and expires_at > now() + make_interval(secs => $9)
-    and (leased_until is null or leased_until < now())
-    and exists (select 1 from verifications v where v.id = verification_id and ",
-    waiting!("v"),
-    ")"
-);
-
-fn claimed(row: sqlx::postgres::PgRow) -> Result<Claimed, sqlx::Error> {
-    Ok(Claimed {
-        id: row.try_get("id")?,
-        verification_id: row.try_get("verification_id")?,
-        phone_digits: row.try_get("phone_digits")?,
-        body_sealed: row.try_get("body_sealed")?,
-        attempts: row.try_get("attempts")?,
-        claim: row.try_get("claims")?,
-        expires_at: row.try_get("expires_at")?,
-    })
+macro_rules! claimable {
+    ($timeout:literal) => {
+        concat!(
+            "status = 'queued' and ",
+            in_time!($timeout),
+            " and ",
+            unleased!(),
+            " and exists (select 1 from verifications v where v.id = verification_id and ",
+            waiting!("v"),
+            ")"
+        )
+    };
 }
 
 pub async fn insert(
     tx: &mut Transaction<'_, Postgres>,
     message: &NewMessage<'_>,
-) -> Result<Uuid, sqlx::Error> {
-    let id = Uuid::now_v7();
+) -> Result<MessageId, sqlx::Error> {
+    let id = MessageId::new();
     sqlx::query(
         "insert into outbox_messages
              (id, verification_id, phone_digits, body_sealed, status, expires_at, next_attempt_at)
-         values ($1, $2, $3, $4, 'queued', now() + make_interval(secs => $5), now() + make_interval(secs => $6))",
+         values ($1, $2, $3, $4, $5, now() + make_interval(secs => $6), now() + make_interval(secs => $7))",
     )
     .bind(id)
     .bind(message.verification_id)
     .bind(message.phone_digits)
     .bind(message.body_sealed)
+    .bind(MessageStatus::Queued)
     .bind(message.ttl.as_secs_f64())
     .bind(message.first_attempt_in.as_secs_f64())
     .execute(&mut **tx)
@@ -90,28 +143,31 @@ pub async fn insert(
 /// A resend makes the queued message of the old code pointless: drop it unsent.
 pub async fn supersede_queued(
     tx: &mut Transaction<'_, Postgres>,
-    verification_id: Uuid,
+    verification_id: VerificationId,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "update outbox_messages set status = 'superseded', body_sealed = null, leased_until = null
+        "update outbox_messages set status = $2, body_sealed = null, leased_until = null
          where verification_id = $1 and status = 'queued'",
     )
     .bind(verification_id)
+    .bind(MessageStatus::Superseded)
     .execute(&mut **tx)
     .await?;
     Ok(())
 }
 
+/// Gives up the queued message of a verification that stopped waiting for it.
 pub async fn give_up_queued(
     tx: &mut Transaction<'_, Postgres>,
-    verification_id: Uuid,
-    reason: &str,
+    verification_id: VerificationId,
+    reason: FailureReason,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "update outbox_messages set status = 'failed', body_sealed = null, leased_until = null, last_error = $2
+        "update outbox_messages set status = $2, body_sealed = null, leased_until = null, failure = $3
          where verification_id = $1 and status = 'queued'",
     )
     .bind(verification_id)
+    .bind(MessageStatus::Failed)
     .bind(reason)
     .execute(&mut **tx)
     .await?;
@@ -119,95 +175,95 @@ pub async fn give_up_queued(
 }
 
 /// Claims one message, if it is claimable.
-pub async fn claim(pool: &PgPool, id: Uuid) -> Result<Option<Claimed>, sqlx::Error> {
-    let sql = format!(
+pub async fn claim(pool: &PgPool, id: MessageId) -> Result<Option<Claimed>, sqlx::Error> {
+    sqlx::query_as(concat!(
         "update outbox_messages set leased_until = now() + make_interval(secs => $2), attempts = attempts + 1,
              claims = claims + 1
-         where id = $1 and {}
-         returning {CLAIMED_COLUMNS}",
-        CLAIMABLE.replace("$9", "$3")
-    );
-    sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(id)
-        .bind(LEASE.as_secs_f64())
-        .bind(SEND_TIMEOUT.as_secs_f64())
-        .fetch_optional(pool)
-        .await?
-        .map(claimed)
-        .transpose()
+         where id = $1 and ",
+        claimable!("$3"),
+        " returning ",
+        claimed_columns!()
+    ))
+    .bind(id)
+    .bind(LEASE.as_secs_f64())
+    .bind(SEND_TIMEOUT.as_secs_f64())
+    .fetch_optional(pool)
+    .await
 }
 
 /// Claims up to `limit` due messages, oldest first, skipping rows another
 /// replica is claiming at this moment.
 pub async fn claim_due(pool: &PgPool, limit: i64) -> Result<Vec<Claimed>, sqlx::Error> {
-    let sql = format!(
+    sqlx::query_as(concat!(
         "update outbox_messages set leased_until = now() + make_interval(secs => $2), attempts = attempts + 1,
              claims = claims + 1
          where id in (
              select id from outbox_messages
-             where next_attempt_at <= now() and {}
-             order by next_attempt_at
+             where next_attempt_at <= now() and ",
+        claimable!("$3"),
+        " order by next_attempt_at
              limit $1
              for update skip locked)
-         returning {CLAIMED_COLUMNS}",
-        CLAIMABLE.replace("$9", "$3")
-    );
-    sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(limit)
-        .bind(LEASE.as_secs_f64())
-        .bind(SEND_TIMEOUT.as_secs_f64())
-        .fetch_all(pool)
-        .await?
-        .into_iter()
-        .map(claimed)
-        .collect()
+         returning ",
+        claimed_columns!()
+    ))
+    .bind(limit)
+    .bind(LEASE.as_secs_f64())
+    .bind(SEND_TIMEOUT.as_secs_f64())
+    .fetch_all(pool)
+    .await
 }
 
 /// Records a send. A message that went out is recorded as sent whoever holds
 /// its lease now: it did go out.
 pub async fn mark_sent(
     pool: &PgPool,
-    id: Uuid,
+    id: MessageId,
     provider_message_id: Option<&str>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "update outbox_messages
-         set status = 'sent', body_sealed = null, leased_until = null, sent_at = now(),
+         set status = $3, body_sealed = null, leased_until = null, sent_at = now(),
              provider_message_id = $2, last_error = null
          where id = $1 and status = 'queued'",
     )
     .bind(id)
     .bind(provider_message_id)
+    .bind(MessageStatus::Sent)
     .execute(pool)
     .await?;
     Ok(())
 }
 
-/// Gives the message up. With `fail_verification`, its verification (if still
-/// pending) becomes `failed` in the same transaction; says whether it did.
+/// Gives the message up for `reason` (`error` is what operators read), and
+/// its verification (if still pending) becomes `failed` in the same
+/// transaction; says whether it did.
 pub async fn mark_failed(
     pool: &PgPool,
     message: &Claimed,
-    reason: &str,
-    fail_verification: bool,
+    reason: FailureReason,
+    error: &str,
 ) -> Result<bool, sqlx::Error> {
     let mut tx = pool.begin().await?;
     // The verification's row first, as requests (resend, cancel) lock them: the
     // same order everywhere, so the two never deadlock.
-    verifications::lock(&mut tx, message.verification_id.into()).await?;
-    let verification: Option<Uuid> = sqlx::query_scalar(
-        "update outbox_messages set status = 'failed', body_sealed = null, leased_until = null, last_error = $3
+    verifications::lock(&mut tx, message.verification_id).await?;
+    let verification: Option<VerificationId> = sqlx::query_scalar(
+        "update outbox_messages
+         set status = $3, body_sealed = null, leased_until = null, failure = $4, last_error = $5
          where id = $1 and claims = $2 and status = 'queued'
          returning verification_id",
     )
     .bind(message.id)
     .bind(message.claim)
+    .bind(MessageStatus::Failed)
     .bind(reason)
+    .bind(error)
     .fetch_optional(&mut *tx)
     .await?;
     let mut failed = false;
-    if let (Some(verification), true) = (verification, fail_verification) {
-        failed = verifications::fail_if_pending(&mut *tx, verification.into()).await?;
+    if let Some(verification) = verification {
+        failed = verifications::fail_if_pending(&mut *tx, verification).await?;
     }
     tx.commit().await?;
     Ok(failed)
@@ -218,12 +274,12 @@ pub async fn mark_failed(
 /// nor a code reach the gateway after it expired.
 /// Returns when the send starts (the database's clock), or `None` when it must not.
 pub async fn renew(pool: &PgPool, message: &Claimed) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
-    sqlx::query_scalar(
+    sqlx::query_scalar(concat!(
         "update outbox_messages set leased_until = now() + make_interval(secs => $3)
-         where id = $1 and claims = $2 and status = 'queued' and leased_until > now()
-           and expires_at > now() + make_interval(secs => $4)
-         returning clock_timestamp()",
-    )
+         where id = $1 and claims = $2 and status = 'queued' and leased_until > now() and ",
+        in_time!("$4"),
+        " returning clock_timestamp()"
+    ))
     .bind(message.id)
     .bind(message.claim)
     .bind(LEASE.as_secs_f64())
@@ -238,7 +294,7 @@ pub async fn requeue(
     pool: &PgPool,
     message: &Claimed,
     delay: Duration,
-    reason: &str,
+    error: &str,
     counted: bool,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
@@ -250,7 +306,7 @@ pub async fn requeue(
     .bind(message.id)
     .bind(message.claim)
     .bind(delay.as_secs_f64())
-    .bind(reason)
+    .bind(error)
     .bind(counted)
     .execute(pool)
     .await?;
@@ -259,8 +315,8 @@ pub async fn requeue(
 
 /// Ends the given claims (message id, claim token) still held, due at once,
 /// without counting them as attempts: the sender is going away.
-pub async fn release(pool: &PgPool, claims: &[(Uuid, i32)]) -> Result<u64, sqlx::Error> {
-    let (ids, tokens): (Vec<Uuid>, Vec<i32>) = claims.iter().copied().unzip();
+pub async fn release(pool: &PgPool, claims: &[(MessageId, i32)]) -> Result<u64, sqlx::Error> {
+    let (ids, tokens): (Vec<MessageId>, Vec<i32>) = claims.iter().copied().unzip();
     Ok(sqlx::query(
         "update outbox_messages m
          set leased_until = null, next_attempt_at = now(), attempts = greatest(m.attempts - 1, 0)
@@ -278,27 +334,63 @@ pub async fn release(pool: &PgPool, claims: &[(Uuid, i32)]) -> Result<u64, sqlx:
 /// gateway before their code expires (`expired_before_send`), and messages of
 /// verifications that stopped waiting for them (`canceled`).
 /// Returns the reason of each message given up.
-pub async fn expire_overdue(pool: &PgPool) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query_scalar(
+pub async fn expire_overdue(pool: &PgPool) -> Result<Vec<FailureReason>, sqlx::Error> {
+    sqlx::query_scalar(concat!(
         "update outbox_messages m
-         set status = 'failed', body_sealed = null, leased_until = null,
-             last_error = case when m.expires_at <= now() + make_interval(secs => $1)
-                               then 'expired_before_send' else 'canceled' end
+         set status = $2, body_sealed = null, leased_until = null,
+             failure = case when not (",
+        in_time!("m", "$1"),
+        ") then $3 else $4 end
          from verifications v
-         where v.id = m.verification_id and m.status = 'queued'
-           and (m.leased_until is null or m.leased_until < now())
-           and (m.expires_at <= now() + make_interval(secs => $1)
-                or v.status <> 'pending' or v.failed_attempts >= v.max_attempts)
-         returning m.last_error",
-    )
+         where v.id = m.verification_id and m.status = 'queued' and ",
+        unleased!("m"),
+        " and (not (",
+        in_time!("m", "$1"),
+        ") or not (",
+        waiting!("v"),
+        ")) returning m.failure"
+    ))
     .bind(SEND_TIMEOUT.as_secs_f64())
+    .bind(MessageStatus::Failed)
+    .bind(FailureReason::ExpiredBeforeSend)
+    .bind(FailureReason::Canceled)
     .fetch_all(pool)
     .await
 }
 
 /// Messages waiting to be sent (due or not), for admission control and the admin page.
 pub async fn depth(pool: &PgPool) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("select count(*) from outbox_messages where status = 'queued' and expires_at > now()")
-        .fetch_one(pool)
-        .await
+    sqlx::query_scalar(concat!(
+        "select count(*) from outbox_messages where ",
+        waiting_to_send!()
+    ))
+    .fetch_one(pool)
+    .await
+}
+
+/// The queue's depth and age, read through `ops_pool` (`/metrics`' own).
+pub async fn stats(ops_pool: &PgPool) -> Result<QueueStats, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "select count(*) as depth,
+                coalesce(extract(epoch from now() - min(created_at)), 0)::float8 as oldest_age
+         from outbox_messages where ",
+        waiting_to_send!()
+    ))
+    .fetch_one(ops_pool)
+    .await
+}
+
+/// Messages waiting to be sent whose sealed text names a key id that is none
+/// of `key_ids`. Texts sealed before key ids name none: they are tried under
+/// every pepper, and not counted.
+pub async fn unopenable(pool: &PgPool, key_ids: &[Vec<u8>]) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(concat!(
+        "select count(*) from outbox_messages where ",
+        waiting_to_send!(),
+        " and get_byte(body_sealed, 0) = 1
+           and length(body_sealed) > 7 and substring(body_sealed from 2 for 6) <> all($1)"
+    ))
+    .bind(key_ids)
+    .fetch_one(pool)
+    .await
 }
