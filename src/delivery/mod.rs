@@ -5,11 +5,12 @@
 mod dispatcher;
 pub mod fake_gateway;
 pub mod gateway;
+pub mod plan;
 mod sealing;
 pub mod senders;
 mod templates;
 
-pub use dispatcher::{Delivery, backoff};
+pub use dispatcher::Delivery;
 pub use sealing::Sealer;
 pub use senders::{Sender, SenderState, SenderStatus, Senders};
 pub use templates::Templates;
