@@ -14,7 +14,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::PgPool;
 
 use crate::delivery::gateway::SEND_TIMEOUT;
 use crate::domain::{FailureReason, MessageId, MessageStatus, VerificationId};
@@ -38,23 +38,6 @@ pub struct Claimed {
     #[sqlx(rename = "claims")]
     pub claim: i32,
     pub expires_at: DateTime<Utc>,
-}
-
-pub struct NewMessage<'a> {
-    pub verification_id: VerificationId,
-    pub phone_digits: &'a str,
-    pub body_sealed: &'a [u8],
-    pub ttl: Duration,
-    /// When the dispatcher may take the message if nobody sent it before.
-    pub first_attempt_in: Duration,
-}
-
-/// What `/metrics` shows of the queue.
-#[derive(Debug, Clone, Copy, sqlx::FromRow)]
-pub struct QueueStats {
-    pub depth: i64,
-    /// Seconds since the oldest waiting message was queued; 0 when none waits.
-    pub oldest_age: f64,
 }
 
 macro_rules! claimed_columns {
@@ -118,61 +101,11 @@ macro_rules! claimable {
     };
 }
 
-pub async fn insert(
-    tx: &mut Transaction<'_, Postgres>,
-    message: &NewMessage<'_>,
-) -> Result<MessageId, sqlx::Error> {
-    let id = MessageId::new();
-    sqlx::query(
-        "insert into outbox_messages
-             (id, verification_id, phone_digits, body_sealed, status, expires_at, next_attempt_at)
-         values ($1, $2, $3, $4, $5, now() + make_interval(secs => $6), now() + make_interval(secs => $7))",
-    )
-    .bind(id)
-    .bind(message.verification_id)
-    .bind(message.phone_digits)
-    .bind(message.body_sealed)
-    .bind(MessageStatus::Queued)
-    .bind(message.ttl.as_secs_f64())
-    .bind(message.first_attempt_in.as_secs_f64())
-    .execute(&mut **tx)
-    .await?;
-    Ok(id)
-}
+mod counts;
+mod requests;
 
-/// A resend makes the queued message of the old code pointless: drop it unsent.
-pub async fn supersede_queued(
-    tx: &mut Transaction<'_, Postgres>,
-    verification_id: VerificationId,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "update outbox_messages set status = $2, body_sealed = null, leased_until = null
-         where verification_id = $1 and status = 'queued'",
-    )
-    .bind(verification_id)
-    .bind(MessageStatus::Superseded)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-/// Gives up the queued message of a verification that stopped waiting for it.
-pub async fn give_up_queued(
-    tx: &mut Transaction<'_, Postgres>,
-    verification_id: VerificationId,
-    reason: FailureReason,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "update outbox_messages set status = $2, body_sealed = null, leased_until = null, failure = $3
-         where verification_id = $1 and status = 'queued'",
-    )
-    .bind(verification_id)
-    .bind(MessageStatus::Failed)
-    .bind(reason)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
+pub use counts::{QueueStats, depth, stats, unopenable};
+pub use requests::{NewMessage, give_up_queued, insert, supersede_queued};
 
 /// Claims one message, if it is claimable.
 pub async fn claim(pool: &PgPool, id: MessageId) -> Result<Option<Claimed>, sqlx::Error> {
@@ -355,42 +288,5 @@ pub async fn expire_overdue(pool: &PgPool) -> Result<Vec<FailureReason>, sqlx::E
     .bind(FailureReason::ExpiredBeforeSend)
     .bind(FailureReason::Canceled)
     .fetch_all(pool)
-    .await
-}
-
-/// Messages waiting to be sent (due or not), for admission control and the admin page.
-pub async fn depth(pool: &PgPool) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(concat!(
-        "select count(*) from outbox_messages where ",
-        waiting_to_send!()
-    ))
-    .fetch_one(pool)
-    .await
-}
-
-/// The queue's depth and age, read through `ops_pool` (`/metrics`' own).
-pub async fn stats(ops_pool: &PgPool) -> Result<QueueStats, sqlx::Error> {
-    sqlx::query_as(concat!(
-        "select count(*) as depth,
-                coalesce(extract(epoch from now() - min(created_at)), 0)::float8 as oldest_age
-         from outbox_messages where ",
-        waiting_to_send!()
-    ))
-    .fetch_one(ops_pool)
-    .await
-}
-
-/// Messages waiting to be sent whose sealed text names a key id that is none
-/// of `key_ids`. Texts sealed before key ids name none: they are tried under
-/// every pepper, and not counted.
-pub async fn unopenable(pool: &PgPool, key_ids: &[Vec<u8>]) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(concat!(
-        "select count(*) from outbox_messages where ",
-        waiting_to_send!(),
-        " and get_byte(body_sealed, 0) = 1
-           and length(body_sealed) > 7 and substring(body_sealed from 2 for 6) <> all($1)"
-    ))
-    .bind(key_ids)
-    .fetch_one(pool)
     .await
 }
