@@ -25,7 +25,8 @@ use crate::store::verifications::{self, waiting};
 /// and short, so a dead replica's messages are taken over soon.
 pub const LEASE: Duration = Duration::from_secs(30);
 
-#[derive(Debug, sqlx::FromRow)]
+/// No `Debug`: it holds a full phone number.
+#[derive(sqlx::FromRow)]
 pub struct Claimed {
     pub id: MessageId,
     pub verification_id: VerificationId,
