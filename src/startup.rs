@@ -19,8 +19,10 @@ use crate::delivery::gateway::WaconectaClient;
 use crate::delivery::{Delivery, Sealer, Sender, Senders, Templates};
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
+use crate::operations::Operations;
 use crate::otp::{CodeHasher, LimitSettings, OtpService, Peppers, Policy};
 use crate::store;
+use crate::tasks::Tasks;
 
 pub struct Application {
     port: u16,
@@ -81,7 +83,15 @@ impl Application {
             .await
             .context("could not register the gateway keys")?;
         let gateway = WaconectaClient::new(&settings.gateway.base_url)?;
-        let delivery = Delivery::new(pool.clone(), gateway, senders, sealer, metrics.clone());
+        let tasks = Tasks::current();
+        let delivery = Delivery::new(
+            pool.clone(),
+            gateway,
+            senders,
+            sealer,
+            tasks.clone(),
+            metrics.clone(),
+        );
         let limits = LimitSettings {
             phone_sends_per_hour: settings.policy.phone_sends_per_hour,
             phone_failures_per_hour: settings.policy.phone_failures_per_hour,
@@ -106,6 +116,7 @@ impl Application {
             policy,
             Templates::from_settings(&settings.policy),
             delivery.clone(),
+            tasks.clone(),
             metrics.clone(),
         );
         let pepper_report = store::pepper_report(&pool, &peppers).await.unwrap_or_else(|e| {
@@ -127,10 +138,10 @@ impl Application {
         let pool_for_access = pool.clone();
         let metrics_for_sweeper = metrics.clone();
         let state = web::Data::new(AppState {
-            pool,
-            ops_pool,
+            operations: Operations::new(pool, ops_pool, delivery.clone()),
             otp,
             delivery: delivery.clone(),
+            tasks,
             default_country: settings.policy.default_country,
             default_locale: settings.policy.default_locale,
             access: Access::new(pool_for_access, limits, settings.admin_key.clone()),

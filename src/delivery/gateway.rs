@@ -167,10 +167,6 @@ pub fn decode_qr(answer: &str) -> Option<(Vec<u8>, &'static str)> {
     Some((bytes, media_type))
 }
 
-/// The longest a `Retry-After` from the gateway may rest a key: a proxy's
-/// "come back tomorrow" must not take a key away for a day.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(15 * 60);
-
 fn classify(status: u16, envelope: Option<Envelope>, retry_after: Option<Duration>) -> SendOutcome {
     // Only the contract's exact words end a key or fail a verification.
     let message = envelope
@@ -203,8 +199,8 @@ fn classify(status: u16, envelope: Option<Envelope>, retry_after: Option<Duratio
     }
 }
 
-/// `Retry-After` as seconds or as an HTTP date,
-/// at most `MAX_RETRY_AFTER`.
+/// `Retry-After` as seconds or as an HTTP date, bounded as `plan` bounds it:
+/// no unbounded wait travels further.
 pub fn parse_retry_after(value: &str) -> Option<Duration> {
     let value = value.trim();
     let wait = match value.parse::<u64>() {
@@ -216,12 +212,13 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
                 .unwrap_or(Duration::ZERO)
         }
     };
-    Some(wait.min(MAX_RETRY_AFTER))
+    Some(super::plan::bounded(wait))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::delivery::plan::MAX_RETRY_AFTER;
 
     fn env(message: &str) -> Option<Envelope> {
         Some(Envelope {

@@ -1,16 +1,16 @@
-//! Getting codes to phones: the outbox, the dispatcher that drains it, the
-//! gateway keys and their shared rate limit, the Waconecta client, and a fake
-//! Waconecta for development and tests.
+//! Getting codes to phones: the dispatcher that drains the outbox (stored by
+//! `store::outbox`), the gateway keys and their shared rate limit, the
+//! Waconecta client, and a fake Waconecta for development and tests.
 
 mod dispatcher;
 pub mod fake_gateway;
 pub mod gateway;
-pub mod outbox;
+pub mod plan;
 mod sealing;
 pub mod senders;
 mod templates;
 
-pub use dispatcher::{Delivery, backoff};
+pub use dispatcher::Delivery;
 pub use sealing::Sealer;
 pub use senders::{Sender, SenderState, SenderStatus, Senders};
 pub use templates::Templates;

@@ -11,6 +11,9 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 
+use crate::domain::{FailureReason, KeyState, SenderId};
+use crate::store::senders as store;
+
 /// The window the gateway counts in, plus a margin for the time a message takes
 /// to reach it: a slot taken here is counted there a few milliseconds later.
 pub const WINDOW: Duration = Duration::from_millis(60_500);
@@ -51,7 +54,7 @@ impl SenderState {
 pub struct Sender {
     pub name: String,
     /// A fingerprint of the key: the same on every replica, whatever the order of the keys.
-    pub id: String,
+    pub id: SenderId,
     pub(crate) key: SecretString,
     pub(crate) container_token: Option<SecretString>,
 }
@@ -61,7 +64,7 @@ impl Sender {
         let digest = Sha256::digest(format!("otp-service sender {}", key.expose_secret()).as_bytes());
         Self {
             name: name.into(),
-            id: hex::encode(&digest[..8]),
+            id: SenderId(hex::encode(&digest[..8])),
             key,
             container_token,
         }
@@ -104,18 +107,7 @@ pub enum Slot<'a> {
     /// Every key in service is busy or resting: try again after this long.
     Wait(Duration),
     /// No key is in service; the reason of the first one.
-    NoneInService(&'static str),
-}
-
-#[derive(sqlx::FromRow)]
-struct StatusRow {
-    id: String,
-    state: String,
-    resting_for: Option<f64>,
-    resting_until: Option<DateTime<Utc>>,
-    last_error: Option<String>,
-    recent: i64,
-    oldest_for: Option<f64>,
+    NoneInService(FailureReason),
 }
 
 pub struct Senders {
@@ -149,12 +141,11 @@ impl Senders {
 
     /// Makes sure every configured key has its row (replicas may race: no-op then).
     pub async fn register(&self) -> Result<(), sqlx::Error> {
-        let ids: Vec<&str> = self.list.iter().map(|s| s.id.as_str()).collect();
-        sqlx::query("insert into senders (id) select unnest($1::text[]) on conflict (id) do nothing")
-            .bind(&ids)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        store::register(&self.pool, &self.ids()).await
+    }
+
+    fn ids(&self) -> Vec<SenderId> {
+        self.list.iter().map(|s| s.id.clone()).collect()
     }
 
     /// Every key's state, in configuration order.
@@ -164,23 +155,7 @@ impl Senders {
 
     /// The same, read through `pool` (the operations endpoints' own).
     pub async fn statuses_on(&self, pool: &PgPool) -> Result<Vec<SenderStatus>, sqlx::Error> {
-        let ids: Vec<&str> = self.list.iter().map(|s| s.id.as_str()).collect();
-        let rows: Vec<StatusRow> = sqlx::query_as(
-            "select s.id, s.state, s.resting_until, s.last_error,
-                    extract(epoch from s.resting_until - clock_timestamp())::float8 as resting_for,
-                    count(x.sent_at) as recent,
-                    extract(epoch from min(x.sent_at) + make_interval(secs => $2) - clock_timestamp())::float8
-                        as oldest_for
-             from senders s
-             left join sender_sends x
-                    on x.sender_id = s.id and x.sent_at > clock_timestamp() - make_interval(secs => $2)
-             where s.id = any($1)
-             group by s.id",
-        )
-        .bind(&ids)
-        .bind(WINDOW.as_secs_f64())
-        .fetch_all(pool)
-        .await?;
+        let rows = store::rows(pool, &self.ids()).await?;
         Ok(self
             .list
             .iter()
@@ -188,9 +163,9 @@ impl Senders {
                 let row = rows.iter().find(|r| r.id == sender.id);
                 let recent = row.map_or(0, |r| r.recent) as u32;
                 let resting_for = row.and_then(|r| r.resting_for).filter(|s| *s > 0.0);
-                let state = match row.map(|r| r.state.as_str()) {
-                    Some("session_ended") => SenderState::SessionEnded,
-                    Some("unauthorized") => SenderState::Unauthorized,
+                let state = match row.map(|r| r.state) {
+                    Some(KeyState::SessionEnded) => SenderState::SessionEnded,
+                    Some(KeyState::Unauthorized) => SenderState::Unauthorized,
                     _ if resting_for.is_some() => SenderState::BackingOff,
                     _ => SenderState::Ok,
                 };
@@ -232,8 +207,8 @@ impl Senders {
         let statuses = self.statuses().await?;
         if !statuses.iter().any(SenderStatus::in_service) {
             let reason = match statuses.first().map(|s| s.state) {
-                Some(SenderState::Unauthorized) => "unauthorized",
-                _ => "session_ended",
+                Some(SenderState::Unauthorized) => FailureReason::Unauthorized,
+                _ => FailureReason::SessionEnded,
             };
             return Ok(Slot::NoneInService(reason));
         }
@@ -265,68 +240,22 @@ impl Senders {
     /// At most `wanted` slots of one key, atomically across replicas: the key's
     /// row stays locked while its window is counted and the slots are written.
     async fn try_take_many(&self, sender: &Sender, wanted: usize) -> Result<Vec<i64>, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
-        let usable: Option<bool> = sqlx::query_scalar(
-            "select state = 'ok' and (resting_until is null or resting_until <= clock_timestamp())
-             from senders where id = $1 for update",
-        )
-        .bind(&sender.id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if usable != Some(true) {
-            return Ok(Vec::new());
-        }
-        let recent: i64 = sqlx::query_scalar(
-            "select count(*) from sender_sends
-             where sender_id = $1 and sent_at > clock_timestamp() - make_interval(secs => $2)",
-        )
-        .bind(&sender.id)
-        .bind(WINDOW.as_secs_f64())
-        .fetch_one(&mut *tx)
-        .await?;
-        let free = (i64::from(self.rate_per_minute) - recent).clamp(0, wanted as i64);
-        if free == 0 {
-            return Ok(Vec::new());
-        }
-        let slots: Vec<i64> = sqlx::query_scalar(
-            "insert into sender_sends (sender_id, sent_at)
-             select $1, clock_timestamp() from generate_series(1, $2)
-             returning id",
-        )
-        .bind(&sender.id)
-        .bind(free)
-        .fetch_all(&mut *tx)
-        .await?;
-        // Keep the window table small: what left the window no longer matters.
-        sqlx::query(
-            "delete from sender_sends
-             where sender_id = $1 and sent_at < clock_timestamp() - make_interval(secs => $2) * 2",
-        )
-        .bind(&sender.id)
-        .bind(WINDOW.as_secs_f64())
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(slots)
+        let rate = i64::from(self.rate_per_minute);
+        store::take_slots(&self.pool, &sender.id, |recent| {
+            (rate - recent).clamp(0, wanted as i64)
+        })
+        .await
     }
 
     /// Gives a slot back when the gateway surely sent nothing (it answered 5xx,
     /// or could not be reached): an outage must not use up the minute's quota.
     pub async fn refund(&self, slot: i64) -> Result<(), sqlx::Error> {
-        sqlx::query("delete from sender_sends where id = $1")
-            .bind(slot)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        store::refund(&self.pool, slot).await
     }
 
     /// Counts a slot from now: called when the gateway answered.
     pub async fn touch(&self, slot: i64) -> Result<(), sqlx::Error> {
-        sqlx::query("update sender_sends set sent_at = clock_timestamp() where id = $1")
-            .bind(slot)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        store::touch(&self.pool, slot).await
     }
 
     /// Takes a key out of service until an operator resumes it; unless it was
@@ -336,62 +265,23 @@ impl Senders {
         &self,
         sender: &Sender,
         send_started: DateTime<Utc>,
-        state: SenderState,
+        state: KeyState,
         error: &str,
     ) -> Result<(), sqlx::Error> {
-        let state = match state {
-            SenderState::Unauthorized => "unauthorized",
-            _ => "session_ended",
-        };
-        sqlx::query(
-            "update senders set state = $2, last_error = $3, updated_at = now()
-             where id = $1 and (resumed_at is null or resumed_at < $4)",
-        )
-        .bind(&sender.id)
-        .bind(state)
-        .bind(error)
-        .bind(send_started)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        store::take_out(&self.pool, &sender.id, send_started, state, error).await
     }
 
     /// Rests a key (after a 429) without taking it out of service.
     pub async fn rest(&self, sender: &Sender, rest: Duration, error: &str) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "update senders
-             set resting_until = greatest(coalesce(resting_until, now()), clock_timestamp() + make_interval(secs => $2)),
-                 last_error = $3, updated_at = now()
-             where id = $1",
-        )
-        .bind(&sender.id)
-        .bind(rest.as_secs_f64())
-        .bind(error)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        store::rest(&self.pool, &sender.id, rest, error).await
     }
 
     pub async fn note_error(&self, sender: &Sender, error: &str) -> Result<(), sqlx::Error> {
-        sqlx::query("update senders set last_error = $2, updated_at = now() where id = $1")
-            .bind(&sender.id)
-            .bind(error)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        store::note_error(&self.pool, &sender.id, error).await
     }
 
     /// Puts a re-linked key back in service.
     pub async fn resume(&self, sender: &Sender) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "update senders
-             set state = 'ok', resting_until = null, last_error = null, resumed_at = clock_timestamp(),
-                 updated_at = now()
-             where id = $1",
-        )
-        .bind(&sender.id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        store::resume(&self.pool, &sender.id).await
     }
 }

@@ -1,6 +1,6 @@
 //! `GET /metrics`, and the middleware that counts and times every request.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -57,15 +57,6 @@ fn method_label(method: &Method) -> &'static str {
     .map_or("other", |(_, name)| name)
 }
 
-/// How long a scrape waits for each database read.
-const DATABASE_PATIENCE: Duration = Duration::from_secs(2);
-
-#[derive(sqlx::FromRow)]
-struct Outbox {
-    depth: i64,
-    oldest_age: f64,
-}
-
 /// Prometheus metrics.
 ///
 /// The text exposition format (version 0.0.4). The gauges for the outbox and
@@ -84,16 +75,7 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let m = &state.metrics;
     // A database that does not answer within the scrape's patience leaves the
     // shared gauges at their last values and says so in `otp_database_up`.
-    let outbox = sqlx::query_as::<_, Outbox>(
-        "select count(*) as depth,
-                coalesce(extract(epoch from now() - min(created_at)), 0)::float8 as oldest_age
-         from outbox_messages where status = 'queued' and expires_at > now()",
-    )
-    .fetch_one(&state.ops_pool);
-    let outbox = match tokio::time::timeout(DATABASE_PATIENCE, outbox).await {
-        Ok(Ok(outbox)) => Some(outbox),
-        _ => None,
-    };
+    let outbox = state.operations.queue().await;
     m.database_up.set(i64::from(outbox.is_some()));
     if let Some(outbox) = &outbox {
         m.outbox_depth.set(outbox.depth);
@@ -101,13 +83,7 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     }
     // After a failed read, the keys' read would only wait out the same outage.
     let statuses = match outbox {
-        Some(_) => tokio::time::timeout(
-            DATABASE_PATIENCE,
-            state.delivery.senders().statuses_on(&state.ops_pool),
-        )
-        .await
-        .ok()
-        .and_then(Result::ok),
+        Some(_) => state.operations.senders().await,
         None => None,
     };
     if let Some(statuses) = statuses {
@@ -122,14 +98,11 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
                 .set(i64::from(status.sent_last_minute));
         }
     }
-    let size = i64::from(state.pool.size());
-    let idle = state.pool.num_idle() as i64;
+    let figures = state.operations.connections();
     let connections = &m.db_connections;
-    connections.with_label_values(&["in_use"]).set(size - idle);
-    connections.with_label_values(&["idle"]).set(idle);
-    connections
-        .with_label_values(&["max"])
-        .set(i64::from(state.pool.options().get_max_connections()));
+    connections.with_label_values(&["in_use"]).set(figures.in_use);
+    connections.with_label_values(&["idle"]).set(figures.idle);
+    connections.with_label_values(&["max"]).set(figures.max);
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(m.encode())

@@ -13,7 +13,6 @@ mod qr;
 use actix_web::middleware::from_fn;
 use actix_web::{HttpRequest, HttpResponse, web};
 use phonenumber::country::Id as CountryId;
-use sqlx::PgPool;
 use utoipa_actix_web::scope;
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -22,17 +21,19 @@ use crate::delivery::fake_gateway::FakeGateway;
 use crate::domain::Locale;
 use crate::error::Error;
 use crate::otp::OtpService;
+use crate::tasks::Tasks;
 
 pub use admin::ADMIN_KEY_HEADER;
 pub use auth::API_KEY_HEADER;
 
 /// What every handler can reach.
 pub struct AppState {
-    pub pool: PgPool,
-    /// `/metrics` and `/readyz` only: see `store::ops_pool`.
-    pub ops_pool: PgPool,
+    /// What `/metrics` and `/readyz` read, through a pool of their own.
+    pub operations: crate::operations::Operations,
     pub otp: OtpService,
     pub delivery: Delivery,
+    /// Work that must finish even if its request goes away.
+    pub tasks: Tasks,
     pub default_country: Option<CountryId>,
     pub default_locale: Locale,
     /// API keys and the admin key.

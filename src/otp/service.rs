@@ -10,14 +10,15 @@ use super::limits::{Hit, LimitSettings};
 use super::rules::{self, Refusal};
 use super::{CodeHasher, HashError, Verification};
 use crate::clients::Client;
-use crate::delivery::{Delivery, Templates, outbox};
+use crate::delivery::{Delivery, Templates};
 use crate::domain::{
-    CodeLength, DeliveryError, Locale, MessageId, OtpCode, PhoneNumber, Purpose, VerificationId,
-    VerificationStatus,
+    CodeLength, DeliveryError, FailureReason, Locale, MessageId, OtpCode, PhoneNumber, Purpose,
+    VerificationId, VerificationStatus,
 };
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
-use crate::store::{self, limits as hits, verifications};
+use crate::store::{self, limits as hits, outbox, verifications};
+use crate::tasks::Tasks;
 
 /// The rules and limits of SPEC.md's defaults table.
 #[derive(Debug, Clone)]
@@ -53,6 +54,7 @@ pub struct OtpService {
     policy: Arc<Policy>,
     templates: Arc<Templates>,
     delivery: Delivery,
+    tasks: Tasks,
     metrics: Metrics,
 }
 
@@ -63,6 +65,7 @@ impl OtpService {
         policy: Policy,
         templates: Templates,
         delivery: Delivery,
+        tasks: Tasks,
         metrics: Metrics,
     ) -> Self {
         Self {
@@ -71,6 +74,7 @@ impl OtpService {
             policy: Arc::new(policy),
             templates: Arc::new(templates),
             delivery,
+            tasks,
             metrics,
         }
     }
@@ -88,8 +92,8 @@ impl OtpService {
     }
 
     /// Runs work that must finish even if its caller goes away.
-    pub(super) fn tasks(&self) -> &Delivery {
-        &self.delivery
+    pub(super) fn tasks(&self) -> &Tasks {
+        &self.tasks
     }
 
     /// Creates a verification, or resends the pending one for the same
@@ -141,7 +145,7 @@ impl OtpService {
         tracing::info!(verification = %verification_id, "code queued");
 
         self.delivery
-            .first_attempt(message_id.0, self.policy.send_wait)
+            .first_attempt(message_id, self.policy.send_wait)
             .await;
         let view = self.find(client, verification_id).await?;
         if view.delivery_error == Some(DeliveryError::PhoneRejected) {
@@ -187,7 +191,7 @@ impl OtpService {
             Some(p) => {
                 verifications::resend(&mut tx, p.id, code_hash, input.locale.as_str(), self.policy.ttl)
                     .await?;
-                outbox::supersede_queued(&mut tx, p.id.0).await?;
+                outbox::supersede_queued(&mut tx, p.id).await?;
                 p.id
             }
             None => {
@@ -206,7 +210,7 @@ impl OtpService {
             }
         };
         let message = outbox::NewMessage {
-            verification_id: verification_id.0,
+            verification_id,
             phone_digits: input.phone.gateway_digits(),
             body_sealed,
             ttl: self.policy.ttl,
@@ -221,7 +225,7 @@ impl OtpService {
         if closed_expired {
             self.metrics.verification("expired");
         }
-        Ok((verification_id, MessageId(message_id)))
+        Ok((verification_id, message_id))
     }
 
     /// Checks a code. The attempt is counted before the hash is compared, in the
@@ -268,7 +272,7 @@ impl OtpService {
         // hangs up, so no attempt is ever counted without an outcome.
         let this = self.clone();
         let client = client.clone();
-        self.delivery
+        self.tasks
             .spawn(async move { this.judge(&client, id, reserved, failures, raw_code).await })
             .await
             .map_err(|e| Error::Internal(e.into()))?
@@ -344,7 +348,7 @@ impl OtpService {
             tx.rollback().await?;
             return Err(self.refusal(client, id).await?.for_cancel(id));
         }
-        outbox::give_up_queued(&mut tx, id.0, DeliveryError::Canceled.as_str()).await?;
+        outbox::give_up_queued(&mut tx, id, FailureReason::Canceled).await?;
         tx.commit().await?;
         self.metrics.verification("canceled");
         self.find(client, id).await

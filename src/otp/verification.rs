@@ -3,7 +3,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::domain::{DeliveryError, DeliveryStatus, MessageStatus, VerificationStatus};
+use crate::domain::{DeliveryError, DeliveryStatus, FailureReason, MessageStatus, VerificationStatus};
 use crate::store::verifications::ViewRow;
 
 /// A verification: one phone number, one purpose, one code at a time.
@@ -55,11 +55,7 @@ impl Verification {
             _ => DeliveryStatus::Queued,
         };
         let delivery_error = (delivery_status == DeliveryStatus::Failed)
-            .then(|| {
-                row.message_error
-                    .as_deref()
-                    .and_then(|e| e.parse::<DeliveryError>().ok())
-            })
+            .then(|| row.message_failure.and_then(FailureReason::delivery_error))
             .flatten();
         let sends = u32::try_from(row.sends).unwrap_or(0);
         let resend_available_at = (row.status == VerificationStatus::Pending && sends < max_sends)

@@ -34,7 +34,9 @@ pub mod clients;
 pub mod idempotency;
 pub mod limits;
 mod migrations;
+pub mod outbox;
 pub mod retention;
+pub mod senders;
 pub mod verifications;
 
 use std::time::Duration;
@@ -110,21 +112,13 @@ pub struct PepperReport {
     pub messages: i64,
 }
 
-statement!(
-    PEPPER_REPORT = "select count(*) from outbox_messages
-         where status = 'queued' and expires_at > now() and get_byte(body_sealed, 0) = 1
-           and length(body_sealed) > 7 and substring(body_sealed from 2 for 6) <> all($1)",
-);
 pub async fn pepper_report(pool: &PgPool, peppers: &Peppers) -> Result<PepperReport, sqlx::Error> {
     let ids_b64: Vec<String> = peppers.all().iter().map(|p| p.id_b64()).collect();
     let ids: Vec<Vec<u8>> = peppers.all().iter().map(|p| p.id.to_vec()).collect();
     // Hashes and texts made before key ids name none: they are tried under
     // every pepper, and not counted here.
     let verifications = verifications::count_pending_under_unknown_peppers(pool, &ids_b64).await?;
-    let messages: i64 = sqlx::query_scalar(PEPPER_REPORT)
-        .bind(&ids)
-        .fetch_one(pool)
-        .await?;
+    let messages = outbox::unopenable(pool, &ids).await?;
     Ok(PepperReport {
         verifications,
         messages,

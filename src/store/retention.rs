@@ -11,7 +11,7 @@ use sqlx::PgPool;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
-use super::{idempotency, limits, verifications};
+use super::{idempotency, limits, senders, verifications};
 use crate::metrics::Metrics;
 
 /// Rows per statement.
@@ -23,9 +23,6 @@ const MAX_BATCHES: u32 = 20;
 const EXPIRE_EVERY: Duration = Duration::from_secs(5);
 /// Deleting old rows can wait.
 const DELETE_EVERY: Duration = Duration::from_secs(60);
-/// The per-key rate counts the last `senders::WINDOW` (about a minute); what
-/// is older only takes room.
-const SENDER_SENDS_KEPT: Duration = Duration::from_secs(10 * 60);
 /// The longest sliding window of the request limits.
 const LIMIT_HITS_KEPT: Duration = crate::otp::limits::LONGEST_WINDOW;
 
@@ -102,21 +99,11 @@ pub async fn delete_finished(pool: &PgPool, retention: Duration) -> Result<u64, 
 
 /// Deletes the per-key send records older than the rate window needs.
 pub async fn delete_old_sender_sends(pool: &PgPool) -> Result<u64, sqlx::Error> {
-    in_batches(|batch| {
-        let query = sqlx::query(
-            "delete from sender_sends
-             where id in (select id from sender_sends
-                          where sent_at < now() - make_interval(secs => $2)
-                          order by id limit $1 for update skip locked)",
-        )
-        .bind(batch)
-        .bind(SENDER_SENDS_KEPT.as_secs_f64());
-        async move { Ok(query.execute(pool).await?.rows_affected()) }
-    })
-    .await
+    in_batches(|batch| senders::delete_old_sends(pool, batch)).await
 }
 
-/// Deletes the hits of the request limits older than their longest window.
+/// Deletes the hits of the request limits older than their longest window
+/// (each take also clears its own bucket; this catches buckets seen no more).
 pub async fn delete_old_limit_hits(pool: &PgPool) -> Result<u64, sqlx::Error> {
     in_batches(|batch| limits::delete_older_than(pool, batch, LIMIT_HITS_KEPT)).await
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sqlx::{PgExecutor, Postgres, Transaction};
 
-use crate::domain::{ClientId, MessageStatus, VerificationId, VerificationStatus};
+use crate::domain::{ClientId, FailureReason, MessageStatus, VerificationId, VerificationStatus};
 
 /// Pending and not locked: a verification still waiting for its code. The one
 /// place this condition is written; `$alias` names the table in a join.
@@ -73,10 +73,10 @@ select v.id, v.phone, v.purpose, v.locale,
        v.failed_attempts, v.max_attempts, v.sends, v.last_sent_at, v.expires_at, v.created_at, v.verified_at,
        m.status as message_status,
        coalesce(m.leased_until > now(), false) as message_leased,
-       m.last_error as message_error
+       m.failure as message_failure
 from verifications v
 left join lateral (
-    select status, leased_until, last_error
+    select status, leased_until, failure
     from outbox_messages
     where verification_id = v.id and status <> 'superseded'
     order by created_at desc
@@ -102,7 +102,8 @@ pub struct ViewRow {
     pub verified_at: Option<DateTime<Utc>>,
     pub message_status: Option<MessageStatus>,
     pub message_leased: bool,
-    pub message_error: Option<String>,
+    /// Why the current message was given up, if it was.
+    pub message_failure: Option<FailureReason>,
 }
 
 pub async fn view(

@@ -1,0 +1,175 @@
+//! One send attempt: open the text, take a slot, renew the claim, send, and
+//! carry out what `plan` makes of the answer.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rand::RngExt;
+use tracing::Level;
+
+use super::Delivery;
+use crate::delivery::plan::{self, KeyStep, Log, MessageStep, Step};
+use crate::delivery::senders::{Sender, Slot};
+use crate::store::outbox::{self, Claimed};
+
+impl Delivery {
+    #[tracing::instrument(skip_all, fields(message = %message.id, verification = %message.verification_id, attempt = message.attempts))]
+    pub(super) async fn attempt(&self, message: Claimed, slot: Option<(&Sender, i64)>) {
+        if let Err(e) = self.try_attempt(&message, slot).await {
+            // The lease runs out and the message is claimed again: nothing is lost.
+            tracing::warn!(error = %e, "could not record a delivery attempt");
+        }
+        self.settle(&message);
+    }
+
+    /// Sends one claimed message, on `slot` if one was taken for it already.
+    async fn try_attempt(&self, message: &Claimed, slot: Option<(&Sender, i64)>) -> Result<(), sqlx::Error> {
+        let senders = &self.inner.senders;
+        let Some(text) = self
+            .inner
+            .sealer
+            .open(&message.body_sealed, &message.phone_digits)
+        else {
+            return self
+                .carry_out(message, plan::unreadable(), slot.map(|(_, s)| s), None)
+                .await;
+        };
+        let taken = match slot {
+            Some((sender, slot)) => Slot::Granted(sender, slot),
+            None => senders.take_slot().await?,
+        };
+        let (sender, slot) = match taken {
+            Slot::Granted(sender, slot) => (sender, slot),
+            Slot::Wait(wait) => {
+                return self
+                    .carry_out(message, plan::wait_for_slot(wait), None, None)
+                    .await;
+            }
+            Slot::NoneInService(reason) => {
+                let step = plan::no_key_in_service(reason);
+                return self.carry_out(message, step, None, None).await;
+            }
+        };
+
+        let Some(send_started) = outbox::renew(&self.inner.pool, message).await? else {
+            // Another sender holds it now, or it can no longer arrive in time.
+            return senders.refund(slot).await;
+        };
+        let outcome = self
+            .inner
+            .gateway
+            .send_message(&sender.key, &message.phone_digits, &text)
+            .await;
+        // The gateway counts a request when it arrives: count the slot from the
+        // answer, not from when it was taken, so no window is ever short of it.
+        // Failing that must not keep the outcome from being recorded: a send
+        // left unrecorded goes out again once its lease runs out.
+        if let Err(e) = senders.touch(slot).await {
+            tracing::warn!(error = %e, "could not count the send's slot from its answer");
+        }
+        drop(text);
+        let step = plan::plan(&outcome, message.attempts, rand::rng().random::<f64>());
+        self.carry_out(message, step, Some(slot), Some((sender, send_started)))
+            .await
+    }
+
+    /// Does what `step` says, with the slot taken for the message (if any) and
+    /// the key its send went to (if it was sent), and when that send started.
+    async fn carry_out(
+        &self,
+        message: &Claimed,
+        step: Step,
+        slot: Option<i64>,
+        sent_on: Option<(&Sender, DateTime<Utc>)>,
+    ) -> Result<(), sqlx::Error> {
+        let pool = &self.inner.pool;
+        let senders = &self.inner.senders;
+        let metrics = &self.inner.metrics;
+        if step.refund
+            && let Some(slot) = slot
+        {
+            senders.refund(slot).await?;
+        }
+        if let Some((sender, send_started)) = sent_on {
+            match &step.key {
+                KeyStep::Keep => {}
+                KeyStep::Note(error) => senders.note_error(sender, error).await?,
+                KeyStep::Rest { rest, error } => senders.rest(sender, *rest, error).await?,
+                KeyStep::TakeOut { state, error } => {
+                    senders.take_out(sender, send_started, *state, error).await?
+                }
+            }
+        }
+        if let Some((result, class)) = step.metric {
+            metrics.message(result, class);
+        }
+        if let Some(line) = &step.log {
+            log(line, sent_on.map(|(s, _)| s.name.as_str()));
+        }
+        match &step.message {
+            MessageStep::Sent { provider_message_id } => {
+                self.record_sent(message, provider_message_id.as_deref()).await?
+            }
+            MessageStep::Fail { reason, error } => {
+                if outbox::mark_failed(pool, message, *reason, error).await? {
+                    metrics.verification("failed");
+                }
+            }
+            MessageStep::Requeue {
+                after,
+                error,
+                counted,
+            } => outbox::requeue(pool, message, *after, error, *counted).await?,
+        }
+        if step.wake {
+            self.wake();
+        }
+        Ok(())
+    }
+
+    /// Failing to record a send would send it again when the lease runs out:
+    /// tried a few times.
+    async fn record_sent(
+        &self,
+        message: &Claimed,
+        provider_message_id: Option<&str>,
+    ) -> Result<(), sqlx::Error> {
+        let mut tries = 0;
+        loop {
+            match outbox::mark_sent(&self.inner.pool, message.id, provider_message_id).await {
+                Err(e) if tries < 5 => {
+                    tries += 1;
+                    tracing::warn!(error = %e, "could not record a send yet; trying again");
+                    tokio::time::sleep(Duration::from_millis(200 * tries)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+/// The line `plan` chose; its level must be a constant for `tracing`.
+fn log(line: &Log, sender: Option<&str>) {
+    macro_rules! at {
+        ($level:expr) => {
+            tracing::event!(
+                $level,
+                sender,
+                reason = line.reason.as_deref(),
+                status = line.status,
+                answer = line.answer.as_deref(),
+                rest_ms = line.rest_ms,
+                retry_in_ms = line.retry_in_ms,
+                "{}",
+                line.text
+            )
+        };
+    }
+    match line.level {
+        Level::ERROR => at!(Level::ERROR),
+        Level::WARN => at!(Level::WARN),
+        Level::INFO => at!(Level::INFO),
+        Level::DEBUG => at!(Level::DEBUG),
+        _ => at!(Level::TRACE),
+    }
+}

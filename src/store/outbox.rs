@@ -1,0 +1,309 @@
+//! The `outbox_messages` table: every statement that reads or writes it.
+//!
+//! The transactional outbox. A message is written with its verification, and
+//! claimed for sending with a lease (not a transaction held across the gateway
+//! call), so a replica that dies mid-send leaves it to be claimed again.
+//!
+//! Each claim increments `claims`; that number is the claim's token, and a
+//! sender that lost its lease can no longer change the message.
+//!
+//! Conditions name a status as a literal (`status = 'queued'`), which is what
+//! lets the planner use the partial index `outbox_messages_due`; values written
+//! are bound typed.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+
+use crate::delivery::gateway::SEND_TIMEOUT;
+use crate::domain::{FailureReason, MessageId, MessageStatus, VerificationId};
+use crate::store::verifications::{self, waiting};
+
+/// How long a claimed message is reserved for its sender: longer than the
+/// gateway client's whole timeout, so a live sender never loses its claim,
+/// and short, so a dead replica's messages are taken over soon.
+pub const LEASE: Duration = Duration::from_secs(30);
+
+/// No `Debug`: it holds a full phone number.
+#[derive(sqlx::FromRow)]
+pub struct Claimed {
+    pub id: MessageId,
+    pub verification_id: VerificationId,
+    pub phone_digits: String,
+    /// The text, sealed; `Sealer::open` gives it back.
+    pub body_sealed: Vec<u8>,
+    /// Send attempts so far, this one included (for the backoff).
+    pub attempts: i32,
+    /// The claim's token.
+    #[sqlx(rename = "claims")]
+    pub claim: i32,
+    pub expires_at: DateTime<Utc>,
+}
+
+macro_rules! claimed_columns {
+    () => {
+        "id, verification_id, phone_digits, body_sealed, attempts, claims, expires_at"
+    };
+}
+
+/// Queued and unexpired: a message still waiting to be sent.
+macro_rules! waiting_to_send {
+    () => {
+        "status = 'queued' and expires_at > now()"
+    };
+}
+
+/// A send started now would reach the gateway before the code expires;
+/// `$timeout` is the parameter holding `SEND_TIMEOUT` in seconds.
+macro_rules! in_time {
+    ($timeout:literal) => {
+        concat!("expires_at > now() + make_interval(secs => ", $timeout, ")")
+    };
+    ($alias:literal, $timeout:literal) => {
+        concat!(
+            $alias,
+            ".expires_at > now() + make_interval(secs => ",
+            $timeout,
+            ")"
+        )
+    };
+}
+
+/// Nobody holds a lease on the message.
+macro_rules! unleased {
+    () => {
+        "(leased_until is null or leased_until < now())"
+    };
+    ($alias:literal) => {
+        concat!(
+            "(",
+            $alias,
+            ".leased_until is null or ",
+            $alias,
+            ".leased_until < now())"
+        )
+    };
+}
+
+/// A message is claimable while its verification still waits for it and a send
+/// started now would reach the gateway before the code expires.
+macro_rules! claimable {
+    ($timeout:literal) => {
+        concat!(
+            "status = 'queued' and ",
+            in_time!($timeout),
+            " and ",
+            unleased!(),
+            " and exists (select 1 from verifications v where v.id = verification_id and ",
+            waiting!("v"),
+            ")"
+        )
+    };
+}
+
+mod counts;
+mod requests;
+
+pub use counts::{QueueStats, depth, stats, unopenable};
+pub use requests::{NewMessage, give_up_queued, insert, supersede_queued};
+
+statement!(
+    CLAIM = concat!(
+        "update outbox_messages set leased_until = now() + make_interval(secs => $2), attempts = attempts + 1,
+             claims = claims + 1
+         where id = $1 and ",
+        claimable!("$3"),
+        " returning ",
+        claimed_columns!()
+    )
+);
+/// Claims one message, if it is claimable.
+pub async fn claim(pool: &PgPool, id: MessageId) -> Result<Option<Claimed>, sqlx::Error> {
+    sqlx::query_as(CLAIM)
+        .bind(id)
+        .bind(LEASE.as_secs_f64())
+        .bind(SEND_TIMEOUT.as_secs_f64())
+        .fetch_optional(pool)
+        .await
+}
+
+statement!(
+    CLAIM_DUE = concat!(
+        "update outbox_messages set leased_until = now() + make_interval(secs => $2), attempts = attempts + 1,
+             claims = claims + 1
+         where id in (
+             select id from outbox_messages
+             where next_attempt_at <= now() and ",
+        claimable!("$3"),
+        " order by next_attempt_at
+             limit $1
+             for update skip locked)
+         returning ",
+        claimed_columns!()
+    )
+);
+/// Claims up to `limit` due messages, oldest first, skipping rows another
+/// replica is claiming at this moment.
+pub async fn claim_due(pool: &PgPool, limit: i64) -> Result<Vec<Claimed>, sqlx::Error> {
+    sqlx::query_as(CLAIM_DUE)
+        .bind(limit)
+        .bind(LEASE.as_secs_f64())
+        .bind(SEND_TIMEOUT.as_secs_f64())
+        .fetch_all(pool)
+        .await
+}
+
+statement!(
+    MARK_SENT = "update outbox_messages
+         set status = $3, body_sealed = null, leased_until = null, sent_at = now(),
+             provider_message_id = $2, last_error = null
+         where id = $1 and status = 'queued'",
+);
+/// Records a send. A message that went out is recorded as sent whoever holds
+/// its lease now: it did go out.
+pub async fn mark_sent(
+    pool: &PgPool,
+    id: MessageId,
+    provider_message_id: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(MARK_SENT)
+        .bind(id)
+        .bind(provider_message_id)
+        .bind(MessageStatus::Sent)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+statement!(
+    MARK_FAILED = "update outbox_messages
+         set status = $3, body_sealed = null, leased_until = null, failure = $4, last_error = $5
+         where id = $1 and claims = $2 and status = 'queued'
+         returning verification_id",
+);
+/// Gives the message up for `reason` (`error` is what operators read), and
+/// its verification (if still pending) becomes `failed` in the same
+/// transaction; says whether it did.
+pub async fn mark_failed(
+    pool: &PgPool,
+    message: &Claimed,
+    reason: FailureReason,
+    error: &str,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    // The verification's row first, as requests (resend, cancel) lock them: the
+    // same order everywhere, so the two never deadlock.
+    verifications::lock(&mut tx, message.verification_id).await?;
+    let verification: Option<VerificationId> = sqlx::query_scalar(MARK_FAILED)
+        .bind(message.id)
+        .bind(message.claim)
+        .bind(MessageStatus::Failed)
+        .bind(reason)
+        .bind(error)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let mut failed = false;
+    if let Some(verification) = verification {
+        failed = verifications::fail_if_pending(&mut *tx, verification).await?;
+    }
+    tx.commit().await?;
+    Ok(failed)
+}
+
+statement!(
+    RENEW = concat!(
+        "update outbox_messages set leased_until = now() + make_interval(secs => $3)
+         where id = $1 and claims = $2 and status = 'queued' and leased_until > now() and ",
+        in_time!("$4"),
+        " returning clock_timestamp()"
+    )
+);
+/// Renews the claim right before the send, and checks the message is still
+/// worth sending: a slow step since the claim must not let another sender in,
+/// nor a code reach the gateway after it expired.
+/// Returns when the send starts (the database's clock), or `None` when it must not.
+pub async fn renew(pool: &PgPool, message: &Claimed) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    sqlx::query_scalar(RENEW)
+        .bind(message.id)
+        .bind(message.claim)
+        .bind(LEASE.as_secs_f64())
+        .bind(SEND_TIMEOUT.as_secs_f64())
+        .fetch_optional(pool)
+        .await
+}
+
+statement!(
+    REQUEUE = "update outbox_messages
+         set leased_until = null, last_error = $4, next_attempt_at = now() + make_interval(secs => $3),
+             attempts = case when $5 then attempts else greatest(attempts - 1, 0) end
+         where id = $1 and claims = $2 and status = 'queued'",
+);
+/// Puts a claimed message back in the queue, due after `delay`. With
+/// `counted: false` the claim does not count as an attempt (no key could take it).
+pub async fn requeue(
+    pool: &PgPool,
+    message: &Claimed,
+    delay: Duration,
+    error: &str,
+    counted: bool,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(REQUEUE)
+        .bind(message.id)
+        .bind(message.claim)
+        .bind(delay.as_secs_f64())
+        .bind(error)
+        .bind(counted)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+statement!(
+    RELEASE = "update outbox_messages m
+         set leased_until = null, next_attempt_at = now(), attempts = greatest(m.attempts - 1, 0)
+         from unnest($1::uuid[], $2::int[]) as h(id, claim)
+         where m.id = h.id and m.claims = h.claim and m.status = 'queued'",
+);
+/// Ends the given claims (message id, claim token) still held, due at once,
+/// without counting them as attempts: the sender is going away.
+pub async fn release(pool: &PgPool, claims: &[(MessageId, i32)]) -> Result<u64, sqlx::Error> {
+    let (ids, tokens): (Vec<MessageId>, Vec<i32>) = claims.iter().copied().unzip();
+    Ok(sqlx::query(RELEASE)
+        .bind(ids)
+        .bind(tokens)
+        .execute(pool)
+        .await?
+        .rows_affected())
+}
+
+statement!(
+    EXPIRE_OVERDUE = concat!(
+        "update outbox_messages m
+         set status = $2, body_sealed = null, leased_until = null,
+             failure = case when not (",
+        in_time!("m", "$1"),
+        ") then $3 else $4 end
+         from verifications v
+         where v.id = m.verification_id and m.status = 'queued' and ",
+        unleased!("m"),
+        " and (not (",
+        in_time!("m", "$1"),
+        ") or not (",
+        waiting!("v"),
+        ")) returning m.failure"
+    )
+);
+/// Gives up what can no longer be useful: messages that could not reach the
+/// gateway before their code expires (`expired_before_send`), and messages of
+/// verifications that stopped waiting for them (`canceled`).
+/// Returns the reason of each message given up.
+pub async fn expire_overdue(pool: &PgPool) -> Result<Vec<FailureReason>, sqlx::Error> {
+    sqlx::query_scalar(EXPIRE_OVERDUE)
+        .bind(SEND_TIMEOUT.as_secs_f64())
+        .bind(MessageStatus::Failed)
+        .bind(FailureReason::ExpiredBeforeSend)
+        .bind(FailureReason::Canceled)
+        .fetch_all(pool)
+        .await
+}

@@ -1,0 +1,78 @@
+//! What requests do to the outbox: queue a message with its verification,
+//! drop it for a resend, give it up for a cancel. Each runs in the request's
+//! transaction.
+
+use std::time::Duration;
+
+use sqlx::{Postgres, Transaction};
+
+use crate::domain::{FailureReason, MessageId, MessageStatus, VerificationId};
+
+pub struct NewMessage<'a> {
+    pub verification_id: VerificationId,
+    pub phone_digits: &'a str,
+    pub body_sealed: &'a [u8],
+    pub ttl: Duration,
+    /// When the dispatcher may take the message if nobody sent it before.
+    pub first_attempt_in: Duration,
+}
+
+statement!(
+    INSERT = "insert into outbox_messages
+             (id, verification_id, phone_digits, body_sealed, status, expires_at, next_attempt_at)
+         values ($1, $2, $3, $4, $5, now() + make_interval(secs => $6), now() + make_interval(secs => $7))",
+);
+pub async fn insert(
+    tx: &mut Transaction<'_, Postgres>,
+    message: &NewMessage<'_>,
+) -> Result<MessageId, sqlx::Error> {
+    let id = MessageId::new();
+    sqlx::query(INSERT)
+        .bind(id)
+        .bind(message.verification_id)
+        .bind(message.phone_digits)
+        .bind(message.body_sealed)
+        .bind(MessageStatus::Queued)
+        .bind(message.ttl.as_secs_f64())
+        .bind(message.first_attempt_in.as_secs_f64())
+        .execute(&mut **tx)
+        .await?;
+    Ok(id)
+}
+
+statement!(
+    SUPERSEDE_QUEUED = "update outbox_messages set status = $2, body_sealed = null, leased_until = null
+         where verification_id = $1 and status = 'queued'",
+);
+/// A resend makes the queued message of the old code pointless: drop it unsent.
+pub async fn supersede_queued(
+    tx: &mut Transaction<'_, Postgres>,
+    verification_id: VerificationId,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(SUPERSEDE_QUEUED)
+        .bind(verification_id)
+        .bind(MessageStatus::Superseded)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+statement!(
+    GIVE_UP_QUEUED =
+        "update outbox_messages set status = $2, body_sealed = null, leased_until = null, failure = $3
+         where verification_id = $1 and status = 'queued'",
+);
+/// Gives up the queued message of a verification that stopped waiting for it.
+pub async fn give_up_queued(
+    tx: &mut Transaction<'_, Postgres>,
+    verification_id: VerificationId,
+    reason: FailureReason,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(GIVE_UP_QUEUED)
+        .bind(verification_id)
+        .bind(MessageStatus::Failed)
+        .bind(reason)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
