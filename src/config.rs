@@ -10,6 +10,11 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::domain::{CodeLength, Locale};
 
+mod checks;
+mod file;
+
+pub use file::with_config_file;
+
 /// The least length of the pepper and the admin key, in bytes.
 pub const MIN_SECRET_LEN: usize = 32;
 
@@ -317,93 +322,6 @@ impl Settings {
     pub fn send_wait(&self) -> Duration {
         Duration::from_millis(self.send_wait_ms)
     }
-
-    /// Checks the secrets' lengths here rather than in their value parsers,
-    /// whose error messages would print the rejected secret.
-    pub fn check_secrets(&self) -> Result<(), String> {
-        let long_enough = |name: &str, secret: &SecretString| {
-            let len = secret.expose_secret().len();
-            if len < MIN_SECRET_LEN {
-                Err(format!(
-                    "{name} must be at least {MIN_SECRET_LEN} bytes; it has {len}"
-                ))
-            } else {
-                Ok(())
-            }
-        };
-        if let Some(p) = &self.pepper {
-            long_enough("OTP_PEPPER", p)?;
-        }
-        for p in self.previous_peppers.iter().flat_map(|l| &l.0) {
-            long_enough("each of OTP_PREVIOUS_PEPPERS", p)?;
-        }
-        if let Some(k) = &self.admin_key {
-            long_enough("OTP_ADMIN_KEY", k)?;
-        }
-        Ok(())
-    }
-
-    /// NIST SP 800-63B: at least 6 digits, and a code that lives at most 10
-    /// minutes, unless the operator says otherwise. Returns the warning to log
-    /// when weaker codes are allowed.
-    pub fn check_code_strength(&self) -> Result<Option<String>, String> {
-        let weak = self.policy.code_length.digits() < 6 || self.policy.ttl_seconds > 600;
-        match (weak, self.policy.allow_weak_codes) {
-            (false, _) => Ok(None),
-            (true, true) => Ok(Some(format!(
-                "OTP_ALLOW_WEAK_CODES: codes of {} digits living {} s are weaker than NIST SP 800-63B asks (at least 6 digits, at most 600 s)",
-                self.policy.code_length.digits(),
-                self.policy.ttl_seconds
-            ))),
-            (true, false) => Err(format!(
-                "OTP_CODE_LENGTH must be at least 6 and OTP_TTL_SECONDS at most 600 (NIST SP 800-63B); they are {} and {}. Set OTP_ALLOW_WEAK_CODES=true to allow weaker codes",
-                self.policy.code_length.digits(),
-                self.policy.ttl_seconds
-            )),
-        }
-    }
-
-    /// The gateway gets keys and codes: only over HTTPS, but for a gateway on
-    /// this machine (a fake one, or a local proxy).
-    pub fn check_gateway_url(&self) -> Result<(), String> {
-        let url = reqwest::Url::parse(&self.gateway.base_url)
-            .map_err(|_| "WACONECTA_BASE_URL is not a valid URL".to_owned())?;
-        let loopback = match url.host() {
-            Some(url::Host::Domain(d)) => d == "localhost",
-            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-            None => false,
-        };
-        match url.scheme() {
-            "https" => Ok(()),
-            "http" if loopback => Ok(()),
-            _ => Err("WACONECTA_BASE_URL must be an https:// URL (plain http only to this machine)".into()),
-        }
-    }
-
-    /// Checks what a value parser cannot: settings required outside --dev.
-    pub fn check_production(&self) -> Result<(), String> {
-        if self.pepper.is_none() {
-            return Err(
-                "OTP_PEPPER is required (at least 32 bytes); only `serve --dev` runs without it".into(),
-            );
-        }
-        self.check_secrets()?;
-        self.check_gateway_url()?;
-        let keys = self.gateway.api_keys.as_ref().map_or(0, |k| k.0.len());
-        if keys == 0 {
-            return Err("WACONECTA_API_KEYS is required: at least one gateway key; only `serve --dev` runs without it".into());
-        }
-        if let Some(tokens) = &self.gateway.container_tokens
-            && tokens.0.len() != keys
-        {
-            return Err(format!(
-                "WACONECTA_CONTAINER_TOKENS has {} tokens but WACONECTA_API_KEYS has {keys} keys; give one token per key, in the same order",
-                tokens.0.len()
-            ));
-        }
-        Ok(())
-    }
 }
 
 fn secret(raw: &str) -> Result<SecretString, String> {
@@ -450,82 +368,6 @@ fn template(raw: &str) -> Result<String, String> {
     } else {
         Err("a message template must contain {code}".into())
     }
-}
-
-/// Layers `--config FILE` (or `OTP_CONFIG_FILE`) between the defaults and the
-/// environment: each key of the TOML file names a setting by its variable
-/// (`OTP_TTL_SECONDS = 300`, in either case) and becomes that setting's flag
-/// after the subcommand, unless the environment or the command line already
-/// sets it. So flags win over the environment, the environment over the
-/// file, the file over the defaults; nothing is written to the environment.
-pub fn with_config_file(command: &clap::Command, args: Vec<String>) -> Result<Vec<String>, String> {
-    let from_args = args
-        .windows(2)
-        .find(|w| w[0] == "--config")
-        .map(|w| w[1].clone())
-        .or_else(|| {
-            args.iter()
-                .find_map(|a| a.strip_prefix("--config=").map(str::to_owned))
-        });
-    let Some(path) = from_args.or_else(|| std::env::var("OTP_CONFIG_FILE").ok()) else {
-        return Ok(args);
-    };
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read config file {path}: {e}"))?;
-    let table: toml::Table = text
-        .parse()
-        // The parser's message quotes the offending line, which may hold a secret: give only where.
-        .map_err(|e: toml::de::Error| {
-            let line = e
-                .span()
-                .map_or(0, |span| text[..span.start].lines().count().max(1));
-            format!("config file {path} is not valid TOML (line {line})")
-        })?;
-    // The settings belong to the subcommand: that is where their flags go.
-    let Some((at, subcommand)) = args
-        .iter()
-        .enumerate()
-        .skip(1)
-        .find_map(|(i, a)| command.find_subcommand(a).map(|sub| (i, sub)))
-    else {
-        return Ok(args);
-    };
-    let mut flags = Vec::new();
-    for (key, value) in table {
-        let name = key.to_ascii_uppercase();
-        let value = match value {
-            toml::Value::String(s) => s,
-            toml::Value::Integer(i) => i.to_string(),
-            toml::Value::Boolean(b) => b.to_string(),
-            toml::Value::Array(items) => items
-                .iter()
-                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
-                .collect::<Vec<_>>()
-                .join(","),
-            other => {
-                return Err(format!(
-                    "config file {path}: `{key}` must be a string, a number, a boolean or a list ({} given)",
-                    other.type_str()
-                ));
-            }
-        };
-        let Some(long) = subcommand
-            .get_arguments()
-            .find(|a| a.get_env().is_some_and(|env| env == name.as_str()))
-            .and_then(|a| a.get_long())
-        else {
-            // A setting of another subcommand (or of none): not this one's business.
-            continue;
-        };
-        let on_command_line = args[at..]
-            .iter()
-            .any(|a| a == &format!("--{long}") || a.starts_with(&format!("--{long}=")));
-        if std::env::var_os(&name).is_none() && !on_command_line {
-            flags.push(format!("--{long}={value}"));
-        }
-    }
-    let mut layered = args;
-    layered.splice(at + 1..at + 1, flags);
-    Ok(layered)
 }
 
 impl DatabaseSettings {

@@ -4,13 +4,10 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::{App, HttpServer, web};
+use actix_web::web;
 use anyhow::Context;
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
-use tracing_actix_web::TracingLogger;
-use utoipa_actix_web::AppExt;
-use utoipa_swagger_ui::SwaggerUi;
 
 use crate::access::Access;
 use crate::config::Settings;
@@ -59,29 +56,7 @@ impl Application {
         let metrics = Metrics::new();
         let hasher =
             CodeHasher::new(peppers.clone(), &settings.hashing, &metrics).map_err(anyhow::Error::msg)?;
-        let keys = settings
-            .gateway
-            .api_keys
-            .clone()
-            .context("WACONECTA_API_KEYS is required")?;
-        let mut tokens = settings
-            .gateway
-            .container_tokens
-            .clone()
-            .map(|t| t.0)
-            .unwrap_or_default()
-            .into_iter();
-        let senders = keys
-            .0
-            .into_iter()
-            .enumerate()
-            .map(|(i, key)| Sender::new(format!("sender-{}", i + 1), key, tokens.next()))
-            .collect();
-        let senders = Senders::new(pool.clone(), senders, settings.gateway.rate_per_minute);
-        senders
-            .register()
-            .await
-            .context("could not register the gateway keys")?;
+        let senders = senders(&settings, &pool).await?;
         let gateway = WaconectaClient::new(&settings.gateway.base_url)?;
         let tasks = Tasks::current();
         let delivery = Delivery::new(
@@ -92,24 +67,8 @@ impl Application {
             tasks.clone(),
             metrics.clone(),
         );
-        let limits = LimitSettings {
-            phone_sends_per_hour: settings.policy.phone_sends_per_hour,
-            phone_failures_per_hour: settings.policy.phone_failures_per_hour,
-            phone_failures_per_day: settings.policy.phone_failures_per_day,
-            ip_requests_per_hour: settings.policy.ip_requests_per_hour,
-            client_requests_per_minute: settings.policy.client_requests_per_minute,
-        };
-        let policy = Policy {
-            code_length: settings.policy.code_length,
-            ttl: settings.ttl(),
-            max_attempts: settings.policy.max_attempts,
-            resend_cooldown_seconds: settings.policy.resend_cooldown_seconds,
-            max_sends: settings.policy.max_sends,
-            allowed_countries: settings.policy.allowed_countries.0.clone(),
-            send_wait: settings.send_wait(),
-            dev: fake_gateway.is_some(),
-            limits: limits.clone(),
-        };
+        let limits = limit_settings(&settings);
+        let policy = policy(&settings, limits.clone(), fake_gateway.is_some());
         let otp = OtpService::new(
             pool.clone(),
             hasher,
@@ -119,21 +78,7 @@ impl Application {
             tasks.clone(),
             metrics.clone(),
         );
-        let pepper_report = store::pepper_report(&pool, &peppers).await.unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "could not count what the configured peppers cannot open");
-            store::PepperReport::default()
-        });
-        if pepper_report.verifications > 0 || pepper_report.messages > 0 {
-            tracing::warn!(
-                pending_verifications = pepper_report.verifications,
-                queued_messages = pepper_report.messages,
-                "{} pending verifications and {} queued messages were made with a pepper that is neither \
-                 OTP_PEPPER nor in OTP_PREVIOUS_PEPPERS: their codes cannot be verified and their messages \
-                 cannot be sent. Put the old pepper back in OTP_PREVIOUS_PEPPERS until they expire",
-                pepper_report.verifications,
-                pepper_report.messages,
-            );
-        }
+        let pepper_report = report_peppers(&pool, &peppers).await;
         let pool_for_sweeper = pool.clone();
         let pool_for_access = pool.clone();
         let metrics_for_sweeper = metrics.clone();
@@ -152,51 +97,7 @@ impl Application {
         let listener = TcpListener::bind(settings.listen)
             .with_context(|| format!("cannot listen on {} (OTP_LISTEN)", settings.listen))?;
         let port = listener.local_addr()?.port();
-        let document = http::openapi::document();
-        let dev = state.fake_gateway.is_some();
-        let server = HttpServer::new(move || {
-            let (app, _) = App::new()
-                .into_utoipa_app()
-                .openapi(http::openapi::base())
-                .app_data(state.clone())
-                .app_data(http::json_config())
-                .app_data(http::path_config())
-                .configure(http::documented_routes)
-                .split_for_parts();
-            app.wrap(actix_web::middleware::from_fn(http::metrics::record))
-                .wrap(TracingLogger::<crate::telemetry::RequestLog>::new())
-                // Outermost: every answer, the middleware's errors included.
-                .wrap(actix_web::middleware::from_fn(http::headers::nosniff))
-                .configure(|cfg| {
-                    if dev {
-                        http::dev_routes(cfg);
-                    }
-                })
-                .service(
-                    SwaggerUi::new("/docs/{_:.*}")
-                        .url("/openapi.json", document.clone())
-                        .config(
-                            utoipa_swagger_ui::Config::default()
-                                // The API key survives a reload of the page.
-                                .persist_authorization(true)
-                                .try_it_out_enabled(true)
-                                .display_request_duration(true),
-                        ),
-                )
-                .route(
-                    "/docs",
-                    web::get().to(|| async {
-                        actix_web::HttpResponse::PermanentRedirect()
-                            .insert_header(("Location", "/docs/"))
-                            .finish()
-                    }),
-                )
-                .default_service(web::to(http::fallback))
-        })
-        .disable_signals()
-        .shutdown_timeout(drain_budget(shutdown_timeout).as_secs().max(1))
-        .listen(listener)?
-        .run();
+        let server = http::server(listener, state, drain_budget(shutdown_timeout))?;
 
         let retention = Duration::from_secs(u64::from(settings.retention_days) * 24 * 60 * 60);
         Ok(Self {
@@ -299,4 +200,79 @@ async fn stop_signal() {
     }
     #[cfg(not(unix))]
     let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Says at start what the database holds that no configured pepper can open,
+/// before any code fails for it.
+async fn report_peppers(pool: &sqlx::PgPool, peppers: &Peppers) -> store::PepperReport {
+    let pepper_report = store::pepper_report(pool, peppers).await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "could not count what the configured peppers cannot open");
+        store::PepperReport::default()
+    });
+    if pepper_report.verifications > 0 || pepper_report.messages > 0 {
+        tracing::warn!(
+            pending_verifications = pepper_report.verifications,
+            queued_messages = pepper_report.messages,
+            "{} pending verifications and {} queued messages were made with a pepper that is neither \
+             OTP_PEPPER nor in OTP_PREVIOUS_PEPPERS: their codes cannot be verified and their messages \
+             cannot be sent. Put the old pepper back in OTP_PREVIOUS_PEPPERS until they expire",
+            pepper_report.verifications,
+            pepper_report.messages,
+        );
+    }
+    pepper_report
+}
+
+/// The gateway keys, named `sender-N` in configuration order, each with its
+/// container token (for the QR page), registered in the database.
+async fn senders(settings: &Settings, pool: &sqlx::PgPool) -> anyhow::Result<Senders> {
+    let keys = settings
+        .gateway
+        .api_keys
+        .clone()
+        .context("WACONECTA_API_KEYS is required")?;
+    let mut tokens = settings
+        .gateway
+        .container_tokens
+        .clone()
+        .map(|t| t.0)
+        .unwrap_or_default()
+        .into_iter();
+    let senders = keys
+        .0
+        .into_iter()
+        .enumerate()
+        .map(|(i, key)| Sender::new(format!("sender-{}", i + 1), key, tokens.next()))
+        .collect();
+    let senders = Senders::new(pool.clone(), senders, settings.gateway.rate_per_minute);
+    senders
+        .register()
+        .await
+        .context("could not register the gateway keys")?;
+    Ok(senders)
+}
+
+fn limit_settings(settings: &Settings) -> LimitSettings {
+    LimitSettings {
+        phone_sends_per_hour: settings.policy.phone_sends_per_hour,
+        phone_failures_per_hour: settings.policy.phone_failures_per_hour,
+        phone_failures_per_day: settings.policy.phone_failures_per_day,
+        ip_requests_per_hour: settings.policy.ip_requests_per_hour,
+        client_requests_per_minute: settings.policy.client_requests_per_minute,
+    }
+}
+
+/// SPEC.md's rules as the settings give them; `dev` marks what `serve --dev` stores.
+fn policy(settings: &Settings, limits: LimitSettings, dev: bool) -> Policy {
+    Policy {
+        code_length: settings.policy.code_length,
+        ttl: settings.ttl(),
+        max_attempts: settings.policy.max_attempts,
+        resend_cooldown_seconds: settings.policy.resend_cooldown_seconds,
+        max_sends: settings.policy.max_sends,
+        allowed_countries: settings.policy.allowed_countries.0.clone(),
+        send_wait: settings.send_wait(),
+        dev,
+        limits,
+    }
 }

@@ -8,6 +8,9 @@ pub mod metrics;
 pub mod openapi;
 mod ops;
 mod otp;
+mod server;
+
+pub use server::server;
 mod qr;
 
 use actix_web::middleware::from_fn;

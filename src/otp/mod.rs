@@ -7,6 +7,7 @@ pub mod pepper;
 mod rules;
 mod service;
 mod verification;
+mod verify;
 
 pub use hasher::{CodeHasher, HashError, THREAD_PREFIX as HASH_THREAD_PREFIX};
 pub use limits::LimitSettings;

@@ -3,12 +3,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use phonenumber::country::Id as CountryId;
-use secrecy::{ExposeSecret, SecretString};
 use sqlx::{PgPool, Postgres, Transaction};
 
-use super::limits::{Hit, LimitSettings};
+use super::limits::LimitSettings;
 use super::rules::{self, Refusal};
-use super::{CodeHasher, HashError, Verification};
+use super::{CodeHasher, Verification};
 use crate::clients::Client;
 use crate::delivery::{Delivery, Templates};
 use crate::domain::{
@@ -17,7 +16,7 @@ use crate::domain::{
 };
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
-use crate::store::{self, limits as hits, outbox, verifications};
+use crate::store::{self, outbox, verifications};
 use crate::tasks::Tasks;
 
 /// The rules and limits of SPEC.md's defaults table.
@@ -49,13 +48,13 @@ pub enum VerifyTarget {
 
 #[derive(Clone)]
 pub struct OtpService {
-    pool: PgPool,
-    hasher: CodeHasher,
-    policy: Arc<Policy>,
-    templates: Arc<Templates>,
-    delivery: Delivery,
-    tasks: Tasks,
-    metrics: Metrics,
+    pub(super) pool: PgPool,
+    pub(super) hasher: CodeHasher,
+    pub(super) policy: Arc<Policy>,
+    pub(super) templates: Arc<Templates>,
+    pub(super) delivery: Delivery,
+    pub(super) tasks: Tasks,
+    pub(super) metrics: Metrics,
 }
 
 impl OtpService {
@@ -228,119 +227,6 @@ impl OtpService {
         Ok((verification_id, message_id))
     }
 
-    /// Checks a code. The attempt is counted before the hash is compared, in the
-    /// same statement that checks the verification may still be attempted, so
-    /// parallel guesses can never exceed the limit; approval is a conditional
-    /// update that only one request can win.
-    #[tracing::instrument(skip_all, fields(client = %client.name))]
-    pub async fn verify(
-        &self,
-        client: &Client,
-        target: VerifyTarget,
-        raw_code: SecretString,
-    ) -> Result<Verification> {
-        let id = match target {
-            VerifyTarget::Id(id) => id,
-            VerifyTarget::Pending { phone, purpose } => {
-                let key = verifications::Key {
-                    client: client.id,
-                    phone: phone.as_e164(),
-                    purpose: purpose.as_str(),
-                };
-                verifications::pending_id(&self.pool, &key)
-                    .await?
-                    .ok_or(Error::NotFound(
-                        "no pending verification for this phone and purpose",
-                    ))?
-            }
-        };
-        let mut tx = begin_read_committed(&self.pool).await?;
-        let Some(reserved) = verifications::reserve_attempt(&mut tx, id, client.id).await? else {
-            tx.rollback().await?;
-            return Err(self.refusal(client, id).await?.for_verify(id));
-        };
-        // The phone's failures are reserved like the verification's: before the
-        // hash, so that parallel guesses cannot pass the per-phone limit either.
-        // Refused, the attempt is not counted (the transaction rolls back), and
-        // even a right code waits for the window.
-        let mut failures = Vec::with_capacity(2);
-        for bucket in self.limits().phone_failures(&reserved.phone) {
-            failures.push(bucket.take(&mut *tx).await?);
-        }
-        tx.commit().await?;
-        // From here on the attempt is spent: finish judging it even if the caller
-        // hangs up, so no attempt is ever counted without an outcome.
-        let this = self.clone();
-        let client = client.clone();
-        self.tasks
-            .spawn(async move { this.judge(&client, id, reserved, failures, raw_code).await })
-            .await
-            .map_err(|e| Error::Internal(e.into()))?
-    }
-
-    async fn judge(
-        &self,
-        client: &Client,
-        id: VerificationId,
-        reserved: verifications::Reserved,
-        failures: Vec<Hit>,
-        raw_code: SecretString,
-    ) -> Result<Verification> {
-        // A malformed code is a failed attempt too, and needs no hashing.
-        let matches = match OtpCode::parse(raw_code.expose_secret(), self.policy.code_length) {
-            Some(code) => match self.hasher.verify(&code, reserved.code_hash.clone()).await {
-                Ok(matches) => matches,
-                Err(HashError::Busy) => {
-                    // Not judged, so not an attempt: the caller may simply retry.
-                    let mut tx = self.pool.begin().await?;
-                    verifications::give_back_attempt(&mut tx, id).await?;
-                    hits::refund(&mut *tx, &failures).await?;
-                    tx.commit().await?;
-                    return Err(HashError::Busy.into());
-                }
-                Err(e) => return Err(e.into()),
-            },
-            None => false,
-        };
-        if matches {
-            // A right code gives back both reservations, together; it approves
-            // only while the code is still valid, however long the hash took.
-            let mut tx = self.pool.begin().await?;
-            let approved = verifications::approve(&mut tx, id, &reserved.code_hash).await?;
-            if approved {
-                hits::refund(&mut *tx, &failures).await?;
-            }
-            tx.commit().await?;
-            if approved {
-                tracing::info!(verification = %id, "approved");
-                self.metrics.verification("approved");
-                return self.find(client, id).await;
-            }
-            // Approved by a parallel request, expired while it was hashed, or a
-            // resend replaced the code meanwhile.
-            let state = verifications::state(&self.pool, id, client.id).await?;
-            if state
-                .as_ref()
-                .is_some_and(|s| s.status != VerificationStatus::Pending || s.expired)
-            {
-                // The right code, a moment late (a double click): not a failure.
-                hits::refund(&self.pool, &failures).await?;
-                return Err(self.refusal(client, id).await?.for_verify(id));
-            }
-        }
-        // Reaching the limit needs no status change: a verification whose failed
-        // attempts reached the limit reads as `max_attempts_reached`, and a right
-        // code whose attempt was reserved before that can still approve it.
-        tracing::info!(verification = %id, failed_attempts = reserved.failed_attempts, "wrong code");
-        if reserved.failed_attempts >= reserved.max_attempts {
-            self.metrics.verification("locked");
-        }
-        Err(Error::InvalidCode {
-            id: id.0,
-            attempts_remaining: rules::attempts_remaining(reserved.failed_attempts, reserved.max_attempts),
-        })
-    }
-
     #[tracing::instrument(skip_all, fields(client = %client.name, verification = %id))]
     pub async fn cancel(&self, client: &Client, id: VerificationId) -> Result<Verification> {
         let mut tx = self.pool.begin().await?;
@@ -363,7 +249,7 @@ impl OtpService {
 
     /// Says why a verification cannot be attempted or canceled, without hashing
     /// anything; marks an expired one as such on the way.
-    async fn refusal(&self, client: &Client, id: VerificationId) -> Result<Refusal> {
+    pub(super) async fn refusal(&self, client: &Client, id: VerificationId) -> Result<Refusal> {
         let state = verifications::state(&self.pool, id, client.id).await?;
         let refusal =
             rules::refusal(state.as_ref()).unwrap_or(Refusal::NotPending(VerificationStatus::Pending));
@@ -417,6 +303,6 @@ impl From<Enqueue> for Error {
 /// A limit's slot is counted under its lock by a statement that must see what
 /// other transactions committed while it waited: READ COMMITTED, whatever the
 /// server's `default_transaction_isolation` says.
-async fn begin_read_committed(pool: &PgPool) -> Result<Transaction<'static, Postgres>> {
+pub(super) async fn begin_read_committed(pool: &PgPool) -> Result<Transaction<'static, Postgres>> {
     store::begin_read_committed(pool).await.map_err(Error::from)
 }

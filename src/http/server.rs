@@ -1,0 +1,64 @@
+//! The HTTP server: the documented routes, the middleware around them, the
+//! docs page and the dev inbox.
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, web};
+use tracing_actix_web::TracingLogger;
+use utoipa_actix_web::AppExt;
+use utoipa_swagger_ui::SwaggerUi;
+
+use super::AppState;
+use crate::http;
+
+/// Serves `state` on `listener`; a stop lets requests in flight finish for `drain`.
+pub fn server(listener: TcpListener, state: web::Data<AppState>, drain: Duration) -> std::io::Result<Server> {
+    let document = http::openapi::document();
+    let dev = state.fake_gateway.is_some();
+    let server = HttpServer::new(move || {
+        let (app, _) = App::new()
+            .into_utoipa_app()
+            .openapi(http::openapi::base())
+            .app_data(state.clone())
+            .app_data(http::json_config())
+            .app_data(http::path_config())
+            .configure(http::documented_routes)
+            .split_for_parts();
+        app.wrap(actix_web::middleware::from_fn(http::metrics::record))
+            .wrap(TracingLogger::<crate::telemetry::RequestLog>::new())
+            // Outermost: every answer, the middleware's errors included.
+            .wrap(actix_web::middleware::from_fn(http::headers::nosniff))
+            .configure(|cfg| {
+                if dev {
+                    http::dev_routes(cfg);
+                }
+            })
+            .service(
+                SwaggerUi::new("/docs/{_:.*}")
+                    .url("/openapi.json", document.clone())
+                    .config(
+                        utoipa_swagger_ui::Config::default()
+                            // The API key survives a reload of the page.
+                            .persist_authorization(true)
+                            .try_it_out_enabled(true)
+                            .display_request_duration(true),
+                    ),
+            )
+            .route(
+                "/docs",
+                web::get().to(|| async {
+                    actix_web::HttpResponse::PermanentRedirect()
+                        .insert_header(("Location", "/docs/"))
+                        .finish()
+                }),
+            )
+            .default_service(web::to(http::fallback))
+    })
+    .disable_signals()
+    .shutdown_timeout(drain.as_secs().max(1))
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
