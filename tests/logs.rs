@@ -1,47 +1,22 @@
 //! Every log line, at every level, through a whole flow: the code must not be
 //! in any of them, and phone numbers only masked.
 
+#[path = "support/capture.rs"]
+mod capture;
 #[path = "api/helpers.rs"]
 mod helpers;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use capture::Captured;
 use helpers::*;
-use otp_service::config::LogFormat;
 use otp_service::delivery::fake_gateway::Scripted;
 use otp_service::domain::CodeLength;
 use serde_json::json;
-use tracing_subscriber::EnvFilter;
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
 
 #[tokio::test]
 async fn no_code_in_any_log_line_at_trace_level() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    otp_service::telemetry::init_with_filter(LogFormat::Json, EnvFilter::new("trace"), move || {
-        writer.clone()
-    });
+    let captured = Captured::install("trace");
 
     // Ten digits: a six-digit code could turn up by chance in a timestamp or a latency.
     let app = spawn_app_with(|s| {

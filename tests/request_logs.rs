@@ -2,53 +2,18 @@
 //! look: `INFO` for a 4xx (the caller's mistake), `ERROR` for a 5xx. Its own
 //! test binary, since the log subscriber is global.
 
+#[path = "support/capture.rs"]
+mod capture;
 #[path = "api/helpers.rs"]
 mod helpers;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
+use capture::Captured;
 use helpers::*;
-use otp_service::config::LogFormat;
 use serde_json::{Value, json};
-use tracing_subscriber::EnvFilter;
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn len(&self) -> usize {
-        self.0.lock().unwrap().len()
-    }
-
-    /// The request lines (those in a request's span) written after `offset`.
-    fn request_lines_since(&self, offset: usize) -> Vec<Value> {
-        String::from_utf8_lossy(&self.0.lock().unwrap()[offset..])
-            .lines()
-            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-            .filter(|line| line["span"]["request_id"].is_string())
-            .collect()
-    }
-}
 
 #[tokio::test]
 async fn a_4xx_is_one_info_line_and_a_5xx_one_error_line() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    otp_service::telemetry::init_with_filter(LogFormat::Json, EnvFilter::new("info,sqlx=warn"), move || {
-        writer.clone()
-    });
+    let captured = Captured::install("info,sqlx=warn");
     let (app, proxy) = spawn_app_behind_proxy(|_| {}).await;
 
     for (n, status) in [401, 404, 400, 200, 503].into_iter().enumerate() {
@@ -69,7 +34,7 @@ async fn a_4xx_is_one_info_line_and_a_5xx_one_error_line() {
         assert_eq!(response.status(), status);
         // The line is written as the answer leaves; give it a moment.
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        let lines = captured.request_lines_since(before);
+        let lines = request_lines(&captured.text_since(before));
         let finished: Vec<&Value> = lines
             .iter()
             .filter(|l| l["message"] == "request finished")
@@ -97,4 +62,12 @@ async fn a_4xx_is_one_info_line_and_a_5xx_one_error_line() {
             );
         }
     }
+}
+
+/// The request lines (those in a request's span) of `text`.
+fn request_lines(text: &str) -> Vec<Value> {
+    text.lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["span"]["request_id"].is_string())
+        .collect()
 }
