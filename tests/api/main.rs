@@ -19,6 +19,7 @@ mod openapi;
 mod outage;
 mod peppers;
 mod qr;
+mod races;
 mod replicas;
 mod retention;
 mod shutdown;
