@@ -81,14 +81,6 @@ impl Sealer {
                 .find_map(|(_, cipher)| open_with(cipher, sealed, phone_digits))
         })
     }
-
-    /// The key id a sealed text names, if it names one.
-    pub fn key_id(sealed: &[u8]) -> Option<&[u8]> {
-        match sealed.split_first() {
-            Some((&WITH_KEY_ID, rest)) if rest.len() >= KEY_ID_LEN + NONCE_LEN => Some(&rest[..KEY_ID_LEN]),
-            _ => None,
-        }
-    }
 }
 
 fn open_with(cipher: &ChaCha20Poly1305, sealed: &[u8], phone_digits: &str) -> Option<SecretString> {

@@ -3,7 +3,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use phonenumber::country::Id as CountryId;
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::PgPool;
 
 use super::limits::LimitSettings;
 use super::rules::{self, Refusal};
@@ -172,7 +172,7 @@ impl OtpService {
         body_sealed: &[u8],
     ) -> Result<(VerificationId, MessageId), Enqueue> {
         let key = key(client, input);
-        let mut tx = begin_read_committed(&self.pool).await?;
+        let mut tx = store::begin_read_committed(&self.pool).await?;
         let closed_expired = verifications::close_finished(&mut tx, &key).await?;
         let cooldown = self.policy.resend_cooldown_seconds;
         let pending = verifications::resendable_for_update(&mut tx, &key, cooldown).await?;
@@ -298,11 +298,4 @@ impl From<Enqueue> for Error {
             Enqueue::Failed(e) => e,
         }
     }
-}
-
-/// A limit's slot is counted under its lock by a statement that must see what
-/// other transactions committed while it waited: READ COMMITTED, whatever the
-/// server's `default_transaction_isolation` says.
-pub(super) async fn begin_read_committed(pool: &PgPool) -> Result<Transaction<'static, Postgres>> {
-    store::begin_read_committed(pool).await.map_err(Error::from)
 }

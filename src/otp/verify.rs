@@ -4,12 +4,11 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::limits::Hit;
 use super::rules;
-use super::service::begin_read_committed;
 use super::{HashError, OtpService, Verification, VerifyTarget};
 use crate::clients::Client;
 use crate::domain::{OtpCode, VerificationId, VerificationStatus};
 use crate::error::{Error, Result};
-use crate::store::{limits as hits, verifications};
+use crate::store::{self, limits as hits, verifications};
 
 impl OtpService {
     /// Checks a code. The attempt is counted before the hash is compared, in the
@@ -38,7 +37,7 @@ impl OtpService {
                     ))?
             }
         };
-        let mut tx = begin_read_committed(&self.pool).await?;
+        let mut tx = store::begin_read_committed(&self.pool).await?;
         let Some(reserved) = verifications::reserve_attempt(&mut tx, id, client.id).await? else {
             tx.rollback().await?;
             return Err(self.refusal(client, id).await?.for_verify(id));
