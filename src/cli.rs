@@ -7,10 +7,14 @@ use anyhow::Context;
 use clap::{CommandFactory, Parser, Subcommand};
 use secrecy::ExposeSecret;
 
-use crate::config::{self, DatabaseSettings, LogFormat, SecretList, Settings};
+use crate::config::{self, DatabaseSettings, LogFormat, PolicySettings, SecretList, Settings};
 use crate::delivery::fake_gateway::FakeGateway;
 use crate::startup::Application;
-use crate::{clients, dev_key, http, store, telemetry};
+use crate::{dev_key, http, store, telemetry};
+
+mod clients;
+
+pub use clients::{ClientsCommand, TestNumbersCommand};
 
 /// Only for `serve --dev`: a fixed pepper, so codes survive restarts on a laptop.
 const DEV_PEPPER: &str = "development-pepper-never-use-in-production";
@@ -47,10 +51,14 @@ pub enum Command {
         #[command(flatten)]
         database: DatabaseSettings,
     },
-    /// Manage the API keys of calling applications.
+    /// Manage calling applications: their keys, settings and test numbers.
     Clients {
         #[command(flatten)]
         database: DatabaseSettings,
+        /// What a client gets for what it leaves unset (`clients show`), and
+        /// OTP_ALLOW_WEAK_CODES (`clients set`).
+        #[command(flatten, next_help_heading = "Service defaults")]
+        policy: Box<PolicySettings>,
         #[command(subcommand)]
         action: ClientsCommand,
     },
@@ -66,27 +74,6 @@ pub enum Command {
         /// Messages per minute accepted on each key.
         #[arg(long, env = "FAKE_GATEWAY_RATE_PER_MINUTE", default_value_t = 30)]
         rate_per_minute: u32,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum ClientsCommand {
-    /// Create a client and print its key (shown once, never again).
-    Add {
-        name: String,
-        /// Requests per minute for this client (default: OTP_CLIENT_REQUESTS_PER_MINUTE).
-        #[arg(long)]
-        requests_per_minute: Option<u32>,
-    },
-    /// List clients (never their keys).
-    List,
-    /// Revoke a client's key: its requests get 401 from now on.
-    Revoke { name: String },
-    /// Change a client's settings.
-    Set {
-        name: String,
-        #[arg(long)]
-        requests_per_minute: u32,
     },
 }
 
@@ -149,7 +136,11 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             println!("migrations applied: {applied}");
             Ok(())
         }
-        Command::Clients { database, action } => manage_clients(&database, action).await,
+        Command::Clients {
+            database,
+            policy,
+            action,
+        } => manage_clients(&database, &policy, action).await,
         Command::Openapi => {
             print!("{}", http::openapi::to_json(&http::openapi::document()));
             Ok(())
@@ -198,7 +189,7 @@ async fn serve_dev(mut settings: Settings) -> anyhow::Result<()> {
         .await
         .context("could not apply the database migrations (is PostgreSQL running and DATABASE_URL right?)")?;
     let pool = store::pool(options.clone());
-    let refusal = clients::dev_refusal(&pool).await;
+    let refusal = crate::clients::dev_refusal(&pool).await;
     pool.close().await;
     if let Some(refusal) = refusal? {
         anyhow::bail!(refusal);
@@ -238,45 +229,16 @@ async fn serve_dev(mut settings: Settings) -> anyhow::Result<()> {
     app.run_until_stopped().await
 }
 
-async fn manage_clients(database: &DatabaseSettings, action: ClientsCommand) -> anyhow::Result<()> {
+async fn manage_clients(
+    database: &DatabaseSettings,
+    policy: &PolicySettings,
+    action: ClientsCommand,
+) -> anyhow::Result<()> {
     let options =
         store::connect_options(database.url()).context("DATABASE_URL is not a valid PostgreSQL URL")?;
     store::run_migrations(&options).await.context(DATABASE_HINT)?;
     let pool = store::pool(options);
-    match action {
-        ClientsCommand::Add {
-            name,
-            requests_per_minute,
-        } => {
-            let key = clients::add(&pool, &name, requests_per_minute).await?;
-            eprintln!("client `{name}` created. Its key is shown this once; store it now:");
-            println!("{}", key.expose_secret());
-        }
-        ClientsCommand::List => {
-            println!("{:<24} {:<10} {:<25} REVOKED", "NAME", "REQ/MIN", "CREATED");
-            for c in clients::list(&pool).await? {
-                println!(
-                    "{:<24} {:<10} {:<25} {}",
-                    c.name,
-                    c.requests_per_minute.map_or("default".into(), |n| n.to_string()),
-                    c.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
-                    c.revoked_at
-                        .map_or("-".into(), |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string()),
-                );
-            }
-        }
-        ClientsCommand::Revoke { name } => {
-            clients::revoke(&pool, &name).await?;
-            println!("client `{name}` revoked");
-        }
-        ClientsCommand::Set {
-            name,
-            requests_per_minute,
-        } => {
-            clients::set_requests_per_minute(&pool, &name, Some(requests_per_minute)).await?;
-            println!("client `{name}`: {requests_per_minute} requests per minute");
-        }
-    }
+    let result = clients::run(&pool, policy, action).await;
     pool.close().await;
-    Ok(())
+    result
 }

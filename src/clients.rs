@@ -7,20 +7,42 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 
-use crate::domain::ClientId;
+use chrono::{DateTime, Utc};
+
+use crate::domain::{Change, ClientId, ClientSettings, FieldError, SettingsChange};
 use crate::store::clients as store;
+
+pub mod test_numbers;
 
 const KEY_PREFIX: &str = "otpk_";
 
-/// An authenticated caller.
+/// An authenticated caller, with its settings as they are at this request.
 #[derive(Debug, Clone)]
 pub struct Client {
     pub id: ClientId,
     pub name: String,
-    pub requests_per_minute: Option<i32>,
+    pub settings: ClientSettings,
 }
 
-pub use crate::store::clients::ClientListing;
+/// A client as operators see it (never its key).
+#[derive(Debug, Clone)]
+pub struct ClientRecord {
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub settings: ClientSettings,
+}
+
+impl From<store::ClientRecord> for ClientRecord {
+    fn from(r: store::ClientRecord) -> Self {
+        Self {
+            settings: r.settings.settings(),
+            name: r.name,
+            created_at: r.created_at,
+            revoked_at: r.revoked_at,
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -30,6 +52,12 @@ pub enum ClientError {
     Unknown(String),
     #[error("client names are 1 to 64 characters of a-z, 0-9, `_`, `.` and `-`")]
     BadName,
+    #[error(transparent)]
+    Invalid(#[from] FieldError),
+    #[error("the client has no such test number")]
+    NoSuchTestNumber,
+    #[error("could not hash the code: {0}")]
+    Hashing(String),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -80,8 +108,39 @@ pub async fn ensure_with_key(pool: &PgPool, name: &str, key: &SecretString) -> R
     Ok(store::upsert_dev(pool, name, &key_hash(key.expose_secret())).await?)
 }
 
-pub async fn list(pool: &PgPool) -> Result<Vec<ClientListing>, ClientError> {
-    Ok(store::list(pool).await?)
+pub async fn list(pool: &PgPool) -> Result<Vec<ClientRecord>, ClientError> {
+    Ok(store::list(pool).await?.into_iter().map(Into::into).collect())
+}
+
+pub async fn show(pool: &PgPool, name: &str) -> Result<ClientRecord, ClientError> {
+    store::by_name(pool, name)
+        .await?
+        .map(Into::into)
+        .ok_or_else(|| ClientError::Unknown(name.to_owned()))
+}
+
+/// Applies `change` to a client's settings, whole or not at all; effective at
+/// once on every replica (each request reads its client's row).
+pub async fn change(
+    pool: &PgPool,
+    name: &str,
+    change: SettingsChange,
+    allow_weak_codes: bool,
+) -> Result<ClientRecord, ClientError> {
+    match store::change_settings(pool, name, |current| change.apply(current, allow_weak_codes)).await? {
+        None => Err(ClientError::Unknown(name.to_owned())),
+        Some(Err(refused)) => Err(refused.into()),
+        Some(Ok(record)) => Ok(record.into()),
+    }
+}
+
+/// Gives a client a new key, shown this once; the old key stops working now.
+pub async fn rotate_key(pool: &PgPool, name: &str) -> Result<SecretString, ClientError> {
+    let key = generate_key();
+    if !store::rotate_key(pool, name, &key_hash(key.expose_secret())).await? {
+        return Err(ClientError::Unknown(name.to_owned()));
+    }
+    Ok(key)
 }
 
 pub async fn revoke(pool: &PgPool, name: &str) -> Result<(), ClientError> {
@@ -96,10 +155,11 @@ pub async fn set_requests_per_minute(
     name: &str,
     limit: Option<u32>,
 ) -> Result<(), ClientError> {
-    if !store::set_requests_per_minute(pool, name, limit).await? {
-        return Err(ClientError::Unknown(name.to_owned()));
-    }
-    Ok(())
+    let change = SettingsChange {
+        requests_per_minute: limit.map_or(Change::Clear, |n| Change::Set(i64::from(n))),
+        ..Default::default()
+    };
+    self::change(pool, name, change, true).await.map(drop)
 }
 
 /// The active client holding this key, if any.
@@ -108,7 +168,7 @@ pub async fn authenticate(pool: &PgPool, key: &str) -> Result<Option<Client>, sq
     Ok(store::by_key_hash(pool, &key_hash(key)).await?.map(|row| Client {
         id: row.id,
         name: row.name,
-        requests_per_minute: row.requests_per_minute,
+        settings: row.settings.settings(),
     }))
 }
 

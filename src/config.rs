@@ -8,7 +8,7 @@ use std::time::Duration;
 use phonenumber::country::Id as CountryId;
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::domain::{CodeLength, Locale};
+use crate::domain::{CodeLength, Defaults, Locale};
 
 mod checks;
 mod file;
@@ -127,6 +127,12 @@ pub struct GatewaySettings {
           value_name = "WACONECTA_RATE_PER_MINUTE", default_value_t = 30,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_per_minute: u32,
+
+    /// Messages handed to each key in any 15 s (default: a quarter of the rate): the
+    /// minute's allowance spread over the minute, so no client waits the minute out.
+    #[arg(long = "waconecta-burst", env = "WACONECTA_BURST", value_name = "WACONECTA_BURST",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub burst: Option<u32>,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -159,7 +165,7 @@ pub struct PolicySettings {
     #[arg(long, env = "OTP_MAX_SENDS", value_name = "OTP_MAX_SENDS", default_value_t = 5,
           value_parser = clap::value_parser!(u32).range(1..=100))]
     pub max_sends: u32,
-    /// Sends per phone per hour, across all clients.
+    /// Sends per phone per hour, counted per client: another client's sends do not count.
     #[arg(
         long,
         env = "OTP_PHONE_SENDS_PER_HOUR",
@@ -168,7 +174,15 @@ pub struct PolicySettings {
         value_parser = clap::value_parser!(u32).range(1..=i32::MAX as i64)
     )]
     pub phone_sends_per_hour: u32,
-    /// Failed attempts per phone per hour, across all verifications.
+    /// Sends per phone per hour across all clients (default: 3 × OTP_PHONE_SENDS_PER_HOUR).
+    #[arg(
+        long,
+        env = "OTP_PHONE_SENDS_PER_HOUR_ALL_CLIENTS",
+        value_name = "OTP_PHONE_SENDS_PER_HOUR_ALL_CLIENTS",
+        value_parser = clap::value_parser!(u32).range(1..=i32::MAX as i64)
+    )]
+    pub phone_sends_per_hour_all_clients: Option<u32>,
+    /// Failed attempts per (client, phone) per hour, across all verifications.
     #[arg(
         long,
         env = "OTP_PHONE_FAILURES_PER_HOUR",
@@ -177,7 +191,7 @@ pub struct PolicySettings {
         value_parser = clap::value_parser!(u32).range(1..=i32::MAX as i64)
     )]
     pub phone_failures_per_hour: u32,
-    /// Failed attempts per phone per day, across all verifications.
+    /// Failed attempts per (client, phone) per day, across all verifications.
     #[arg(
         long,
         env = "OTP_PHONE_FAILURES_PER_DAY",
@@ -186,7 +200,7 @@ pub struct PolicySettings {
         value_parser = clap::value_parser!(u32).range(1..=i32::MAX as i64)
     )]
     pub phone_failures_per_day: u32,
-    /// Requests per end-user IP per hour, when `end_user_ip` is given.
+    /// Requests per (client, end-user IP) per hour, when `end_user_ip` is given.
     #[arg(
         long,
         env = "OTP_IP_REQUESTS_PER_HOUR",
@@ -204,6 +218,15 @@ pub struct PolicySettings {
         value_parser = clap::value_parser!(u32).range(1..=i32::MAX as i64)
     )]
     pub client_requests_per_minute: u32,
+    /// Messages a client may have waiting for the gateway, for clients without their own cap.
+    #[arg(
+        long,
+        env = "OTP_CLIENT_MAX_QUEUED",
+        value_name = "OTP_CLIENT_MAX_QUEUED",
+        default_value_t = 100,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000)
+    )]
+    pub client_max_queued: u32,
     /// Comma-separated ISO 3166-1 codes; empty allows every country.
     #[arg(long, env = "OTP_ALLOWED_COUNTRIES", value_name = "OTP_ALLOWED_COUNTRIES", value_parser = country_list, default_value = "")]
     pub allowed_countries: CountryList,
@@ -218,7 +241,7 @@ pub struct PolicySettings {
         default_value = "es"
     )]
     pub default_locale: Locale,
-    /// Message text for `es`; must contain {code}, may contain {minutes}.
+    /// Message text for `es`; must contain {code}, may contain {minutes} and {app} (the client's display name).
     #[arg(long, env = "OTP_TEMPLATE_ES", value_name = "OTP_TEMPLATE_ES", value_parser = template)]
     pub template_es: Option<String>,
     /// Message text for `en`.
@@ -227,6 +250,17 @@ pub struct PolicySettings {
     /// Message text for `pt`.
     #[arg(long, env = "OTP_TEMPLATE_PT", value_name = "OTP_TEMPLATE_PT", value_parser = template)]
     pub template_pt: Option<String>,
+}
+
+/// What hashing a code needs outside the service (a test number's, from the
+/// command line): the service's own pepper, so that the service can check it.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PepperSettings {
+    /// The service's OTP_PEPPER (at least 32 bytes).
+    #[arg(long, env = "OTP_PEPPER", value_name = "OTP_PEPPER", value_parser = secret, hide_env_values = true)]
+    pub pepper: Option<SecretString>,
+    #[command(flatten)]
+    pub hashing: HashSettings,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -367,6 +401,30 @@ fn template(raw: &str) -> Result<String, String> {
         Ok(raw.to_owned())
     } else {
         Err("a message template must contain {code}".into())
+    }
+}
+
+impl PolicySettings {
+    /// What a client gets for what it leaves unset.
+    pub fn client_defaults(&self) -> Defaults {
+        let templates = crate::delivery::Templates::from_settings(self);
+        Defaults {
+            max_queued: self.client_max_queued,
+            requests_per_minute: self.client_requests_per_minute,
+            code_length: self.code_length,
+            ttl_seconds: self.ttl_seconds,
+            max_attempts: self.max_attempts,
+            resend_cooldown_seconds: self.resend_cooldown_seconds,
+            max_sends: self.max_sends,
+            allowed_countries: self.allowed_countries.0.clone(),
+            default_locale: self.default_locale,
+            templates: Locale::ALL.map(|l| templates.get(l).to_owned()),
+        }
+    }
+
+    pub fn phone_sends_per_hour_all_clients(&self) -> u32 {
+        self.phone_sends_per_hour_all_clients
+            .unwrap_or(self.phone_sends_per_hour.saturating_mul(3))
     }
 }
 

@@ -1,6 +1,7 @@
 //! Prometheus metrics, one registry per application (tests run several apps in
-//! one process). Labels are routes, statuses, error codes, answer classes and
-//! gateway key names: never a phone number, a code or an id.
+//! one process). Labels are routes, statuses, error codes, answer classes,
+//! client names (few, chosen by operators) and gateway key names: never a
+//! phone number, a code or an id.
 //!
 //! Counters count what this replica did; the gauges read from PostgreSQL at
 //! scrape time (outbox, keys), so every replica reports the shared truth.
@@ -18,8 +19,10 @@ pub struct Metrics {
     pub verifications: IntCounterVec,
     pub verify_outcomes: IntCounterVec,
     pub messages: IntCounterVec,
+    pub request_refusals: IntCounterVec,
     pub hash_duration: HistogramVec,
     pub outbox_depth: IntGauge,
+    pub client_queued: IntGaugeVec,
     pub outbox_oldest_age: Gauge,
     pub sender_state: IntGaugeVec,
     pub sender_sent_last_minute: IntGaugeVec,
@@ -64,18 +67,23 @@ impl Metrics {
             )),
             verifications: register!(counter(
                 "otp_verifications_total",
-                "Verification events: created, resent, approved, failed (undeliverable), expired, locked (max attempts), canceled.",
-                &["event"]
+                "Verification events by client: created, resent, approved, failed (undeliverable), expired, locked (max attempts), canceled.",
+                &["client", "event"]
             )),
             verify_outcomes: register!(counter(
                 "otp_verify_outcomes_total",
-                "Answers to POST /otp/verify by outcome: approved, or the error code.",
-                &["code"]
+                "Answers to POST /otp/verify by client and outcome: approved, or the error code.",
+                &["client", "code"]
             )),
             messages: register!(counter(
                 "otp_messages_total",
-                "Delivery attempts by result (sent, retried, given_up) and the gateway's answer class.",
-                &["result", "class"]
+                "Delivery attempts by client, result (sent, retried, given_up) and the gateway's answer class.",
+                &["client", "result", "class"]
+            )),
+            request_refusals: register!(counter(
+                "otp_request_refusals_total",
+                "POST /otp/request answered with an error, by client and error code.",
+                &["client", "code"]
             )),
             hash_duration: register!(histogram(
                 "otp_hash_duration_seconds",
@@ -85,6 +93,11 @@ impl Metrics {
             outbox_depth: register!(IntGauge::new(
                 "otp_outbox_depth",
                 "Messages queued for delivery (due or not)."
+            )),
+            client_queued: register!(gauges(
+                "otp_client_queued_messages",
+                "Messages queued for delivery by client, across replicas.",
+                &["client"]
             )),
             outbox_oldest_age: register!(Gauge::new(
                 "otp_outbox_oldest_age_seconds",
@@ -113,16 +126,16 @@ impl Metrics {
         }
     }
 
-    pub fn verification(&self, event: &str) {
-        self.verifications.with_label_values(&[event]).inc();
+    pub fn verification(&self, client: &str, event: &str) {
+        self.verifications.with_label_values(&[client, event]).inc();
     }
 
-    pub fn verifications_by(&self, event: &str, n: u64) {
-        self.verifications.with_label_values(&[event]).inc_by(n);
+    pub fn verifications_by(&self, client: &str, event: &str, n: u64) {
+        self.verifications.with_label_values(&[client, event]).inc_by(n);
     }
 
-    pub fn message(&self, result: &str, class: &str) {
-        self.messages.with_label_values(&[result, class]).inc();
+    pub fn message(&self, client: &str, result: &str, class: &str) {
+        self.messages.with_label_values(&[client, result, class]).inc();
     }
 
     /// The text exposition format.

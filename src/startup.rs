@@ -13,7 +13,7 @@ use crate::access::Access;
 use crate::config::Settings;
 use crate::delivery::fake_gateway::FakeGateway;
 use crate::delivery::gateway::WaconectaClient;
-use crate::delivery::{Delivery, Sealer, Sender, Senders, Templates};
+use crate::delivery::{Delivery, Sealer, Sender, Senders};
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
 use crate::operations::Operations;
@@ -73,7 +73,6 @@ impl Application {
             pool.clone(),
             hasher,
             policy,
-            Templates::from_settings(&settings.policy),
             delivery.clone(),
             tasks.clone(),
             metrics.clone(),
@@ -244,7 +243,12 @@ async fn senders(settings: &Settings, pool: &sqlx::PgPool) -> anyhow::Result<Sen
         .enumerate()
         .map(|(i, key)| Sender::new(format!("sender-{}", i + 1), key, tokens.next()))
         .collect();
-    let senders = Senders::new(pool.clone(), senders, settings.gateway.rate_per_minute);
+    let senders = Senders::new(
+        pool.clone(),
+        senders,
+        settings.gateway.rate_per_minute,
+        settings.gateway.burst,
+    );
     senders
         .register()
         .await
@@ -255,6 +259,7 @@ async fn senders(settings: &Settings, pool: &sqlx::PgPool) -> anyhow::Result<Sen
 fn limit_settings(settings: &Settings) -> LimitSettings {
     LimitSettings {
         phone_sends_per_hour: settings.policy.phone_sends_per_hour,
+        phone_sends_per_hour_all_clients: settings.policy.phone_sends_per_hour_all_clients(),
         phone_failures_per_hour: settings.policy.phone_failures_per_hour,
         phone_failures_per_day: settings.policy.phone_failures_per_day,
         ip_requests_per_hour: settings.policy.ip_requests_per_hour,
@@ -265,12 +270,7 @@ fn limit_settings(settings: &Settings) -> LimitSettings {
 /// SPEC.md's rules as the settings give them; `dev` marks what `serve --dev` stores.
 fn policy(settings: &Settings, limits: LimitSettings, dev: bool) -> Policy {
     Policy {
-        code_length: settings.policy.code_length,
-        ttl: settings.ttl(),
-        max_attempts: settings.policy.max_attempts,
-        resend_cooldown_seconds: settings.policy.resend_cooldown_seconds,
-        max_sends: settings.policy.max_sends,
-        allowed_countries: settings.policy.allowed_countries.0.clone(),
+        defaults: settings.policy.client_defaults(),
         send_wait: settings.send_wait(),
         dev,
         limits,

@@ -13,10 +13,11 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::fair::{self, Admission, ClientQueue};
 use super::gateway::{SEND_TIMEOUT, WaconectaClient};
 use super::sealing::Sealer;
 use super::senders::{SenderStatus, Senders, next_free_slot};
-use crate::domain::MessageId;
+use crate::domain::{ClientId, Effective, MessageId};
 use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::store::outbox::{self, Claimed};
@@ -92,9 +93,12 @@ impl Delivery {
         self.inner.sealer.seal(text, phone_digits)
     }
 
-    /// Refuses a new code that could not be delivered before it expires: no key
-    /// in service, or more queued ahead of it than the keys can send in time.
-    pub async fn admit(&self, ttl: Duration) -> Result<(), Error> {
+    /// Refuses a new code of `client` that could not be delivered before it
+    /// expires: no key in service, the client's queue is full, or more is
+    /// ahead of it in the fair order than the keys can send in time. The
+    /// order is every client's share of the gateway, so another client's
+    /// flood does not count against this one.
+    pub async fn admit(&self, client: ClientId, rules: &Effective, ttl: Duration) -> Result<(), Error> {
         let senders = &self.inner.senders;
         let statuses = senders.statuses().await?;
         let in_service = statuses.iter().filter(|s| s.in_service()).count() as f64;
@@ -104,22 +108,45 @@ impl Delivery {
                 retry_after: 60,
             });
         }
-        let ahead = self.queue_depth().await? as f64;
+        let queues: Vec<ClientQueue> = outbox::waiting_by_client(&self.inner.pool)
+            .await?
+            .into_iter()
+            .map(|w| ClientQueue {
+                client: w.client_id,
+                share: w.share.max(1) as u32,
+                waiting: w.waiting.max(0) as u64,
+            })
+            .collect();
         let per_second = in_service * f64::from(senders.rate_per_minute()) / 60.0;
         // Never counting the last SEND_TIMEOUT, when a message is no longer handed over.
         let budget =
             (ttl.as_secs_f64() * QUEUE_SHARE_OF_TTL).min(ttl.saturating_sub(SEND_TIMEOUT).as_secs_f64());
         let in_time = f64::from(senders.free_slots(&statuses)) + per_second * budget;
-        if ahead + 1.0 > in_time {
-            let retry_after = ((ahead + 1.0 - in_time) / per_second).ceil().max(1.0) as u64;
-            return Err(Error::DeliveryUnavailable {
+        match fair::admit(
+            client,
+            rules.share,
+            rules.max_queued,
+            &queues,
+            in_time,
+            per_second,
+        ) {
+            Admission::Admit => Ok(()),
+            Admission::QueueFull { waiting, retry_after } => Err(Error::DeliveryUnavailable {
                 detail: format!(
-                    "{ahead} messages are queued ahead; a new code would expire before it could be sent"
+                    "this client has {waiting} messages waiting for the gateway, as many as it may; \
+                     nothing was stored or sent"
                 ),
                 retry_after,
-            });
+            }),
+            // How far back it would stand is not said: it depends on other clients' queues.
+            Admission::TooLate { retry_after, .. } => Err(Error::DeliveryUnavailable {
+                detail:
+                    "with this client's share of the gateway, a new code would expire before it could be \
+                         sent; nothing was stored or sent"
+                        .into(),
+                retry_after,
+            }),
         }
-        Ok(())
     }
 
     /// Messages waiting to be sent (due or not).
@@ -143,7 +170,11 @@ impl Delivery {
                     .await;
                 match claimed.map(|mut m| m.pop()) {
                     Ok(Some(message)) => this.attempt(message, None).await,
-                    Ok(None) => {}
+                    // Others are due before it: it takes its turn in the fair order.
+                    Ok(None) => match outbox::make_due(&this.inner.pool, message_id).await {
+                        Ok(()) => this.wake(),
+                        Err(e) => tracing::warn!(error = %e, "could not queue a new message at once; it waits its first attempt's time"),
+                    },
                     Err(e) => {
                         tracing::warn!(error = %e, "could not claim a new message; the dispatcher will")
                     }
@@ -281,8 +312,8 @@ impl Delivery {
 
     async fn round_start(&self) -> Result<Vec<SenderStatus>, sqlx::Error> {
         let given_up = outbox::expire_overdue(&self.inner.pool).await?;
-        for reason in &given_up {
-            self.inner.metrics.message("given_up", reason.as_str());
+        for (reason, client) in &given_up {
+            self.inner.metrics.message(client, "given_up", reason.as_str());
         }
         if !given_up.is_empty() {
             tracing::warn!(

@@ -3,6 +3,7 @@
 //! Waconecta client, and a fake Waconecta for development and tests.
 
 mod dispatcher;
+pub mod fair;
 pub mod fake_gateway;
 pub mod gateway;
 pub mod plan;
@@ -13,4 +14,4 @@ mod templates;
 pub use dispatcher::Delivery;
 pub use sealing::Sealer;
 pub use senders::{Sender, SenderState, SenderStatus, Senders};
-pub use templates::Templates;
+pub use templates::{Templates, render};

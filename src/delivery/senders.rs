@@ -18,6 +18,12 @@ use crate::store::senders as store;
 /// to reach it: a slot taken here is counted there a few milliseconds later.
 pub const WINDOW: Duration = Duration::from_millis(60_500);
 
+/// Within any `BURST_WINDOW` a key is handed at most its burst (by default a
+/// quarter of the minute's rate): the minute's allowance is spread over the
+/// minute, so a client that comes while another floods waits seconds for a
+/// slot, not the rest of the minute.
+pub const BURST_WINDOW: Duration = Duration::from_secs(15);
+
 /// The state of one gateway key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -84,6 +90,9 @@ pub struct SenderStatus {
     pub last_error: Option<String>,
     #[serde(skip)]
     pub next_free_slot_in: Duration,
+    /// Slots it may be handed now (the minute's and the burst's room).
+    #[serde(skip)]
+    pub free: u32,
 }
 
 impl SenderStatus {
@@ -114,15 +123,23 @@ pub struct Senders {
     pool: PgPool,
     list: Vec<Sender>,
     rate_per_minute: u32,
+    /// Sends per key in any `BURST_WINDOW`.
+    burst: u32,
     next: AtomicUsize,
 }
 
 impl Senders {
-    pub fn new(pool: PgPool, list: Vec<Sender>, rate_per_minute: u32) -> Self {
+    /// `burst`: at most this many per key in any `BURST_WINDOW` (`None`: a
+    /// quarter of the rate, at least 1; never more than the rate).
+    pub fn new(pool: PgPool, list: Vec<Sender>, rate_per_minute: u32, burst: Option<u32>) -> Self {
+        let burst = burst
+            .unwrap_or(rate_per_minute.div_ceil(4))
+            .clamp(1, rate_per_minute.max(1));
         Self {
             pool,
             list,
             rate_per_minute,
+            burst,
             next: AtomicUsize::new(0),
         }
     }
@@ -162,6 +179,7 @@ impl Senders {
             .map(|sender| {
                 let row = rows.iter().find(|r| r.id == sender.id);
                 let recent = row.map_or(0, |r| r.recent) as u32;
+                let recent_burst = row.map_or(0, |r| r.recent_burst) as u32;
                 let resting_for = row.and_then(|r| r.resting_for).filter(|s| *s > 0.0);
                 let state = match row.map(|r| r.state) {
                     Some(KeyState::SessionEnded) => SenderState::SessionEnded,
@@ -174,15 +192,26 @@ impl Senders {
                 } else {
                     0.0
                 };
+                let burst_full_for = if recent_burst >= self.burst {
+                    row.and_then(|r| r.burst_oldest_for).unwrap_or(0.0).max(0.0)
+                } else {
+                    0.0
+                };
                 SenderStatus {
                     name: sender.name.clone(),
                     state,
                     sent_last_minute: recent,
+                    free: self
+                        .rate_per_minute
+                        .saturating_sub(recent)
+                        .min(self.burst.saturating_sub(recent_burst)),
                     resting_until: row
                         .and_then(|r| r.resting_until)
                         .filter(|_| resting_for.is_some()),
                     last_error: row.and_then(|r| r.last_error.clone()),
-                    next_free_slot_in: Duration::from_secs_f64(resting_for.unwrap_or(0.0).max(full_for)),
+                    next_free_slot_in: Duration::from_secs_f64(
+                        resting_for.unwrap_or(0.0).max(full_for).max(burst_full_for),
+                    ),
                 }
             })
             .collect())
@@ -193,7 +222,7 @@ impl Senders {
         statuses
             .iter()
             .filter(|s| s.state == SenderState::Ok)
-            .map(|s| self.rate_per_minute.saturating_sub(s.sent_last_minute))
+            .map(|s| s.free)
             .fold(0, u32::saturating_add)
     }
 
@@ -241,8 +270,9 @@ impl Senders {
     /// row stays locked while its window is counted and the slots are written.
     async fn try_take_many(&self, sender: &Sender, wanted: usize) -> Result<Vec<i64>, sqlx::Error> {
         let rate = i64::from(self.rate_per_minute);
-        store::take_slots(&self.pool, &sender.id, |recent| {
-            (rate - recent).clamp(0, wanted as i64)
+        let burst = i64::from(self.burst);
+        store::take_slots(&self.pool, &sender.id, |recent, recent_burst| {
+            (rate - recent).min(burst - recent_burst).clamp(0, wanted as i64)
         })
         .await
     }

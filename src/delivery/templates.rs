@@ -37,19 +37,39 @@ impl Templates {
         }
     }
 
-    /// The text carries the code, so it is a secret from here on.
-    pub fn render(&self, locale: Locale, code: &OtpCode, lifetime: Duration) -> SecretString {
-        let template = match locale {
+    pub fn get(&self, locale: Locale) -> &str {
+        match locale {
             Locale::Es => &self.es,
             Locale::En => &self.en,
             Locale::Pt => &self.pt,
-        };
-        let minutes = lifetime.as_secs().div_ceil(60).to_string();
-        template
-            .replace("{minutes}", &minutes)
-            .replace("{code}", code.expose())
-            .into()
+        }
     }
+}
+
+/// The message: `template` filled in. The text carries the code, so it is a
+/// secret from here on. The code goes in last, so a display name that says
+/// `{code}` stays just text.
+pub fn render(template: &str, code: &OtpCode, lifetime: Duration, app: &str) -> SecretString {
+    let minutes = lifetime.as_secs().div_ceil(60).to_string();
+    let mut text = String::with_capacity(template.len() + 16);
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        text.push_str(&rest[..open]);
+        let after = &rest[open..];
+        let (value, len) = if after.starts_with("{code}") {
+            (code.expose(), 6)
+        } else if after.starts_with("{minutes}") {
+            (minutes.as_str(), 9)
+        } else if after.starts_with("{app}") {
+            (app, 5)
+        } else {
+            ("{", 1)
+        };
+        text.push_str(value);
+        rest = &after[len..];
+    }
+    text.push_str(rest);
+    text.into()
 }
 
 #[cfg(test)]
@@ -62,7 +82,12 @@ mod tests {
     #[test]
     fn spanish_default_is_exactly_the_spec_text() {
         let code = OtpCode::parse("004217", CodeLength::default()).unwrap();
-        let text = Templates::default().render(Locale::Es, &code, Duration::from_secs(600));
+        let text = render(
+            Templates::default().get(Locale::Es),
+            &code,
+            Duration::from_secs(600),
+            "app",
+        );
         assert_eq!(
             text.expose_secret(),
             "Tu código de verificación es *004217*. Por tu seguridad, no lo compartas"
@@ -70,13 +95,21 @@ mod tests {
     }
 
     #[test]
-    fn custom_templates_fill_minutes() {
-        let templates = Templates {
-            en: "{code} valid {minutes} min".into(),
-            ..Templates::default()
-        };
+    fn custom_templates_fill_minutes_and_the_app() {
         let code = OtpCode::parse("123456", CodeLength::default()).unwrap();
-        let text = templates.render(Locale::En, &code, Duration::from_secs(300));
-        assert_eq!(text.expose_secret(), "123456 valid 5 min");
+        let text = render(
+            "{app}: {code} valid {minutes} min",
+            &code,
+            Duration::from_secs(300),
+            "Mi Tienda",
+        );
+        assert_eq!(text.expose_secret(), "Mi Tienda: 123456 valid 5 min");
+    }
+
+    #[test]
+    fn a_display_name_is_never_read_as_a_placeholder() {
+        let code = OtpCode::parse("123456", CodeLength::default()).unwrap();
+        let text = render("{app} {code}", &code, Duration::from_secs(60), "{code}{minutes}");
+        assert_eq!(text.expose_secret(), "{code}{minutes} 123456");
     }
 }

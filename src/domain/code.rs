@@ -48,6 +48,13 @@ impl OtpCode {
             .then(|| Self(raw.to_owned().into()))
     }
 
+    /// A code typed back whose length is not known here: 4 to 10 ASCII digits.
+    pub fn parse_any_length(raw: &str) -> Option<Self> {
+        CodeLength::new(u8::try_from(raw.len()).ok()?)
+            .ok()
+            .and_then(|length| Self::parse(raw, length))
+    }
+
     pub fn expose(&self) -> &str {
         self.0.expose_secret()
     }

@@ -1,6 +1,7 @@
 //! Domain types: parsed once at the edge, so invalid data cannot travel further.
 //! Nothing in here does I/O.
 
+mod client_settings;
 mod code;
 mod ids;
 mod locale;
@@ -9,6 +10,7 @@ mod purpose;
 mod status;
 mod text_enum;
 
+pub use client_settings::{Change, ClientSettings, Defaults, Effective, FieldError, SettingsChange};
 pub use code::{CodeLength, OtpCode};
 pub use ids::{ClientId, MessageId, SenderId, VerificationId};
 pub use locale::Locale;

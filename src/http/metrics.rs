@@ -80,6 +80,9 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     if let Some(outbox) = &outbox {
         m.outbox_depth.set(outbox.depth);
         m.outbox_oldest_age.set(outbox.oldest_age);
+        for (client, queued) in &outbox.by_client {
+            m.client_queued.with_label_values(&[client.as_str()]).set(*queued);
+        }
     }
     // After a failed read, the keys' read would only wait out the same outage.
     let statuses = match outbox {

@@ -119,7 +119,7 @@ pub async fn request_code(
         purpose: purpose(body.purpose.as_deref())?,
         locale: match body.locale.as_deref() {
             Some(l) => l.parse().map_err(Error::InvalidRequest)?,
-            None => state.default_locale,
+            None => state.otp.rules(&client).default_locale,
         },
         end_user_ip: body
             .end_user_ip
@@ -202,7 +202,11 @@ pub async fn verify_code(
         Ok(_) => "approved",
         Err(e) => e.problem().code,
     };
-    state.metrics.verify_outcomes.with_label_values(&[code]).inc();
+    state
+        .metrics
+        .verify_outcomes
+        .with_label_values(&[client.name.as_str(), code])
+        .inc();
     Ok(HttpResponse::Ok().json(outcome?))
 }
 

@@ -126,7 +126,7 @@ impl OtpService {
         ]);
         // Before the key is claimed: a number refused for its country is no
         // answer to keep.
-        self.check_country(&input.phone)?;
+        self.check_country(client, &input.phone)?;
         let pool = self.pool();
         let token = match try_processing(pool, client, key, &request_hash).await? {
             NextAction::StartProcessing(token) => token,

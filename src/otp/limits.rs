@@ -1,5 +1,6 @@
-//! The abuse limits of SPEC.md: sends and failed codes per phone, requests per
-//! end-user IP and per client. Each is a sliding window kept in PostgreSQL
+//! The abuse limits of SPEC.md: sends and failed codes per (client, phone),
+//! requests per (client, end-user IP) and per client, and sends per phone
+//! across all clients. Each is a sliding window kept in PostgreSQL
 //! (`limit_hits`, taken by `take_limit_slot`), so every replica shares it and
 //! a slot is taken atomically: parallel requests can never get past it.
 
@@ -23,6 +24,8 @@ pub const LONGEST_WINDOW: Duration = DAY;
 #[derive(Debug, Clone)]
 pub struct LimitSettings {
     pub phone_sends_per_hour: u32,
+    /// Sends per phone per hour whatever the client: the person's and the gateway's protection.
+    pub phone_sends_per_hour_all_clients: u32,
     pub phone_failures_per_hour: u32,
     pub phone_failures_per_day: u32,
     pub ip_requests_per_hour: u32,
@@ -36,76 +39,91 @@ pub struct Bucket {
     max_hits: u32,
     span: Duration,
     refusal: String,
+    /// Filled by other clients too: its refusal says nothing precise about them.
+    shared: bool,
 }
 
 impl LimitSettings {
-    pub fn phone_sends(&self, phone: &PhoneNumber) -> Bucket {
+    /// A client's own window on a phone: another client's sends do not count.
+    pub fn phone_sends(&self, client: &Client, phone: &PhoneNumber) -> Bucket {
+        Bucket::own(
+            format!("phone-sends:{}:{}", client.id, phone.as_e164()),
+            self.phone_sends_per_hour,
+            HOUR,
+            "too many codes have been sent to this phone number in the last hour",
+        )
+    }
+
+    /// Every client's sends to a phone. Its refusal says only that there were
+    /// too many, rounded to the minute, so one client cannot time another's.
+    pub fn phone_sends_all_clients(&self, phone: &PhoneNumber) -> Bucket {
         Bucket {
-            key: format!("phone-sends:{}", phone.as_e164()),
-            max_hits: self.phone_sends_per_hour,
-            span: HOUR,
-            // Says nothing of who sent them: other clients' traffic is theirs.
-            refusal: "too many codes have been sent to this phone number in the last hour".into(),
+            shared: true,
+            ..Bucket::own(
+                format!("phone-sends-all:{}", phone.as_e164()),
+                self.phone_sends_per_hour_all_clients,
+                HOUR,
+                "too many codes have been sent to this phone number",
+            )
         }
     }
 
     /// The hourly window and the daily cap (NIST SP 800-63B's bound on guesses
-    /// across all of a phone's verifications).
-    pub fn phone_failures(&self, phone: &str) -> [Bucket; 2] {
+    /// across all of a phone's verifications), per (client, phone).
+    pub fn phone_failures(&self, client: &Client, phone: &str) -> [Bucket; 2] {
         [
-            Bucket {
-                key: format!("phone-failures:{phone}"),
-                max_hits: self.phone_failures_per_hour,
-                span: HOUR,
-                refusal: "too many wrong codes have been entered for this phone number in the last hour; \
-                          no code is checked for it until then"
-                    .into(),
-            },
-            Bucket {
-                key: format!("phone-failures-day:{phone}"),
-                max_hits: self.phone_failures_per_day,
-                span: DAY,
-                refusal: "too many wrong codes have been entered for this phone number today; \
-                          no code is checked for it until then"
-                    .into(),
-            },
+            Bucket::own(
+                format!("phone-failures:{}:{phone}", client.id),
+                self.phone_failures_per_hour,
+                HOUR,
+                "too many wrong codes have been entered for this phone number in the last hour; \
+                 no code is checked for it until then",
+            ),
+            Bucket::own(
+                format!("phone-failures-day:{}:{phone}", client.id),
+                self.phone_failures_per_day,
+                DAY,
+                "too many wrong codes have been entered for this phone number today; \
+                 no code is checked for it until then",
+            ),
         ]
     }
 
-    pub fn end_user_ip(&self, ip: IpAddr) -> Bucket {
-        Bucket {
-            key: format!("ip:{}", network(ip)),
-            max_hits: self.ip_requests_per_hour,
-            span: HOUR,
-            refusal: format!(
+    pub fn end_user_ip(&self, client: &Client, ip: IpAddr) -> Bucket {
+        Bucket::own(
+            format!("ip:{}:{}", client.id, network(ip)),
+            self.ip_requests_per_hour,
+            HOUR,
+            &format!(
                 "this end-user IP address has made the {} requests allowed in an hour",
                 self.ip_requests_per_hour
             ),
-        }
+        )
     }
 
     pub fn client(&self, client: &Client) -> Bucket {
         let max_hits = client
+            .settings
             .requests_per_minute
-            .map_or(self.client_requests_per_minute, |n| n.max(1) as u32);
-        Bucket {
-            key: format!("client:{}", client.id),
+            .unwrap_or(self.client_requests_per_minute);
+        Bucket::own(
+            format!("client:{}", client.id),
             max_hits,
-            span: MINUTE,
-            refusal: format!("this client has made the {max_hits} requests allowed in a minute"),
-        }
+            MINUTE,
+            &format!("this client has made the {max_hits} requests allowed in a minute"),
+        )
     }
 }
 
 /// Wrong admin credentials from one source address: 10 a minute, then every
 /// admin request from there waits, so the admin key cannot be guessed.
 pub fn admin_failures(source: Option<IpAddr>) -> Bucket {
-    Bucket {
-        key: format!("admin-failures:{}", source.map_or("unknown".into(), network)),
-        max_hits: 10,
-        span: MINUTE,
-        refusal: "too many wrong admin credentials from this address".into(),
-    }
+    Bucket::own(
+        format!("admin-failures:{}", source.map_or("unknown".into(), network)),
+        10,
+        MINUTE,
+        "too many wrong admin credentials from this address",
+    )
 }
 
 /// IPv6 users usually hold a whole /64, so that is what one "IP" is.
@@ -125,6 +143,16 @@ fn network(ip: IpAddr) -> String {
 pub use crate::store::limits::HitId as Hit;
 
 impl Bucket {
+    fn own(key: String, max_hits: u32, span: Duration, refusal: &str) -> Self {
+        Self {
+            key,
+            max_hits,
+            span,
+            refusal: refusal.to_owned(),
+            shared: false,
+        }
+    }
+
     /// Takes a slot, or answers `429 rate_limited` with the seconds until one frees.
     /// In a transaction, the slot counts only if the transaction commits.
     #[tracing::instrument(skip_all, fields(bucket = self.kind()))]
@@ -146,13 +174,37 @@ impl Bucket {
     fn refused(&self, seconds: f64) -> Error {
         Error::RateLimited {
             detail: format!("{}; try again later", self.refusal),
-            // Rounded up: a caller that waits exactly this long is let in.
-            retry_after: seconds.ceil().max(1.0) as u64,
+            retry_after: retry_after(seconds, self.shared),
         }
     }
 
     /// The kind of limit, for logs: never the phone or the IP.
     fn kind(&self) -> &str {
         self.key.split(':').next().unwrap_or_default()
+    }
+}
+
+/// Rounded up, so a caller that waits exactly this long is let in; to the
+/// minute for a window other clients fill.
+fn retry_after(seconds: f64, shared: bool) -> u64 {
+    let seconds = seconds.ceil().max(1.0) as u64;
+    if shared {
+        seconds.div_ceil(60) * 60
+    } else {
+        seconds
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shared_window_tells_the_wait_to_the_minute_only() {
+        assert_eq!(retry_after(0.2, false), 1);
+        assert_eq!(retry_after(61.5, false), 62);
+        assert_eq!(retry_after(0.2, true), 60);
+        assert_eq!(retry_after(60.0, true), 60);
+        assert_eq!(retry_after(61.5, true), 120);
     }
 }

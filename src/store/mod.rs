@@ -37,6 +37,7 @@ mod migrations;
 pub mod outbox;
 pub mod retention;
 pub mod senders;
+pub mod test_numbers;
 pub mod verifications;
 
 use std::time::Duration;

@@ -39,11 +39,14 @@ pub struct Claimed {
     #[sqlx(rename = "claims")]
     pub claim: i32,
     pub expires_at: DateTime<Utc>,
+    /// The client's name, for metrics.
+    pub client: String,
 }
 
 macro_rules! claimed_columns {
     () => {
-        "id, verification_id, phone_digits, body_sealed, attempts, claims, expires_at"
+        "id, verification_id, phone_digits, body_sealed, attempts, claims, expires_at,
+         (select name from clients c where c.id = client_id) as client"
     };
 }
 
@@ -51,6 +54,9 @@ macro_rules! claimed_columns {
 macro_rules! waiting_to_send {
     () => {
         "status = 'queued' and expires_at > now()"
+    };
+    ($alias:literal) => {
+        concat!($alias, ".status = 'queued' and ", $alias, ".expires_at > now()")
     };
 }
 
@@ -102,57 +108,13 @@ macro_rules! claimable {
     };
 }
 
+mod claims;
 mod counts;
 mod requests;
 
-pub use counts::{QueueStats, depth, stats, unopenable};
-pub use requests::{NewMessage, give_up_queued, insert, supersede_queued};
-
-statement!(
-    CLAIM = concat!(
-        "update outbox_messages set leased_until = now() + make_interval(secs => $2), attempts = attempts + 1,
-             claims = claims + 1
-         where id = $1 and ",
-        claimable!("$3"),
-        " returning ",
-        claimed_columns!()
-    )
-);
-/// Claims one message, if it is claimable.
-pub async fn claim(pool: &PgPool, id: MessageId) -> Result<Option<Claimed>, sqlx::Error> {
-    sqlx::query_as(CLAIM)
-        .bind(id)
-        .bind(LEASE.as_secs_f64())
-        .bind(SEND_TIMEOUT.as_secs_f64())
-        .fetch_optional(pool)
-        .await
-}
-
-statement!(
-    CLAIM_DUE = concat!(
-        "update outbox_messages set leased_until = now() + make_interval(secs => $2), attempts = attempts + 1,
-             claims = claims + 1
-         where id in (
-             select id from outbox_messages
-             where next_attempt_at <= now() and ",
-        claimable!("$3"),
-        " order by next_attempt_at
-             limit $1
-             for update skip locked)
-         returning ",
-        claimed_columns!()
-    )
-);
-/// Claims up to `limit` due messages, oldest first, skipping rows another
-/// replica is claiming at this moment.
-pub async fn claim_due(pool: &PgPool, limit: i64) -> Result<Vec<Claimed>, sqlx::Error> {
-    sqlx::query_as(CLAIM_DUE)
-        .bind(limit)
-        .bind(LEASE.as_secs_f64())
-        .bind(SEND_TIMEOUT.as_secs_f64())
-        .fetch_all(pool)
-        .await
-}
+pub use claims::{FAIR_SHARE_MEMORY, claim, claim_due, make_due};
+pub use counts::{QueueStats, Waiting, depth, stats, unopenable, waiting_by_client};
+pub use requests::{NewMessage, give_up_queued, insert, insert_for_test_number, supersede_queued};
 
 statement!(
     MARK_SENT = "update outbox_messages
@@ -236,11 +198,13 @@ pub async fn renew(pool: &PgPool, message: &Claimed) -> Result<Option<DateTime<U
 statement!(
     REQUEUE = "update outbox_messages
          set leased_until = null, last_error = $4, next_attempt_at = now() + make_interval(secs => $3),
-             attempts = case when $5 then attempts else greatest(attempts - 1, 0) end
+             attempts = case when $5 then attempts else greatest(attempts - 1, 0) end,
+             claimed_at = case when $5 then claimed_at end
          where id = $1 and claims = $2 and status = 'queued'",
 );
 /// Puts a claimed message back in the queue, due after `delay`. With
-/// `counted: false` the claim does not count as an attempt (no key could take it).
+/// `counted: false` the claim does not count as an attempt (no key could take
+/// it), nor as the client's share of the gateway.
 pub async fn requeue(
     pool: &PgPool,
     message: &Claimed,
@@ -261,7 +225,8 @@ pub async fn requeue(
 
 statement!(
     RELEASE = "update outbox_messages m
-         set leased_until = null, next_attempt_at = now(), attempts = greatest(m.attempts - 1, 0)
+         set leased_until = null, next_attempt_at = now(), attempts = greatest(m.attempts - 1, 0),
+             claimed_at = null
          from unnest($1::uuid[], $2::int[]) as h(id, claim)
          where m.id = h.id and m.claims = h.claim and m.status = 'queued'",
 );
@@ -291,15 +256,15 @@ statement!(
         in_time!("m", "$1"),
         ") or not (",
         waiting!("v"),
-        ")) returning m.failure"
+        ")) returning m.failure, (select name from clients c where c.id = m.client_id)"
     )
 );
 /// Gives up what can no longer be useful: messages that could not reach the
 /// gateway before their code expires (`expired_before_send`), and messages of
 /// verifications that stopped waiting for them (`canceled`).
-/// Returns the reason of each message given up.
-pub async fn expire_overdue(pool: &PgPool) -> Result<Vec<FailureReason>, sqlx::Error> {
-    sqlx::query_scalar(EXPIRE_OVERDUE)
+/// Returns the reason of each message given up, with its client's name.
+pub async fn expire_overdue(pool: &PgPool) -> Result<Vec<(FailureReason, String)>, sqlx::Error> {
+    sqlx::query_as(EXPIRE_OVERDUE)
         .bind(SEND_TIMEOUT.as_secs_f64())
         .bind(MessageStatus::Failed)
         .bind(FailureReason::ExpiredBeforeSend)

@@ -5,6 +5,7 @@
 //! locked`: it holds its locks for milliseconds, never waits on a request, and
 //! replicas sweeping at the same time split the work instead of queueing.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use sqlx::PgPool;
@@ -48,21 +49,19 @@ pub async fn run(pool: PgPool, retention: Duration, metrics: Metrics, shutdown: 
             _ = shutdown.cancelled() => break,
             _ = tick.tick() => {}
         }
-        let result = if round.is_multiple_of(deletes_every) {
-            sweep(&pool, retention).await.map(|s| {
-                metrics.verifications_by("expired", s.expired);
-                if s != Swept::default() {
-                    tracing::info!(?s, "retention sweep");
+        let result = async {
+            for (client, n) in expire_pending(&pool).await? {
+                metrics.verifications_by(&client, "expired", n);
+            }
+            if round.is_multiple_of(deletes_every) {
+                let deleted = delete_old(&pool, retention).await?;
+                if deleted != Swept::default() {
+                    tracing::info!(?deleted, "retention sweep");
                 }
-            })
-        } else {
-            expire_pending(&pool).await.map(|n| {
-                metrics.verifications_by("expired", n);
-                if n > 0 {
-                    tracing::debug!(expired = n, "pending verifications expired");
-                }
-            })
-        };
+            }
+            Ok::<_, sqlx::Error>(())
+        }
+        .await;
         if let Err(e) = result {
             tracing::warn!(error = %e, "retention sweep failed; trying again later");
         }
@@ -72,8 +71,17 @@ pub async fn run(pool: PgPool, retention: Duration, metrics: Metrics, shutdown: 
 
 /// One full sweep: expire, then delete what is past its keeping time.
 pub async fn sweep(pool: &PgPool, retention: Duration) -> Result<Swept, sqlx::Error> {
+    let expired = expire_pending(pool).await?.values().sum();
     Ok(Swept {
-        expired: expire_pending(pool).await?,
+        expired,
+        ..delete_old(pool, retention).await?
+    })
+}
+
+/// Deletes what is past its keeping time.
+async fn delete_old(pool: &PgPool, retention: Duration) -> Result<Swept, sqlx::Error> {
+    Ok(Swept {
+        expired: 0,
         verifications_deleted: delete_finished(pool, retention).await?,
         sender_sends_deleted: delete_old_sender_sends(pool).await?,
         limit_hits_deleted: delete_old_limit_hits(pool).await?,
@@ -84,8 +92,20 @@ pub async fn sweep(pool: &PgPool, retention: Duration) -> Result<Swept, sqlx::Er
 /// Marks pending verifications whose code has expired `expired`, as a read
 /// already shows them. A locked one (attempts used up) reads
 /// `max_attempts_reached` until it expires, and `expired` after: the same here.
-pub async fn expire_pending(pool: &PgPool) -> Result<u64, sqlx::Error> {
-    in_batches(|batch| verifications::expire_due(pool, batch)).await
+/// Returns how many, by client name.
+pub async fn expire_pending(pool: &PgPool) -> Result<BTreeMap<String, u64>, sqlx::Error> {
+    let mut by_client = BTreeMap::new();
+    for _ in 0..MAX_BATCHES {
+        let clients = verifications::expire_due(pool, BATCH).await?;
+        let done = clients.len();
+        for client in clients {
+            *by_client.entry(client).or_default() += 1;
+        }
+        if done < BATCH as usize {
+            break;
+        }
+    }
+    Ok(by_client)
 }
 
 /// Deletes verifications that finished more than `retention` ago, with their

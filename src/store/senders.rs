@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sqlx::{PgExecutor, PgPool};
 
-use crate::delivery::senders::WINDOW;
+use crate::delivery::senders::{BURST_WINDOW, WINDOW};
 use crate::domain::{KeyState, SenderId};
 
 /// The per-key rate counts the last `WINDOW` (about a minute); what is older
@@ -29,6 +29,10 @@ pub struct KeyRow {
     pub recent: i64,
     /// Seconds until the oldest send in the window leaves it.
     pub oldest_for: Option<f64>,
+    /// Sends in the last `BURST_WINDOW`.
+    pub recent_burst: i64,
+    /// Seconds until the oldest of those leaves it.
+    pub burst_oldest_for: Option<f64>,
 }
 
 statement!(REGISTER = "insert into senders (id) select unnest($1::text[]) on conflict (id) do nothing");
@@ -43,7 +47,11 @@ statement!(
                 extract(epoch from s.resting_until - clock_timestamp())::float8 as resting_for,
                 count(x.sent_at) as recent,
                 extract(epoch from min(x.sent_at) + make_interval(secs => $2) - clock_timestamp())::float8
-                    as oldest_for
+                    as oldest_for,
+                count(x.sent_at) filter (where x.sent_at > clock_timestamp() - make_interval(secs => $3))
+                    as recent_burst,
+                extract(epoch from min(x.sent_at) filter (where x.sent_at > clock_timestamp() - make_interval(secs => $3))
+                    + make_interval(secs => $3) - clock_timestamp())::float8 as burst_oldest_for
          from senders s
          left join sender_sends x
                 on x.sender_id = s.id and x.sent_at > clock_timestamp() - make_interval(secs => $2)
@@ -55,6 +63,7 @@ pub async fn rows(pool: &PgPool, ids: &[SenderId]) -> Result<Vec<KeyRow>, sqlx::
     sqlx::query_as(ROWS)
         .bind(ids)
         .bind(WINDOW.as_secs_f64())
+        .bind(BURST_WINDOW.as_secs_f64())
         .fetch_all(pool)
         .await
 }
@@ -64,7 +73,9 @@ statement!(
          from senders where id = $1 for update",
 );
 statement!(
-    TAKE_SLOTS_2 = "select count(*) from sender_sends
+    TAKE_SLOTS_2 = "select count(*),
+                count(*) filter (where sent_at > clock_timestamp() - make_interval(secs => $3))
+         from sender_sends
          where sender_id = $1 and sent_at > clock_timestamp() - make_interval(secs => $2)",
 );
 statement!(
@@ -77,13 +88,13 @@ statement!(
          where sender_id = $1 and sent_at < clock_timestamp() - make_interval(secs => $2) * 2",
 );
 /// Takes slots of one key, atomically across replicas: the key's row stays
-/// locked while its window is counted and the slots are written. `free` says
-/// how many may be taken, given the sends in the window. None when the key is
-/// out of service or resting.
+/// locked while its windows are counted and the slots are written. `free`
+/// says how many may be taken, given the sends in the window and in the last
+/// `BURST_WINDOW`. None when the key is out of service or resting.
 pub async fn take_slots(
     pool: &PgPool,
     id: &SenderId,
-    free: impl FnOnce(i64) -> i64,
+    free: impl FnOnce(i64, i64) -> i64,
 ) -> Result<Vec<i64>, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let usable: Option<bool> = sqlx::query_scalar(TAKE_SLOTS)
@@ -93,12 +104,13 @@ pub async fn take_slots(
     if usable != Some(true) {
         return Ok(Vec::new());
     }
-    let recent: i64 = sqlx::query_scalar(TAKE_SLOTS_2)
+    let (recent, recent_burst): (i64, i64) = sqlx::query_as(TAKE_SLOTS_2)
         .bind(id)
         .bind(WINDOW.as_secs_f64())
+        .bind(BURST_WINDOW.as_secs_f64())
         .fetch_one(&mut *tx)
         .await?;
-    let free = free(recent);
+    let free = free(recent, recent_burst);
     if free <= 0 {
         return Ok(Vec::new());
     }

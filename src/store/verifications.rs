@@ -269,15 +269,13 @@ statement!(
     EXPIRE_DUE = "update verifications set status = 'expired', updated_at = now()
          where id in (select id from verifications
                       where status = 'pending' and expires_at <= now()
-                      limit $1 for update skip locked)",
+                      limit $1 for update skip locked)
+         returning (select name from clients c where c.id = client_id)",
 );
-/// Marks up to `batch` pending verifications whose code expired `expired`.
-pub async fn expire_due(db: impl PgExecutor<'_>, batch: i64) -> Result<u64, sqlx::Error> {
-    Ok(sqlx::query(EXPIRE_DUE)
-        .bind(batch)
-        .execute(db)
-        .await?
-        .rows_affected())
+/// Marks up to `batch` pending verifications whose code expired `expired`;
+/// returns the name of each one's client.
+pub async fn expire_due(db: impl PgExecutor<'_>, batch: i64) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(EXPIRE_DUE).bind(batch).fetch_all(db).await
 }
 
 statement!(

@@ -97,6 +97,7 @@ async fn a_backlog_drains_within_the_rate_without_a_single_429() {
     let app = spawn_app_with(|s| {
         two_keys(s);
         s.gateway.rate_per_minute = 600;
+        s.policy.client_max_queued = 1000;
     })
     .await;
     app.fake.set_down(true);

@@ -114,6 +114,8 @@ pub fn test_settings(database_url: &str, gateway_url: &str) -> Settings {
     };
     // Tests poll; only the tests of the per-client limit want it small.
     settings.policy.client_requests_per_minute = 1_000_000;
+    // The rate's whole minute at once: only the fair-share tests want it spread.
+    settings.gateway.burst = Some(u32::MAX);
     settings
 }
 
@@ -432,6 +434,18 @@ impl ServiceProcess {
             .env(
                 "WACONECTA_RATE_PER_MINUTE",
                 app.settings.gateway.rate_per_minute.to_string(),
+            )
+            .env(
+                "WACONECTA_BURST",
+                app.settings
+                    .gateway
+                    .burst
+                    .unwrap_or(app.settings.gateway.rate_per_minute)
+                    .to_string(),
+            )
+            .env(
+                "OTP_CLIENT_MAX_QUEUED",
+                app.settings.policy.client_max_queued.to_string(),
             )
             .env("OTP_ARGON2_MEMORY_KIB", "64")
             .env("OTP_ARGON2_ITERATIONS", "1")

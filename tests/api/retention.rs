@@ -107,7 +107,7 @@ async fn a_pending_verification_past_its_expiry_is_marked_expired() {
         .await
         .unwrap();
 
-    let swept = retention::expire_pending(&app.pool).await.unwrap();
+    let swept: u64 = retention::expire_pending(&app.pool).await.unwrap().values().sum();
     assert!(swept <= 1, "only the expired one");
 
     let (status, finished_recently): (String, bool) = sqlx::query_as(

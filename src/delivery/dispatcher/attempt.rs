@@ -101,7 +101,7 @@ impl Delivery {
             }
         }
         if let Some((result, class)) = step.metric {
-            metrics.message(result, class);
+            metrics.message(&message.client, result, class);
         }
         if let Some(line) = &step.log {
             log(line, sent_on.map(|(s, _)| s.name.as_str()));
@@ -112,7 +112,7 @@ impl Delivery {
             }
             MessageStep::Fail { reason, error } => {
                 if outbox::mark_failed(pool, message, *reason, error).await? {
-                    metrics.verification("failed");
+                    metrics.verification(&message.client, "failed");
                 }
             }
             MessageStep::Requeue {

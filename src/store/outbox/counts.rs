@@ -3,11 +3,14 @@
 use sqlx::PgPool;
 
 /// What `/metrics` shows of the queue.
-#[derive(Debug, Clone, Copy, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct QueueStats {
     pub depth: i64,
     /// Seconds since the oldest waiting message was queued; 0 when none waits.
     pub oldest_age: f64,
+    /// Waiting messages by client name, every client listed (0 included).
+    #[sqlx(skip)]
+    pub by_client: Vec<(String, i64)>,
 }
 
 statement!(DEPTH = concat!("select count(*) from outbox_messages where ", waiting_to_send!()));
@@ -26,7 +29,41 @@ statement!(
 );
 /// The queue's depth and age, read through `ops_pool` (`/metrics`' own).
 pub async fn stats(ops_pool: &PgPool) -> Result<QueueStats, sqlx::Error> {
-    sqlx::query_as(STATS).fetch_one(ops_pool).await
+    let mut stats: QueueStats = sqlx::query_as(STATS).fetch_one(ops_pool).await?;
+    stats.by_client = sqlx::query_as(BY_CLIENT).fetch_all(ops_pool).await?;
+    Ok(stats)
+}
+
+statement!(
+    BY_CLIENT = concat!(
+        "select c.name, count(m.id) from clients c
+         left join outbox_messages m on m.client_id = c.id and ",
+        waiting_to_send!("m"),
+        " group by c.name order by c.name"
+    )
+);
+
+/// One client's part of the queue, and every client's that has messages waiting.
+#[derive(Debug, Clone, Copy, PartialEq, sqlx::FromRow)]
+pub struct Waiting {
+    pub client_id: crate::domain::ClientId,
+    pub share: i32,
+    pub waiting: i64,
+}
+
+statement!(
+    WAITING_BY_CLIENT = concat!(
+        "select m.client_id, c.share, count(*) as waiting
+         from outbox_messages m join clients c on c.id = m.client_id
+         where ",
+        waiting_to_send!("m"),
+        " group by m.client_id, c.share"
+    )
+);
+/// Waiting messages of each client that has some, with its share: what
+/// admission needs to place a new message in the fair order.
+pub async fn waiting_by_client(pool: &PgPool) -> Result<Vec<Waiting>, sqlx::Error> {
+    sqlx::query_as(WAITING_BY_CLIENT).fetch_all(pool).await
 }
 
 statement!(

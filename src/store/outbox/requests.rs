@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use sqlx::{Postgres, Transaction};
 
-use crate::domain::{FailureReason, MessageId, MessageStatus, VerificationId};
+use crate::domain::{ClientId, FailureReason, MessageId, MessageStatus, VerificationId};
 
 pub struct NewMessage<'a> {
     pub verification_id: VerificationId,
+    pub client_id: ClientId,
     pub phone_digits: &'a str,
     pub body_sealed: &'a [u8],
     pub ttl: Duration,
@@ -19,8 +20,8 @@ pub struct NewMessage<'a> {
 
 statement!(
     INSERT = "insert into outbox_messages
-             (id, verification_id, phone_digits, body_sealed, status, expires_at, next_attempt_at)
-         values ($1, $2, $3, $4, $5, now() + make_interval(secs => $6), now() + make_interval(secs => $7))",
+             (id, verification_id, client_id, phone_digits, body_sealed, status, expires_at, next_attempt_at)
+         values ($1, $2, $8, $3, $4, $5, now() + make_interval(secs => $6), now() + make_interval(secs => $7))",
 );
 pub async fn insert(
     tx: &mut Transaction<'_, Postgres>,
@@ -35,6 +36,32 @@ pub async fn insert(
         .bind(MessageStatus::Queued)
         .bind(message.ttl.as_secs_f64())
         .bind(message.first_attempt_in.as_secs_f64())
+        .bind(message.client_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(id)
+}
+
+statement!(
+    INSERT_FOR_TEST_NUMBER = "insert into outbox_messages
+             (id, verification_id, client_id, phone_digits, status, expires_at, sent_at, last_error)
+         values ($1, $2, $3, $4, $5, now(), now(), 'test number: nothing was sent')",
+);
+/// The message of a test number: recorded as sent, and never handed to the
+/// gateway (it has no text, and is not queued).
+pub async fn insert_for_test_number(
+    tx: &mut Transaction<'_, Postgres>,
+    verification_id: VerificationId,
+    client_id: ClientId,
+    phone_digits: &str,
+) -> Result<MessageId, sqlx::Error> {
+    let id = MessageId::new();
+    sqlx::query(INSERT_FOR_TEST_NUMBER)
+        .bind(id)
+        .bind(verification_id)
+        .bind(client_id)
+        .bind(phone_digits)
+        .bind(MessageStatus::Sent)
         .execute(&mut **tx)
         .await?;
     Ok(id)

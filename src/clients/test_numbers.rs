@@ -1,0 +1,111 @@
+//! Test numbers: a client's own numbers for app-store reviewers and its own
+//! tests. A request for one sends nothing and its fixed code verifies it; the
+//! code is kept as every code is, a keyed argon2id hash.
+
+use chrono::{DateTime, Duration as Days, Utc};
+use sqlx::PgPool;
+
+use super::ClientError;
+use crate::domain::{FieldError, OtpCode, PhoneNumber};
+use crate::otp::CodeHasher;
+use crate::store::{clients as client_store, test_numbers as store};
+
+/// How long a test number lasts when no end is given, and at most.
+pub const DEFAULT_DAYS: i64 = 90;
+pub const MAX_DAYS: i64 = 365;
+
+/// A test number as operators see it (never its code).
+#[derive(Debug, Clone)]
+pub struct TestNumber {
+    /// E.164.
+    pub phone: String,
+    pub until: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// When a test number added `now` ends: `until`, or `DEFAULT_DAYS` from now;
+/// never past `MAX_DAYS`, nor already over.
+pub fn end(until: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Result<DateTime<Utc>, FieldError> {
+    let until = until.unwrap_or(now + Days::days(DEFAULT_DAYS));
+    if until <= now {
+        return Err(FieldError {
+            field: "until",
+            detail: "must be in the future".into(),
+        });
+    }
+    if until > now + Days::days(MAX_DAYS) {
+        return Err(FieldError {
+            field: "until",
+            detail: format!("must be at most {MAX_DAYS} days from now"),
+        });
+    }
+    Ok(until)
+}
+
+/// Adds a test number to the client named `client`, or replaces its code and end.
+pub async fn add(
+    pool: &PgPool,
+    hasher: &CodeHasher,
+    client: &str,
+    phone: &PhoneNumber,
+    code: &str,
+    until: Option<DateTime<Utc>>,
+) -> Result<TestNumber, ClientError> {
+    let code = OtpCode::parse_any_length(code).ok_or_else(|| FieldError {
+        field: "code",
+        detail: "must be 4 to 10 digits".into(),
+    })?;
+    let until = end(until, Utc::now())?;
+    let code_hash = hasher
+        .hash(&code)
+        .await
+        .map_err(|e| ClientError::Hashing(e.to_string()))?;
+    if !store::put(pool, client, phone.as_e164(), &code_hash, until).await? {
+        return Err(ClientError::Unknown(client.to_owned()));
+    }
+    let numbers = list(pool, client).await?;
+    numbers
+        .into_iter()
+        .find(|n| n.phone == phone.as_e164())
+        .ok_or_else(|| ClientError::Unknown(client.to_owned()))
+}
+
+/// The client's test numbers, ended ones included (until they are removed).
+pub async fn list(pool: &PgPool, client: &str) -> Result<Vec<TestNumber>, ClientError> {
+    if client_store::by_name(pool, client).await?.is_none() {
+        return Err(ClientError::Unknown(client.to_owned()));
+    }
+    Ok(store::list(pool, client)
+        .await?
+        .into_iter()
+        .map(|row| TestNumber {
+            phone: row.phone,
+            until: row.until,
+            created_at: row.created_at,
+        })
+        .collect())
+}
+
+pub async fn remove(pool: &PgPool, client: &str, phone: &PhoneNumber) -> Result<(), ClientError> {
+    if store::remove(pool, client, phone.as_e164()).await? {
+        return Ok(());
+    }
+    if client_store::by_name(pool, client).await?.is_none() {
+        return Err(ClientError::Unknown(client.to_owned()));
+    }
+    Err(ClientError::NoSuchTestNumber)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_test_number_lasts_90_days_unless_told_and_a_year_at_most() {
+        let now = Utc::now();
+        assert_eq!(end(None, now).unwrap(), now + Days::days(90));
+        assert_eq!(end(Some(now + Days::days(7)), now).unwrap(), now + Days::days(7));
+        assert_eq!(end(Some(now), now).unwrap_err().field, "until");
+        assert_eq!(end(Some(now + Days::days(366)), now).unwrap_err().field, "until");
+    }
+}
