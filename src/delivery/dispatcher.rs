@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 use secrecy::SecretString;
-use sqlx::PgPool;
+use sqlx::{PgPool, Postgres, Transaction};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -98,9 +98,39 @@ impl Delivery {
     /// ahead of it in the fair order than the keys can send in time. The
     /// order is every client's share of the gateway, so another client's
     /// flood does not count against this one.
+    /// This is the cheap look made before the hash; `admit_in` decides.
     pub async fn admit(&self, client: ClientId, rules: &Effective, ttl: Duration) -> Result<(), Error> {
+        let statuses = self.inner.senders.statuses().await?;
+        let queues = outbox::waiting_by_client(&self.inner.pool).await?;
+        self.judge(client, rules, ttl, statuses, queues)
+    }
+
+    /// `admit`, in the transaction that queues the message and under the
+    /// client's lock, so the client's own count is exact under concurrency.
+    pub async fn admit_in(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        client: ClientId,
+        rules: &Effective,
+        ttl: Duration,
+    ) -> Result<(), Error> {
+        // Everything through the transaction: waiting for a second connection
+        // while holding the lock could wait out the pool.
+        outbox::lock_client_queue(tx, client).await?;
+        let statuses = self.inner.senders.statuses_on(&mut **tx).await?;
+        let queues = outbox::waiting_by_client(&mut **tx).await?;
+        self.judge(client, rules, ttl, statuses, queues)
+    }
+
+    fn judge(
+        &self,
+        client: ClientId,
+        rules: &Effective,
+        ttl: Duration,
+        statuses: Vec<SenderStatus>,
+        queues: Vec<outbox::Waiting>,
+    ) -> Result<(), Error> {
         let senders = &self.inner.senders;
-        let statuses = senders.statuses().await?;
         let in_service = statuses.iter().filter(|s| s.in_service()).count() as f64;
         if in_service == 0.0 {
             return Err(Error::DeliveryUnavailable {
@@ -108,8 +138,7 @@ impl Delivery {
                 retry_after: 60,
             });
         }
-        let queues: Vec<ClientQueue> = outbox::waiting_by_client(&self.inner.pool)
-            .await?
+        let queues: Vec<ClientQueue> = queues
             .into_iter()
             .map(|w| ClientQueue {
                 client: w.client_id,

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use sqlx::PgPool;
+use sqlx::{PgExecutor, PgPool};
 
 use crate::domain::{FailureReason, KeyState, SenderId};
 use crate::store::senders as store;
@@ -170,9 +170,10 @@ impl Senders {
         self.statuses_on(&self.pool).await
     }
 
-    /// The same, read through `pool` (the operations endpoints' own).
-    pub async fn statuses_on(&self, pool: &PgPool) -> Result<Vec<SenderStatus>, sqlx::Error> {
-        let rows = store::rows(pool, &self.ids()).await?;
+    /// The same, read through `db` (the operations endpoints' own pool, or a
+    /// transaction that must not wait for a second connection).
+    pub async fn statuses_on(&self, db: impl PgExecutor<'_>) -> Result<Vec<SenderStatus>, sqlx::Error> {
+        let rows = store::rows(db, &self.ids()).await?;
         Ok(self
             .list
             .iter()

@@ -72,8 +72,14 @@ fn purpose(raw: Option<&str>) -> Result<Purpose> {
 /// phone and purpose that already has a pending verification is a resend: the
 /// same verification gets a new code, the old code stops working, the expiry
 /// restarts, and failed attempts are not reset. The first delivery attempt is
-/// made before answering (at most `OTP_SEND_WAIT_MS`); `delivery_status` says
-/// how it went.
+/// made before answering (at most `OTP_SEND_WAIT_MS`), unless another
+/// client's messages are waiting for the gateway (then it takes its turn in
+/// the fair share); `delivery_status` says how it went.
+///
+/// The client's own settings (code length, lifetime, attempts, cooldown,
+/// sends, countries, default locale, message text) apply, the service's
+/// defaults for what it does not set. For one of the client's test numbers,
+/// nothing is sent: `delivery_status` is `sent` and the fixed code verifies.
 ///
 /// With an `Idempotency-Key`, a retry of the same request (same fields after
 /// normalization, e.g. the phone in E.164) within 24 h gets the first answer
@@ -98,9 +104,9 @@ fn purpose(raw: Option<&str>) -> Result<Purpose> {
         (status = 409, description = "`idempotency_key_in_use`: a request with this key is still being answered", body = Problem,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 422, description = "`phone_rejected` (the gateway refused the number; the verification is `failed`) or `idempotency_key_reused`", body = Problem),
-        (status = 429, description = "`resend_too_soon` or `rate_limited` (per phone, per end-user IP, per client)", body = Problem,
+        (status = 429, description = "`resend_too_soon` or `rate_limited`: per (client, phone), per phone across all clients (its `Retry-After` rounded up to the minute), per (client, end-user IP), per client", body = Problem,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 503, description = "`delivery_unavailable` (no key in service, or the code would expire in the queue), or `unavailable` (the database does not answer, or no hashing thread was free within `OTP_HASH_WAIT_MS`)", body = Problem,
+        (status = 503, description = "`delivery_unavailable` (no key in service; or, at this client's place in the gateway's fair share, the code would expire before it is sent; or this client already has its `max_queued` messages waiting), or `unavailable` (the database does not answer, or no hashing thread was free within `OTP_HASH_WAIT_MS`)", body = Problem,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
     ),
     security(("api_key" = []))

@@ -246,6 +246,7 @@ impl OtpService {
                 .phone_sends_all_clients(&input.phone)
                 .take(&mut *tx)
                 .await?;
+            self.delivery.admit_in(&mut tx, client.id, rules, ttl).await?;
         }
 
         let event = if pending.is_some() { "resent" } else { "created" };

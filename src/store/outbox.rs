@@ -113,7 +113,7 @@ mod counts;
 mod requests;
 
 pub use claims::{FAIR_SHARE_MEMORY, claim, claim_due, make_due};
-pub use counts::{QueueStats, Waiting, depth, stats, unopenable, waiting_by_client};
+pub use counts::{QueueStats, Waiting, depth, lock_client_queue, stats, unopenable, waiting_by_client};
 pub use requests::{NewMessage, give_up_queued, insert, insert_for_test_number, supersede_queued};
 
 statement!(

@@ -59,12 +59,12 @@ statement!(
          group by s.id",
 );
 /// The rows of `ids` (in no order; a key without a row has none).
-pub async fn rows(pool: &PgPool, ids: &[SenderId]) -> Result<Vec<KeyRow>, sqlx::Error> {
+pub async fn rows(db: impl PgExecutor<'_>, ids: &[SenderId]) -> Result<Vec<KeyRow>, sqlx::Error> {
     sqlx::query_as(ROWS)
         .bind(ids)
         .bind(WINDOW.as_secs_f64())
         .bind(BURST_WINDOW.as_secs_f64())
-        .fetch_all(pool)
+        .fetch_all(db)
         .await
 }
 

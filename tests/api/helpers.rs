@@ -436,14 +436,6 @@ impl ServiceProcess {
                 app.settings.gateway.rate_per_minute.to_string(),
             )
             .env(
-                "WACONECTA_BURST",
-                app.settings
-                    .gateway
-                    .burst
-                    .unwrap_or(app.settings.gateway.rate_per_minute)
-                    .to_string(),
-            )
-            .env(
                 "OTP_CLIENT_MAX_QUEUED",
                 app.settings.policy.client_max_queued.to_string(),
             )
@@ -453,6 +445,9 @@ impl ServiceProcess {
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::inherit())
             .kill_on_drop(true);
+        if let Some(burst) = app.settings.gateway.burst {
+            command.env("WACONECTA_BURST", burst.to_string());
+        }
         for (name, value) in env {
             command.env(name, value);
         }
@@ -482,9 +477,13 @@ impl ServiceProcess {
     }
 
     pub async fn request_code(&self, app: &TestApp, body: &Value) -> Response {
+        self.request_code_as(app, &app.api_key, body).await
+    }
+
+    pub async fn request_code_as(&self, app: &TestApp, key: &str, body: &Value) -> Response {
         app.http
             .post(format!("{}/otp/request", self.address))
-            .header("X-Api-Key", &app.api_key)
+            .header("X-Api-Key", key)
             .json(body)
             .send()
             .await

@@ -1,6 +1,6 @@
 //! What is read of the queue as a whole.
 
-use sqlx::PgPool;
+use sqlx::{PgExecutor, PgPool, Postgres, Transaction};
 
 /// What `/metrics` shows of the queue.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -62,8 +62,23 @@ statement!(
 );
 /// Waiting messages of each client that has some, with its share: what
 /// admission needs to place a new message in the fair order.
-pub async fn waiting_by_client(pool: &PgPool) -> Result<Vec<Waiting>, sqlx::Error> {
-    sqlx::query_as(WAITING_BY_CLIENT).fetch_all(pool).await
+pub async fn waiting_by_client(db: impl PgExecutor<'_>) -> Result<Vec<Waiting>, sqlx::Error> {
+    sqlx::query_as(WAITING_BY_CLIENT).fetch_all(db).await
+}
+
+statement!(LOCK_CLIENT_QUEUE = "select pg_advisory_xact_lock(1330925569, hashtext($1::text))");
+/// Holds the client's queue until the transaction ends: its requests are
+/// admitted one at a time, so parallel requests cannot all see room that only
+/// one of them has. Other clients' requests do not wait for it.
+pub async fn lock_client_queue(
+    tx: &mut Transaction<'_, Postgres>,
+    client: crate::domain::ClientId,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(LOCK_CLIENT_QUEUE)
+        .bind(client)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 statement!(
