@@ -119,7 +119,24 @@ pub async fn request_code(
     request: HttpRequest,
     body: web::Json<CodeRequest>,
 ) -> Result<HttpResponse> {
-    let body = body.into_inner();
+    let name = client.name.clone();
+    let answer = answer_request(client, &state, &request, body.into_inner()).await;
+    if let Err(e) = &answer {
+        state
+            .metrics
+            .request_refusals
+            .with_label_values(&[name.as_str(), e.problem().code])
+            .inc();
+    }
+    answer
+}
+
+async fn answer_request(
+    client: Client,
+    state: &AppState,
+    request: &HttpRequest,
+    body: CodeRequest,
+) -> Result<HttpResponse> {
     let input = NewVerification {
         phone: state.phone(&body.phone, body.country.as_deref())?,
         purpose: purpose(body.purpose.as_deref())?,

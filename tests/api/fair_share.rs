@@ -159,3 +159,35 @@ async fn two_replicas_share_the_gateway_fairly_too() {
     let numbers = distinct_numbers(&app.fake);
     assert_eq!(numbers, app.fake.messages().len(), "each message once");
 }
+
+#[tokio::test]
+async fn slots_go_to_waiting_clients_in_proportion_to_their_shares() {
+    let app = spawn_app_with(one_paced_key).await;
+    let a = client(&app, "heavy").await;
+    let b = client(&app, "light").await;
+    let change = otp_service::domain::SettingsChange {
+        share: otp_service::domain::Change::Set(3),
+        ..Default::default()
+    };
+    otp_service::clients::change(&app.pool, "heavy", change, false)
+        .await
+        .unwrap();
+    app.fake.set_down(true);
+    join_all((0..30).map(|n| ask(&app, &a, n))).await;
+    join_all((0..30).map(|n| ask(&app, &b, 1000 + n))).await;
+    app.stop_service().await;
+    // All due at once and none served yet: the claim's order alone decides.
+    sqlx::query("update outbox_messages set next_attempt_at = now() - interval '1 second', leased_until = null, claimed_at = null")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let claimed = otp_service::store::outbox::claim_due(&app.pool, 20)
+        .await
+        .unwrap();
+    let heavy = claimed.iter().filter(|m| m.client == "heavy").count();
+    assert_eq!((heavy, claimed.len() - heavy), (15, 5), "3 to 1");
+    // What each was served in the last minute counts: the next claims keep to 3 to 1.
+    let next = otp_service::store::outbox::claim_due(&app.pool, 8).await.unwrap();
+    let light = next.iter().filter(|m| m.client == "light").count();
+    assert_eq!(light, 2, "{light} of 8");
+}

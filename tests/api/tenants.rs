@@ -145,6 +145,10 @@ async fn settings_set_from_the_command_line_shape_the_next_code_without_a_restar
             "Mi Tienda",
             "--template-es",
             "{app}: tu código es *{code}* ({minutes} min)",
+            "--max-attempts",
+            "2",
+            "--max-sends",
+            "1",
         ],
     );
     let v: Value = ask(&app, &shop, json!({"phone": PHONE}))
@@ -162,6 +166,10 @@ async fn settings_set_from_the_command_line_shape_the_next_code_without_a_restar
     let created = chrono::DateTime::parse_from_rfc3339(v["created_at"].as_str().unwrap()).unwrap();
     let expires = chrono::DateTime::parse_from_rfc3339(v["expires_at"].as_str().unwrap()).unwrap();
     assert_eq!((expires - created).num_seconds(), 300);
+    assert_eq!(v["attempts_remaining"], 2);
+    assert!(v["resend_available_at"].is_null(), "one send only: {v}");
+    let resend = ask(&app, &shop, json!({"phone": PHONE})).await;
+    problem(resend, 429, "rate_limited").await;
     // The default client is untouched.
     app.request_code(json!({"phone": nth_phone(1)})).await;
     let other = app.fake.last_message_to(&nth_phone(1)[1..]).unwrap();
@@ -188,7 +196,7 @@ async fn settings_set_from_the_command_line_shape_the_next_code_without_a_restar
         "ttl_seconds              300",
         "code_length              8",
         "allowed_countries        PE",
-        "max_sends                5  (default)",
+        "resend_cooldown_seconds  30  (default)",
     ] {
         assert!(shown.contains(line), "{line:?} in\n{shown}");
     }
@@ -312,4 +320,11 @@ async fn metrics_say_which_client() {
     assert_eq!(sent, 1.0);
     let queued = metric_with(&app, "otp_client_queued_messages", &[("client", "test-client")]).await;
     assert_eq!(queued, 0.0);
+    let refused = app.request_code(json!({"phone": "12"})).await;
+    problem(refused, 400, "invalid_phone").await;
+    let refusals = [("client", "test-client"), ("code", "invalid_phone")];
+    assert_eq!(
+        metric_with(&app, "otp_request_refusals_total", &refusals).await,
+        1.0
+    );
 }
