@@ -1,5 +1,6 @@
 //! The verification rules: request (and resend), verify, cancel.
 
+mod enqueue;
 mod hasher;
 pub mod idempotency;
 pub mod limits;

@@ -1,0 +1,151 @@
+//! Queuing a code: the verification and its message written in one
+//! transaction, with the windows and the admission they must pass.
+
+use std::time::Duration;
+
+use super::rules;
+use super::service::{NewVerification, OtpService, key};
+use crate::clients::Client;
+use crate::domain::{Effective, MessageId, VerificationId};
+use crate::error::{Error, Result};
+use crate::store::{self, outbox, verifications};
+
+impl OtpService {
+    /// `enqueue`, once more if it lost a race: two first requests for one
+    /// phone, and the loser of the unique index then finds the winner's
+    /// verification as a resend.
+    pub(super) async fn enqueue_once(
+        &self,
+        client: &Client,
+        rules: &Effective,
+        input: &NewVerification,
+        code_hash: &str,
+        outgoing: Outgoing<'_>,
+    ) -> Result<(VerificationId, MessageId)> {
+        match self.enqueue(client, rules, input, code_hash, outgoing).await {
+            Err(Enqueue::Lost) => Ok(self.enqueue(client, rules, input, code_hash, outgoing).await?),
+            other => Ok(other?),
+        }
+    }
+
+    /// Writes the verification (new, or the pending one with a new code) and its
+    /// message in one transaction.
+    async fn enqueue(
+        &self,
+        client: &Client,
+        rules: &Effective,
+        input: &NewVerification,
+        code_hash: &str,
+        outgoing: Outgoing<'_>,
+    ) -> Result<(VerificationId, MessageId), Enqueue> {
+        let key = key(client, input);
+        let ttl = Duration::from_secs(rules.ttl_seconds.into());
+        let mut tx = store::begin_read_committed(&self.pool).await?;
+        let closed_expired = verifications::close_finished(&mut tx, &key).await?;
+        let pending =
+            verifications::resendable_for_update(&mut tx, &key, rules.resend_cooldown_seconds).await?;
+        if let Some(refusal) = pending
+            .as_ref()
+            .and_then(|p| rules::resend_refusal(p, rules.max_sends))
+        {
+            return Err(refusal.into());
+        }
+        if let Outgoing::Queue { .. } = outgoing {
+            // Counted only if the message is queued: the slots commit with it.
+            let limits = self.limits();
+            limits.phone_sends(client, &input.phone).take(&mut *tx).await?;
+            limits
+                .phone_sends_all_clients(&input.phone)
+                .take(&mut *tx)
+                .await?;
+            self.delivery.admit_in(&mut tx, client.id, rules, ttl).await?;
+        }
+
+        let event = if pending.is_some() { "resent" } else { "created" };
+        let verification_id = match pending {
+            Some(p) => {
+                verifications::resend(&mut tx, p.id, code_hash, input.locale.as_str(), ttl).await?;
+                outbox::supersede_queued(&mut tx, p.id).await?;
+                p.id
+            }
+            None => {
+                let new = verifications::NewVerification {
+                    key,
+                    locale: input.locale.as_str(),
+                    code_hash,
+                    max_attempts: rules.max_attempts,
+                    ttl,
+                    made_by_dev: self.policy.dev,
+                };
+                match verifications::insert(&mut tx, &new).await {
+                    Err(e) if verifications::is_one_pending_violation(&e) => return Err(Enqueue::Lost),
+                    other => other?,
+                }
+            }
+        };
+        let phone_digits = input.phone.gateway_digits();
+        let message_id = match outgoing {
+            Outgoing::Queue { body } => {
+                let message = outbox::NewMessage {
+                    verification_id,
+                    client_id: client.id,
+                    phone_digits,
+                    body_sealed: body,
+                    ttl,
+                    // The request makes the first attempt itself; the dispatcher only
+                    // steps in if that request dies before it could.
+                    first_attempt_in: self.policy.send_wait,
+                };
+                outbox::insert(&mut tx, &message).await?
+            }
+            Outgoing::TestNumber => {
+                outbox::insert_for_test_number(&mut tx, verification_id, client.id, phone_digits).await?
+            }
+        };
+        tx.commit().await?;
+        // Counted once committed: a rolled-back attempt happened for no one.
+        self.metrics.verification(&client.name, event);
+        if closed_expired {
+            self.metrics.verification(&client.name, "expired");
+        }
+        Ok((verification_id, message_id))
+    }
+}
+
+/// What a request sends: a sealed text to queue, or nothing (a test number).
+#[derive(Clone, Copy)]
+pub(super) enum Outgoing<'a> {
+    Queue { body: &'a [u8] },
+    TestNumber,
+}
+
+/// How an enqueue ended, when it did not: a race to lose, or an error.
+enum Enqueue {
+    /// Another request created the pending verification first.
+    Lost,
+    Failed(Error),
+}
+
+impl From<Error> for Enqueue {
+    fn from(e: Error) -> Self {
+        Enqueue::Failed(e)
+    }
+}
+
+impl From<sqlx::Error> for Enqueue {
+    fn from(e: sqlx::Error) -> Self {
+        Enqueue::Failed(e.into())
+    }
+}
+
+impl From<Enqueue> for Error {
+    fn from(e: Enqueue) -> Self {
+        match e {
+            // Lost twice in a row, which the retry cannot do: a bug.
+            Enqueue::Lost => {
+                Error::Internal(anyhow::anyhow!("lost the race for a pending verification twice"))
+            }
+            Enqueue::Failed(e) => e,
+        }
+    }
+}
