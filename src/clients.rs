@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use crate::domain::{Change, ClientId, ClientSettings, FieldError, SettingsChange};
 use crate::store::clients as store;
 
+pub mod admin;
 pub mod test_numbers;
 
 const KEY_PREFIX: &str = "otpk_";
@@ -95,8 +96,37 @@ pub async fn add_with_key(
     key: &SecretString,
     requests_per_minute: Option<u32>,
 ) -> Result<(), ClientError> {
+    let settings = ClientSettings {
+        requests_per_minute,
+        ..Default::default()
+    };
+    insert(pool, name, key, &settings).await
+}
+
+/// Creates a client with `change` over the defaults and returns its key, which
+/// is never shown again. The settings are checked before the client exists, and
+/// written with it: a bad field leaves no client behind.
+pub async fn add_with_settings(
+    pool: &PgPool,
+    name: &str,
+    change: SettingsChange,
+    allow_weak_codes: bool,
+) -> Result<(ClientRecord, SecretString), ClientError> {
     check_name(name)?;
-    if !store::insert(pool, name, &key_hash(key.expose_secret()), requests_per_minute).await? {
+    let settings = change.apply(&ClientSettings::default(), allow_weak_codes)?;
+    let key = generate_key();
+    insert(pool, name, &key, &settings).await?;
+    Ok((show(pool, name).await?, key))
+}
+
+async fn insert(
+    pool: &PgPool,
+    name: &str,
+    key: &SecretString,
+    settings: &ClientSettings,
+) -> Result<(), ClientError> {
+    check_name(name)?;
+    if !store::insert(pool, name, &key_hash(key.expose_secret()), settings).await? {
         return Err(ClientError::Exists(name.to_owned()));
     }
     Ok(())

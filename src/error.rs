@@ -3,13 +3,17 @@
 
 use uuid::Uuid;
 
-use crate::domain::VerificationStatus;
+use crate::clients::ClientError;
+use crate::domain::{FieldError, VerificationStatus};
 use crate::otp::HashError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{0}")]
     InvalidRequest(String),
+    /// A setting (or a test number's code or end) that is refused, by name.
+    #[error("{}", .0.detail)]
+    InvalidField(FieldError),
     #[error("{0}")]
     InvalidPhone(String),
     #[error("a valid X-Api-Key header is required")]
@@ -22,6 +26,8 @@ pub enum Error {
     CountryNotAllowed,
     #[error("{0}")]
     NotFound(&'static str),
+    #[error("a client named `{0}` already exists")]
+    ClientExists(String),
     #[error("this endpoint does not take that method; it takes {allow}")]
     MethodNotAllowed { allow: String },
     #[error("the verification is {}, not pending", .status.as_str())]
@@ -86,6 +92,24 @@ impl From<HashError> for Error {
                 Error::Unavailable { retry_after: 2 }
             }
             HashError::Failed(message) => Error::Internal(anyhow::anyhow!(message)),
+        }
+    }
+}
+
+impl From<ClientError> for Error {
+    fn from(e: ClientError) -> Self {
+        match e {
+            ClientError::Unknown(_) => Error::NotFound("no client of that name"),
+            ClientError::NoSuchTestNumber => Error::NotFound("the client has no such test number"),
+            ClientError::Exists(name) => Error::ClientExists(name),
+            ClientError::BadName => Error::InvalidRequest(e.to_string()),
+            ClientError::Invalid(field) => Error::InvalidField(field),
+            ClientError::Hashing(message) => {
+                // Busy workers, as a verify's hash would be: the operator retries.
+                tracing::warn!(error = %message, "could not hash a test number's code; answering 503");
+                Error::Unavailable { retry_after: 2 }
+            }
+            ClientError::Database(e) => e.into(),
         }
     }
 }

@@ -10,6 +10,7 @@ use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
 use crate::access::Access;
+use crate::clients::admin::ClientAdmin;
 use crate::config::Settings;
 use crate::delivery::fake_gateway::FakeGateway;
 use crate::delivery::gateway::WaconectaClient;
@@ -69,6 +70,12 @@ impl Application {
         );
         let limits = limit_settings(&settings);
         let policy = policy(&settings, limits.clone(), fake_gateway.is_some());
+        let clients = ClientAdmin::new(
+            pool.clone(),
+            hasher.clone(),
+            settings.policy.client_defaults(),
+            settings.policy.allow_weak_codes,
+        );
         let otp = OtpService::new(
             pool.clone(),
             hasher,
@@ -89,6 +96,7 @@ impl Application {
             default_country: settings.policy.default_country,
             default_locale: settings.policy.default_locale,
             access: Access::new(pool_for_access, limits, settings.admin_key.clone()),
+            clients,
             fake_gateway,
             metrics,
         });

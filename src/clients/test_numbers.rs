@@ -23,6 +23,14 @@ pub struct TestNumber {
     pub created_at: DateTime<Utc>,
 }
 
+impl TestNumber {
+    /// Whether a request for it now would be answered without sending (an
+    /// ended one is kept, and sent to as any number, until it is removed).
+    pub fn active(&self) -> bool {
+        self.until > Utc::now()
+    }
+}
+
 /// When a test number added `now` ends: `until`, or `DEFAULT_DAYS` from now;
 /// never past `MAX_DAYS`, nor already over.
 pub fn end(until: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Result<DateTime<Utc>, FieldError> {

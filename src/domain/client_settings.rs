@@ -200,6 +200,10 @@ fn template(field: &'static str, text: String) -> Result<String, FieldError> {
     if !text.contains("{code}") {
         return refuse(field, "a message template must contain {code}");
     }
+    // Line breaks are text here; a NUL is no text, and PostgreSQL refuses it.
+    if text.contains('\0') {
+        return refuse(field, "must not contain NUL characters");
+    }
     if text.chars().count() > TEMPLATE_MAX_CHARS {
         return refuse(field, format!("must be at most {TEMPLATE_MAX_CHARS} characters"));
     }
@@ -371,5 +375,7 @@ mod tests {
         let typo = template("template_es", "{code} vale {minutos} min".into()).unwrap_err();
         assert!(typo.detail.contains("{minutos}"), "{}", typo.detail);
         assert!(template("template_es", format!("{{code}}{}", "x".repeat(1000))).is_err());
+        assert!(template("template_es", "{code}\n\nbye".into()).is_ok());
+        assert!(template("template_es", "{code}\0".into()).is_err());
     }
 }

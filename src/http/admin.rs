@@ -37,10 +37,20 @@ pub async fn require_admin_key(
     next.call(req).await
 }
 
+/// Refuses a state-changing request that a page of another origin made an
+/// operator's browser send, with the credentials it keeps (see `same_origin`).
+pub(super) fn require_same_origin(req: &HttpRequest) -> Result<()> {
+    if same_origin(req) {
+        Ok(())
+    } else {
+        Err(Error::CrossOrigin)
+    }
+}
+
 /// A browser sends `Origin` (or at least `Referer`) with a cross-site POST: a
-/// page elsewhere must not make an operator's browser resume a key. Callers
-/// that send neither (curl, scripts) are not browsers carrying someone's
-/// credentials unasked.
+/// page elsewhere must not make an operator's browser resume a key or change a
+/// client. Callers that send neither (curl, scripts) are not browsers carrying
+/// someone's credentials unasked.
 fn same_origin(req: &HttpRequest) -> bool {
     let headers = req.headers();
     let Some(source) = headers
@@ -142,9 +152,7 @@ pub async fn resume_sender(
     state: web::Data<AppState>,
     name: web::Path<String>,
 ) -> Result<HttpResponse> {
-    if !same_origin(&request) {
-        return Err(Error::CrossOrigin);
-    }
+    require_same_origin(&request)?;
     let sender = sender(&state, &name)?;
     state.delivery.senders().resume(sender).await?;
     tracing::warn!(

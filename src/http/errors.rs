@@ -35,8 +35,13 @@ pub struct Problem {
     /// not_found, not_pending, expired, invalid_code, phone_rejected, idempotency_key_reused,
     /// idempotency_key_in_use,
     /// max_attempts_reached, resend_too_soon, rate_limited, delivery_unavailable,
-    /// unavailable, qr_unavailable and cross_origin (admin), method_not_allowed, internal_error.
+    /// unavailable, qr_unavailable, cross_origin and client_exists (admin), method_not_allowed,
+    /// internal_error.
     pub code: &'static str,
+    /// The refused field of a request (`invalid_request`), when one is to blame:
+    /// a client's setting, or a test number's `code` or `until`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<&'static str>,
     /// The verification concerned, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<Uuid>,
@@ -55,7 +60,9 @@ impl Error {
     fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         use StatusCode as S;
         match self {
-            Error::InvalidRequest(_) => (S::BAD_REQUEST, "invalid_request", "Invalid request"),
+            Error::InvalidRequest(_) | Error::InvalidField(_) => {
+                (S::BAD_REQUEST, "invalid_request", "Invalid request")
+            }
             Error::InvalidPhone(_) => (S::BAD_REQUEST, "invalid_phone", "Invalid phone number"),
             Error::Unauthorized | Error::AdminUnauthorized => {
                 (S::UNAUTHORIZED, "unauthorized", "Unauthorized")
@@ -67,6 +74,7 @@ impl Error {
                 (S::METHOD_NOT_ALLOWED, "method_not_allowed", "Method not allowed")
             }
             Error::NotPending { .. } => (S::CONFLICT, "not_pending", "Verification not pending"),
+            Error::ClientExists(_) => (S::CONFLICT, "client_exists", "Client exists"),
             Error::Expired { .. } => (S::GONE, "expired", "Code expired"),
             Error::InvalidCode { .. } => (S::UNPROCESSABLE_ENTITY, "invalid_code", "Wrong code"),
             Error::PhoneRejected { .. } => {
@@ -133,6 +141,10 @@ impl Error {
             status: status.as_u16(),
             detail,
             code,
+            field: match self {
+                Error::InvalidField(refused) => Some(refused.field),
+                _ => None,
+            },
             id,
             status_detail,
             attempts_remaining,

@@ -1,6 +1,8 @@
 //! The HTTP layer: routes, authentication, errors, and the OpenAPI document.
 
 mod admin;
+mod admin_clients;
+mod admin_test_numbers;
 mod auth;
 pub mod errors;
 pub mod headers;
@@ -41,6 +43,8 @@ pub struct AppState {
     pub default_locale: Locale,
     /// API keys and the admin key.
     pub access: crate::access::Access,
+    /// Clients and their test numbers, as operators manage them.
+    pub clients: crate::clients::admin::ClientAdmin,
     /// The built-in fake gateway under `serve --dev`, whose inbox `/dev/messages` shows.
     pub fake_gateway: Option<FakeGateway>,
     pub metrics: crate::metrics::Metrics,
@@ -62,6 +66,14 @@ pub fn documented_routes(cfg: &mut ServiceConfig) {
             .wrap(from_fn(admin::require_admin_key))
             .service(admin::list_senders)
             .service(admin::resume_sender)
+            .service(admin_clients::list_clients)
+            .service(admin_clients::create_client)
+            .service(admin_clients::get_client)
+            .service(admin_clients::change_client)
+            .service(admin_clients::rotate_client_key)
+            .service(admin_test_numbers::list_test_numbers)
+            .service(admin_test_numbers::add_test_number)
+            .service(admin_test_numbers::remove_test_number)
             .service(qr::qr_page)
             .service(qr::qr_image),
     )

@@ -17,7 +17,7 @@ use utoipa_actix_web::AppExt;
     tags(
         (name = "otp", description = "Request, resend, verify and cancel one-time codes"),
         (name = "operations", description = "Health and readiness"),
-        (name = "admin", description = "Gateway keys: state, re-linking with a QR code, resuming. Needs `X-Admin-Key`; off (404) without `OTP_ADMIN_KEY`"),
+        (name = "admin", description = "Gateway keys (state, re-linking with a QR code, resuming) and clients (settings, keys, test numbers). Needs `X-Admin-Key`; off (404) without `OTP_ADMIN_KEY`"),
     ),
 )]
 struct ApiDoc;

@@ -82,21 +82,39 @@ pub struct ClientRecord {
 }
 
 statement!(
-    INSERT = "insert into clients (id, name, key_hash, requests_per_minute) values ($1, $2, $3, $4)
-         on conflict (name) do nothing",
+    INSERT = concat!(
+        "insert into clients (id, name, key_hash, ",
+        settings_columns!(),
+        ") values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+         on conflict (name) do nothing"
+    )
 );
-/// Inserts a client; `false` when the name is taken.
+/// Inserts a client with its settings; `false` when the name is taken.
 pub async fn insert(
     db: impl PgExecutor<'_>,
     name: &str,
     key_hash: &[u8],
-    requests_per_minute: Option<u32>,
+    settings: &ClientSettings,
 ) -> Result<bool, sqlx::Error> {
+    let columns = SettingsColumns::from(settings);
     let inserted = sqlx::query(INSERT)
         .bind(ClientId::new())
         .bind(name)
         .bind(key_hash)
-        .bind(requests_per_minute.map(|n| n.min(i32::MAX as u32) as i32))
+        .bind(&columns.display_name)
+        .bind(columns.share)
+        .bind(columns.max_queued)
+        .bind(columns.requests_per_minute)
+        .bind(columns.code_length)
+        .bind(columns.ttl_seconds)
+        .bind(columns.max_attempts)
+        .bind(columns.resend_cooldown_seconds)
+        .bind(columns.max_sends)
+        .bind(&columns.allowed_countries)
+        .bind(&columns.default_locale)
+        .bind(&columns.template_es)
+        .bind(&columns.template_en)
+        .bind(&columns.template_pt)
         .execute(db)
         .await?;
     Ok(inserted.rows_affected() == 1)

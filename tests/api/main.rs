@@ -1,5 +1,7 @@
 mod abuse;
 mod admin;
+mod admin_clients;
+mod admin_test_numbers;
 mod auth;
 mod browser;
 mod cli;

@@ -1,0 +1,180 @@
+//! `/admin/clients`: the operators' API for clients, as the `clients` command
+//! of the CLI does it. Keys are shown once, when made; never afterwards.
+
+use actix_web::{HttpRequest, HttpResponse, get, patch, post, web};
+use secrecy::ExposeSecret;
+
+use super::AppState;
+use super::admin::require_same_origin;
+use super::errors::Problem;
+use crate::error::Result;
+
+mod bodies;
+
+use bodies::{ClientReport, CreatedClient, NewClient, RotatedKey, SettingsPatch};
+
+/// Every client, with its own and its effective settings.
+///
+/// Active and revoked clients, by name; never their keys. `settings` has only
+/// what each client set itself, `effective` every setting as its requests get it.
+#[utoipa::path(
+    tag = "admin",
+    responses(
+        (status = 200, description = "The clients, by name", body = Vec<ClientReport>),
+        (status = 401, description = "`unauthorized`", body = Problem),
+        (status = 404, description = "`not_found`: admin endpoints are off (`OTP_ADMIN_KEY` unset)", body = Problem),
+        (status = 429, description = "`rate_limited`: too many wrong admin credentials from this address in the last minute", body = Problem,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "`unavailable`: the database does not answer", body = Problem,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ),
+    security(("admin_key" = []))
+)]
+#[get("/clients")]
+pub async fn list_clients(state: web::Data<AppState>) -> Result<HttpResponse> {
+    let clients: Vec<ClientReport> = state.clients.list().await?.into_iter().map(Into::into).collect();
+    Ok(HttpResponse::Ok().json(clients))
+}
+
+/// Create a client, and its API key.
+///
+/// The body is the client's name and any settings of its own (what it leaves
+/// out is the service's default). The answer carries the client's key in
+/// `key`: shown this once, since only its hash is kept. A refused setting
+/// creates no client.
+#[utoipa::path(
+    tag = "admin",
+    request_body = NewClient,
+    responses(
+        (status = 201, description = "The client, with its key (shown this once)", body = CreatedClient),
+        (status = 400, description = "`invalid_request`: a bad name, a malformed body or unknown field, or a refused setting (named in `field`)", body = Problem),
+        (status = 401, description = "`unauthorized`", body = Problem),
+        (status = 403, description = "`cross_origin`: a browser request from a page of another origin", body = Problem),
+        (status = 404, description = "`not_found`: admin endpoints are off (`OTP_ADMIN_KEY` unset)", body = Problem),
+        (status = 409, description = "`client_exists`: the name is taken", body = Problem),
+        (status = 429, description = "`rate_limited`: too many wrong admin credentials from this address in the last minute", body = Problem,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "`unavailable`: the database does not answer", body = Problem,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ),
+    security(("admin_key" = []))
+)]
+#[post("/clients")]
+pub async fn create_client(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<NewClient>,
+) -> Result<HttpResponse> {
+    require_same_origin(&request)?;
+    let body = body.into_inner();
+    let name = body.name.clone();
+    let (client, key) = state.clients.create(&name, body.settings_change()).await?;
+    tracing::info!(client = name.as_str(), "client created by an operator");
+    Ok(HttpResponse::Created().json(CreatedClient {
+        client: client.into(),
+        key: key.expose_secret().to_owned(),
+    }))
+}
+
+/// A client, with its own and its effective settings.
+///
+/// `settings` has only what the client set itself (a field it leaves to the
+/// default is left out); `effective` has every setting, its own or the
+/// service's. Never the key.
+#[utoipa::path(
+    tag = "admin",
+    params(("name" = String, Path, description = "The client's name")),
+    responses(
+        (status = 200, description = "The client", body = ClientReport),
+        (status = 401, description = "`unauthorized`", body = Problem),
+        (status = 404, description = "`not_found`: no client of that name, or admin endpoints are off (`OTP_ADMIN_KEY` unset)", body = Problem),
+        (status = 429, description = "`rate_limited`: too many wrong admin credentials from this address in the last minute", body = Problem,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "`unavailable`: the database does not answer", body = Problem,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ),
+    security(("admin_key" = []))
+)]
+#[get("/clients/{name}")]
+pub async fn get_client(state: web::Data<AppState>, name: web::Path<String>) -> Result<HttpResponse> {
+    let client: ClientReport = state.clients.show(&name).await?.into();
+    Ok(HttpResponse::Ok().json(client))
+}
+
+/// Change a client's settings.
+///
+/// A JSON merge patch: a field left out is kept, `null` puts it back to the
+/// service's default, a value sets it. Every field is checked before any is
+/// written, and all are written at once: a refused field (named in the
+/// problem's `field`) changes nothing. Running services use the new settings
+/// from the client's next request, on every replica.
+#[utoipa::path(
+    tag = "admin",
+    params(("name" = String, Path, description = "The client's name")),
+    request_body = SettingsPatch,
+    responses(
+        (status = 200, description = "The client, changed", body = ClientReport),
+        (status = 400, description = "`invalid_request`: a malformed body or unknown field, or a refused setting (named in `field`); nothing was changed", body = Problem),
+        (status = 401, description = "`unauthorized`", body = Problem),
+        (status = 403, description = "`cross_origin`: a browser request from a page of another origin", body = Problem),
+        (status = 404, description = "`not_found`: no client of that name, or admin endpoints are off (`OTP_ADMIN_KEY` unset)", body = Problem),
+        (status = 429, description = "`rate_limited`: too many wrong admin credentials from this address in the last minute", body = Problem,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "`unavailable`: the database does not answer", body = Problem,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ),
+    security(("admin_key" = []))
+)]
+#[patch("/clients/{name}")]
+pub async fn change_client(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    name: web::Path<String>,
+    body: web::Json<SettingsPatch>,
+) -> Result<HttpResponse> {
+    require_same_origin(&request)?;
+    let client: ClientReport = state
+        .clients
+        .change(&name, body.into_inner().settings_change())
+        .await?
+        .into();
+    tracing::info!(client = name.as_str(), "client settings changed by an operator");
+    Ok(HttpResponse::Ok().json(client))
+}
+
+/// Give a client a new API key.
+///
+/// The new key is in the answer, shown this once; the old key stops working at
+/// once (its calls get `401`). A revoked client is active again, with the new key.
+#[utoipa::path(
+    tag = "admin",
+    params(("name" = String, Path, description = "The client's name")),
+    responses(
+        (status = 200, description = "The new key (shown this once)", body = RotatedKey),
+        (status = 401, description = "`unauthorized`", body = Problem),
+        (status = 403, description = "`cross_origin`: a browser request from a page of another origin", body = Problem),
+        (status = 404, description = "`not_found`: no client of that name, or admin endpoints are off (`OTP_ADMIN_KEY` unset)", body = Problem),
+        (status = 429, description = "`rate_limited`: too many wrong admin credentials from this address in the last minute", body = Problem,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "`unavailable`: the database does not answer", body = Problem,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ),
+    security(("admin_key" = []))
+)]
+#[post("/clients/{name}/rotate-key")]
+pub async fn rotate_client_key(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    name: web::Path<String>,
+) -> Result<HttpResponse> {
+    require_same_origin(&request)?;
+    let key = state.clients.rotate_key(&name).await?;
+    tracing::warn!(
+        client = name.as_str(),
+        "client key rotated by an operator; the old key no longer works"
+    );
+    Ok(HttpResponse::Ok().json(RotatedKey {
+        name: name.into_inner(),
+        key: key.expose_secret().to_owned(),
+    }))
+}

@@ -1,0 +1,120 @@
+//! `/admin/clients/{name}/test-numbers`: test numbers managed over HTTP; a
+//! request for one sends nothing, and its fixed code verifies it.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::admin_clients::{admin, admin_app, json_of};
+use crate::helpers::*;
+
+#[tokio::test]
+async fn a_test_number_added_over_http_sends_nothing_until_removed() {
+    let app = admin_app().await;
+    let phone = nth_phone(7);
+    let numbers = "/clients/test-client/test-numbers";
+    let add = |body: Value| admin(&app, Method::POST, numbers).json(&body).send();
+
+    let added = add(json!({"phone": phone, "code": "654321"})).await.unwrap();
+    assert_eq!(added.status(), 201);
+    let text = added.text().await.unwrap();
+    assert!(!text.contains("654321"), "{text}");
+    // Adding it again replaces its code and its end.
+    let until = (chrono::Utc::now() + chrono::Duration::days(7)).to_rfc3339();
+    let added = json_of(
+        admin(&app, Method::POST, numbers).json(&json!({"phone": phone, "code": "123456", "until": until})),
+        201,
+    )
+    .await;
+    assert_eq!(added["phone"], phone);
+    assert_eq!(added["active"], true);
+    let listed = admin(&app, Method::GET, numbers).send().await.unwrap();
+    assert_eq!(listed.status(), 200);
+    let text = listed.text().await.unwrap();
+    assert!(!text.contains("123456") && !text.contains("654321"), "{text}");
+    let listed: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    let listed_until: chrono::DateTime<chrono::Utc> = listed[0]["until"].as_str().unwrap().parse().unwrap();
+    assert_eq!(
+        listed_until.timestamp(),
+        until
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .unwrap()
+            .timestamp()
+    );
+
+    let requested = app.request_code(json!({"phone": phone})).await;
+    assert_eq!(requested.status(), 202);
+    let requested: Value = requested.json().await.unwrap();
+    assert_eq!(requested["delivery_status"], "sent");
+    assert!(
+        app.fake.last_message_to(&phone[1..]).is_none(),
+        "nothing is sent to a test number"
+    );
+    let verified = app.verify(json!({"phone": phone, "code": "123456"})).await;
+    assert_eq!(verified.status(), 200);
+    assert_eq!(verified.json::<Value>().await.unwrap()["status"], "approved");
+
+    let encoded = format!("{numbers}/%2B{}", &phone[1..]);
+    let removed = admin(&app, Method::DELETE, &encoded).send().await.unwrap();
+    assert_eq!(removed.status(), 204);
+    // A bare `+` in the path is read as the number's own.
+    let again = admin(&app, Method::DELETE, &format!("{numbers}/{phone}")).send();
+    let body = problem(again.await.unwrap(), 404, "not_found").await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("no such test number"),
+        "{body}"
+    );
+    assert_eq!(app.request_code(json!({"phone": phone})).await.status(), 202);
+    assert!(
+        app.fake.last_message_to(&phone[1..]).is_some(),
+        "sent as to any number"
+    );
+    assert_eq!(json_of(admin(&app, Method::GET, numbers), 200).await, json!([]));
+}
+
+#[tokio::test]
+async fn a_bad_test_number_is_refused_by_field() {
+    let app = admin_app().await;
+    let phone = nth_phone(8);
+    let add = |name: &str, body: Value| {
+        admin(&app, Method::POST, &format!("/clients/{name}/test-numbers"))
+            .json(&body)
+            .send()
+    };
+    let bad_code = add("test-client", json!({"phone": phone, "code": "12ab"}))
+        .await
+        .unwrap();
+    let body = problem(bad_code, 400, "invalid_request").await;
+    assert_eq!(body["field"], "code");
+    assert!(!body.to_string().contains("12ab"), "{body}");
+    let past = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    let body = json!({"phone": phone, "code": "123456", "until": past});
+    let in_the_past = add("test-client", body).await.unwrap();
+    assert_eq!(
+        problem(in_the_past, 400, "invalid_request").await["field"],
+        "until"
+    );
+    let garbled = add(
+        "test-client",
+        json!({"phone": phone, "code": "123456", "until": "soon"}),
+    );
+    assert_eq!(
+        problem(garbled.await.unwrap(), 400, "invalid_request").await["field"],
+        "until"
+    );
+    let bad_phone = add("test-client", json!({"phone": "+591 123", "code": "123456"}));
+    problem(bad_phone.await.unwrap(), 400, "invalid_phone").await;
+    let nobody = add("nobody", json!({"phone": phone, "code": "123456"}));
+    problem(nobody.await.unwrap(), 404, "not_found").await;
+    let listed = admin(&app, Method::GET, "/clients/nobody/test-numbers").send();
+    problem(listed.await.unwrap(), 404, "not_found").await;
+    let removed = admin(
+        &app,
+        Method::DELETE,
+        &format!("/clients/nobody/test-numbers/{phone}"),
+    )
+    .send();
+    problem(removed.await.unwrap(), 404, "not_found").await;
+    let listed = json_of(admin(&app, Method::GET, "/clients/test-client/test-numbers"), 200).await;
+    assert_eq!(listed, json!([]));
+}
