@@ -97,26 +97,11 @@ pub async fn insert(
     settings: &ClientSettings,
 ) -> Result<bool, sqlx::Error> {
     let columns = SettingsColumns::from(settings);
-    let inserted = sqlx::query(INSERT)
+    let query = sqlx::query(INSERT)
         .bind(ClientId::new())
         .bind(name)
-        .bind(key_hash)
-        .bind(&columns.display_name)
-        .bind(columns.share)
-        .bind(columns.max_queued)
-        .bind(columns.requests_per_minute)
-        .bind(columns.code_length)
-        .bind(columns.ttl_seconds)
-        .bind(columns.max_attempts)
-        .bind(columns.resend_cooldown_seconds)
-        .bind(columns.max_sends)
-        .bind(&columns.allowed_countries)
-        .bind(&columns.default_locale)
-        .bind(&columns.template_es)
-        .bind(&columns.template_en)
-        .bind(&columns.template_pt)
-        .execute(db)
-        .await?;
+        .bind(key_hash);
+    let inserted = columns.bind(query).execute(db).await?;
     Ok(inserted.rows_affected() == 1)
 }
 
@@ -210,28 +195,37 @@ pub async fn change_settings<E>(
         Err(e) => return Ok(Some(Err(e))),
     };
     let columns = SettingsColumns::from(&next);
-    sqlx::query(WRITE_SETTINGS)
-        .bind(record.id)
-        .bind(&columns.display_name)
-        .bind(columns.share)
-        .bind(columns.max_queued)
-        .bind(columns.requests_per_minute)
-        .bind(columns.code_length)
-        .bind(columns.ttl_seconds)
-        .bind(columns.max_attempts)
-        .bind(columns.resend_cooldown_seconds)
-        .bind(columns.max_sends)
-        .bind(&columns.allowed_countries)
-        .bind(&columns.default_locale)
-        .bind(&columns.template_es)
-        .bind(&columns.template_en)
-        .bind(&columns.template_pt)
+    columns
+        .bind(sqlx::query(WRITE_SETTINGS).bind(record.id))
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
     record.settings = columns;
     Ok(Some(Ok(record)))
 }
+
+impl SettingsColumns {
+    /// Binds every column, in the order of `settings_columns!()`.
+    fn bind<'q>(&'q self, query: PgQuery<'q>) -> PgQuery<'q> {
+        query
+            .bind(&self.display_name)
+            .bind(self.share)
+            .bind(self.max_queued)
+            .bind(self.requests_per_minute)
+            .bind(self.code_length)
+            .bind(self.ttl_seconds)
+            .bind(self.max_attempts)
+            .bind(self.resend_cooldown_seconds)
+            .bind(self.max_sends)
+            .bind(&self.allowed_countries)
+            .bind(&self.default_locale)
+            .bind(&self.template_es)
+            .bind(&self.template_en)
+            .bind(&self.template_pt)
+    }
+}
+
+type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
 impl From<&ClientSettings> for SettingsColumns {
     fn from(s: &ClientSettings) -> Self {
