@@ -7,34 +7,45 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 
-use crate::clients::{self, Client};
+use crate::clients::Client;
+use crate::clients::cache::ClientCache;
 use crate::error::{Error, Result};
 use crate::otp::LimitSettings;
 use crate::otp::limits;
+use crate::otp::rate::Leases;
 
 pub struct Access {
     pool: PgPool,
+    clients: ClientCache,
     limits: LimitSettings,
+    /// What this replica holds of each client's request window.
+    leases: Leases,
     /// `OTP_ADMIN_KEY`; the admin endpoints are off without it.
     admin_key: Option<SecretString>,
 }
 
 impl Access {
-    pub fn new(pool: PgPool, limits: LimitSettings, admin_key: Option<SecretString>) -> Self {
+    pub fn new(
+        pool: PgPool,
+        clients: ClientCache,
+        limits: LimitSettings,
+        admin_key: Option<SecretString>,
+    ) -> Self {
         Self {
             pool,
+            clients,
             limits,
+            leases: Leases::default(),
             admin_key,
         }
     }
 
     /// The active client holding `key`, with this call counted against its own
     /// per-minute window: `401` for no such client, `429` past the window.
+    /// Both from memory, as a rule (`ClientCache`, `Leases`).
     pub async fn caller(&self, key: &str) -> Result<Client> {
-        let client = clients::authenticate(&self.pool, key)
-            .await?
-            .ok_or(Error::Unauthorized)?;
-        self.limits.client(&client).take(&self.pool).await?;
+        let client = self.clients.authenticate(key).await?.ok_or(Error::Unauthorized)?;
+        self.leases.take(&self.pool, &self.limits.client(&client)).await?;
         Ok(client)
     }
 

@@ -13,6 +13,7 @@ use crate::domain::{Change, ClientId, ClientSettings, FieldError, SettingsChange
 use crate::store::clients as store;
 
 pub mod admin;
+pub mod cache;
 pub mod test_numbers;
 
 const KEY_PREFIX: &str = "otpk_";
@@ -195,11 +196,17 @@ pub async fn set_requests_per_minute(
 /// The active client holding this key, if any.
 #[tracing::instrument(skip_all)]
 pub async fn authenticate(pool: &PgPool, key: &str) -> Result<Option<Client>, sqlx::Error> {
-    Ok(store::by_key_hash(pool, &key_hash(key)).await?.map(|row| Client {
-        id: row.id,
-        name: row.name,
-        settings: row.settings.settings(),
-    }))
+    Ok(store::by_key_hash(pool, &key_hash(key)).await?.map(Client::from))
+}
+
+impl From<store::ClientRow> for Client {
+    fn from(row: store::ClientRow) -> Self {
+        Self {
+            id: row.id,
+            name: row.name,
+            settings: row.settings.settings(),
+        }
+    }
 }
 
 /// Why `serve --dev` must not use this database, if it must not: it holds

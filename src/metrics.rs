@@ -7,8 +7,8 @@
 //! scrape time (outbox, keys), so every replica reports the shared truth.
 
 use prometheus::{
-    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 #[derive(Clone)]
@@ -28,6 +28,8 @@ pub struct Metrics {
     pub sender_sent_last_minute: IntGaugeVec,
     pub db_connections: IntGaugeVec,
     pub database_up: IntGauge,
+    pub client_cache_drops: IntCounter,
+    pub client_cache_listening: IntGauge,
 }
 
 /// Latency buckets from 1 ms to about 16 s.
@@ -121,6 +123,14 @@ impl Metrics {
             database_up: register!(IntGauge::new(
                 "otp_database_up",
                 "1 when PostgreSQL answered this scrape's reads within 2 s, else 0."
+            )),
+            client_cache_drops: register!(IntCounter::new(
+                "otp_client_cache_drops_total",
+                "Times this replica forgot the clients it held in memory: a change told by PostgreSQL, or its listening connection lost or regained."
+            )),
+            client_cache_listening: register!(IntGauge::new(
+                "otp_client_cache_listening",
+                "1 while this replica hears of client changes and so authenticates from memory; 0 while it reads clients per request."
             )),
             registry,
         }

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::access::Access;
 use crate::clients::admin::ClientAdmin;
+use crate::clients::cache::ClientCache;
 use crate::config::Settings;
 use crate::delivery::fake_gateway::FakeGateway;
 use crate::delivery::gateway::WaconectaClient;
@@ -30,6 +31,7 @@ pub struct Application {
     retention: Duration,
     shutdown_timeout: Duration,
     delivery: Delivery,
+    client_cache: ClientCache,
     pepper_report: store::PepperReport,
 }
 
@@ -70,8 +72,10 @@ impl Application {
         );
         let limits = limit_settings(&settings);
         let policy = policy(&settings, limits.clone(), fake_gateway.is_some());
+        let client_cache = ClientCache::new(pool.clone(), metrics.clone());
         let clients = ClientAdmin::new(
             pool.clone(),
+            client_cache.clone(),
             hasher.clone(),
             settings.policy.client_defaults(),
             settings.policy.allow_weak_codes,
@@ -83,6 +87,7 @@ impl Application {
             delivery.clone(),
             tasks.clone(),
             metrics.clone(),
+            client_cache.clone(),
         );
         let pepper_report = report_peppers(&pool, &peppers).await;
         let pool_for_sweeper = pool.clone();
@@ -95,7 +100,12 @@ impl Application {
             tasks,
             default_country: settings.policy.default_country,
             default_locale: settings.policy.default_locale,
-            access: Access::new(pool_for_access, limits, settings.admin_key.clone()),
+            access: Access::new(
+                pool_for_access,
+                client_cache.clone(),
+                limits,
+                settings.admin_key.clone(),
+            ),
             clients,
             fake_gateway,
             metrics,
@@ -115,6 +125,7 @@ impl Application {
             retention,
             shutdown_timeout,
             delivery,
+            client_cache,
             pepper_report,
         })
     }
@@ -143,6 +154,7 @@ impl Application {
         // built (to check its settings, say) touches no message.
         let shutdown = CancellationToken::new();
         let dispatcher = tokio::spawn(self.delivery.clone().run(shutdown.clone()));
+        let listener = tokio::spawn(self.client_cache.clone().listen(shutdown.clone()));
         let sweeper = tokio::spawn(store::retention::run(
             self.pool.clone(),
             self.retention,
@@ -169,6 +181,7 @@ impl Application {
                 },
                 dispatcher,
                 sweeper,
+                listener,
             )
         })
         .await;

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use sqlx::PgPool;
 
+use super::cache::ClientCache;
 use super::test_numbers::{self, TestNumber};
 use super::{ClientError, ClientRecord};
 use crate::domain::{Defaults, Effective, PhoneNumber, SettingsChange};
@@ -21,6 +22,8 @@ pub struct ClientView {
 
 pub struct ClientAdmin {
     pool: PgPool,
+    /// Dropped at once after a change made here; other replicas hear of it.
+    cache: ClientCache,
     hasher: CodeHasher,
     defaults: Defaults,
     /// `OTP_ALLOW_WEAK_CODES`: a client's own settings get no more leeway
@@ -29,9 +32,16 @@ pub struct ClientAdmin {
 }
 
 impl ClientAdmin {
-    pub fn new(pool: PgPool, hasher: CodeHasher, defaults: Defaults, allow_weak_codes: bool) -> Self {
+    pub fn new(
+        pool: PgPool,
+        cache: ClientCache,
+        hasher: CodeHasher,
+        defaults: Defaults,
+        allow_weak_codes: bool,
+    ) -> Self {
         Self {
             pool,
+            cache,
             hasher,
             defaults,
             allow_weak_codes,
@@ -73,11 +83,14 @@ impl ClientAdmin {
     /// Every field checked before any is written: a refused change changes nothing.
     pub async fn change(&self, name: &str, change: SettingsChange) -> Result<ClientView, ClientError> {
         let record = super::change(&self.pool, Self::known(name)?, change, self.allow_weak_codes).await?;
+        self.cache.drop_all();
         Ok(self.view(record))
     }
 
     pub async fn rotate_key(&self, name: &str) -> Result<SecretString, ClientError> {
-        super::rotate_key(&self.pool, Self::known(name)?).await
+        let key = super::rotate_key(&self.pool, Self::known(name)?).await?;
+        self.cache.drop_all();
+        Ok(key)
     }
 
     pub async fn test_numbers(&self, name: &str) -> Result<Vec<TestNumber>, ClientError> {
@@ -91,10 +104,15 @@ impl ClientAdmin {
         code: &str,
         until: Option<DateTime<Utc>>,
     ) -> Result<TestNumber, ClientError> {
-        test_numbers::add(&self.pool, &self.hasher, Self::known(name)?, phone, code, until).await
+        let added =
+            test_numbers::add(&self.pool, &self.hasher, Self::known(name)?, phone, code, until).await?;
+        self.cache.drop_all();
+        Ok(added)
     }
 
     pub async fn remove_test_number(&self, name: &str, phone: &PhoneNumber) -> Result<(), ClientError> {
-        test_numbers::remove(&self.pool, Self::known(name)?, phone).await
+        test_numbers::remove(&self.pool, Self::known(name)?, phone).await?;
+        self.cache.drop_all();
+        Ok(())
     }
 }

@@ -1,6 +1,7 @@
 //! The abuse limits of SPEC.md: sends and failed codes per (client, phone),
 //! requests per (client, end-user IP) and per client, and sends per phone
-//! across all clients. Each is a sliding window kept in PostgreSQL
+//! across all clients. The client's window is a GCRA row (`otp::rate`); each
+//! of the others is a sliding window kept in PostgreSQL
 //! (`limit_hits`, taken by `take_limit_slot`), so every replica shares it and
 //! a slot is taken atomically: parallel requests can never get past it.
 
@@ -9,6 +10,7 @@ use std::time::Duration;
 
 use sqlx::PgExecutor;
 
+use super::rate::RateWindow;
 use crate::clients::Client;
 use crate::domain::PhoneNumber;
 use crate::error::{Error, Result};
@@ -101,17 +103,19 @@ impl LimitSettings {
         )
     }
 
-    pub fn client(&self, client: &Client) -> Bucket {
+    /// The client's own requests per minute: a GCRA window spent from memory
+    /// (`otp::rate`), so a flood over it is refused without a statement each.
+    pub fn client(&self, client: &Client) -> RateWindow {
         let max_hits = client
             .settings
             .requests_per_minute
             .unwrap_or(self.client_requests_per_minute);
-        Bucket::own(
-            format!("client:{}", client.id),
+        RateWindow {
+            key: format!("client:{}", client.id),
             max_hits,
-            MINUTE,
-            &format!("this client has made the {max_hits} requests allowed in a minute"),
-        )
+            span: MINUTE,
+            refusal: format!("this client has made the {max_hits} requests allowed in a minute"),
+        }
     }
 }
 

@@ -5,8 +5,10 @@ mod hasher;
 pub mod idempotency;
 pub mod limits;
 pub mod pepper;
+pub mod rate;
 mod rules;
 mod service;
+mod terminal;
 mod verification;
 mod verify;
 

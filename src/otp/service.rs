@@ -7,8 +7,10 @@ use sqlx::PgPool;
 use super::enqueue::Outgoing;
 use super::limits::LimitSettings;
 use super::rules::{self, Refusal};
+use super::terminal::Terminal;
 use super::{CodeHasher, Verification};
 use crate::clients::Client;
+use crate::clients::cache::ClientCache;
 use crate::delivery::{Delivery, render};
 use crate::domain::{
     Defaults, DeliveryError, Effective, FailureReason, Locale, OtpCode, PhoneNumber, Purpose, VerificationId,
@@ -16,7 +18,7 @@ use crate::domain::{
 };
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
-use crate::store::{outbox, test_numbers, verifications};
+use crate::store::{outbox, verifications};
 use crate::tasks::Tasks;
 
 /// The rules and limits of SPEC.md's defaults table; each client's own
@@ -50,6 +52,10 @@ pub struct OtpService {
     pub(super) delivery: Delivery,
     pub(super) tasks: Tasks,
     pub(super) metrics: Metrics,
+    /// Verifications this replica knows can never be attempted again.
+    pub(super) terminal: Arc<Terminal>,
+    /// Test numbers, from memory as a rule.
+    clients: ClientCache,
 }
 
 impl OtpService {
@@ -60,6 +66,7 @@ impl OtpService {
         delivery: Delivery,
         tasks: Tasks,
         metrics: Metrics,
+        clients: ClientCache,
     ) -> Self {
         Self {
             pool,
@@ -68,6 +75,8 @@ impl OtpService {
             delivery,
             tasks,
             metrics,
+            terminal: Arc::default(),
+            clients,
         }
     }
 
@@ -111,8 +120,7 @@ impl OtpService {
         let rules = self.rules(client);
         let key = key(client, &input);
         // A test number takes no window: a reviewer's tries harm nobody.
-        let test_number =
-            test_numbers::active_code_hash(&self.pool, client.id, input.phone.as_e164()).await?;
+        let test_number = self.clients.test_number(client.id, input.phone.as_e164()).await?;
         if let (Some(ip), None) = (input.end_user_ip, &test_number) {
             self.limits().end_user_ip(client, ip).take(&self.pool).await?;
         }
@@ -180,6 +188,9 @@ impl OtpService {
 
     #[tracing::instrument(skip_all, fields(client = %client.name, verification = %id))]
     pub async fn cancel(&self, client: &Client, id: VerificationId) -> Result<Verification> {
+        if let Some(refusal) = self.terminal.refusal(id, client.id) {
+            return Err(refusal.for_cancel(id));
+        }
         let mut tx = self.pool.begin().await?;
         if !verifications::cancel(&mut tx, id, client.id).await? {
             tx.rollback().await?;
@@ -187,6 +198,8 @@ impl OtpService {
         }
         outbox::give_up_queued(&mut tx, id, FailureReason::Canceled).await?;
         tx.commit().await?;
+        self.terminal
+            .finished(id, client.id, VerificationStatus::Canceled);
         self.metrics.verification(&client.name, "canceled");
         self.find(client, id).await
     }
@@ -200,16 +213,32 @@ impl OtpService {
     }
 
     /// Says why a verification cannot be attempted or canceled, without hashing
-    /// anything; marks an expired one as such on the way.
+    /// anything; marks an expired one as such on the way. For a verification
+    /// the reservation did not take: a pending one lost a race.
     pub(super) async fn refusal(&self, client: &Client, id: VerificationId) -> Result<Refusal> {
+        Ok(self
+            .refusal_if_any(client, id)
+            .await?
+            .unwrap_or(Refusal::NotPending(VerificationStatus::Pending)))
+    }
+
+    /// Why a verification cannot be attempted, if it cannot, from one indexed
+    /// read (no transaction); remembered when it lasts.
+    pub(super) async fn refusal_if_any(
+        &self,
+        client: &Client,
+        id: VerificationId,
+    ) -> Result<Option<Refusal>> {
         let state = verifications::state(&self.pool, id, client.id).await?;
-        let refusal =
-            rules::refusal(state.as_ref()).unwrap_or(Refusal::NotPending(VerificationStatus::Pending));
+        let Some(refusal) = rules::refusal(state.as_ref()) else {
+            return Ok(None);
+        };
         if refusal == (Refusal::Expired { mark: true }) && verifications::mark_expired(&self.pool, id).await?
         {
             self.metrics.verification(&client.name, "expired");
         }
-        Ok(refusal)
+        self.terminal.remember(id, client.id, &refusal);
+        Ok(Some(refusal))
     }
 }
 

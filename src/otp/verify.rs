@@ -37,6 +37,14 @@ impl OtpService {
                     ))?
             }
         };
+        // A verification that can never be attempted again is refused from
+        // memory, or else from one read: no transaction, nothing to roll back.
+        if let Some(refusal) = self.terminal.refusal(id, client.id) {
+            return Err(refusal.for_verify(id));
+        }
+        if let Some(refusal) = self.refusal_if_any(client, id).await? {
+            return Err(refusal.for_verify(id));
+        }
         let mut tx = store::begin_read_committed(&self.pool).await?;
         let Some(reserved) = verifications::reserve_attempt(&mut tx, id, client.id).await? else {
             tx.rollback().await?;
@@ -97,6 +105,8 @@ impl OtpService {
             }
             tx.commit().await?;
             if approved {
+                self.terminal
+                    .finished(id, client.id, VerificationStatus::Approved);
                 tracing::info!(verification = %id, "approved");
                 self.metrics.verification(&client.name, "approved");
                 return self.find(client, id).await;

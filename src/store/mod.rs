@@ -35,6 +35,7 @@ pub mod idempotency;
 pub mod limits;
 mod migrations;
 pub mod outbox;
+pub mod rate_cells;
 pub mod retention;
 pub mod senders;
 pub mod test_numbers;

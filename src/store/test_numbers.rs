@@ -13,20 +13,20 @@ pub struct TestNumberRow {
     pub created_at: DateTime<Utc>,
 }
 
+/// A test number in use, with its code's hash.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ActiveTestNumber {
+    pub phone: String,
+    pub code_hash: String,
+    pub until: DateTime<Utc>,
+}
+
 statement!(
-    ACTIVE = "select code_hash from test_numbers where client_id = $1 and phone = $2 and until > now()"
+    ALL_ACTIVE = "select phone, code_hash, until from test_numbers where client_id = $1 and until > now()"
 );
-/// The hash of the fixed code, if `phone` is one of the client's test numbers now.
-pub async fn active_code_hash(
-    db: impl PgExecutor<'_>,
-    client: ClientId,
-    phone: &str,
-) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar(ACTIVE)
-        .bind(client)
-        .bind(phone)
-        .fetch_optional(db)
-        .await
+/// The client's test numbers in use now (a few: reviewers' and its own tests').
+pub async fn active(db: impl PgExecutor<'_>, client: ClientId) -> Result<Vec<ActiveTestNumber>, sqlx::Error> {
+    sqlx::query_as(ALL_ACTIVE).bind(client).fetch_all(db).await
 }
 
 statement!(

@@ -56,7 +56,10 @@ async fn clients_add_list_revoke() {
         .unwrap();
     assert!(!String::from_utf8_lossy(&stored).contains(&key[5..]));
 
-    let revoked = otp_service(url, &["clients", "revoke", "shop"]);
+    // Told to the running service by notification, a moment after it commits.
+    let revoked = app
+        .changing_clients(async { otp_service(url, &["clients", "revoke", "shop"]) })
+        .await;
     assert!(revoked.status.success(), "{}", stderr(&revoked));
     problem(
         app.post_as(&key, "/otp/request", &json!({"phone": PHONE})).await,

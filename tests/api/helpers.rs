@@ -284,6 +284,22 @@ impl TestApp {
         }
     }
 
+    /// Runs `change` to the clients (or their test numbers) and waits until this
+    /// app has heard of it: clients are held in memory, and a change made
+    /// behind the service's back reaches it by notification, a moment later.
+    pub async fn changing_clients<F: std::future::Future>(&self, change: F) -> F::Output {
+        let drops = || metric(self, "otp_client_cache_drops_total");
+        let before = drops().await;
+        let out = change.await;
+        self.wait_for(
+            "the service to hear of the change",
+            Duration::from_secs(5),
+            || async { drops().await > before || metric(self, "otp_client_cache_listening").await == 0.0 },
+        )
+        .await;
+        out
+    }
+
     /// Waits until the verification's delivery_status is `status`.
     pub async fn wait_for_delivery(&self, id: &str, status: &str, timeout: Duration) -> Value {
         let start = Instant::now();

@@ -11,6 +11,7 @@ mod dev;
 mod dev_guard;
 mod errors;
 mod fair_share;
+mod fast_refusals;
 mod flow;
 mod gateway;
 mod hardening;

@@ -124,9 +124,13 @@ async fn metrics_move_with_a_flow_and_name_no_phone_code_or_id() {
     assert_eq!(unauthorized.status(), 401);
     let labels = [("route", "/otp/request"), ("method", "POST"), ("status", "401")];
     assert_eq!(metric_with(&app, "otp_http_requests_total", &labels).await, 1.0);
-    otp_service::clients::set_requests_per_minute(&app.pool, "test-client", Some(1))
-        .await
-        .unwrap();
+    app.changing_clients(otp_service::clients::set_requests_per_minute(
+        &app.pool,
+        "test-client",
+        Some(1),
+    ))
+    .await
+    .unwrap();
     app.get(&format!("/otp/{id}")).await;
     problem(app.get(&format!("/otp/{id}")).await, 429, "rate_limited").await;
     let labels = [("route", "/otp/{id}"), ("method", "GET"), ("status", "429")];

@@ -177,18 +177,21 @@ async fn settings_set_from_the_command_line_shape_the_next_code_without_a_restar
     assert!(other.message.starts_with("Tu código de verificación es"));
 
     // Countries and locale too; `show` prints what the client gets, and never a key.
-    otp_service(
-        &app,
-        &[
-            "clients",
-            "set",
-            "shop",
-            "--allowed-countries",
-            "PE",
-            "--default-locale",
-            "en",
-        ],
-    );
+    app.changing_clients(async {
+        otp_service(
+            &app,
+            &[
+                "clients",
+                "set",
+                "shop",
+                "--allowed-countries",
+                "PE",
+                "--default-locale",
+                "en",
+            ],
+        )
+    })
+    .await;
     let refused = ask(&app, &shop, json!({"phone": nth_phone(2)})).await;
     problem(refused, 403, "country_not_allowed").await;
     let shown = String::from_utf8(otp_service(&app, &["clients", "show", "shop"]).stdout).unwrap();
@@ -270,10 +273,11 @@ async fn a_test_number_sends_nothing_and_its_fixed_code_approves_once() {
     .await;
 
     // Once it has ended it is an ordinary number again.
-    sqlx::query("update test_numbers set until = now() - interval '1 second'")
-        .execute(&app.pool)
-        .await
-        .unwrap();
+    app.changing_clients(
+        sqlx::query("update test_numbers set until = now() - interval '1 second'").execute(&app.pool),
+    )
+    .await
+    .unwrap();
     let later = app
         .request_code(json!({"phone": reviewer, "purpose": "login"}))
         .await;

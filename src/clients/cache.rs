@@ -1,0 +1,205 @@
+//! Clients by API key, and their test numbers, kept in memory so that a
+//! request is authenticated and looked up without a statement.
+//!
+//! Every change to `clients` or `test_numbers` is told by a trigger on the
+//! channel `otp_clients_changed` (V7__fast_refusals.sql), and every replica
+//! listening there drops what it holds, so a revocation or a new setting
+//! applies everywhere within moments of its commit. Memory is trusted only
+//! while the listening connection is up; without it (PostgreSQL down, the
+//! connection lost) every request reads its client again. What is held is
+//! also read again after `MAX_AGE`, in case a notification was lost in a way
+//! the connection did not show.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sqlx::PgPool;
+use sqlx::postgres::PgListener;
+use tokio_util::sync::CancellationToken;
+
+use chrono::Utc;
+
+use super::{Client, key_hash};
+use crate::domain::ClientId;
+use crate::metrics::Metrics;
+use crate::store::clients as store;
+use crate::store::test_numbers::{self, ActiveTestNumber};
+
+pub const CHANNEL: &str = "otp_clients_changed";
+const MAX_AGE: Duration = Duration::from_secs(5);
+/// Past this many clients held, memory starts again from nothing.
+const MAX_HELD: usize = 10_000;
+const RELISTEN_AFTER: Duration = Duration::from_secs(1);
+
+#[derive(Clone)]
+pub struct ClientCache {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: PgPool,
+    metrics: Metrics,
+    held: Mutex<Held>,
+    /// Moves at every drop: what was read before it is not kept after it.
+    epoch: AtomicU64,
+    listening: AtomicBool,
+}
+
+#[derive(Default)]
+struct Held {
+    by_key: HashMap<Vec<u8>, (Client, Instant)>,
+    test_numbers: HashMap<ClientId, (Arc<Vec<ActiveTestNumber>>, Instant)>,
+}
+
+impl ClientCache {
+    pub fn new(pool: PgPool, metrics: Metrics) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                pool,
+                metrics,
+                held: Mutex::default(),
+                epoch: AtomicU64::new(0),
+                listening: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// The active client holding `key`, from memory when it may be trusted.
+    /// Unknown keys are not held, so guessing keys cannot fill memory.
+    pub async fn authenticate(&self, key: &str) -> Result<Option<Client>, sqlx::Error> {
+        let hash = key_hash(key);
+        if let Some(client) = self.inner.recall(|held| held.by_key.get(&hash)) {
+            return Ok(Some(client));
+        }
+        let epoch = self.inner.epoch.load(Ordering::Acquire);
+        let read_at = Instant::now();
+        let client = store::by_key_hash(&self.inner.pool, &hash)
+            .await?
+            .map(Client::from);
+        if let Some(client) = &client {
+            self.inner
+                .keep(epoch, |held| held.by_key.insert(hash, (client.clone(), read_at)));
+        }
+        Ok(client)
+    }
+
+    /// The hash of the fixed code if `phone` is one of the client's test
+    /// numbers now: each client's active test numbers are held together.
+    pub async fn test_number(&self, client: ClientId, phone: &str) -> Result<Option<String>, sqlx::Error> {
+        let numbers = match self.inner.recall(|held| held.test_numbers.get(&client)) {
+            Some(numbers) => numbers,
+            None => {
+                let epoch = self.inner.epoch.load(Ordering::Acquire);
+                let read_at = Instant::now();
+                let numbers = Arc::new(test_numbers::active(&self.inner.pool, client).await?);
+                self.inner.keep(epoch, |held| {
+                    held.test_numbers.insert(client, (numbers.clone(), read_at))
+                });
+                numbers
+            }
+        };
+        let now = Utc::now();
+        Ok(numbers
+            .iter()
+            .find(|n| n.phone == phone && n.until > now)
+            .map(|n| n.code_hash.clone()))
+    }
+
+    /// Forgets every client: the next request of each reads it again.
+    pub fn drop_all(&self) {
+        let mut held = self.inner.lock();
+        self.inner.epoch.fetch_add(1, Ordering::AcqRel);
+        *held = Held::default();
+        self.inner.metrics.client_cache_drops.inc();
+    }
+
+    /// Listens for changes until `shutdown`, listening again whenever the
+    /// connection is lost.
+    pub async fn listen(self, shutdown: CancellationToken) {
+        let mut failing = false;
+        loop {
+            match self.subscribe().await {
+                Ok(mut listener) => {
+                    failing = false;
+                    self.set_listening(true);
+                    loop {
+                        tokio::select! {
+                            _ = shutdown.cancelled() => {
+                                self.set_listening(false);
+                                return;
+                            }
+                            told = listener.try_recv() => match told {
+                                Ok(Some(_)) => self.drop_all(),
+                                Ok(None) | Err(_) => break,
+                            },
+                        }
+                    }
+                    self.set_listening(false);
+                    tracing::warn!(
+                        "lost the connection that hears of client changes; reading clients per request"
+                    );
+                }
+                Err(e) if !failing => {
+                    failing = true;
+                    tracing::warn!(error = %e, "cannot listen for client changes; reading clients per request");
+                }
+                Err(_) => {}
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(RELISTEN_AFTER) => {}
+            }
+        }
+    }
+
+    async fn subscribe(&self) -> Result<PgListener, sqlx::Error> {
+        let mut listener = PgListener::connect_with(&self.inner.pool).await?;
+        listener.listen(CHANNEL).await?;
+        Ok(listener)
+    }
+
+    /// Either way what is held is dropped: changes may have gone unheard.
+    fn set_listening(&self, listening: bool) {
+        self.drop_all();
+        self.inner.listening.store(listening, Ordering::Release);
+        self.inner
+            .metrics
+            .client_cache_listening
+            .set(i64::from(listening));
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Held> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// What `find` finds in memory, if memory may be trusted and it is recent.
+    fn recall<T: Clone>(&self, find: impl FnOnce(&Held) -> Option<&(T, Instant)>) -> Option<T> {
+        if !self.listening.load(Ordering::Acquire) {
+            return None;
+        }
+        let held = self.lock();
+        find(&held)
+            .filter(|(_, read_at)| read_at.elapsed() < MAX_AGE)
+            .map(|(value, _)| value.clone())
+    }
+
+    /// Keeps what was read since `epoch`, unless a change was told meanwhile:
+    /// compared under the lock that `drop_all` takes, so the change wins.
+    fn keep<T>(&self, epoch: u64, put: impl FnOnce(&mut Held) -> T) {
+        if !self.listening.load(Ordering::Acquire) {
+            return;
+        }
+        let mut held = self.lock();
+        if self.epoch.load(Ordering::Acquire) != epoch {
+            return;
+        }
+        if held.by_key.len() >= MAX_HELD || held.test_numbers.len() >= MAX_HELD {
+            *held = Held::default();
+        }
+        put(&mut held);
+    }
+}
