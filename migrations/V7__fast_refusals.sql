@@ -19,23 +19,25 @@ create function take_rate_cells(
     out granted integer, out retry_after double precision
 ) language plpgsql as $$
 declare
-    emission interval := p_span / p_max_hits;
+    -- In microseconds, as a number: a window of millions a minute has an
+    -- emission interval below the microsecond an interval can hold.
+    emission numeric := extract(epoch from p_span) * 1000000 / p_max_hits;
     t timestamptz := clock_timestamp();
     base timestamptz;
-    fit bigint;
+    fit numeric;
 begin
     perform set_config('synchronous_commit', 'off', true);
     insert into rate_cells (key, tat) values (p_key, t) on conflict (key) do nothing;
     select greatest(tat, t) into base from rate_cells where key = p_key for update;
-    -- In whole microseconds, so that the last request of a burst is not lost to rounding.
-    fit := floor(extract(epoch from (t + p_span - base)) * 1000000
-                 / (extract(epoch from emission) * 1000000));
+    fit := floor(extract(epoch from (t + p_span - base)) * 1000000 / emission);
     granted := least(p_wanted, greatest(fit, 0));
     if granted > 0 then
-        update rate_cells set tat = base + granted * emission where key = p_key;
+        update rate_cells
+            set tat = base + make_interval(secs => (granted * emission / 1000000)::double precision)
+            where key = p_key;
         retry_after := 0;
     else
-        retry_after := greatest(extract(epoch from (base + emission - p_span - t)), 0.001);
+        retry_after := greatest((extract(epoch from (base - t - p_span)) * 1000000 + emission) / 1000000, 0.001);
     end if;
 end $$;
 
