@@ -76,7 +76,8 @@ async fn run(db: sqlx::postgres::PgConnectOptions) -> anyhow::Result<()> {
     let locked = throughput(&bench, &ids, 429).await?;
 
     let peak_rss = peak_rss_mib();
-    let argon2 = argon2_reference().await?;
+    let workers = otp_service::config::Settings::from_env()?.hashing.workers();
+    let argon2 = common::argon2_reference(workers, PHASE).await?;
 
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
@@ -95,36 +96,6 @@ async fn run(db: sqlx::postgres::PgConnectOptions) -> anyhow::Result<()> {
     );
     println!("  peak resident memory (VmHWM) after both loads: {peak_rss:.0} MiB");
     Ok(())
-}
-
-/// Hashes per second on the service's own hasher (one thread per core), with
-/// the production cost and twice as many callers as threads: the ceiling that
-/// verify with hashing can reach.
-async fn argon2_reference() -> anyhow::Result<f64> {
-    use otp_service::domain::{CodeLength, OtpCode};
-    let settings = otp_service::config::Settings::from_env()?.hashing;
-    let peppers =
-        otp_service::otp::Peppers::new("bench-pepper-bench-pepper-bench-pepper".to_owned().into(), vec![]);
-    let hasher = otp_service::otp::CodeHasher::new(peppers, &settings, &otp_service::metrics::Metrics::new())
-        .map_err(anyhow::Error::msg)?;
-    let code = OtpCode::generate(CodeLength::default());
-    let started = Instant::now();
-    let callers = (0..2 * settings.workers()).map(|_| {
-        let (hasher, code) = (hasher.clone(), &code);
-        async move {
-            let mut done = 0usize;
-            while started.elapsed() < PHASE {
-                hasher.hash(code).await?;
-                done += 1;
-            }
-            anyhow::Ok(done)
-        }
-    });
-    let mut total = 0;
-    for done in join_all(callers).await {
-        total += done?;
-    }
-    Ok(total as f64 / started.elapsed().as_secs_f64())
 }
 
 /// The process's peak resident memory so far, from `/proc/self/status`.

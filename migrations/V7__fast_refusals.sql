@@ -55,3 +55,19 @@ create trigger clients_changed after insert or update or delete or truncate on c
     for each statement execute function notify_clients_changed();
 create trigger test_numbers_changed after insert or update or delete or truncate on test_numbers
     for each statement execute function notify_clients_changed();
+
+-- A pending verification that stops being one (approved, canceled, failed,
+-- expired, or its wrong codes used up), told to every replica: they remember
+-- pending verifications to refuse resends inside the cooldown from memory,
+-- and must not refuse a new request once the old verification is over.
+create function notify_verification_finished() returns trigger language plpgsql as $$
+begin
+    perform pg_notify('otp_verifications_finished', '');
+    return null;
+end $$;
+
+create trigger verifications_finished after update of status, failed_attempts on verifications
+    for each row
+    when (old.status = 'pending' and old.failed_attempts < old.max_attempts
+          and (new.status <> 'pending' or new.failed_attempts >= new.max_attempts))
+    execute function notify_verification_finished();

@@ -80,3 +80,44 @@ pub async fn start(
         http: reqwest::Client::new(),
     })
 }
+
+/// Calls per second of `call` from `callers` concurrent callers over `phase`.
+pub async fn per_second<F, Fut>(callers: usize, phase: std::time::Duration, call: F) -> anyhow::Result<f64>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let started = std::time::Instant::now();
+    let loops = (0..callers).map(|_| async {
+        let mut done = 0usize;
+        while started.elapsed() < phase {
+            call().await?;
+            done += 1;
+        }
+        anyhow::Ok(done)
+    });
+    let mut total = 0;
+    for done in futures_util::future::join_all(loops).await {
+        total += done?;
+    }
+    Ok(total as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Hashes per second at the production cost on the service's own hasher with
+/// `workers` threads and twice as many callers: the ceiling for everything
+/// that hashes.
+pub async fn argon2_reference(workers: usize, phase: std::time::Duration) -> anyhow::Result<f64> {
+    use otp_service::domain::{CodeLength, OtpCode};
+    let mut settings = Settings::from_env()?.hashing;
+    settings.workers = workers as u32;
+    let peppers =
+        otp_service::otp::Peppers::new("bench-pepper-bench-pepper-bench-pepper".to_owned().into(), vec![]);
+    let hasher = otp_service::otp::CodeHasher::new(peppers, &settings, &otp_service::metrics::Metrics::new())
+        .map_err(anyhow::Error::msg)?;
+    let code = OtpCode::generate(CodeLength::default());
+    per_second(2 * workers, phase, || async {
+        hasher.hash(&code).await?;
+        Ok(())
+    })
+    .await
+}

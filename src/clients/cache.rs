@@ -24,6 +24,7 @@ use chrono::Utc;
 use super::{Client, key_hash};
 use crate::domain::ClientId;
 use crate::metrics::Metrics;
+use crate::otp::cooldowns::{Cooldowns, FINISHED_CHANNEL};
 use crate::store::clients as store;
 use crate::store::test_numbers::{self, ActiveTestNumber};
 
@@ -41,6 +42,8 @@ pub struct ClientCache {
 struct Inner {
     pool: PgPool,
     metrics: Metrics,
+    /// Dropped with the clients, and at every finished verification.
+    cooldowns: Arc<Cooldowns>,
     held: Mutex<Held>,
     /// Moves at every drop: what was read before it is not kept after it.
     epoch: AtomicU64,
@@ -59,6 +62,7 @@ impl ClientCache {
             inner: Arc::new(Inner {
                 pool,
                 metrics,
+                cooldowns: Arc::default(),
                 held: Mutex::default(),
                 epoch: AtomicU64::new(0),
                 listening: AtomicBool::new(false),
@@ -107,8 +111,15 @@ impl ClientCache {
             .map(|n| n.code_hash.clone()))
     }
 
+    /// The pending verifications this replica remembers (`otp::cooldowns`),
+    /// trusted while it listens.
+    pub fn cooldowns(&self) -> &Cooldowns {
+        &self.inner.cooldowns
+    }
+
     /// Forgets every client: the next request of each reads it again.
     pub fn drop_all(&self) {
+        self.inner.cooldowns.drop_all();
         let mut held = self.inner.lock();
         self.inner.epoch.fetch_add(1, Ordering::AcqRel);
         *held = Held::default();
@@ -131,6 +142,9 @@ impl ClientCache {
                                 return;
                             }
                             told = listener.try_recv() => match told {
+                                Ok(Some(told)) if told.channel() == FINISHED_CHANNEL => {
+                                    self.inner.cooldowns.drop_all();
+                                }
                                 Ok(Some(_)) => self.drop_all(),
                                 Ok(None) | Err(_) => break,
                             },
@@ -156,13 +170,14 @@ impl ClientCache {
 
     async fn subscribe(&self) -> Result<PgListener, sqlx::Error> {
         let mut listener = PgListener::connect_with(&self.inner.pool).await?;
-        listener.listen(CHANNEL).await?;
+        listener.listen_all([CHANNEL, FINISHED_CHANNEL]).await?;
         Ok(listener)
     }
 
     /// Either way what is held is dropped: changes may have gone unheard.
     fn set_listening(&self, listening: bool) {
         self.drop_all();
+        self.inner.cooldowns.set_trusted(listening);
         self.inner.listening.store(listening, Ordering::Release);
         self.inner
             .metrics

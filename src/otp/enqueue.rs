@@ -22,10 +22,13 @@ impl OtpService {
         code_hash: &str,
         outgoing: Outgoing<'_>,
     ) -> Result<(VerificationId, MessageId)> {
-        match self.enqueue(client, rules, input, code_hash, outgoing).await {
-            Err(Enqueue::Lost) => Ok(self.enqueue(client, rules, input, code_hash, outgoing).await?),
-            other => Ok(other?),
-        }
+        let done = match self.enqueue(client, rules, input, code_hash, outgoing).await {
+            Err(Enqueue::Lost) => self.enqueue(client, rules, input, code_hash, outgoing).await?,
+            other => other?,
+        };
+        // Its cooldown starts again: read anew at the next request.
+        self.clients.cooldowns().forget(&key(client, input));
+        Ok(done)
     }
 
     /// Writes the verification (new, or the pending one with a new code) and its

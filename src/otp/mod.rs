@@ -1,5 +1,6 @@
 //! The verification rules: request (and resend), verify, cancel.
 
+pub mod cooldowns;
 mod enqueue;
 mod hasher;
 pub mod idempotency;

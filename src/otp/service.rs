@@ -54,8 +54,8 @@ pub struct OtpService {
     pub(super) metrics: Metrics,
     /// Verifications this replica knows can never be attempted again.
     pub(super) terminal: Arc<Terminal>,
-    /// Test numbers, from memory as a rule.
-    clients: ClientCache,
+    /// Test numbers and resend cooldowns, from memory as a rule.
+    pub(super) clients: ClientCache,
 }
 
 impl OtpService {
@@ -127,11 +127,7 @@ impl OtpService {
         // Cheap refusals come before the hash, so refused requests cost no argon2
         // work. The phone's windows are only looked at here; the send takes their
         // slots in the transaction that queues the message.
-        let pending = verifications::resendable(&self.pool, &key, rules.resend_cooldown_seconds).await?;
-        if let Some(refusal) = pending
-            .as_ref()
-            .and_then(|p| rules::resend_refusal(p, rules.max_sends))
-        {
+        if let Some(refusal) = self.resend_refusal(&key, &rules).await? {
             return Err(refusal);
         }
         if let Some(code_hash) = test_number {
@@ -176,6 +172,32 @@ impl OtpService {
         Ok(view)
     }
 
+    /// What this replica ends itself is known here at once; other replicas
+    /// hear of it by notification.
+    pub(super) fn finished(&self, id: VerificationId, client: &Client, status: VerificationStatus) {
+        self.terminal.finished(id, client.id, status);
+        self.clients.cooldowns().drop_all();
+    }
+
+    /// Why the pending verification for `key` may not be resent now, if it
+    /// may not: from memory when memory refuses, else from one read.
+    async fn resend_refusal(&self, key: &verifications::Key<'_>, rules: &Effective) -> Result<Option<Error>> {
+        let cooldowns = self.clients.cooldowns();
+        if let Some(refusal) = cooldowns
+            .recall(key)
+            .and_then(|p| rules::resend_refusal(&p, rules.max_sends))
+        {
+            return Ok(Some(refusal));
+        }
+        let (epoch, read_at) = (cooldowns.epoch(), std::time::Instant::now());
+        let pending = verifications::resendable(&self.pool, key, rules.resend_cooldown_seconds).await?;
+        let Some(pending) = pending else {
+            return Ok(None);
+        };
+        cooldowns.keep(epoch, key, &pending, read_at);
+        Ok(rules::resend_refusal(&pending, rules.max_sends))
+    }
+
     /// `OTP_ALLOWED_COUNTRIES`: refused before anything is counted, stored or sent.
     pub fn check_country(&self, client: &Client, phone: &PhoneNumber) -> Result<()> {
         let rules = self.rules(client);
@@ -198,8 +220,7 @@ impl OtpService {
         }
         outbox::give_up_queued(&mut tx, id, FailureReason::Canceled).await?;
         tx.commit().await?;
-        self.terminal
-            .finished(id, client.id, VerificationStatus::Canceled);
+        self.finished(id, client, VerificationStatus::Canceled);
         self.metrics.verification(&client.name, "canceled");
         self.find(client, id).await
     }

@@ -105,8 +105,7 @@ impl OtpService {
             }
             tx.commit().await?;
             if approved {
-                self.terminal
-                    .finished(id, client.id, VerificationStatus::Approved);
+                self.finished(id, client, VerificationStatus::Approved);
                 tracing::info!(verification = %id, "approved");
                 self.metrics.verification(&client.name, "approved");
                 return self.find(client, id).await;
@@ -128,6 +127,7 @@ impl OtpService {
         // code whose attempt was reserved before that can still approve it.
         tracing::info!(verification = %id, failed_attempts = reserved.failed_attempts, "wrong code");
         if reserved.failed_attempts >= reserved.max_attempts {
+            self.clients.cooldowns().drop_all();
             self.metrics.verification(&client.name, "locked");
         }
         Err(Error::InvalidCode {

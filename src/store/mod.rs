@@ -131,16 +131,15 @@ pub async fn pepper_report(pool: &PgPool, peppers: &Peppers) -> Result<PepperRep
     })
 }
 
-statement!(BEGIN_READ_COMMITTED = "set transaction isolation level read committed");
+statement!(BEGIN_READ_COMMITTED = "begin isolation level read committed");
 /// A transaction at READ COMMITTED, whatever the server's
 /// `default_transaction_isolation` says: the limit windows count under a lock
 /// by statements that must see what others committed while they waited.
 pub async fn begin_read_committed(
     pool: &PgPool,
 ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    sqlx::query(BEGIN_READ_COMMITTED).execute(&mut *tx).await?;
-    Ok(tx)
+    // In the BEGIN itself: a round trip less than setting it after.
+    pool.begin_with(BEGIN_READ_COMMITTED).await
 }
 
 statement!(PING = "select 1");

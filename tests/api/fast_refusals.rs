@@ -200,3 +200,36 @@ async fn a_window_of_billions_a_minute_lets_requests_in() {
     .await;
     assert!(answers.iter().all(|r| r.status() == 404));
 }
+
+#[tokio::test]
+async fn a_cooldown_remembered_on_one_replica_ends_when_another_approves() {
+    let app = spawn_app().await;
+    let replica = ServiceProcess::start(&app, &[]).await;
+    app.wait_for("both to listen", Duration::from_secs(10), || async {
+        listeners(&app).await >= 2
+    })
+    .await;
+    let v = app.requested("login").await;
+    let body = json!({"phone": PHONE, "purpose": "login"});
+    // Refused inside the cooldown, from now on from memory.
+    for _ in 0..3 {
+        problem(replica.request_code(&app, &body).await, 429, "resend_too_soon").await;
+    }
+    let code = app.last_code_to(PHONE_DIGITS);
+    let approved = app.verify(json!({"id": v["id"], "code": code})).await;
+    assert_eq!(approved.status(), 200);
+
+    // A new request is a new verification, on the replica too, at once.
+    let start = Instant::now();
+    loop {
+        let answer = replica.request_code(&app, &body).await;
+        if answer.status() == 202 {
+            let fresh: serde_json::Value = answer.json().await.unwrap();
+            assert_ne!(fresh["id"], v["id"]);
+            break;
+        }
+        problem(answer, 429, "resend_too_soon").await;
+        assert!(start.elapsed() < Duration::from_secs(1), "still refused");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
