@@ -156,7 +156,7 @@ async fn run(db: PgConnectOptions) -> anyhow::Result<()> {
     let argon2_after = common::argon2_reference(cores, PHASE).await?;
     let argon2 = argon2_before.max(argon2_after);
 
-    let peak = peak_rss_mib(service.child.id().unwrap_or_default());
+    let peak = common::peak_rss_mib(&service.child.id().unwrap_or_default().to_string());
     println!(
         "otp-service refusals benchmark ({cores} cores, {CONCURRENCY} callers, {} s a phase, release service in its own process)",
         PHASE.as_secs()
@@ -377,15 +377,4 @@ async fn start(db: PgConnectOptions) -> anyhow::Result<Service> {
         key,
         child,
     })
-}
-
-/// A process's peak resident memory, from `/proc/<pid>/status`.
-fn peak_rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|status| {
-            let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-            line.split_whitespace().nth(1)?.parse::<f64>().ok()
-        })
-        .map_or(f64::NAN, |kib| kib / 1024.0)
 }

@@ -75,7 +75,7 @@ async fn run(db: sqlx::postgres::PgConnectOptions) -> anyhow::Result<()> {
         .await?;
     let locked = throughput(&bench, &ids, 429).await?;
 
-    let peak_rss = peak_rss_mib();
+    let peak_rss = common::peak_rss_mib("self");
     let workers = otp_service::config::Settings::from_env()?.hashing.workers();
     let argon2 = common::argon2_reference(workers, PHASE).await?;
 
@@ -96,17 +96,6 @@ async fn run(db: sqlx::postgres::PgConnectOptions) -> anyhow::Result<()> {
     );
     println!("  peak resident memory (VmHWM) after both loads: {peak_rss:.0} MiB");
     Ok(())
-}
-
-/// The process's peak resident memory so far, from `/proc/self/status`.
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-            line.split_whitespace().nth(1)?.parse::<f64>().ok()
-        })
-        .map_or(f64::NAN, |kib| kib / 1024.0)
 }
 
 /// Requests per second over `PHASE` from `CONCURRENCY` callers sending wrong

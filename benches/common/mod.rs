@@ -121,3 +121,15 @@ pub async fn argon2_reference(workers: usize, phase: std::time::Duration) -> any
     })
     .await
 }
+
+/// A process's peak resident memory in MiB, from `/proc/<pid>/status`
+/// (`pid` may be `self`).
+pub fn peak_rss_mib(pid: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+            line.split_whitespace().nth(1)?.parse::<f64>().ok()
+        })
+        .map_or(f64::NAN, |kib| kib / 1024.0)
+}
