@@ -38,6 +38,7 @@ async fn run(db: sqlx::postgres::PgConnectOptions) -> anyhow::Result<()> {
             ..settings.hashing.clone()
         };
         settings.policy.phone_failures_per_hour = i32::MAX as u32;
+        settings.policy.phone_failures_per_day = i32::MAX as u32;
     })
     .await?;
     let mut ids = Vec::new();
