@@ -53,6 +53,8 @@ struct Service {
 struct Tally {
     per_second: f64,
     unexpected: BTreeMap<String, usize>,
+    /// Where the phase's CPU went, per answer.
+    cpu: String,
 }
 
 async fn run(db: PgConnectOptions) -> anyhow::Result<()> {
@@ -61,6 +63,7 @@ async fn run(db: PgConnectOptions) -> anyhow::Result<()> {
     let mut rows: Vec<(String, Tally, &str)> = Vec::new();
 
     let healthz = load(
+        &service,
         |_, _| service.http.get(format!("{}/healthz", service.address)),
         200,
     )
@@ -94,6 +97,7 @@ async fn run(db: PgConnectOptions) -> anyhow::Result<()> {
         sqlx::query(sql).bind(&ids).execute(&service.pool).await?;
         let ids: Vec<String> = ids.iter().map(uuid::Uuid::to_string).collect();
         let tally = load(
+            &service,
             |caller, i| verify(&service, &ids[(caller + i) % ids.len()], "000000"),
             expected,
         )
@@ -110,6 +114,7 @@ async fn run(db: PgConnectOptions) -> anyhow::Result<()> {
             .error_for_status()?;
     }
     let tally = load(
+        &service,
         |c, i| request(&service, &service.key, &phones[(c + i) % phones.len()]),
         429,
     )
@@ -123,6 +128,7 @@ async fn run(db: PgConnectOptions) -> anyhow::Result<()> {
         .to_owned();
     request(&service, &small, &phone(300, 0)).send().await?;
     let tally = load(
+        &service,
         |c, i| request(&service, &small, &phone(301 + c as u32, i as u32)),
         429,
     )
@@ -137,6 +143,7 @@ async fn run(db: PgConnectOptions) -> anyhow::Result<()> {
         .await?;
     let wrong = wrong_codes(&service, &ids, 400);
     let tally = load(
+        &service,
         |c, i| {
             let (id, code) = &wrong[(c + i) % wrong.len()];
             verify(&service, id, code)
@@ -146,6 +153,7 @@ async fn run(db: PgConnectOptions) -> anyhow::Result<()> {
     .await;
     rows.push(("verify with hashing (a wrong code)".into(), tally, "argon2"));
     let tally = load(
+        &service,
         |c, i| request(&service, &service.key, &phone(1000 + c as u32, i as u32)),
         202,
     )
@@ -182,6 +190,7 @@ async fn run(db: PgConnectOptions) -> anyhow::Result<()> {
             tally.per_second / reference,
             explained(&tally.unexpected)
         );
+        println!("  {:<42} {}", "", tally.cpu);
     }
     println!(
         "  unexpected answers while measuring the floor:{}",
@@ -258,10 +267,13 @@ fn wrong_codes(service: &Service, ids: &[uuid::Uuid], group: u32) -> Vec<(String
 
 /// `CONCURRENCY` callers sending what `make` builds for `PHASE`; answers
 /// other than `expected` are counted by status and problem code.
-async fn load<F>(make: F, expected: u16) -> Tally
+async fn load<F>(service: &Service, make: F, expected: u16) -> Tally
 where
     F: Fn(usize, usize) -> reqwest::RequestBuilder + Sync,
 {
+    let pid = service.child.id().unwrap_or_default();
+    statements::reset(&service.pool).await;
+    let cpu_before = common::CpuSplit::now(pid);
     let started = Instant::now();
     let callers = (0..CONCURRENCY).map(|caller| {
         let make = &make;
@@ -298,10 +310,13 @@ where
             *unexpected.entry(answer).or_default() += n;
         }
     }
+    let cpu = common::CpuSplit::now(pid).per_answer_since(&cpu_before, total as f64);
+    statements::print_top(&service.pool).await;
     let expected_answers = total - unexpected.values().sum::<usize>();
     Tally {
         per_second: expected_answers as f64 / started.elapsed().as_secs_f64(),
         unexpected,
+        cpu,
     }
 }
 
@@ -377,4 +392,41 @@ async fn start(db: PgConnectOptions) -> anyhow::Result<Service> {
         key,
         child,
     })
+}
+
+/// With `BENCH_PG_STATEMENTS=1` (and `pg_stat_statements` in PostgreSQL's
+/// `shared_preload_libraries`), each phase prints its costliest statements.
+mod statements {
+    use sqlx::PgPool;
+
+    fn enabled() -> bool {
+        std::env::var("BENCH_PG_STATEMENTS").is_ok_and(|v| v == "1")
+    }
+
+    pub async fn reset(pool: &PgPool) {
+        if enabled() {
+            let _ = sqlx::query("create extension if not exists pg_stat_statements")
+                .execute(pool)
+                .await;
+            let _ = sqlx::query("select pg_stat_statements_reset()")
+                .execute(pool)
+                .await;
+        }
+    }
+
+    pub async fn print_top(pool: &PgPool) {
+        if !enabled() {
+            return;
+        }
+        let top: Vec<(i64, f64, String)> = sqlx::query_as(
+            "select calls, total_exec_time, left(regexp_replace(query, '\\s+', ' ', 'g'), 150)
+             from pg_stat_statements order by total_exec_time desc limit 14",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap_or_default();
+        for (calls, total_ms, query) in top {
+            println!("    {calls:>7} calls {total_ms:>9.0} ms  {query}");
+        }
+    }
 }

@@ -133,3 +133,63 @@ pub fn peak_rss_mib(pid: &str) -> f64 {
         })
         .map_or(f64::NAN, |kib| kib / 1024.0)
 }
+
+/// CPU seconds (user and system) used so far by the service (`service`),
+/// every PostgreSQL process, and this benchmark process: where a phase's CPU
+/// went, read from `/proc/<pid>/stat`.
+#[derive(Debug, Clone, Copy, Default)]
+#[allow(dead_code)]
+pub struct CpuSplit {
+    pub service: f64,
+    pub postgres: f64,
+    pub bench: f64,
+}
+
+#[allow(dead_code)]
+impl CpuSplit {
+    pub fn now(service: u32) -> Self {
+        let mut postgres = 0.0;
+        if let Ok(entries) = std::fs::read_dir("/proc") {
+            for entry in entries.flatten() {
+                let pid = entry.file_name().to_string_lossy().into_owned();
+                if pid.bytes().all(|b| b.is_ascii_digit())
+                    && std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                        .is_ok_and(|c| c.trim() == "postgres")
+                {
+                    postgres += cpu_seconds(&pid);
+                }
+            }
+        }
+        Self {
+            service: cpu_seconds(&service.to_string()),
+            postgres,
+            bench: cpu_seconds("self"),
+        }
+    }
+
+    /// Milliseconds of CPU per answer since `before`, for `answers` answers.
+    pub fn per_answer_since(&self, before: &Self, answers: f64) -> String {
+        let ms = |a: f64, b: f64| (a - b) * 1000.0 / answers.max(1.0);
+        format!(
+            "CPU per answer: service {:.2} ms, PostgreSQL {:.2} ms, load generator and fake gateway {:.2} ms",
+            ms(self.service, before.service),
+            ms(self.postgres, before.postgres),
+            ms(self.bench, before.bench)
+        )
+    }
+}
+
+/// utime + stime of a process, in seconds (clock ticks of 1/100 s).
+fn cpu_seconds(pid: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // The command name may hold spaces: fields are counted after its `)`.
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    // After `)`: state is field 0, utime 11, stime 12.
+    (ticks(11) + ticks(12)) / 100.0
+}
