@@ -7,12 +7,15 @@ use anyhow::Context;
 use clap::{CommandFactory, Parser, Subcommand};
 use secrecy::ExposeSecret;
 
-use crate::config::{self, DatabaseSettings, LogFormat, PolicySettings, SecretList, Settings};
+use crate::config::{
+    self, DatabaseSettings, LogFormat, PolicySettings, SecretList, Settings, WebhookSettings,
+};
 use crate::delivery::fake_gateway::FakeGateway;
 use crate::startup::Application;
 use crate::{dev_key, http, store, telemetry};
 
 mod clients;
+mod webhooks;
 
 pub use clients::{ClientsCommand, TestNumbersCommand};
 
@@ -59,6 +62,9 @@ pub enum Command {
         /// OTP_ALLOW_WEAK_CODES (`clients set`).
         #[command(flatten, next_help_heading = "Service defaults")]
         policy: Box<PolicySettings>,
+        /// Which webhook URLs `clients set --webhook-url` accepts.
+        #[command(flatten, next_help_heading = "Webhooks")]
+        webhooks: WebhookSettings,
         #[command(subcommand)]
         action: ClientsCommand,
     },
@@ -139,8 +145,9 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Clients {
             database,
             policy,
+            webhooks,
             action,
-        } => manage_clients(&database, &policy, action).await,
+        } => manage_clients(&database, &policy, &webhooks, action).await,
         Command::Openapi => {
             print!("{}", http::openapi::to_json(&http::openapi::document()));
             Ok(())
@@ -232,13 +239,14 @@ async fn serve_dev(mut settings: Settings) -> anyhow::Result<()> {
 async fn manage_clients(
     database: &DatabaseSettings,
     policy: &PolicySettings,
+    webhooks: &WebhookSettings,
     action: ClientsCommand,
 ) -> anyhow::Result<()> {
     let options =
         store::connect_options(database.url()).context("DATABASE_URL is not a valid PostgreSQL URL")?;
     store::run_migrations(&options).await.context(DATABASE_HINT)?;
     let pool = store::pool(options);
-    let result = clients::run(&pool, policy, action).await;
+    let result = clients::run(&pool, policy, webhooks, action).await;
     pool.close().await;
     result
 }

@@ -199,6 +199,11 @@ pub async fn authenticate(pool: &PgPool, key: &str) -> Result<Option<Client>, sq
     Ok(store::by_key_hash(pool, &key_hash(key)).await?.map(Client::from))
 }
 
+/// The client with this id, revoked or not.
+pub async fn by_id(pool: &PgPool, id: ClientId) -> Result<Option<Client>, sqlx::Error> {
+    Ok(store::by_id(pool, id).await?.map(Client::from))
+}
+
 impl From<store::ClientRow> for Client {
     fn from(row: store::ClientRow) -> Self {
         Self {

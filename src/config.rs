@@ -12,6 +12,9 @@ use crate::domain::{CodeLength, Defaults, Locale};
 
 mod checks;
 mod file;
+mod webhooks;
+
+pub use webhooks::{Schedule, WebhookSettings};
 
 pub use file::with_config_file;
 
@@ -64,6 +67,9 @@ pub struct Settings {
 
     #[command(flatten)]
     pub hashing: HashSettings,
+
+    #[command(flatten)]
+    pub webhooks: WebhookSettings,
 
     /// Time POST /otp/request waits for the first delivery attempt, in milliseconds
     /// (at most 20000: a request must end well within an idempotency claim's minute).

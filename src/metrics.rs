@@ -20,6 +20,7 @@ pub struct Metrics {
     pub verify_outcomes: IntCounterVec,
     pub messages: IntCounterVec,
     pub request_refusals: IntCounterVec,
+    pub webhook_deliveries: IntCounterVec,
     pub hash_duration: HistogramVec,
     pub outbox_depth: IntGauge,
     pub client_queued: IntGaugeVec,
@@ -87,6 +88,11 @@ impl Metrics {
                 "POST /otp/request answered with an error, by client and error code.",
                 &["client", "code"]
             )),
+            webhook_deliveries: register!(counter(
+                "otp_webhook_deliveries_total",
+                "Webhook delivery attempts by client and outcome: delivered, failed (tried again later), given_up, or disabled (the endpoint, after a day of failures).",
+                &["client", "outcome"]
+            )),
             hash_duration: register!(histogram(
                 "otp_hash_duration_seconds",
                 "argon2id work: hashing a new code, or checking one, including the wait for a hashing slot.",
@@ -146,6 +152,12 @@ impl Metrics {
 
     pub fn message(&self, client: &str, result: &str, class: &str) {
         self.messages.with_label_values(&[client, result, class]).inc();
+    }
+
+    pub fn webhook(&self, client: &str, outcome: &str) {
+        self.webhook_deliveries
+            .with_label_values(&[client, outcome])
+            .inc();
     }
 
     /// The text exposition format.

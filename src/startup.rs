@@ -22,6 +22,7 @@ use crate::operations::Operations;
 use crate::otp::{CodeHasher, LimitSettings, OtpService, Peppers, Policy};
 use crate::store;
 use crate::tasks::Tasks;
+use crate::webhooks::{WebhookAdmin, Webhooks};
 
 pub struct Application {
     port: u16,
@@ -32,6 +33,7 @@ pub struct Application {
     shutdown_timeout: Duration,
     delivery: Delivery,
     client_cache: ClientCache,
+    webhooks: Webhooks,
     pepper_report: store::PepperReport,
 }
 
@@ -56,6 +58,7 @@ impl Application {
         let previous = settings.previous_peppers.clone().map(|l| l.0).unwrap_or_default();
         let peppers = Peppers::new(pepper, previous);
         let sealer = Sealer::new(&peppers);
+        let webhook_admin = WebhookAdmin::new(pool.clone(), sealer.clone(), settings.webhooks.policy());
         let metrics = Metrics::new();
         let hasher =
             CodeHasher::new(peppers.clone(), &settings.hashing, &metrics).map_err(anyhow::Error::msg)?;
@@ -66,7 +69,7 @@ impl Application {
             pool.clone(),
             gateway,
             senders,
-            sealer,
+            sealer.clone(),
             tasks.clone(),
             metrics.clone(),
         );
@@ -89,6 +92,15 @@ impl Application {
             metrics.clone(),
             client_cache.clone(),
         );
+        let webhooks = Webhooks::new(
+            pool.clone(),
+            sealer,
+            otp.clone(),
+            settings.webhooks.policy(),
+            settings.webhooks.schedule(),
+            metrics.clone(),
+            client_cache.webhook_events(),
+        )?;
         let pepper_report = report_peppers(&pool, &peppers).await;
         let pool_for_sweeper = pool.clone();
         let pool_for_access = pool.clone();
@@ -107,6 +119,7 @@ impl Application {
                 settings.admin_key.clone(),
             ),
             clients,
+            webhooks: webhook_admin,
             fake_gateway,
             metrics,
         });
@@ -126,6 +139,7 @@ impl Application {
             shutdown_timeout,
             delivery,
             client_cache,
+            webhooks,
             pepper_report,
         })
     }
@@ -155,6 +169,7 @@ impl Application {
         let shutdown = CancellationToken::new();
         let dispatcher = tokio::spawn(self.delivery.clone().run(shutdown.clone()));
         let listener = tokio::spawn(self.client_cache.clone().listen(shutdown.clone()));
+        let webhooks = tokio::spawn(self.webhooks.clone().run(shutdown.clone()));
         let sweeper = tokio::spawn(store::retention::run(
             self.pool.clone(),
             self.retention,
@@ -182,6 +197,7 @@ impl Application {
                 dispatcher,
                 sweeper,
                 listener,
+                webhooks,
             )
         })
         .await;

@@ -5,11 +5,12 @@
 use anyhow::Context;
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::{Args, Subcommand, ValueEnum};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use sqlx::PgPool;
 
+use super::webhooks;
 use crate::clients::{self, ClientRecord, test_numbers};
-use crate::config::{MIN_SECRET_LEN, PepperSettings, PolicySettings};
+use crate::config::{MIN_SECRET_LEN, PepperSettings, PolicySettings, WebhookSettings};
 use crate::domain::{Change, Locale, PhoneNumber, SettingsChange};
 use crate::metrics::Metrics;
 use crate::otp::{CodeHasher, Peppers};
@@ -31,6 +32,13 @@ pub enum ClientsCommand {
     Set(Box<SetArgs>),
     /// Give a client a new key, printed once; the old key stops working at once.
     RotateKey { name: String },
+    /// Give a client's webhook a new signing secret, printed once; the old one
+    /// also signs for 24 hours. Needs the service's OTP_PEPPER.
+    RotateWebhookSecret {
+        name: String,
+        #[arg(long, env = "OTP_PEPPER", value_name = "OTP_PEPPER", hide_env_values = true)]
+        pepper: Option<SecretString>,
+    },
     /// Revoke a client's key: its requests get 401 from now on.
     Revoke { name: String },
     /// Numbers that send nothing and verify with a fixed code (for app-store reviewers).
@@ -78,9 +86,16 @@ pub struct SetArgs {
     template_en: Option<String>,
     #[arg(long)]
     template_pt: Option<String>,
+    /// Where the client's webhooks go (https; see OTP_WEBHOOK_ALLOW_*). Its
+    /// first signing secret is printed once. `--unset webhook-url` stops them.
+    #[arg(long)]
+    webhook_url: Option<String>,
     /// A setting to give back to the service's default (repeatable).
     #[arg(long, value_enum)]
     unset: Vec<Field>,
+    /// The service's OTP_PEPPER: needed with --webhook-url, to seal the signing secret.
+    #[arg(long, env = "OTP_PEPPER", value_name = "OTP_PEPPER", hide_env_values = true)]
+    pepper: Option<SecretString>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -99,6 +114,7 @@ enum Field {
     TemplateEs,
     TemplateEn,
     TemplatePt,
+    WebhookUrl,
 }
 
 #[derive(Debug, Subcommand)]
@@ -176,7 +192,12 @@ fn until(raw: &str) -> Result<DateTime<Utc>, String> {
         .map_err(|_| format!("`{raw}` is neither YYYY-MM-DD nor an RFC 3339 time"))
 }
 
-pub async fn run(pool: &PgPool, policy: &PolicySettings, action: ClientsCommand) -> anyhow::Result<()> {
+pub async fn run(
+    pool: &PgPool,
+    policy: &PolicySettings,
+    webhook_settings: &WebhookSettings,
+    action: ClientsCommand,
+) -> anyhow::Result<()> {
     match action {
         ClientsCommand::Add {
             name,
@@ -205,12 +226,23 @@ pub async fn run(pool: &PgPool, policy: &PolicySettings, action: ClientsCommand)
                 );
             }
         }
-        ClientsCommand::Show { name } => print_settings(&clients::show(pool, &name).await?, policy),
+        ClientsCommand::Show { name } => {
+            print_settings(&clients::show(pool, &name).await?, policy);
+            webhooks::print_endpoint(pool, &name).await?;
+        }
         ClientsCommand::Set(args) => {
             let name = args.name.clone();
+            let url = args.webhook_url.clone();
+            let clear = args.unset.contains(&Field::WebhookUrl);
+            let pepper = args.pepper.clone();
             let record = clients::change(pool, &name, args.change(), policy.allow_weak_codes).await?;
+            webhooks::set(pool, webhook_settings, &name, url.as_deref(), clear, pepper).await?;
             eprintln!("client `{name}` changed; running services use it from their next request");
             print_settings(&record, policy);
+            webhooks::print_endpoint(pool, &name).await?;
+        }
+        ClientsCommand::RotateWebhookSecret { name, pepper } => {
+            webhooks::rotate(pool, webhook_settings, &name, pepper).await?;
         }
         ClientsCommand::RotateKey { name } => {
             let key = clients::rotate_key(pool, &name).await?;

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use chrono::Utc;
@@ -27,6 +28,7 @@ use crate::metrics::Metrics;
 use crate::otp::cooldowns::{Cooldowns, FINISHED_CHANNEL};
 use crate::store::clients as store;
 use crate::store::test_numbers::{self, ActiveTestNumber};
+use crate::webhooks::CHANNEL as WEBHOOK_CHANNEL;
 
 pub const CHANNEL: &str = "otp_clients_changed";
 const MAX_AGE: Duration = Duration::from_secs(5);
@@ -48,6 +50,9 @@ struct Inner {
     /// Moves at every drop: what was read before it is not kept after it.
     epoch: AtomicU64,
     listening: AtomicBool,
+    /// Woken when any replica records a webhook event: heard on the same
+    /// connection, so webhooks cost no connection of their own.
+    webhook_events: Arc<Notify>,
 }
 
 #[derive(Default)]
@@ -66,8 +71,14 @@ impl ClientCache {
                 held: Mutex::default(),
                 epoch: AtomicU64::new(0),
                 listening: AtomicBool::new(false),
+                webhook_events: Arc::new(Notify::new()),
             }),
         }
+    }
+
+    /// Notified whenever a webhook event is recorded, by any replica.
+    pub fn webhook_events(&self) -> Arc<Notify> {
+        Arc::clone(&self.inner.webhook_events)
     }
 
     /// The active client holding `key`, from memory when it may be trusted.
@@ -145,6 +156,9 @@ impl ClientCache {
                                 Ok(Some(told)) if told.channel() == FINISHED_CHANNEL => {
                                     self.inner.cooldowns.drop_all();
                                 }
+                                Ok(Some(told)) if told.channel() == WEBHOOK_CHANNEL => {
+                                    self.inner.webhook_events.notify_one();
+                                }
                                 Ok(Some(_)) => self.drop_all(),
                                 Ok(None) | Err(_) => break,
                             },
@@ -170,7 +184,9 @@ impl ClientCache {
 
     async fn subscribe(&self) -> Result<PgListener, sqlx::Error> {
         let mut listener = PgListener::connect_with(&self.inner.pool).await?;
-        listener.listen_all([CHANNEL, FINISHED_CHANNEL]).await?;
+        listener
+            .listen_all([CHANNEL, FINISHED_CHANNEL, WEBHOOK_CHANNEL])
+            .await?;
         Ok(listener)
     }
 

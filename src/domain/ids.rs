@@ -57,6 +57,10 @@ uuid_id!(
     /// A calling application (`clients.id`).
     ClientId
 );
+uuid_id!(
+    /// An event a client's webhook is told of (`webhook_events.id`).
+    WebhookEventId
+);
 
 /// A gateway key, by its fingerprint (`senders.id`), never the key itself.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, sqlx::Type)]

@@ -12,7 +12,7 @@ mod text_enum;
 
 pub use client_settings::{Change, ClientSettings, Defaults, Effective, FieldError, SettingsChange};
 pub use code::{CodeLength, OtpCode};
-pub use ids::{ClientId, MessageId, SenderId, VerificationId};
+pub use ids::{ClientId, MessageId, SenderId, VerificationId, WebhookEventId};
 pub use locale::Locale;
 pub use phone::{PhoneError, PhoneNumber, mask as mask_phone, parse_country};
 pub use purpose::Purpose;

@@ -11,7 +11,8 @@ use crate::error::Result;
 
 mod bodies;
 
-use bodies::{ClientReport, CreatedClient, NewClient, RotatedKey, SettingsPatch};
+use super::admin_webhooks::{self, WebhookChange};
+use bodies::{ChangedClient, ClientReport, CreatedClient, NewClient, RotatedKey, SettingsPatch};
 
 /// Every client, with its own and its effective settings.
 ///
@@ -32,7 +33,10 @@ use bodies::{ClientReport, CreatedClient, NewClient, RotatedKey, SettingsPatch};
 )]
 #[get("/clients")]
 pub async fn list_clients(state: web::Data<AppState>) -> Result<HttpResponse> {
-    let clients: Vec<ClientReport> = state.clients.list().await?.into_iter().map(Into::into).collect();
+    let mut clients: Vec<ClientReport> = state.clients.list().await?.into_iter().map(Into::into).collect();
+    for client in &mut clients {
+        client.webhook = admin_webhooks::report(&state, &client.name).await?;
+    }
     Ok(HttpResponse::Ok().json(clients))
 }
 
@@ -97,7 +101,8 @@ pub async fn create_client(
 )]
 #[get("/clients/{name}")]
 pub async fn get_client(state: web::Data<AppState>, name: web::Path<String>) -> Result<HttpResponse> {
-    let client: ClientReport = state.clients.show(&name).await?.into();
+    let mut client: ClientReport = state.clients.show(&name).await?.into();
+    client.webhook = admin_webhooks::report(&state, &name).await?;
     Ok(HttpResponse::Ok().json(client))
 }
 
@@ -107,13 +112,16 @@ pub async fn get_client(state: web::Data<AppState>, name: web::Path<String>) -> 
 /// service's default, a value sets it. Every field is checked before any is
 /// written, and all are written at once: a refused field (named in the
 /// problem's `field`) changes nothing. Running services use the new settings
-/// from the client's next request, on every replica.
+/// from the client's next request, on every replica. `webhook_url` sets
+/// where the client's webhooks go (checked with the rest; its first one
+/// makes a signing secret, answered as `webhook_secret` this once), `null`
+/// stops them.
 #[utoipa::path(
     tag = "admin",
     params(("name" = String, Path, description = "The client's name")),
     request_body = SettingsPatch,
     responses(
-        (status = 200, description = "The client, changed", body = ClientReport),
+        (status = 200, description = "The client, changed (with `webhook_secret` when the change made one)", body = ChangedClient),
         (status = 400, description = "`invalid_request`: a malformed body or unknown field, or a refused setting (named in `field`); nothing was changed", body = Problem),
         (status = 401, description = "`unauthorized`", body = Problem),
         (status = 403, description = "`cross_origin`: a browser request from a page of another origin", body = Problem),
@@ -133,13 +141,18 @@ pub async fn change_client(
     body: web::Json<SettingsPatch>,
 ) -> Result<HttpResponse> {
     require_same_origin(&request)?;
-    let client: ClientReport = state
-        .clients
-        .change(&name, body.into_inner().settings_change())
-        .await?
-        .into();
+    let mut patch = body.into_inner();
+    let webhook = WebhookChange(patch.webhook_url.take());
+    // Every field is checked before anything is written.
+    webhook.check(&state).await?;
+    let mut client: ClientReport = state.clients.change(&name, patch.settings_change()).await?.into();
+    let webhook_secret = webhook.apply(&state, &name).await?;
+    client.webhook = admin_webhooks::report(&state, &name).await?;
     tracing::info!(client = name.as_str(), "client settings changed by an operator");
-    Ok(HttpResponse::Ok().json(client))
+    Ok(HttpResponse::Ok().json(ChangedClient {
+        client,
+        webhook_secret: webhook_secret.map(|s| s.expose_secret().to_owned()),
+    }))
 }
 
 /// Give a client a new API key.

@@ -3,14 +3,17 @@
 mod admin;
 mod admin_clients;
 mod admin_test_numbers;
+mod admin_webhooks;
 mod auth;
 pub mod errors;
 pub mod headers;
 pub mod metrics;
 pub mod openapi;
+mod openapi_webhooks;
 mod ops;
 mod otp;
 mod server;
+mod webhooks;
 
 pub use server::server;
 mod qr;
@@ -45,6 +48,8 @@ pub struct AppState {
     pub access: crate::access::Access,
     /// Clients and their test numbers, as operators manage them.
     pub clients: crate::clients::admin::ClientAdmin,
+    /// Clients' webhook URLs and signing secrets.
+    pub webhooks: crate::webhooks::WebhookAdmin,
     /// The built-in fake gateway under `serve --dev`, whose inbox `/dev/messages` shows.
     pub fake_gateway: Option<FakeGateway>,
     pub metrics: crate::metrics::Metrics,
@@ -62,6 +67,12 @@ pub fn documented_routes(cfg: &mut ServiceConfig) {
             .service(otp::cancel_verification),
     )
     .service(
+        scope::scope("/webhooks")
+            .wrap(from_fn(auth::require_api_key))
+            .service(webhooks::list_deliveries)
+            .service(webhooks::retry_delivery),
+    )
+    .service(
         scope::scope("/admin")
             .wrap(from_fn(admin::require_admin_key))
             .service(admin::list_senders)
@@ -71,6 +82,7 @@ pub fn documented_routes(cfg: &mut ServiceConfig) {
             .service(admin_clients::get_client)
             .service(admin_clients::change_client)
             .service(admin_clients::rotate_client_key)
+            .service(admin_webhooks::rotate_webhook_secret)
             .service(admin_test_numbers::list_test_numbers)
             .service(admin_test_numbers::add_test_number)
             .service(admin_test_numbers::remove_test_number)
@@ -132,6 +144,22 @@ pub fn path_config() -> web::PathConfig {
     web::PathConfig::default().error_handler(|_, req| match documented_route(req.path(), true) {
         Some(allow) => Error::MethodNotAllowed { allow }.into(),
         None => Error::InvalidRequest("the id in the path must be a UUID".into()).into(),
+    })
+}
+
+/// A query string that does not parse (an unknown parameter, a limit that
+/// is not a number): `400 invalid_request`, as a problem like every error.
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|e, _| {
+        let detail = match &e {
+            actix_web::error::QueryPayloadError::Deserialize(e)
+                if e.to_string().starts_with("unknown field") =>
+            {
+                e.to_string()
+            }
+            _ => "a query parameter has the wrong type or value".to_owned(),
+        };
+        Error::InvalidRequest(detail).into()
     })
 }
 

@@ -16,6 +16,7 @@ use utoipa_actix_web::AppExt;
     modifiers(&ApiKeySecurity),
     tags(
         (name = "otp", description = "Request, resend, verify and cancel one-time codes"),
+        (name = "webhooks", description = "Signed webhooks (Standard Webhooks): what a client's endpoint was told, retrying a delivery. The events themselves are under `webhooks`"),
         (name = "operations", description = "Health and readiness"),
         (name = "admin", description = "Gateway keys (state, re-linking with a QR code, resuming) and clients (settings, keys, test numbers). Needs `X-Admin-Key`; off (404) without `OTP_ADMIN_KEY`"),
     ),
@@ -58,6 +59,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
         .split_for_parts();
     let mut api = api;
     problems_as_problem_json(&mut api);
+    super::openapi_webhooks::add(&mut api);
     api
 }
 

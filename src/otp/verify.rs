@@ -8,7 +8,7 @@ use super::{HashError, OtpService, Verification, VerifyTarget};
 use crate::clients::Client;
 use crate::domain::{OtpCode, VerificationId, VerificationStatus};
 use crate::error::{Error, Result};
-use crate::store::{self, limits as hits, verifications};
+use crate::store::{self, limits as hits, verifications, webhooks};
 
 impl OtpService {
     /// Checks a code. The attempt is counted before the hash is compared, in the
@@ -129,6 +129,12 @@ impl OtpService {
         if reserved.failed_attempts >= reserved.max_attempts {
             self.clients.cooldowns().drop_all();
             self.metrics.verification(&client.name, "locked");
+            // No status changes here, so no trigger tells the client's webhook.
+            if let Err(e) =
+                webhooks::record(&self.pool, client.id, id, "verification.max_attempts_reached").await
+            {
+                tracing::warn!(error = %e, verification = %id, "could not record the max_attempts_reached webhook event");
+            }
         }
         Err(Error::InvalidCode {
             id: id.0,

@@ -267,6 +267,18 @@ pub async fn by_key_hash(db: impl PgExecutor<'_>, key_hash: &[u8]) -> Result<Opt
         .await
 }
 
+statement!(
+    BY_ID = concat!(
+        "select id, name, ",
+        settings_columns!(),
+        " from clients where id = $1"
+    )
+);
+/// The client with this id, revoked or not (what its events were made under).
+pub async fn by_id(db: impl PgExecutor<'_>, id: ClientId) -> Result<Option<ClientRow>, sqlx::Error> {
+    sqlx::query_as(BY_ID).bind(id).fetch_optional(db).await
+}
+
 statement!(COUNT_NOT_MADE_BY_DEV = "select count(*) from clients where not made_by_dev");
 /// Clients that `serve --dev` did not make.
 pub async fn count_not_made_by_dev(db: impl PgExecutor<'_>) -> Result<i64, sqlx::Error> {

@@ -40,6 +40,8 @@ pub mod retention;
 pub mod senders;
 pub mod test_numbers;
 pub mod verifications;
+pub mod webhook_events;
+pub mod webhooks;
 
 use std::time::Duration;
 

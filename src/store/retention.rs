@@ -12,7 +12,7 @@ use sqlx::PgPool;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
-use super::{idempotency, limits, senders, verifications};
+use super::{idempotency, limits, senders, verifications, webhook_events};
 use crate::metrics::Metrics;
 
 /// Rows per statement.
@@ -35,6 +35,7 @@ pub struct Swept {
     pub sender_sends_deleted: u64,
     pub limit_hits_deleted: u64,
     pub idempotency_keys_deleted: u64,
+    pub webhook_events_deleted: u64,
 }
 
 /// Sweeps until `shutdown`. A failed sweep (the database is down, say) is
@@ -86,6 +87,8 @@ async fn delete_old(pool: &PgPool, retention: Duration) -> Result<Swept, sqlx::E
         sender_sends_deleted: delete_old_sender_sends(pool).await?,
         limit_hits_deleted: delete_old_limit_hits(pool).await?,
         idempotency_keys_deleted: delete_old_idempotency_keys(pool).await?,
+        webhook_events_deleted: in_batches(|batch| webhook_events::delete_old(pool, batch, retention))
+            .await?,
     })
 }
 

@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 
 use crate::clients::admin::ClientView;
 use crate::domain::SettingsChange;
+use crate::http::admin_webhooks::WebhookReport;
 
 /// Tells a field sent as `null` (`Some(None)`) from one left out (`None`,
 /// through `#[serde(default)]`): plain `Option` reads both as `None`.
@@ -125,7 +126,15 @@ with_settings! {
     /// kept, `null` puts it back to the service's default, a value sets it.
     /// Checked whole: one refused field and nothing changes.
     #[schema(example = json!({"code_length": 8, "ttl_seconds": 300, "template_en": null}))]
-    pub struct SettingsPatch {}
+    pub struct SettingsPatch {
+        /// Where the client's webhooks go: `https` (plain `http` only to
+        /// loopback), never a private address (see `OTP_WEBHOOK_ALLOW_*`);
+        /// `null` stops them. The first URL makes a signing secret, in the
+        /// answer's `webhook_secret` (shown this once).
+        #[serde(default, deserialize_with = "present")]
+        #[schema(value_type = Option<String>, example = "https://shop.example/otp-events")]
+        pub webhook_url: Option<Option<String>>,
+    }
 }
 
 /// A client as operators see it; never its key.
@@ -153,6 +162,8 @@ pub struct ClientReport {
     pub revoked_at: Option<DateTime<Utc>>,
     pub settings: OwnSettings,
     pub effective: EffectiveSettings,
+    /// Where its webhooks go, and how they fare; null without a webhook URL.
+    pub webhook: Option<WebhookReport>,
 }
 
 /// What the client has set itself. A field it leaves to the service's default
@@ -271,6 +282,7 @@ impl From<ClientView> for ClientReport {
                 default_locale: effective.default_locale.as_str().to_owned(),
                 templates: Templates { es, en, pt },
             },
+            webhook: None,
         }
     }
 }
@@ -284,6 +296,18 @@ pub struct CreatedClient {
     /// The client's API key (`X-Api-Key`), shown this once: only its hash is kept.
     #[schema(example = "otpk_3f9c...")]
     pub key: String,
+}
+
+// No `Debug`: it may carry a secret.
+/// A changed client, and its webhook signing secret if the change made one.
+#[derive(Serialize, ToSchema)]
+pub struct ChangedClient {
+    #[serde(flatten)]
+    pub client: ClientReport,
+    /// Made by the client's first `webhook_url`: shown this once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")]
+    pub webhook_secret: Option<String>,
 }
 
 /// A client's new key.

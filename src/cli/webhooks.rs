@@ -1,0 +1,91 @@
+//! `clients set NAME --webhook-url URL`, `clients rotate-webhook-secret NAME`,
+//! and the webhook lines of `clients show`. A secret is printed once, when it
+//! is made; sealing it takes the service's OTP_PEPPER.
+
+use anyhow::Context;
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::PgPool;
+
+use crate::config::{MIN_SECRET_LEN, WebhookSettings};
+use crate::delivery::Sealer;
+use crate::otp::Peppers;
+use crate::webhooks::WebhookAdmin;
+
+fn admin(
+    pool: &PgPool,
+    settings: &WebhookSettings,
+    pepper: Option<SecretString>,
+) -> anyhow::Result<WebhookAdmin> {
+    let pepper = pepper.context(
+        "OTP_PEPPER (the service's own) is needed: the webhook's signing secret is sealed with it",
+    )?;
+    anyhow::ensure!(
+        pepper.expose_secret().len() >= MIN_SECRET_LEN,
+        "OTP_PEPPER must be at least {MIN_SECRET_LEN} bytes"
+    );
+    let sealer = Sealer::new(&Peppers::new(pepper, Vec::new()));
+    Ok(WebhookAdmin::new(pool.clone(), sealer, settings.policy()))
+}
+
+/// Sets or clears the webhook URL, printing a new secret when one is made.
+pub async fn set(
+    pool: &PgPool,
+    settings: &WebhookSettings,
+    name: &str,
+    url: Option<&str>,
+    clear: bool,
+    pepper: Option<SecretString>,
+) -> anyhow::Result<()> {
+    if clear {
+        // Clearing seals nothing: no pepper needed.
+        crate::webhooks::admin::clear(pool, name).await?;
+        eprintln!("client `{name}` has no webhook any more");
+    }
+    let Some(url) = url else { return Ok(()) };
+    match admin(pool, settings, pepper)?.set_url(name, url).await? {
+        Some(secret) => {
+            eprintln!(
+                "client `{name}` webhooks go to {url}. Its signing secret is shown this once; store it now:"
+            );
+            println!("{}", secret.expose_secret());
+        }
+        None => eprintln!("client `{name}` webhooks go to {url} (signed with its current secret)"),
+    }
+    Ok(())
+}
+
+pub async fn rotate(
+    pool: &PgPool,
+    settings: &WebhookSettings,
+    name: &str,
+    pepper: Option<SecretString>,
+) -> anyhow::Result<()> {
+    let secret = admin(pool, settings, pepper)?.rotate_secret(name).await?;
+    eprintln!(
+        "client `{name}` has a new webhook signing secret; the old one also signs for 24 hours. Shown this once:"
+    );
+    println!("{}", secret.expose_secret());
+    Ok(())
+}
+
+/// The `webhook` line of `clients show`.
+pub async fn print_endpoint(pool: &PgPool, name: &str) -> anyhow::Result<()> {
+    let line = match crate::webhooks::admin::endpoint(pool, name).await? {
+        None => "none".to_owned(),
+        Some(e) => {
+            let time = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M:%S UTC").to_string();
+            let mut line = e.url.clone();
+            if let Some(at) = e.disabled_at {
+                line += &format!("  DISABLED since {} (set the URL again to enable it)", time(at));
+            } else if let Some(since) = e.failing_since {
+                line += &format!("  failing since {}", time(since));
+            }
+            if let Some(until) = e.previous_secret_until {
+                line += &format!("  (previous secret signs until {})", time(until));
+            }
+            line
+        }
+    };
+    println!("  {:<24} {line}", "webhook");
+    Ok(())
+}

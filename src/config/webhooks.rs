@@ -1,0 +1,54 @@
+//! Webhook settings: which URLs clients may set, and the retry schedule.
+
+use std::time::Duration;
+
+use crate::webhooks::UrlPolicy;
+use crate::webhooks::schedule::DEFAULT_SCHEDULE;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct WebhookSettings {
+    /// Allow plain-http webhook URLs to any host (without it: https, or http to loopback).
+    #[arg(long = "webhook-allow-http", env = "OTP_WEBHOOK_ALLOW_HTTP", value_name = "OTP_WEBHOOK_ALLOW_HTTP", default_value_t = false, action = clap::ArgAction::Set)]
+    pub allow_http: bool,
+
+    /// Allow webhook URLs that resolve to private, loopback or link-local addresses.
+    #[arg(long = "webhook-allow-private", env = "OTP_WEBHOOK_ALLOW_PRIVATE", value_name = "OTP_WEBHOOK_ALLOW_PRIVATE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub allow_private: bool,
+
+    /// Comma-separated seconds between a failed webhook attempt and the next
+    /// (default 5,300,1800,7200,18000,36000,36000, then given up).
+    #[arg(long = "webhook-retry-schedule", env = "OTP_WEBHOOK_RETRY_SCHEDULE", value_name = "OTP_WEBHOOK_RETRY_SCHEDULE", value_parser = schedule)]
+    pub retry_schedule: Option<Schedule>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Schedule(pub Vec<Duration>);
+
+fn schedule(raw: &str) -> Result<Schedule, String> {
+    raw.split(',')
+        .map(|s| {
+            s.trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|s| s.is_finite() && *s > 0.0 && *s <= 7.0 * 24.0 * 3600.0)
+                .map(Duration::from_secs_f64)
+                .ok_or_else(|| format!("`{s}` is not a number of seconds between 0 and a week"))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Schedule)
+}
+
+impl WebhookSettings {
+    pub fn policy(&self) -> UrlPolicy {
+        UrlPolicy {
+            allow_http: self.allow_http,
+            allow_private: self.allow_private,
+        }
+    }
+
+    pub fn schedule(&self) -> Vec<Duration> {
+        self.retry_schedule
+            .as_ref()
+            .map_or_else(|| DEFAULT_SCHEDULE.to_vec(), |s| s.0.clone())
+    }
+}

@@ -1,0 +1,111 @@
+//! Webhook endpoints (columns of `clients`) and the events they are told of
+//! (`webhook_events`, written by the triggers of V8__webhooks.sql in the
+//! transaction of each change).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::PgExecutor;
+
+use crate::domain::{ClientId, VerificationId};
+
+statement!(
+    SET_ENDPOINT = "update clients
+         set webhook_url = $2, webhook_secret_sealed = coalesce(webhook_secret_sealed, $3),
+             webhook_disabled_at = null, webhook_failing_since = null
+         where name = $1 and revoked_at is null
+         returning webhook_secret_sealed = $3",
+);
+/// Points the client's webhook at `url` (enabling it again if it was
+/// disabled). A client without a secret gets `new_secret`: `Some(true)` then,
+/// `Some(false)` when it kept its own, `None` when there is no such client.
+pub async fn set_endpoint(
+    db: impl PgExecutor<'_>,
+    client: &str,
+    url: &str,
+    new_secret: &[u8],
+) -> Result<Option<bool>, sqlx::Error> {
+    sqlx::query_scalar(SET_ENDPOINT)
+        .bind(client)
+        .bind(url)
+        .bind(new_secret)
+        .fetch_optional(db)
+        .await
+}
+
+statement!(
+    CLEAR_ENDPOINT = "update clients
+         set webhook_url = null, webhook_secret_sealed = null, webhook_previous_secret_sealed = null,
+             webhook_previous_until = null, webhook_disabled_at = null, webhook_failing_since = null
+         where name = $1 and revoked_at is null",
+);
+/// No more webhooks for the client; its secrets are forgotten.
+pub async fn clear_endpoint(db: impl PgExecutor<'_>, client: &str) -> Result<bool, sqlx::Error> {
+    Ok(sqlx::query(CLEAR_ENDPOINT)
+        .bind(client)
+        .execute(db)
+        .await?
+        .rows_affected()
+        == 1)
+}
+
+statement!(
+    ROTATE_SECRET = "update clients
+         set webhook_previous_secret_sealed = webhook_secret_sealed,
+             webhook_previous_until = now() + make_interval(secs => $3),
+             webhook_secret_sealed = $2
+         where name = $1 and revoked_at is null and webhook_url is not null",
+);
+/// A new secret; the current one goes on signing for `overlap`. `false`
+/// when the client has no webhook (or does not exist).
+pub async fn rotate_secret(
+    db: impl PgExecutor<'_>,
+    client: &str,
+    new_secret: &[u8],
+    overlap: Duration,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(ROTATE_SECRET)
+        .bind(client)
+        .bind(new_secret)
+        .bind(overlap.as_secs_f64())
+        .execute(db)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// A client's webhook as operators see it (never its secrets).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EndpointRow {
+    pub url: Option<String>,
+    pub previous_secret_until: Option<DateTime<Utc>>,
+    pub failing_since: Option<DateTime<Utc>>,
+    pub disabled_at: Option<DateTime<Utc>>,
+}
+
+statement!(
+    ENDPOINT = "select webhook_url as url,
+                case when webhook_previous_until > now() then webhook_previous_until end as previous_secret_until,
+                webhook_failing_since as failing_since, webhook_disabled_at as disabled_at
+         from clients where name = $1",
+);
+pub async fn endpoint(db: impl PgExecutor<'_>, client: &str) -> Result<Option<EndpointRow>, sqlx::Error> {
+    sqlx::query_as(ENDPOINT).bind(client).fetch_optional(db).await
+}
+
+statement!(RECORD = "select record_webhook_event($1, $2, $3)");
+/// Records an event that no status change carries (a verification whose
+/// attempts ran out); the same function the triggers use.
+pub async fn record(
+    db: impl PgExecutor<'_>,
+    client: ClientId,
+    verification: VerificationId,
+    kind: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(RECORD)
+        .bind(client)
+        .bind(verification)
+        .bind(kind)
+        .execute(db)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,213 @@
+//! Which webhook URLs may be called: `https`, or plain `http` to loopback
+//! only (or with `OTP_WEBHOOK_ALLOW_HTTP`), and never an address inside the
+//! service's network (private, loopback, link-local…) unless
+//! `OTP_WEBHOOK_ALLOW_PRIVATE`: a client must not make the service call its
+//! neighbours (server-side request forgery). Checked when the URL is set and
+//! again at every delivery, by the resolver the webhook client connects with,
+//! so a name that later resolves elsewhere is refused too.
+
+use std::net::{IpAddr, SocketAddr};
+
+use url::{Host, Url};
+
+const MAX_URL_LEN: usize = 2048;
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UrlPolicy {
+    pub allow_http: bool,
+    pub allow_private: bool,
+}
+
+/// Why a URL may not be a webhook endpoint (said to whoever set it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlRefusal {
+    #[error("the webhook URL is not a valid absolute URL")]
+    Invalid,
+    #[error(
+        "the webhook URL must be https (plain http only to loopback, or with OTP_WEBHOOK_ALLOW_HTTP=true)"
+    )]
+    NotHttps,
+    #[error(
+        "the webhook URL resolves to a private, loopback or link-local address, which the service does not call (OTP_WEBHOOK_ALLOW_PRIVATE=true allows it)"
+    )]
+    Private,
+    #[error("the webhook URL's host does not resolve")]
+    Unresolved,
+}
+
+impl UrlPolicy {
+    /// The URL's shape: absolute, http(s), a host, no credentials, not too long.
+    /// Addresses are checked by `check_addresses`.
+    pub fn check_shape(&self, raw: &str) -> Result<Url, UrlRefusal> {
+        let url = Url::parse(raw).map_err(|_| UrlRefusal::Invalid)?;
+        if raw.len() > MAX_URL_LEN
+            || url.host().is_none()
+            || !url.username().is_empty()
+            || url.password().is_some()
+        {
+            return Err(UrlRefusal::Invalid);
+        }
+        match url.scheme() {
+            "https" => Ok(url),
+            "http" if self.allow_http || is_loopback_host(&url) => Ok(url),
+            "http" => Err(UrlRefusal::NotHttps),
+            _ => Err(UrlRefusal::Invalid),
+        }
+    }
+
+    /// Whether the service may connect to these addresses (all of them: a
+    /// name with one private address among public ones is refused).
+    pub fn check_addresses(&self, addresses: &[IpAddr]) -> Result<(), UrlRefusal> {
+        if addresses.is_empty() {
+            return Err(UrlRefusal::Unresolved);
+        }
+        if !self.allow_private && addresses.iter().any(|ip| !is_public(*ip)) {
+            return Err(UrlRefusal::Private);
+        }
+        Ok(())
+    }
+
+    /// Both checks, resolving the host as the service would.
+    pub async fn check(&self, raw: &str) -> Result<Url, UrlRefusal> {
+        let url = self.check_shape(raw)?;
+        let port = url.port_or_known_default().unwrap_or(443);
+        let addresses: Vec<IpAddr> = match url.host() {
+            Some(Host::Ipv4(ip)) => vec![IpAddr::V4(ip)],
+            Some(Host::Ipv6(ip)) => vec![IpAddr::V6(ip)],
+            Some(Host::Domain(name)) => tokio::net::lookup_host((name, port))
+                .await
+                .map(|found| found.map(|a: SocketAddr| a.ip()).collect())
+                .unwrap_or_default(),
+            None => Vec::new(),
+        };
+        self.check_addresses(&addresses)?;
+        Ok(url)
+    }
+}
+
+fn is_loopback_host(url: &Url) -> bool {
+    match url.host() {
+        Some(Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+/// An address on the public internet: not private, loopback, link-local,
+/// shared (CGNAT), documentation, multicast, unspecified or broadcast, nor an
+/// IPv6 form of one.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_multicast()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 192 && b == 0)
+                || (a == 198 && (b == 18 || b == 19))
+                || a >= 240)
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || first == 0x2001 && v6.segments()[1] == 0x0db8
+                || first == 0x0064 && v6.segments()[1] == 0xff9b)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STRICT: UrlPolicy = UrlPolicy {
+        allow_http: false,
+        allow_private: false,
+    };
+
+    #[test]
+    fn only_public_addresses_are_called() {
+        for private in [
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "127.0.0.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:10.0.0.1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(!is_public(private.parse().unwrap()), "{private}");
+        }
+        for public in ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "::ffff:8.8.8.8"] {
+            assert!(is_public(public.parse().unwrap()), "{public}");
+        }
+    }
+
+    #[test]
+    fn https_or_loopback_http() {
+        assert!(STRICT.check_shape("https://example.com/hooks").is_ok());
+        assert_eq!(
+            STRICT.check_shape("http://example.com/hooks"),
+            Err(UrlRefusal::NotHttps)
+        );
+        assert!(STRICT.check_shape("http://127.0.0.1:8080/hooks").is_ok());
+        assert!(STRICT.check_shape("http://localhost/hooks").is_ok());
+        let lenient = UrlPolicy {
+            allow_http: true,
+            ..STRICT
+        };
+        assert!(lenient.check_shape("http://example.com/hooks").is_ok());
+        for bad in [
+            "ftp://example.com",
+            "https://user:pw@example.com",
+            "/relative",
+            "not a url",
+        ] {
+            assert_eq!(STRICT.check_shape(bad), Err(UrlRefusal::Invalid), "{bad}");
+        }
+    }
+
+    #[test]
+    fn one_private_address_among_public_ones_is_refused() {
+        let mixed = ["8.8.8.8".parse().unwrap(), "10.0.0.1".parse().unwrap()];
+        assert_eq!(STRICT.check_addresses(&mixed), Err(UrlRefusal::Private));
+        let open = UrlPolicy {
+            allow_private: true,
+            ..STRICT
+        };
+        assert!(open.check_addresses(&mixed).is_ok());
+        assert_eq!(open.check_addresses(&[]), Err(UrlRefusal::Unresolved));
+    }
+
+    #[tokio::test]
+    async fn loopback_urls_need_the_private_allowance() {
+        assert_eq!(
+            STRICT.check("http://127.0.0.1:9/x").await,
+            Err(UrlRefusal::Private)
+        );
+        let open = UrlPolicy {
+            allow_private: true,
+            ..STRICT
+        };
+        assert!(open.check("http://127.0.0.1:9/x").await.is_ok());
+    }
+}

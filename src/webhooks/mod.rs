@@ -1,0 +1,114 @@
+//! Telling clients what happened to their verifications: signed webhooks
+//! (Standard Webhooks), delivered from the `webhook_events` outbox.
+
+pub mod admin;
+pub mod deliveries;
+pub mod endpoint;
+pub mod events;
+mod resolver;
+pub mod schedule;
+pub mod signing;
+mod worker;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use secrecy::SecretBox;
+use sqlx::PgPool;
+use tokio::sync::Notify;
+
+use crate::delivery::Sealer;
+use crate::domain::ClientId;
+use crate::metrics::Metrics;
+use crate::otp::OtpService;
+use crate::store::webhook_events::Claimed;
+pub use admin::{EndpointView, WebhookAdmin};
+pub use endpoint::UrlPolicy;
+
+/// Notified by `webhook_events`' trigger whenever an event is recorded.
+pub const CHANNEL: &str = "otp_webhook_events";
+
+/// The webhook worker of this replica.
+#[derive(Clone)]
+pub struct Webhooks {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: PgPool,
+    sealer: Sealer,
+    otp: OtpService,
+    http: reqwest::Client,
+    policy: UrlPolicy,
+    schedule: Vec<Duration>,
+    metrics: Metrics,
+    in_flight: Mutex<HashMap<ClientId, usize>>,
+    /// Notified by the client cache's listening connection (see `CHANNEL`),
+    /// and when a delivery ends.
+    wake: Arc<Notify>,
+}
+
+/// How an attempt ended.
+enum Delivery {
+    Delivered(u16),
+    Failed {
+        status: Option<u16>,
+        error: String,
+        retry_after: Option<Duration>,
+    },
+    /// Never deliverable (its verification is gone): given up at once.
+    Impossible(String),
+}
+
+impl Webhooks {
+    pub fn new(
+        pool: PgPool,
+        sealer: Sealer,
+        otp: OtpService,
+        policy: UrlPolicy,
+        schedule: Vec<Duration>,
+        metrics: Metrics,
+        wake: Arc<Notify>,
+    ) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(worker::TIMEOUT)
+            .connect_timeout(worker::TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("otp-service/", env!("CARGO_PKG_VERSION"), " webhooks"))
+            .dns_resolver(resolver::PolicyResolver { policy })
+            .build()?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                pool,
+                sealer,
+                otp,
+                http,
+                policy,
+                schedule,
+                metrics,
+                in_flight: Mutex::default(),
+                wake,
+            }),
+        })
+    }
+}
+
+/// What seals a client's secrets: bound to its name, so a secret copied to
+/// another client's row does not open.
+fn sealed_for(client: &str) -> String {
+    format!("webhook:{client}")
+}
+
+/// The keys an event is signed with: the secret's, and the previous one's
+/// while a rotation lasts. `None` when the current one cannot be opened.
+fn open_keys(sealer: &Sealer, event: &Claimed) -> Option<Vec<SecretBox<Vec<u8>>>> {
+    let bound = sealed_for(&event.client_name);
+    let current = signing::signing_key(&sealer.open(&event.secret_sealed, &bound)?)?;
+    let previous = event
+        .previous_secret_sealed
+        .as_ref()
+        .and_then(|sealed| sealer.open(sealed, &bound))
+        .and_then(|secret| signing::signing_key(&secret));
+    Some(std::iter::once(current).chain(previous).collect())
+}
