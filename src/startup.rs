@@ -93,6 +93,7 @@ impl Application {
         let pool_for_sweeper = pool.clone();
         let pool_for_access = pool.clone();
         let metrics_for_sweeper = metrics.clone();
+        let stats = crate::stats::Stats::new(pool.clone());
         let state = web::Data::new(AppState {
             operations: Operations::new(pool, ops_pool, delivery.clone()),
             otp,
@@ -109,6 +110,7 @@ impl Application {
             clients,
             fake_gateway,
             metrics,
+            stats,
         });
 
         let listener = TcpListener::bind(settings.listen)

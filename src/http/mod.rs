@@ -11,6 +11,7 @@ pub mod openapi;
 mod ops;
 mod otp;
 mod server;
+mod stats;
 
 pub use server::server;
 mod qr;
@@ -48,6 +49,8 @@ pub struct AppState {
     /// The built-in fake gateway under `serve --dev`, whose inbox `/dev/messages` shows.
     pub fake_gateway: Option<FakeGateway>,
     pub metrics: crate::metrics::Metrics,
+    /// The conversion figures of `/stats` and `/admin/stats`.
+    pub stats: crate::stats::Stats,
 }
 
 /// Every documented route. The OpenAPI document is collected from exactly
@@ -62,6 +65,11 @@ pub fn documented_routes(cfg: &mut ServiceConfig) {
             .service(otp::cancel_verification),
     )
     .service(
+        scope::scope("/stats")
+            .wrap(from_fn(auth::require_api_key))
+            .service(stats::client_stats),
+    )
+    .service(
         scope::scope("/admin")
             .wrap(from_fn(admin::require_admin_key))
             .service(admin::list_senders)
@@ -74,6 +82,7 @@ pub fn documented_routes(cfg: &mut ServiceConfig) {
             .service(admin_test_numbers::list_test_numbers)
             .service(admin_test_numbers::add_test_number)
             .service(admin_test_numbers::remove_test_number)
+            .service(stats::admin_stats)
             .service(qr::qr_page)
             .service(qr::qr_image),
     )
@@ -125,6 +134,8 @@ fn describe_body_error(e: &actix_web::error::JsonPayloadError) -> String {
         _ => "the body could not be read".to_owned(),
     }
 }
+
+pub use stats::query_config;
 
 /// A path parameter that does not parse: `GET /otp/request` is the wrong
 /// method for `/otp/request` (405), not a malformed id (400).

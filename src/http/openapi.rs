@@ -16,8 +16,9 @@ use utoipa_actix_web::AppExt;
     modifiers(&ApiKeySecurity),
     tags(
         (name = "otp", description = "Request, resend, verify and cancel one-time codes"),
+        (name = "stats", description = "Conversion figures of the calling client: requested, sent, delivery failures, approved, expired, locked, conversion rate, median time to approval"),
         (name = "operations", description = "Health and readiness"),
-        (name = "admin", description = "Gateway keys (state, re-linking with a QR code, resuming) and clients (settings, keys, test numbers). Needs `X-Admin-Key`; off (404) without `OTP_ADMIN_KEY`"),
+        (name = "admin", description = "Gateway keys (state, re-linking with a QR code, resuming), clients (settings, keys, test numbers) and every client's conversion figures. Needs `X-Admin-Key`; off (404) without `OTP_ADMIN_KEY`"),
     ),
 )]
 struct ApiDoc;

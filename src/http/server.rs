@@ -24,6 +24,7 @@ pub fn server(listener: TcpListener, state: web::Data<AppState>, drain: Duration
             .app_data(state.clone())
             .app_data(http::json_config())
             .app_data(http::path_config())
+            .app_data(http::query_config())
             .configure(http::documented_routes)
             .split_for_parts();
         app.wrap(actix_web::middleware::from_fn(http::metrics::record))

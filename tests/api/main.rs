@@ -28,4 +28,5 @@ mod replicas;
 mod retention;
 mod shutdown;
 mod statements;
+mod stats;
 mod tenants;
