@@ -234,6 +234,14 @@ async fn the_figures_equal_the_flows_per_country_for_the_caller_only_and_outlive
         .await
         .unwrap();
     assert_eq!(app.verification_count().await, 0);
+    let unfolded: i64 = sqlx::query_scalar("select count(*) from stats_events")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        unfolded, 0,
+        "the sweep folded every event into the rolled-up rows"
+    );
     assert_eq!(stats(&app, &app.api_key, "?group_by=country").await, by_country);
     assert_eq!(
         json_of(admin(&app, Method::GET, "/stats?group_by=client"), 200).await,
