@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod operations;
 pub mod otp;
 pub mod startup;
+pub mod stats;
 pub mod store;
 pub mod tasks;
 pub mod telemetry;

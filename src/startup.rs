@@ -105,6 +105,7 @@ impl Application {
         let pool_for_sweeper = pool.clone();
         let pool_for_access = pool.clone();
         let metrics_for_sweeper = metrics.clone();
+        let stats = crate::stats::Stats::new(pool.clone());
         let state = web::Data::new(AppState {
             operations: Operations::new(pool, ops_pool, delivery.clone()),
             otp,
@@ -122,6 +123,7 @@ impl Application {
             webhooks: webhook_admin,
             fake_gateway,
             metrics,
+            stats,
         });
 
         let listener = TcpListener::bind(settings.listen)

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-const TABLES: [&str; 7] = [
+const TABLES: [&str; 11] = [
     "verifications",
     "outbox_messages",
     "senders",
@@ -12,6 +12,10 @@ const TABLES: [&str; 7] = [
     "limit_hits",
     "idempotency_keys",
     "clients",
+    "stats_events",
+    "verification_stats",
+    "approval_time_stats",
+    "webhook_events",
 ];
 
 fn sources(dir: &Path, found: &mut Vec<PathBuf>) {

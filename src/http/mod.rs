@@ -13,6 +13,7 @@ mod openapi_webhooks;
 mod ops;
 mod otp;
 mod server;
+mod stats;
 mod webhooks;
 
 pub use server::server;
@@ -53,6 +54,8 @@ pub struct AppState {
     /// The built-in fake gateway under `serve --dev`, whose inbox `/dev/messages` shows.
     pub fake_gateway: Option<FakeGateway>,
     pub metrics: crate::metrics::Metrics,
+    /// The conversion figures of `/stats` and `/admin/stats`.
+    pub stats: crate::stats::Stats,
 }
 
 /// Every documented route. The OpenAPI document is collected from exactly
@@ -73,6 +76,11 @@ pub fn documented_routes(cfg: &mut ServiceConfig) {
             .service(webhooks::retry_delivery),
     )
     .service(
+        scope::scope("/stats")
+            .wrap(from_fn(auth::require_api_key))
+            .service(stats::client_stats),
+    )
+    .service(
         scope::scope("/admin")
             .wrap(from_fn(admin::require_admin_key))
             .service(admin::list_senders)
@@ -86,6 +94,7 @@ pub fn documented_routes(cfg: &mut ServiceConfig) {
             .service(admin_test_numbers::list_test_numbers)
             .service(admin_test_numbers::add_test_number)
             .service(admin_test_numbers::remove_test_number)
+            .service(stats::admin_stats)
             .service(qr::qr_page)
             .service(qr::qr_image),
     )

@@ -17,8 +17,9 @@ use utoipa_actix_web::AppExt;
     tags(
         (name = "otp", description = "Request, resend, verify and cancel one-time codes"),
         (name = "webhooks", description = "Signed webhooks (Standard Webhooks): what a client's endpoint was told, retrying a delivery. The events themselves are under `webhooks`"),
+        (name = "stats", description = "Conversion figures of the calling client: requested, sent, delivery failures, approved, expired, locked, conversion rate, median time to approval"),
         (name = "operations", description = "Health and readiness"),
-        (name = "admin", description = "Gateway keys (state, re-linking with a QR code, resuming) and clients (settings, keys, test numbers). Needs `X-Admin-Key`; off (404) without `OTP_ADMIN_KEY`"),
+        (name = "admin", description = "Gateway keys (state, re-linking with a QR code, resuming), clients (settings, keys, test numbers) and every client's conversion figures. Needs `X-Admin-Key`; off (404) without `OTP_ADMIN_KEY`"),
     ),
 )]
 struct ApiDoc;

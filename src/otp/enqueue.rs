@@ -72,6 +72,7 @@ impl OtpService {
                 p.id
             }
             None => {
+                let country = input.phone.country();
                 let new = verifications::NewVerification {
                     key,
                     locale: input.locale.as_str(),
@@ -79,6 +80,8 @@ impl OtpService {
                     max_attempts: rules.max_attempts,
                     ttl,
                     made_by_dev: self.policy.dev,
+                    country: country.as_ref().map(|c| c.as_ref()),
+                    test_number: matches!(outgoing, Outgoing::TestNumber),
                 };
                 match verifications::insert(&mut tx, &new).await {
                     Err(e) if verifications::is_one_pending_violation(&e) => return Err(Enqueue::Lost),

@@ -38,6 +38,7 @@ pub mod outbox;
 pub mod rate_cells;
 pub mod retention;
 pub mod senders;
+pub mod stats;
 pub mod test_numbers;
 pub mod verifications;
 pub mod webhook_events;

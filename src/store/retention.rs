@@ -12,7 +12,7 @@ use sqlx::PgPool;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
-use super::{idempotency, limits, senders, verifications, webhook_events};
+use super::{idempotency, limits, senders, stats, verifications, webhook_events};
 use crate::metrics::Metrics;
 
 /// Rows per statement.
@@ -31,6 +31,8 @@ const LIMIT_HITS_KEPT: Duration = crate::otp::limits::LONGEST_WINDOW;
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Swept {
     pub expired: u64,
+    /// Stats events folded into their rolled-up rows.
+    pub stats_events_folded: u64,
     pub verifications_deleted: u64,
     pub sender_sends_deleted: u64,
     pub limit_hits_deleted: u64,
@@ -54,6 +56,8 @@ pub async fn run(pool: PgPool, retention: Duration, metrics: Metrics, shutdown: 
             for (client, n) in expire_pending(&pool).await? {
                 metrics.verifications_by(&client, "expired", n);
             }
+            // After expiring, so that what it counted is folded in the same tick.
+            fold_stats(&pool).await?;
             if round.is_multiple_of(deletes_every) {
                 let deleted = delete_old(&pool, retention).await?;
                 if deleted != Swept::default() {
@@ -70,19 +74,30 @@ pub async fn run(pool: PgPool, retention: Duration, metrics: Metrics, shutdown: 
     }
 }
 
-/// One full sweep: expire, then delete what is past its keeping time.
+/// One full sweep: expire, fold the stats, then delete what is past its
+/// keeping time. The deleted verifications' figures are in the rolled-up
+/// rows by then (their events were written when each fact happened).
 pub async fn sweep(pool: &PgPool, retention: Duration) -> Result<Swept, sqlx::Error> {
     let expired = expire_pending(pool).await?.values().sum();
+    let stats_events_folded = fold_stats(pool).await?;
     Ok(Swept {
         expired,
+        stats_events_folded,
         ..delete_old(pool, retention).await?
     })
+}
+
+/// Folds the stats events into their rolled-up rows, so that reads add up
+/// few events; a backlog is worked off over several ticks.
+pub async fn fold_stats(pool: &PgPool) -> Result<u64, sqlx::Error> {
+    in_batches(|batch| stats::fold(pool, batch)).await
 }
 
 /// Deletes what is past its keeping time.
 async fn delete_old(pool: &PgPool, retention: Duration) -> Result<Swept, sqlx::Error> {
     Ok(Swept {
         expired: 0,
+        stats_events_folded: 0,
         verifications_deleted: delete_finished(pool, retention).await?,
         sender_sends_deleted: delete_old_sender_sends(pool).await?,
         limit_hits_deleted: delete_old_limit_hits(pool).await?,

@@ -29,6 +29,7 @@ mod replicas;
 mod retention;
 mod shutdown;
 mod statements;
+mod stats;
 mod tenants;
 mod webhook_receiver;
 mod webhooks;

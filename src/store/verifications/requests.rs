@@ -126,13 +126,17 @@ pub struct NewVerification<'a> {
     pub max_attempts: u32,
     pub ttl: Duration,
     pub made_by_dev: bool,
+    /// ISO 3166-1 alpha-2, for the stats.
+    pub country: Option<&'a str>,
+    /// For a client's test number: left out of the stats.
+    pub test_number: bool,
 }
 
 statement!(
     INSERT = "insert into verifications
              (id, client_id, phone, purpose, locale, status, code_hash, max_attempts,
-              last_sent_at, expires_at, made_by_dev)
-         values ($1, $2, $3, $4, $5, 'pending', $6, $7, now(), now() + make_interval(secs => $8), $9)",
+              last_sent_at, expires_at, made_by_dev, country, test_number)
+         values ($1, $2, $3, $4, $5, 'pending', $6, $7, now(), now() + make_interval(secs => $8), $9, $10, $11)",
 );
 /// Inserts a pending verification. A second one for the same key fails on
 /// `verifications_one_pending` (`is_one_pending_violation`).
@@ -151,6 +155,8 @@ pub async fn insert(
         .bind(new.max_attempts as i32)
         .bind(new.ttl.as_secs_f64())
         .bind(new.made_by_dev)
+        .bind(new.country)
+        .bind(new.test_number)
         .execute(&mut **tx)
         .await?;
     Ok(id)
