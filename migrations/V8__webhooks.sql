@@ -50,6 +50,8 @@ create table webhook_events (
 create index webhook_events_pending on webhook_events (verification_id, seq) where status = 'pending';
 create index webhook_events_due on webhook_events (next_attempt_at) where status = 'pending';
 create index webhook_events_client on webhook_events (client_id, occurred_at desc);
+-- `record_webhook_event`'s question: has this verification had this event yet?
+create index webhook_events_verification_type on webhook_events (verification_id, type);
 create index webhook_events_finished on webhook_events (occurred_at) where status <> 'pending';
 
 -- Records an event for a client whose endpoint is set and enabled. Each type

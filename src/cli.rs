@@ -15,6 +15,7 @@ use crate::startup::Application;
 use crate::{dev_key, http, store, telemetry};
 
 mod clients;
+mod fraud;
 mod webhooks;
 
 pub use clients::{ClientsCommand, TestNumbersCommand};
@@ -67,6 +68,13 @@ pub enum Command {
         webhooks: WebhookSettings,
         #[command(subcommand)]
         action: ClientsCommand,
+    },
+    /// Allow or block number prefixes by hand (fraud protection).
+    Fraud {
+        #[command(flatten)]
+        database: DatabaseSettings,
+        #[command(subcommand)]
+        action: fraud::FraudCommand,
     },
     /// Print the OpenAPI document (the source of openapi/openapi.json).
     Openapi,
@@ -148,6 +156,15 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             webhooks,
             action,
         } => manage_clients(&database, &policy, &webhooks, action).await,
+        Command::Fraud { database, action } => {
+            let options = store::connect_options(database.url())
+                .context("DATABASE_URL is not a valid PostgreSQL URL")?;
+            store::run_migrations(&options).await.context(DATABASE_HINT)?;
+            let pool = store::pool(options);
+            let result = fraud::run(&pool, action).await;
+            pool.close().await;
+            result
+        }
         Command::Openapi => {
             print!("{}", http::openapi::to_json(&http::openapi::document()));
             Ok(())

@@ -48,6 +48,10 @@ pub enum Error {
     ResendTooSoon { id: Uuid, retry_after: u64 },
     #[error("{detail}")]
     RateLimited { detail: String, retry_after: u64 },
+    /// The number's prefix is blocked by the operators (or, in `enforce`
+    /// mode, flagged): refused before anything is counted or sent.
+    #[error("codes to this number are refused for now: its prefix is suspected of fraud")]
+    SuspectedFraud { retry_after: u64 },
     #[error("{detail}")]
     DeliveryUnavailable { detail: String, retry_after: u64 },
     #[error("{0}")]

@@ -8,6 +8,7 @@ pub mod delivery;
 pub mod dev_key;
 pub mod domain;
 pub mod error;
+pub mod fraud;
 pub mod http;
 pub mod metrics;
 pub mod operations;

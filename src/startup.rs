@@ -106,6 +106,7 @@ impl Application {
         let pool_for_access = pool.clone();
         let metrics_for_sweeper = metrics.clone();
         let stats = crate::stats::Stats::new(pool.clone());
+        let fraud = crate::fraud::FraudAdmin::new(pool.clone());
         let state = web::Data::new(AppState {
             operations: Operations::new(pool, ops_pool, delivery.clone()),
             otp,
@@ -121,6 +122,7 @@ impl Application {
             ),
             clients,
             webhooks: webhook_admin,
+            fraud,
             fake_gateway,
             metrics,
             stats,

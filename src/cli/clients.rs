@@ -181,7 +181,7 @@ impl SetArgs {
     }
 }
 
-fn until(raw: &str) -> Result<DateTime<Utc>, String> {
+pub(super) fn until(raw: &str) -> Result<DateTime<Utc>, String> {
     if let Ok(day) = NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
         // The whole of that day.
         let next = day.succ_opt().ok_or("the date is out of range")?;

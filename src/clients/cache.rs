@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use chrono::Utc;
 
 use super::{Client, key_hash};
-use crate::domain::ClientId;
+use crate::domain::{ClientId, PrefixRule};
 use crate::metrics::Metrics;
 use crate::otp::cooldowns::{Cooldowns, FINISHED_CHANNEL};
 use crate::store::clients as store;
@@ -59,6 +59,8 @@ struct Inner {
 struct Held {
     by_key: HashMap<Vec<u8>, (Client, Instant)>,
     test_numbers: HashMap<ClientId, (Arc<Vec<ActiveTestNumber>>, Instant)>,
+    /// The operators' allowed and blocked prefixes (one list for all clients).
+    prefixes: Option<(Arc<Vec<PrefixRule>>, Instant)>,
 }
 
 impl ClientCache {
@@ -120,6 +122,20 @@ impl ClientCache {
             .iter()
             .find(|n| n.phone == phone && n.until > now)
             .map(|n| n.code_hash.clone()))
+    }
+
+    /// The allowed and blocked prefixes, from memory when it may be trusted:
+    /// a change reaches every replica by notification, as a client's does.
+    pub async fn prefix_rules(&self) -> Result<Arc<Vec<PrefixRule>>, sqlx::Error> {
+        if let Some(rules) = self.inner.recall(|held| held.prefixes.as_ref()) {
+            return Ok(rules);
+        }
+        let epoch = self.inner.epoch.load(Ordering::Acquire);
+        let read_at = Instant::now();
+        let rules = Arc::new(crate::fraud::rules(&self.inner.pool).await?);
+        self.inner
+            .keep(epoch, |held| held.prefixes = Some((rules.clone(), read_at)));
+        Ok(rules)
     }
 
     /// The pending verifications this replica remembers (`otp::cooldowns`),

@@ -54,6 +54,10 @@ pub struct Problem {
     /// Seconds to wait before trying again; also in the Retry-After header.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_after: Option<u64>,
+    /// Why a request is `rate_limited` when it is not a window:
+    /// `suspected_fraud` (the number's prefix is blocked).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
 }
 
 impl Error {
@@ -92,7 +96,9 @@ impl Error {
                 "Too many wrong codes",
             ),
             Error::ResendTooSoon { .. } => (S::TOO_MANY_REQUESTS, "resend_too_soon", "Resend too soon"),
-            Error::RateLimited { .. } => (S::TOO_MANY_REQUESTS, "rate_limited", "Rate limited"),
+            Error::RateLimited { .. } | Error::SuspectedFraud { .. } => {
+                (S::TOO_MANY_REQUESTS, "rate_limited", "Rate limited")
+            }
             Error::DeliveryUnavailable { .. } => (
                 S::SERVICE_UNAVAILABLE,
                 "delivery_unavailable",
@@ -109,6 +115,7 @@ impl Error {
             Error::ResendTooSoon { retry_after, .. }
             | Error::MaxAttemptsReached { retry_after, .. }
             | Error::RateLimited { retry_after, .. }
+            | Error::SuspectedFraud { retry_after }
             | Error::DeliveryUnavailable { retry_after, .. }
             | Error::Unavailable { retry_after } => Some((*retry_after).max(1)),
             Error::QrUnavailable(_) => Some(10),
@@ -149,6 +156,10 @@ impl Error {
             status_detail,
             attempts_remaining,
             retry_after: self.retry_after(),
+            reason: match self {
+                Error::SuspectedFraud { .. } => Some("suspected_fraud"),
+                _ => None,
+            },
         }
     }
 }

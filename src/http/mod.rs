@@ -2,6 +2,7 @@
 
 mod admin;
 mod admin_clients;
+mod admin_fraud;
 mod admin_test_numbers;
 mod admin_webhooks;
 mod auth;
@@ -51,6 +52,8 @@ pub struct AppState {
     pub clients: crate::clients::admin::ClientAdmin,
     /// Clients' webhook URLs and signing secrets.
     pub webhooks: crate::webhooks::WebhookAdmin,
+    /// The prefixes operators allow or block.
+    pub fraud: crate::fraud::FraudAdmin,
     /// The built-in fake gateway under `serve --dev`, whose inbox `/dev/messages` shows.
     pub fake_gateway: Option<FakeGateway>,
     pub metrics: crate::metrics::Metrics,
@@ -91,6 +94,9 @@ pub fn documented_routes(cfg: &mut ServiceConfig) {
             .service(admin_clients::change_client)
             .service(admin_clients::rotate_client_key)
             .service(admin_webhooks::rotate_webhook_secret)
+            .service(admin_fraud::list_prefixes)
+            .service(admin_fraud::set_prefix)
+            .service(admin_fraud::remove_prefix)
             .service(admin_test_numbers::list_test_numbers)
             .service(admin_test_numbers::add_test_number)
             .service(admin_test_numbers::remove_test_number)

@@ -13,8 +13,8 @@ use crate::clients::Client;
 use crate::clients::cache::ClientCache;
 use crate::delivery::{Delivery, render};
 use crate::domain::{
-    Defaults, DeliveryError, Effective, FailureReason, Locale, OtpCode, PhoneNumber, Purpose, VerificationId,
-    VerificationStatus,
+    Defaults, DeliveryError, Effective, FailureReason, Locale, OtpCode, PhoneNumber, PrefixAction, Purpose,
+    VerificationId, VerificationStatus, decide_prefix,
 };
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
@@ -121,6 +121,10 @@ impl OtpService {
         let key = key(client, &input);
         // A test number takes no window: a reviewer's tries harm nobody.
         let test_number = self.clients.test_number(client.id, input.phone.as_e164()).await?;
+        // Before any window: a blocked prefix costs its callers nothing.
+        if test_number.is_none() {
+            self.refuse_blocked_prefix(&input.phone).await?;
+        }
         if let (Some(ip), None) = (input.end_user_ip, &test_number) {
             self.limits().end_user_ip(client, ip).take(&self.pool).await?;
         }
@@ -170,6 +174,20 @@ impl OtpService {
             return Err(Error::PhoneRejected { id: view.id });
         }
         Ok(view)
+    }
+
+    /// Refuses a number whose prefix the operators blocked (a test number is
+    /// never refused: it is not asked).
+    async fn refuse_blocked_prefix(&self, phone: &PhoneNumber) -> Result<()> {
+        let rules = self.clients.prefix_rules().await?;
+        let now = chrono::Utc::now();
+        if let Some(PrefixAction::Block { until }) = decide_prefix(&rules, phone.gateway_digits(), now) {
+            tracing::warn!(phone = %phone.masked(), "refused: the number's prefix is blocked");
+            return Err(Error::SuspectedFraud {
+                retry_after: crate::fraud::retry_after(until, now),
+            });
+        }
+        Ok(())
     }
 
     /// What this replica ends itself is known here at once; other replicas

@@ -14,6 +14,7 @@ mod errors;
 mod fair_share;
 mod fast_refusals;
 mod flow;
+mod fraud;
 mod gateway;
 mod hardening;
 mod helpers;

@@ -1,0 +1,106 @@
+//! Fraud protection: the prefixes operators allow or block by hand
+//! (`otp-service fraud`, `/admin/fraud`). A blocked prefix is refused at
+//! once on every replica, whatever the fraud mode; an allowed one is never
+//! refused for suspected fraud.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+
+use crate::domain::{Prefix, PrefixAction, PrefixRule};
+use crate::store::fraud_prefixes as store;
+
+/// A prefix and what was said of it, as operators see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrefixEntry {
+    pub rule: PrefixRule,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Every rule, as requests are judged by.
+pub async fn rules(pool: &PgPool) -> Result<Vec<PrefixRule>, sqlx::Error> {
+    Ok(list(pool).await?.into_iter().map(|e| e.rule).collect())
+}
+
+pub async fn list(pool: &PgPool) -> Result<Vec<PrefixEntry>, sqlx::Error> {
+    let rows = store::all(pool).await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|row| {
+            let action = match row.action.as_str() {
+                "allow" => PrefixAction::Allow,
+                "block" => PrefixAction::Block { until: row.until },
+                _ => return None,
+            };
+            Some(PrefixEntry {
+                rule: PrefixRule {
+                    prefix: Prefix::stored(row.prefix),
+                    action,
+                },
+                created_at: row.created_at,
+            })
+        })
+        .collect())
+}
+
+/// Allows or blocks `prefix`, replacing what was said of it before.
+pub async fn set(pool: &PgPool, prefix: &Prefix, action: PrefixAction) -> Result<(), sqlx::Error> {
+    let (name, until) = match action {
+        PrefixAction::Allow => ("allow", None),
+        PrefixAction::Block { until } => ("block", until),
+    };
+    store::set(pool, prefix.digits(), name, until).await
+}
+
+/// Forgets `prefix`; `false` when nothing was said of it.
+pub async fn remove(pool: &PgPool, prefix: &Prefix) -> Result<bool, sqlx::Error> {
+    store::remove(pool, prefix.digits()).await
+}
+
+/// The same, for the admin API.
+#[derive(Clone)]
+pub struct FraudAdmin {
+    pool: PgPool,
+}
+
+impl FraudAdmin {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    pub async fn list(&self) -> Result<Vec<PrefixEntry>, sqlx::Error> {
+        list(&self.pool).await
+    }
+
+    pub async fn set(&self, prefix: &Prefix, action: PrefixAction) -> Result<(), sqlx::Error> {
+        set(&self.pool, prefix, action).await
+    }
+
+    pub async fn remove(&self, prefix: &Prefix) -> Result<bool, sqlx::Error> {
+        remove(&self.pool, prefix).await
+    }
+}
+
+/// Seconds a refused request should wait: until the block ends, at most a
+/// day (a block for good is looked at again tomorrow).
+pub fn retry_after(until: Option<DateTime<Utc>>, now: DateTime<Utc>) -> u64 {
+    const DAY: u64 = 24 * 60 * 60;
+    until.map_or(DAY, |until| {
+        u64::try_from((until - now).num_seconds())
+            .unwrap_or(1)
+            .clamp(1, DAY)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_block_is_waited_out_or_looked_at_again_tomorrow() {
+        let now = Utc::now();
+        assert_eq!(retry_after(Some(now + chrono::Duration::seconds(90)), now), 90);
+        assert_eq!(retry_after(Some(now + chrono::Duration::days(30)), now), 86_400);
+        assert_eq!(retry_after(None, now), 86_400);
+        assert_eq!(retry_after(Some(now), now), 1);
+    }
+}
