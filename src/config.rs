@@ -12,8 +12,10 @@ use crate::domain::{CodeLength, Defaults, Locale};
 
 mod checks;
 mod file;
+mod fraud;
 mod webhooks;
 
+pub use fraud::FraudSettings;
 pub use webhooks::{Schedule, WebhookSettings};
 
 pub use file::with_config_file;
@@ -70,6 +72,9 @@ pub struct Settings {
 
     #[command(flatten)]
     pub webhooks: WebhookSettings,
+
+    #[command(flatten)]
+    pub fraud: FraudSettings,
 
     /// Time POST /otp/request waits for the first delivery attempt, in milliseconds
     /// (at most 20000: a request must end well within an idempotency claim's minute).

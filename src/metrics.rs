@@ -21,6 +21,7 @@ pub struct Metrics {
     pub messages: IntCounterVec,
     pub request_refusals: IntCounterVec,
     pub webhook_deliveries: IntCounterVec,
+    pub fraud_flags: IntCounterVec,
     pub hash_duration: HistogramVec,
     pub outbox_depth: IntGauge,
     pub client_queued: IntGaugeVec,
@@ -92,6 +93,11 @@ impl Metrics {
                 "otp_webhook_deliveries_total",
                 "Webhook delivery attempts by client and outcome: delivered, failed (tried again later), given_up, or disabled (the endpoint, after a day of failures).",
                 &["client", "outcome"]
+            )),
+            fraud_flags: register!(counter(
+                "otp_fraud_flags_total",
+                "Fraud flags raised by this replica's detector, by rule (unverified_day, low_conversion_hour, ip_countries) and country.",
+                &["rule", "country"]
             )),
             hash_duration: register!(histogram(
                 "otp_hash_duration_seconds",

@@ -16,6 +16,8 @@ use crate::config::Settings;
 use crate::delivery::fake_gateway::FakeGateway;
 use crate::delivery::gateway::WaconectaClient;
 use crate::delivery::{Delivery, Sealer, Sender, Senders};
+use crate::fraud::FraudMode;
+use crate::fraud::detect::Detector;
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
 use crate::operations::Operations;
@@ -34,6 +36,8 @@ pub struct Application {
     delivery: Delivery,
     client_cache: ClientCache,
     webhooks: Webhooks,
+    /// Counts the fraud rules, unless `OTP_FRAUD_MODE=off`.
+    detector: Option<Detector>,
     pepper_report: store::PepperReport,
 }
 
@@ -101,6 +105,11 @@ impl Application {
             metrics.clone(),
             client_cache.webhook_events(),
         )?;
+        let detector = (settings.fraud.mode != FraudMode::Off).then(|| Detector {
+            pool: pool.clone(),
+            metrics: metrics.clone(),
+            every: settings.fraud.every(),
+        });
         let pepper_report = report_peppers(&pool, &peppers).await;
         let pool_for_sweeper = pool.clone();
         let pool_for_access = pool.clone();
@@ -144,6 +153,7 @@ impl Application {
             delivery,
             client_cache,
             webhooks,
+            detector,
             pepper_report,
         })
     }
@@ -174,6 +184,7 @@ impl Application {
         let dispatcher = tokio::spawn(self.delivery.clone().run(shutdown.clone()));
         let listener = tokio::spawn(self.client_cache.clone().listen(shutdown.clone()));
         let webhooks = tokio::spawn(self.webhooks.clone().run(shutdown.clone()));
+        let detector = self.detector.map(|d| tokio::spawn(d.run(shutdown.clone())));
         let sweeper = tokio::spawn(store::retention::run(
             self.pool.clone(),
             self.retention,
@@ -202,6 +213,11 @@ impl Application {
                 sweeper,
                 listener,
                 webhooks,
+                async {
+                    if let Some(detector) = detector {
+                        let _ = detector.await;
+                    }
+                },
             )
         })
         .await;
@@ -315,5 +331,6 @@ fn policy(settings: &Settings, limits: LimitSettings, dev: bool) -> Policy {
         send_wait: settings.send_wait(),
         dev,
         limits,
+        fraud_mode: settings.fraud.mode,
     }
 }

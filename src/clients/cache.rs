@@ -24,6 +24,7 @@ use chrono::Utc;
 
 use super::{Client, key_hash};
 use crate::domain::{ClientId, PrefixRule};
+use crate::fraud::StandingFlag;
 use crate::metrics::Metrics;
 use crate::otp::cooldowns::{Cooldowns, FINISHED_CHANNEL};
 use crate::store::clients as store;
@@ -61,6 +62,8 @@ struct Held {
     test_numbers: HashMap<ClientId, (Arc<Vec<ActiveTestNumber>>, Instant)>,
     /// The operators' allowed and blocked prefixes (one list for all clients).
     prefixes: Option<(Arc<Vec<PrefixRule>>, Instant)>,
+    /// The fraud detector's standing flags.
+    flags: Option<(Arc<Vec<StandingFlag>>, Instant)>,
 }
 
 impl ClientCache {
@@ -136,6 +139,19 @@ impl ClientCache {
         self.inner
             .keep(epoch, |held| held.prefixes = Some((rules.clone(), read_at)));
         Ok(rules)
+    }
+
+    /// The fraud detector's standing flags, held as the prefixes are.
+    pub async fn fraud_flags(&self) -> Result<Arc<Vec<StandingFlag>>, sqlx::Error> {
+        if let Some(flags) = self.inner.recall(|held| held.flags.as_ref()) {
+            return Ok(flags);
+        }
+        let epoch = self.inner.epoch.load(Ordering::Acquire);
+        let read_at = Instant::now();
+        let flags = Arc::new(crate::fraud::standing_flags(&self.inner.pool).await?);
+        self.inner
+            .keep(epoch, |held| held.flags = Some((flags.clone(), read_at)));
+        Ok(flags)
     }
 
     /// The pending verifications this replica remembers (`otp::cooldowns`),

@@ -8,6 +8,8 @@ use phonenumber::country::Id as CountryId;
 pub struct PhoneNumber {
     e164: String,
     country: Option<CountryId>,
+    /// The country calling code's digits (`591`).
+    calling_code_len: usize,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -45,6 +47,7 @@ impl PhoneNumber {
         Ok(Self {
             e164: parsed.format().mode(Mode::E164).to_string(),
             country: parsed.country().id(),
+            calling_code_len: parsed.code().value().to_string().len(),
         })
     }
 
@@ -60,6 +63,13 @@ impl PhoneNumber {
 
     pub fn country(&self) -> Option<CountryId> {
         self.country
+    }
+
+    /// The country calling code and the next three digits (`591696`): the
+    /// range the fraud rules count by.
+    pub fn fraud_prefix(&self) -> &str {
+        let digits = self.gateway_digits();
+        &digits[..(self.calling_code_len + 3).min(digits.len())]
     }
 
     /// `+591*****008`: enough to tell numbers apart in logs, not to dial them.
@@ -113,6 +123,15 @@ mod tests {
             assert_eq!(phone.as_e164(), "+59169657008");
             assert_eq!(phone.gateway_digits(), "59169657008");
         }
+    }
+
+    #[test]
+    fn the_fraud_prefix_is_the_calling_code_and_three_digits() {
+        let prefix = |raw: &str| PhoneNumber::parse(raw, None).unwrap().fraud_prefix().to_owned();
+        assert_eq!(prefix("+59169657008"), "591696");
+        assert_eq!(prefix("+5491123456789"), "54911");
+        assert_eq!(prefix("+12025550123"), "1202");
+        assert_eq!(prefix("+34612345678"), "34612");
     }
 
     #[test]

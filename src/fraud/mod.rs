@@ -3,6 +3,8 @@
 //! once on every replica, whatever the fraud mode; an allowed one is never
 //! refused for suspected fraud.
 
+pub mod detect;
+
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
@@ -56,6 +58,60 @@ pub async fn remove(pool: &PgPool, prefix: &Prefix) -> Result<bool, sqlx::Error>
     store::remove(pool, prefix.digits()).await
 }
 
+/// What the detector's flags do (`OTP_FRAUD_MODE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum FraudMode {
+    /// No detection (manual blocks still refuse).
+    Off,
+    /// Flags are raised, logged and counted; nothing is refused for them.
+    #[default]
+    Record,
+    /// Requests matching a flag are refused too.
+    Enforce,
+}
+
+/// A standing flag as requests are judged by it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StandingFlag {
+    /// `country`, `prefix` or `ip`.
+    pub scope: String,
+    pub key: String,
+    pub until: DateTime<Utc>,
+}
+
+/// The flags of the detector, as requests are judged by.
+pub async fn standing_flags(pool: &PgPool) -> Result<Vec<StandingFlag>, sqlx::Error> {
+    Ok(crate::store::fraud_flags::current(pool)
+        .await?
+        .into_iter()
+        .map(|f| StandingFlag {
+            scope: f.scope,
+            key: f.key,
+            until: f.until,
+        })
+        .collect())
+}
+
+/// The flag a request matches, if any: its number's country or prefix, or
+/// its end user's network.
+pub fn matching_flag<'a>(
+    flags: &'a [StandingFlag],
+    country: Option<&str>,
+    prefix: &str,
+    network: Option<&str>,
+    now: DateTime<Utc>,
+) -> Option<&'a StandingFlag> {
+    flags
+        .iter()
+        .filter(|f| f.until > now)
+        .find(|f| match f.scope.as_str() {
+            "country" => Some(f.key.as_str()) == country,
+            "prefix" => f.key == prefix,
+            "ip" => Some(f.key.as_str()) == network,
+            _ => false,
+        })
+}
+
 /// The same, for the admin API.
 #[derive(Clone)]
 pub struct FraudAdmin {
@@ -78,6 +134,11 @@ impl FraudAdmin {
     pub async fn remove(&self, prefix: &Prefix) -> Result<bool, sqlx::Error> {
         remove(&self.pool, prefix).await
     }
+
+    /// The detector's standing flags, with their figures.
+    pub async fn flags(&self) -> Result<Vec<crate::store::fraud_flags::FlagRow>, sqlx::Error> {
+        crate::store::fraud_flags::current(&self.pool).await
+    }
 }
 
 /// Seconds a refused request should wait: until the block ends, at most a
@@ -94,6 +155,28 @@ pub fn retry_after(until: Option<DateTime<Utc>>, now: DateTime<Utc>) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_request_matches_a_flag_of_its_country_prefix_or_network_while_it_stands() {
+        let now = Utc::now();
+        let flag = |scope: &str, key: &str, secs: i64| StandingFlag {
+            scope: scope.into(),
+            key: key.into(),
+            until: now + chrono::Duration::seconds(secs),
+        };
+        let flags = [
+            flag("prefix", "591777", 60),
+            flag("country", "PE", 60),
+            flag("ip", "10.0.0.1", -1),
+        ];
+        assert!(matching_flag(&flags, Some("BO"), "591777", None, now).is_some());
+        assert!(matching_flag(&flags, Some("BO"), "591696", None, now).is_none());
+        assert!(matching_flag(&flags, Some("PE"), "51987", None, now).is_some());
+        assert!(
+            matching_flag(&flags, None, "591696", Some("10.0.0.1"), now).is_none(),
+            "ended"
+        );
+    }
 
     #[test]
     fn a_block_is_waited_out_or_looked_at_again_tomorrow() {

@@ -94,6 +94,7 @@ pub fn documented_routes(cfg: &mut ServiceConfig) {
             .service(admin_clients::change_client)
             .service(admin_clients::rotate_client_key)
             .service(admin_webhooks::rotate_webhook_secret)
+            .service(admin_fraud::list_flags)
             .service(admin_fraud::list_prefixes)
             .service(admin_fraud::set_prefix)
             .service(admin_fraud::remove_prefix)

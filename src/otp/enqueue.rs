@@ -73,6 +73,7 @@ impl OtpService {
             }
             None => {
                 let country = input.phone.country();
+                let network = input.end_user_ip.map(super::limits::network);
                 let new = verifications::NewVerification {
                     key,
                     locale: input.locale.as_str(),
@@ -82,6 +83,8 @@ impl OtpService {
                     made_by_dev: self.policy.dev,
                     country: country.as_ref().map(|c| c.as_ref()),
                     test_number: matches!(outgoing, Outgoing::TestNumber),
+                    prefix: input.phone.fraud_prefix(),
+                    end_user_network: network.as_deref(),
                 };
                 match verifications::insert(&mut tx, &new).await {
                     Err(e) if verifications::is_one_pending_violation(&e) => return Err(Enqueue::Lost),

@@ -30,6 +30,8 @@ pub struct Policy {
     pub limits: LimitSettings,
     /// Under `serve --dev`: what it stores is marked as made by it.
     pub dev: bool,
+    /// Whether the detector's flags refuse requests (`enforce`).
+    pub fraud_mode: crate::fraud::FraudMode,
 }
 
 pub struct NewVerification {
@@ -123,7 +125,8 @@ impl OtpService {
         let test_number = self.clients.test_number(client.id, input.phone.as_e164()).await?;
         // Before any window: a blocked prefix costs its callers nothing.
         if test_number.is_none() {
-            self.refuse_blocked_prefix(&input.phone).await?;
+            self.refuse_suspected_fraud(&input.phone, input.end_user_ip)
+                .await?;
         }
         if let (Some(ip), None) = (input.end_user_ip, &test_number) {
             self.limits().end_user_ip(client, ip).take(&self.pool).await?;
@@ -176,18 +179,36 @@ impl OtpService {
         Ok(view)
     }
 
-    /// Refuses a number whose prefix the operators blocked (a test number is
-    /// never refused: it is not asked).
-    async fn refuse_blocked_prefix(&self, phone: &PhoneNumber) -> Result<()> {
+    /// Refuses a number whose prefix the operators blocked, or, in `enforce`
+    /// mode, a request a fraud flag matches, unless the operators allowed
+    /// the prefix (a test number is never refused: it is not asked).
+    async fn refuse_suspected_fraud(&self, phone: &PhoneNumber, ip: Option<std::net::IpAddr>) -> Result<()> {
         let rules = self.clients.prefix_rules().await?;
         let now = chrono::Utc::now();
-        if let Some(PrefixAction::Block { until }) = decide_prefix(&rules, phone.gateway_digits(), now) {
-            tracing::warn!(phone = %phone.masked(), "refused: the number's prefix is blocked");
-            return Err(Error::SuspectedFraud {
-                retry_after: crate::fraud::retry_after(until, now),
-            });
-        }
-        Ok(())
+        let until = match decide_prefix(&rules, phone.gateway_digits(), now) {
+            Some(PrefixAction::Allow) => return Ok(()),
+            Some(PrefixAction::Block { until }) => until,
+            None if self.policy.fraud_mode == crate::fraud::FraudMode::Enforce => {
+                let flags = self.clients.fraud_flags().await?;
+                let country = phone.country().map(|c| c.as_ref().to_owned());
+                let network = ip.map(super::limits::network);
+                match crate::fraud::matching_flag(
+                    &flags,
+                    country.as_deref(),
+                    phone.fraud_prefix(),
+                    network.as_deref(),
+                    now,
+                ) {
+                    Some(flag) => Some(flag.until),
+                    None => return Ok(()),
+                }
+            }
+            None => return Ok(()),
+        };
+        tracing::warn!(phone = %phone.masked(), "refused: suspected fraud");
+        Err(Error::SuspectedFraud {
+            retry_after: crate::fraud::retry_after(until, now),
+        })
     }
 
     /// What this replica ends itself is known here at once; other replicas

@@ -31,6 +31,7 @@ pub fn statements() -> impl Iterator<Item = &'static Statement> {
 }
 
 pub mod clients;
+pub mod fraud_flags;
 pub mod fraud_prefixes;
 pub mod idempotency;
 pub mod limits;

@@ -15,6 +15,7 @@ mod fair_share;
 mod fast_refusals;
 mod flow;
 mod fraud;
+mod fraud_detection;
 mod gateway;
 mod hardening;
 mod helpers;

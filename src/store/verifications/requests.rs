@@ -130,13 +130,18 @@ pub struct NewVerification<'a> {
     pub country: Option<&'a str>,
     /// For a client's test number: left out of the stats.
     pub test_number: bool,
+    /// The number's calling code and next three digits, for the fraud rules.
+    pub prefix: &'a str,
+    /// The end user's network (`otp::limits::network`), when given.
+    pub end_user_network: Option<&'a str>,
 }
 
 statement!(
     INSERT = "insert into verifications
              (id, client_id, phone, purpose, locale, status, code_hash, max_attempts,
-              last_sent_at, expires_at, made_by_dev, country, test_number)
-         values ($1, $2, $3, $4, $5, 'pending', $6, $7, now(), now() + make_interval(secs => $8), $9, $10, $11)",
+              last_sent_at, expires_at, made_by_dev, country, test_number, prefix, end_user_network)
+         values ($1, $2, $3, $4, $5, 'pending', $6, $7, now(), now() + make_interval(secs => $8), $9, $10, $11,
+                 $12, $13)",
 );
 /// Inserts a pending verification. A second one for the same key fails on
 /// `verifications_one_pending` (`is_one_pending_violation`).
@@ -157,6 +162,8 @@ pub async fn insert(
         .bind(new.made_by_dev)
         .bind(new.country)
         .bind(new.test_number)
+        .bind(new.prefix)
+        .bind(new.end_user_network)
         .execute(&mut **tx)
         .await?;
     Ok(id)
