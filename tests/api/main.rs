@@ -7,6 +7,7 @@ mod auth;
 mod browser;
 mod cli;
 mod config_file;
+mod dashboards;
 mod delivery;
 mod dev;
 mod dev_guard;
