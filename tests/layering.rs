@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-const TABLES: [&str; 11] = [
+const TABLES: [&str; 13] = [
     "verifications",
     "outbox_messages",
     "senders",
@@ -16,6 +16,8 @@ const TABLES: [&str; 11] = [
     "verification_stats",
     "approval_time_stats",
     "webhook_events",
+    "fraud_prefixes",
+    "fraud_flags",
 ];
 
 fn sources(dir: &Path, found: &mut Vec<PathBuf>) {
