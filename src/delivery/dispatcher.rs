@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 use secrecy::SecretString;
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -230,13 +230,32 @@ impl Delivery {
     /// once instead of when the lease runs out. A send that was in flight may
     /// have reached the gateway: it may go out twice, as after a crash, but not
     /// `LEASE` late. Returns how many were given back.
+    ///
+    /// It runs on a connection of its own, opened here on the long-lived
+    /// runtime: by now the HTTP workers have stopped (or are being stopped),
+    /// and the pool's idle connections that their requests opened belong to
+    /// those workers' runtimes, which are gone; a statement on one fails ("A
+    /// Tokio 1.x context was found, but it is being shutdown") and the leases
+    /// stayed taken. Only if that connection cannot be opened is the pool tried.
     pub async fn release_leases(&self) -> Result<u64, sqlx::Error> {
         *self.inner.stopping.write().await = true;
         let held: Vec<(MessageId, i32)> = self.held().drain().collect();
         if held.is_empty() {
             return Ok(0);
         }
-        outbox::release(&self.inner.pool, &held).await
+        let options = self.inner.pool.connect_options();
+        match PgConnection::connect_with(&options).await {
+            Ok(mut connection) => {
+                let released = outbox::release(&mut connection, &held).await;
+                // Closing politely is not worth the stop's time if it fails.
+                let _ = connection.close().await;
+                released
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not open a connection to give back leases; trying the pool");
+                outbox::release(&self.inner.pool, &held).await
+            }
+        }
     }
 
     /// Claims with `claim` and holds what it got, unless a stop is giving

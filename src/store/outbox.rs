@@ -232,12 +232,15 @@ statement!(
 );
 /// Ends the given claims (message id, claim token) still held, due at once,
 /// without counting them as attempts: the sender is going away.
-pub async fn release(pool: &PgPool, claims: &[(MessageId, i32)]) -> Result<u64, sqlx::Error> {
+pub async fn release<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    claims: &[(MessageId, i32)],
+) -> Result<u64, sqlx::Error> {
     let (ids, tokens): (Vec<MessageId>, Vec<i32>) = claims.iter().copied().unzip();
     Ok(sqlx::query(RELEASE)
         .bind(ids)
         .bind(tokens)
-        .execute(pool)
+        .execute(executor)
         .await?
         .rows_affected())
 }
