@@ -56,6 +56,9 @@ fn prefix(raw: &str) -> Result<Prefix> {
 }
 
 /// The allowed and blocked prefixes.
+///
+/// Every prefix an operator allowed or blocked, by prefix, with the end of
+/// each block (ended blocks included until removed).
 #[utoipa::path(
     tag = "admin",
     responses(
@@ -129,6 +132,9 @@ pub async fn set_prefix(
 }
 
 /// Forget a prefix.
+///
+/// Its numbers are judged by the other prefixes and the fraud flags again,
+/// on every replica, from their next request.
 #[utoipa::path(
     tag = "admin",
     params(("prefix" = String, Path, description = "E.164 digits, `+` optional")),

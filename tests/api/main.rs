@@ -34,5 +34,6 @@ mod shutdown;
 mod statements;
 mod stats;
 mod tenants;
+mod webhook_cli;
 mod webhook_receiver;
 mod webhooks;
