@@ -58,6 +58,38 @@ where
     };
 }
 
+/// The path and query with every segment that reads as a phone number
+/// (`+` or `%2B` and digits, or eight digits or more) masked as the logs
+/// mask numbers: `+591*****008`.
+pub fn masked_target(target: &str) -> String {
+    let (path, query) = target
+        .split_once('?')
+        .map_or((target, None), |(p, q)| (p, Some(q)));
+    let masked: Vec<String> = path
+        .split('/')
+        .map(|segment| {
+            let digits = segment
+                .strip_prefix('+')
+                .or_else(|| segment.strip_prefix("%2B"))
+                .or_else(|| segment.strip_prefix("%2b"))
+                .unwrap_or(segment);
+            let phone_like = !digits.is_empty()
+                && digits.bytes().all(|b| b.is_ascii_digit())
+                && (digits.len() != segment.len() || digits.len() >= 8);
+            if phone_like {
+                crate::domain::mask_phone(&format!("+{digits}"))
+            } else {
+                segment.to_owned()
+            }
+        })
+        .collect();
+    let path = masked.join("/");
+    match query {
+        Some(query) => format!("{path}?{query}"),
+        None => path,
+    }
+}
+
 /// One log line per request, with the request id, route, status and latency:
 /// `INFO`, or `ERROR` for a 5xx, which an operator should look at. A 4xx is
 /// the caller's business (a wrong key, a wrong code): no `WARN` for it.
@@ -71,7 +103,36 @@ impl tracing_actix_web::RootSpanBuilder for RequestLog {
         request
             .extensions_mut()
             .insert(Started(std::time::Instant::now()));
-        tracing_actix_web::root_span!(request, client = tracing::field::Empty)
+        let target = masked_target(request.uri().path_and_query().map_or("", |p| p.as_str()));
+        let route = request.match_pattern().unwrap_or_else(|| "default".into());
+        let method = request.method().as_str().to_owned();
+        let request_id = request
+            .extensions()
+            .get::<tracing_actix_web::RequestId>()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        let connection = request.connection_info().clone();
+        // tracing-actix-web's `root_span!` with one change: `http.target` is
+        // the path with phone numbers masked (`DELETE …/test-numbers/{phone}`).
+        tracing::info_span!(
+            "HTTP request",
+            http.method = %method,
+            http.route = %route,
+            http.flavor = ?request.version(),
+            http.scheme = %connection.scheme(),
+            http.host = %connection.host(),
+            http.client_ip = %connection.realip_remote_addr().unwrap_or(""),
+            http.user_agent = %request.headers().get("user-agent").and_then(|h| h.to_str().ok()).unwrap_or(""),
+            http.target = %target,
+            http.status_code = tracing::field::Empty,
+            otel.name = %format!("{method} {route}"),
+            otel.kind = "server",
+            otel.status_code = tracing::field::Empty,
+            request_id = %request_id,
+            exception.message = tracing::field::Empty,
+            exception.details = tracing::field::Empty,
+            client = tracing::field::Empty,
+        )
     }
 
     fn on_request_end<B: actix_web::body::MessageBody>(
@@ -112,5 +173,36 @@ mod tests {
         assert!(super::colour(true, Some(OsStr::new(""))));
         assert!(!super::colour(true, Some(OsStr::new("1"))));
         assert!(!super::colour(false, None));
+    }
+}
+
+#[cfg(test)]
+mod target_tests {
+    use super::masked_target;
+
+    #[test]
+    fn phone_numbers_in_paths_are_masked() {
+        assert_eq!(
+            masked_target("/admin/clients/shop/test-numbers/%2B59169657008"),
+            "/admin/clients/shop/test-numbers/+591*****008"
+        );
+        assert_eq!(
+            masked_target("/admin/clients/shop/test-numbers/+59169657008?x=1"),
+            "/admin/clients/shop/test-numbers/+591*****008?x=1"
+        );
+        assert_eq!(
+            masked_target("/admin/clients/shop/test-numbers/59169657008"),
+            "/admin/clients/shop/test-numbers/+591*****008"
+        );
+        assert_eq!(
+            masked_target("/otp/0193b6c2-7a1e-7c3d-9f2e-3b1d5e8a9c01"),
+            "/otp/0193b6c2-7a1e-7c3d-9f2e-3b1d5e8a9c01"
+        );
+        assert_eq!(
+            masked_target("/admin/fraud/591"),
+            "/admin/fraud/591",
+            "a short prefix is no number"
+        );
+        assert_eq!(masked_target("/healthz"), "/healthz");
     }
 }

@@ -64,7 +64,17 @@ async fn no_test_code_nor_client_key_in_any_log_line_at_trace_level() {
         .await
         .unwrap();
 
+    let removed = admin(reqwest::Method::DELETE, &format!("{numbers}/%2B{}", &PHONE[1..]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(removed.status(), 204);
+
     let logs = captured.text();
+    assert!(
+        !logs.contains(&PHONE[1..]),
+        "a phone number appeared unmasked in the logs (the DELETE path holds one)"
+    );
     assert!(
         logs.contains("test number added by an operator"),
         "the action is logged"

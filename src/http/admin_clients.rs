@@ -67,10 +67,10 @@ pub async fn list_clients(state: web::Data<AppState>) -> Result<HttpResponse> {
 pub async fn create_client(
     request: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Json<NewClient>,
+    body: web::Json<serde_json::Value>,
 ) -> Result<HttpResponse> {
     require_same_origin(&request)?;
-    let body = body.into_inner();
+    let body: NewClient = super::object_body(body.into_inner())?;
     let name = body.name.clone();
     let (client, key) = state.clients.create(&name, body.settings_change()).await?;
     tracing::info!(client = name.as_str(), "client created by an operator");
@@ -138,10 +138,10 @@ pub async fn change_client(
     request: HttpRequest,
     state: web::Data<AppState>,
     name: web::Path<String>,
-    body: web::Json<SettingsPatch>,
+    body: web::Json<serde_json::Value>,
 ) -> Result<HttpResponse> {
     require_same_origin(&request)?;
-    let mut patch = body.into_inner();
+    let mut patch: SettingsPatch = super::object_body(body.into_inner())?;
     let webhook = WebhookChange(patch.webhook_url.take());
     // Every field is checked before anything is written.
     webhook.check(&state).await?;

@@ -122,6 +122,20 @@ pub fn json_config() -> web::JsonConfig {
         .error_handler(|e, _| Error::InvalidRequest(describe_body_error(&e)).into())
 }
 
+/// A JSON object body as `T`: serde reads a struct from an array too
+/// (`[null, null]` would be an empty patch), so anything but an object is
+/// `400 invalid_request`, and the rest is read as `json_config` reads bodies.
+pub fn object_body<T: serde::de::DeserializeOwned>(body: serde_json::Value) -> Result<T, Error> {
+    if !body.is_object() {
+        return Err(Error::InvalidRequest("the body must be a JSON object".into()));
+    }
+    serde_json::from_value(body).map_err(|e| {
+        Error::InvalidRequest(describe_body_error(
+            &actix_web::error::JsonPayloadError::Deserialize(e),
+        ))
+    })
+}
+
 /// Says what is wrong with a body without repeating any of its values: a
 /// parser message such as "invalid type: integer `123456`" would put a code
 /// into the answer and the logs.

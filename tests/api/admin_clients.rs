@@ -267,3 +267,29 @@ async fn client_changes_from_a_page_of_another_origin_are_refused() {
     let read = evil(Method::GET, "/clients").send().await.unwrap();
     assert_eq!(read.status(), 200);
 }
+
+#[tokio::test]
+async fn a_body_that_is_not_an_object_is_refused() {
+    let app = admin_app().await;
+    // serde reads a struct from an array too: `[null, null]` was an empty patch.
+    for body in [json!([null, null]), json!(["shop"]), json!(7)] {
+        let patched = patch(&app, "test-client", body.clone()).await;
+        let refusal = problem(patched, 400, "invalid_request").await;
+        assert!(
+            refusal["detail"].as_str().unwrap().contains("object"),
+            "{body}: {refusal}"
+        );
+        let created = admin(&app, Method::POST, "/clients")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        problem(created, 400, "invalid_request").await;
+    }
+    let unknown = patch(&app, "test-client", json!({"ttl": 300})).await;
+    let refusal = problem(unknown, 400, "invalid_request").await;
+    assert!(
+        refusal["detail"].as_str().unwrap().contains("unknown field"),
+        "{refusal}"
+    );
+}
