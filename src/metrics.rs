@@ -22,6 +22,7 @@ pub struct Metrics {
     pub request_refusals: IntCounterVec,
     pub webhook_deliveries: IntCounterVec,
     pub fraud_flags: IntCounterVec,
+    pub delivery_duration: HistogramVec,
     pub hash_duration: HistogramVec,
     pub outbox_depth: IntGauge,
     pub client_queued: IntGaugeVec,
@@ -98,6 +99,14 @@ impl Metrics {
                 "otp_fraud_flags_total",
                 "Fraud flags raised by this replica's detector, by rule (unverified_day, low_conversion_hour, ip_countries) and country.",
                 &["rule", "country"]
+            )),
+            delivery_duration: register!(HistogramVec::new(
+                HistogramOpts::new(
+                    "otp_delivery_duration_seconds",
+                    "From a message queued (the request, or its resend) to the gateway's acceptance, by client.",
+                )
+                .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0]),
+                &["client"]
             )),
             hash_duration: register!(histogram(
                 "otp_hash_duration_seconds",

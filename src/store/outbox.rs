@@ -39,13 +39,15 @@ pub struct Claimed {
     #[sqlx(rename = "claims")]
     pub claim: i32,
     pub expires_at: DateTime<Utc>,
+    /// When it was queued (for the delivery time).
+    pub created_at: DateTime<Utc>,
     /// The client's name, for metrics.
     pub client: String,
 }
 
 macro_rules! claimed_columns {
     () => {
-        "id, verification_id, phone_digits, body_sealed, attempts, claims, expires_at,
+        "id, verification_id, phone_digits, body_sealed, attempts, claims, expires_at, created_at,
          (select name from clients c where c.id = client_id) as client"
     };
 }

@@ -108,7 +108,12 @@ impl Delivery {
         }
         match &step.message {
             MessageStep::Sent { provider_message_id } => {
-                self.record_sent(message, provider_message_id.as_deref()).await?
+                self.record_sent(message, provider_message_id.as_deref()).await?;
+                let took = (Utc::now() - message.created_at).to_std().unwrap_or_default();
+                metrics
+                    .delivery_duration
+                    .with_label_values(&[&message.client])
+                    .observe(took.as_secs_f64());
             }
             MessageStep::Fail { reason, error } => {
                 if outbox::mark_failed(pool, message, *reason, error).await? {
