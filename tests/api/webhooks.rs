@@ -318,3 +318,54 @@ async fn an_endpoint_failing_for_a_day_is_disabled() {
     request(&app, &app.api_key, &nth_phone(2)).await;
     receiver.wait_for(2, WAIT).await;
 }
+
+#[tokio::test]
+async fn replicas_deliver_each_event_once_and_each_verification_in_order() {
+    let app = spawn().await;
+    let receiver = Receiver::start(&[]);
+    let secret = webhook_for(&app, "test-client", &receiver).await;
+    let env = [("OTP_WEBHOOK_ALLOW_PRIVATE", "true")];
+    let replicas = [
+        ServiceProcess::start(&app, &env).await,
+        ServiceProcess::start(&app, &env).await,
+    ];
+    let mut ids = Vec::new();
+    for n in 0..12 {
+        let phone = nth_phone(n);
+        let sent: Value = replicas[n % 2]
+            .request_code(&app, &json!({"phone": phone}))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let code = app.last_code_to(&phone[1..]);
+        let verify = app
+            .http
+            .post(format!("{}/otp/verify", replicas[(n + 1) % 2].address))
+            .header("X-Api-Key", &app.api_key)
+            .json(&json!({"id": sent["id"], "code": code}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(verify.status(), 200);
+        ids.push(sent["id"].as_str().unwrap().to_owned());
+    }
+    let got = receiver.wait_for(24, WAIT).await;
+    // Give a duplicate the time to show up, were there one.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got_now = receiver.received();
+    assert_eq!(got_now.len(), 24, "each event once: {}", got_now.len());
+    let mut seen = std::collections::HashSet::new();
+    for event in &got {
+        assert!(seen.insert(event.id.clone()), "{} delivered twice", event.id);
+        assert!(event.verifies_with(&secret));
+    }
+    for id in &ids {
+        let kinds: Vec<String> = got
+            .iter()
+            .filter(|r| r.json()["data"]["id"] == id.as_str())
+            .map(|r| r.kind())
+            .collect();
+        assert_eq!(kinds, ["verification.sent", "verification.approved"], "{id}");
+    }
+}
