@@ -258,6 +258,16 @@ pub async fn run(
     Ok(())
 }
 
+/// The service's own OTP_PEPPER, given to a command that needs it (`why`).
+pub(super) fn service_pepper(pepper: Option<SecretString>, why: &str) -> anyhow::Result<Peppers> {
+    let pepper = pepper.with_context(|| format!("OTP_PEPPER (the service's own) is needed: {why}"))?;
+    anyhow::ensure!(
+        pepper.expose_secret().len() >= MIN_SECRET_LEN,
+        "OTP_PEPPER must be at least {MIN_SECRET_LEN} bytes"
+    );
+    Ok(Peppers::new(pepper, Vec::new()))
+}
+
 fn phone(raw: &str) -> anyhow::Result<PhoneNumber> {
     PhoneNumber::parse(raw, None).context("the phone number must be international: +59170000000")
 }
@@ -271,14 +281,7 @@ async fn run_test_numbers(pool: &PgPool, action: TestNumbersCommand) -> anyhow::
             until,
             pepper,
         } => {
-            let secret = pepper.pepper.context(
-                "OTP_PEPPER (the service's own) is needed: the code is hashed with it, as every code",
-            )?;
-            anyhow::ensure!(
-                secret.expose_secret().len() >= MIN_SECRET_LEN,
-                "OTP_PEPPER must be at least {MIN_SECRET_LEN} bytes"
-            );
-            let peppers = Peppers::new(secret, Vec::new());
+            let peppers = service_pepper(pepper.pepper, "the code is hashed with it, as every code")?;
             let hasher =
                 CodeHasher::new(peppers, &pepper.hashing, &Metrics::new()).map_err(anyhow::Error::msg)?;
             let number = test_numbers::add(pool, &hasher, &name, &phone(&raw)?, &code, until).await?;

@@ -2,13 +2,11 @@
 //! and the webhook lines of `clients show`. A secret is printed once, when it
 //! is made; sealing it takes the service's OTP_PEPPER.
 
-use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::PgPool;
 
-use crate::config::{MIN_SECRET_LEN, WebhookSettings};
+use crate::config::WebhookSettings;
 use crate::delivery::Sealer;
-use crate::otp::Peppers;
 use crate::webhooks::WebhookAdmin;
 
 fn admin(
@@ -16,14 +14,8 @@ fn admin(
     settings: &WebhookSettings,
     pepper: Option<SecretString>,
 ) -> anyhow::Result<WebhookAdmin> {
-    let pepper = pepper.context(
-        "OTP_PEPPER (the service's own) is needed: the webhook's signing secret is sealed with it",
-    )?;
-    anyhow::ensure!(
-        pepper.expose_secret().len() >= MIN_SECRET_LEN,
-        "OTP_PEPPER must be at least {MIN_SECRET_LEN} bytes"
-    );
-    let sealer = Sealer::new(&Peppers::new(pepper, Vec::new()));
+    let peppers = super::clients::service_pepper(pepper, "the webhook's signing secret is sealed with it")?;
+    let sealer = Sealer::new(&peppers);
     Ok(WebhookAdmin::new(pool.clone(), sealer, settings.policy()))
 }
 

@@ -108,18 +108,15 @@ impl ClientCache {
     /// The hash of the fixed code if `phone` is one of the client's test
     /// numbers now: each client's active test numbers are held together.
     pub async fn test_number(&self, client: ClientId, phone: &str) -> Result<Option<String>, sqlx::Error> {
-        let numbers = match self.inner.recall(|held| held.test_numbers.get(&client)) {
-            Some(numbers) => numbers,
-            None => {
-                let epoch = self.inner.epoch.load(Ordering::Acquire);
-                let read_at = Instant::now();
-                let numbers = Arc::new(test_numbers::active(&self.inner.pool, client).await?);
-                self.inner.keep(epoch, |held| {
-                    held.test_numbers.insert(client, (numbers.clone(), read_at))
-                });
-                numbers
-            }
-        };
+        let numbers = self
+            .remembered(
+                |held| held.test_numbers.get(&client),
+                test_numbers::active(&self.inner.pool, client),
+                |held, numbers| {
+                    held.test_numbers.insert(client, numbers);
+                },
+            )
+            .await?;
         let now = Utc::now();
         Ok(numbers
             .iter()
@@ -130,28 +127,40 @@ impl ClientCache {
     /// The allowed and blocked prefixes, from memory when it may be trusted:
     /// a change reaches every replica by notification, as a client's does.
     pub async fn prefix_rules(&self) -> Result<Arc<Vec<PrefixRule>>, sqlx::Error> {
-        if let Some(rules) = self.inner.recall(|held| held.prefixes.as_ref()) {
-            return Ok(rules);
-        }
-        let epoch = self.inner.epoch.load(Ordering::Acquire);
-        let read_at = Instant::now();
-        let rules = Arc::new(crate::fraud::rules(&self.inner.pool).await?);
-        self.inner
-            .keep(epoch, |held| held.prefixes = Some((rules.clone(), read_at)));
-        Ok(rules)
+        self.remembered(
+            |held| held.prefixes.as_ref(),
+            crate::fraud::rules(&self.inner.pool),
+            |held, rules| held.prefixes = Some(rules),
+        )
+        .await
     }
 
     /// The fraud detector's standing flags, held as the prefixes are.
     pub async fn fraud_flags(&self) -> Result<Arc<Vec<StandingFlag>>, sqlx::Error> {
-        if let Some(flags) = self.inner.recall(|held| held.flags.as_ref()) {
-            return Ok(flags);
+        self.remembered(
+            |held| held.flags.as_ref(),
+            crate::fraud::standing_flags(&self.inner.pool),
+            |held, flags| held.flags = Some(flags),
+        )
+        .await
+    }
+
+    /// What `find` holds, while it may be trusted; else `read` from the
+    /// database, and held with `put` unless a change was told meanwhile.
+    async fn remembered<T>(
+        &self,
+        find: impl FnOnce(&Held) -> Option<&(Arc<T>, Instant)>,
+        read: impl Future<Output = Result<T, sqlx::Error>>,
+        put: impl FnOnce(&mut Held, (Arc<T>, Instant)),
+    ) -> Result<Arc<T>, sqlx::Error> {
+        if let Some(held) = self.inner.recall(find) {
+            return Ok(held);
         }
         let epoch = self.inner.epoch.load(Ordering::Acquire);
         let read_at = Instant::now();
-        let flags = Arc::new(crate::fraud::standing_flags(&self.inner.pool).await?);
-        self.inner
-            .keep(epoch, |held| held.flags = Some((flags.clone(), read_at)));
-        Ok(flags)
+        let value = Arc::new(read.await?);
+        self.inner.keep(epoch, |held| put(held, (value.clone(), read_at)));
+        Ok(value)
     }
 
     /// The pending verifications this replica remembers (`otp::cooldowns`),

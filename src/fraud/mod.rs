@@ -24,33 +24,40 @@ pub async fn rules(pool: &PgPool) -> Result<Vec<PrefixRule>, sqlx::Error> {
 }
 
 pub async fn list(pool: &PgPool) -> Result<Vec<PrefixEntry>, sqlx::Error> {
-    let rows = store::all(pool).await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|row| {
-            let action = match row.action.as_str() {
-                "allow" => PrefixAction::Allow,
-                "block" => PrefixAction::Block { until: row.until },
-                _ => return None,
-            };
-            Some(PrefixEntry {
-                rule: PrefixRule {
-                    prefix: Prefix::stored(row.prefix),
-                    action,
-                },
-                created_at: row.created_at,
-            })
-        })
-        .collect())
+    Ok(store::all(pool).await?.into_iter().filter_map(entry).collect())
 }
 
-/// Allows or blocks `prefix`, replacing what was said of it before.
-pub async fn set(pool: &PgPool, prefix: &Prefix, action: PrefixAction) -> Result<(), sqlx::Error> {
+/// A stored row as an entry (`None` for an action this version does not know).
+fn entry(row: store::PrefixRow) -> Option<PrefixEntry> {
+    let action = match row.action.as_str() {
+        "allow" => PrefixAction::Allow,
+        "block" => PrefixAction::Block { until: row.until },
+        _ => return None,
+    };
+    Some(PrefixEntry {
+        rule: PrefixRule {
+            prefix: Prefix::stored(row.prefix),
+            action,
+        },
+        created_at: row.created_at,
+    })
+}
+
+/// Allows or blocks `prefix`, replacing what was said of it before; the
+/// entry as now stored.
+pub async fn set(pool: &PgPool, prefix: &Prefix, action: PrefixAction) -> Result<PrefixEntry, sqlx::Error> {
     let (name, until) = match action {
         PrefixAction::Allow => ("allow", None),
         PrefixAction::Block { until } => ("block", until),
     };
-    store::set(pool, prefix.digits(), name, until).await
+    let row = store::set(pool, prefix.digits(), name, until).await?;
+    Ok(PrefixEntry {
+        rule: PrefixRule {
+            prefix: prefix.clone(),
+            action,
+        },
+        created_at: row.created_at,
+    })
 }
 
 /// Forgets `prefix`; `false` when nothing was said of it.
@@ -127,7 +134,7 @@ impl FraudAdmin {
         list(&self.pool).await
     }
 
-    pub async fn set(&self, prefix: &Prefix, action: PrefixAction) -> Result<(), sqlx::Error> {
+    pub async fn set(&self, prefix: &Prefix, action: PrefixAction) -> Result<PrefixEntry, sqlx::Error> {
         set(&self.pool, prefix, action).await
     }
 

@@ -119,15 +119,8 @@ pub async fn set_prefix(
         ("block", until) => PrefixAction::Block { until },
         _ => return Err(Error::InvalidRequest("`action` is `allow` or `block`".into())),
     };
-    state.fraud.set(&prefix, action).await?;
+    let entry = state.fraud.set(&prefix, action).await?;
     tracing::warn!(prefix = %prefix, action = body.action.as_str(), "fraud prefix set by an operator");
-    let entry = state
-        .fraud
-        .list()
-        .await?
-        .into_iter()
-        .find(|e| e.rule.prefix == prefix);
-    let entry = entry.ok_or(Error::NotFound("the prefix was removed meanwhile"))?;
     Ok(HttpResponse::Ok().json(PrefixReport::from(entry)))
 }
 

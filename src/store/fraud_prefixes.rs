@@ -20,22 +20,23 @@ pub async fn all(db: impl PgExecutor<'_>) -> Result<Vec<PrefixRow>, sqlx::Error>
 statement!(
     SET = "insert into fraud_prefixes (prefix, action, until) values ($1, $2, $3)
          on conflict (prefix) do update set action = excluded.action, until = excluded.until,
-                                            created_at = now()",
+                                            created_at = now()
+         returning prefix, action, until, created_at",
 );
-/// Allows or blocks `prefix` (replacing what was said of it before).
+/// Allows or blocks `prefix` (replacing what was said of it before); the row
+/// as now stored.
 pub async fn set(
     db: impl PgExecutor<'_>,
     prefix: &str,
     action: &str,
     until: Option<DateTime<Utc>>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(SET)
+) -> Result<PrefixRow, sqlx::Error> {
+    sqlx::query_as(SET)
         .bind(prefix)
         .bind(action)
         .bind(until)
-        .execute(db)
-        .await?;
-    Ok(())
+        .fetch_one(db)
+        .await
 }
 
 statement!(REMOVE = "delete from fraud_prefixes where prefix = $1");

@@ -71,26 +71,42 @@ impl UrlPolicy {
     pub async fn check(&self, raw: &str) -> Result<Url, UrlRefusal> {
         let url = self.check_shape(raw)?;
         let port = url.port_or_known_default().unwrap_or(443);
-        let addresses: Vec<IpAddr> = match url.host() {
-            Some(Host::Ipv4(ip)) => vec![IpAddr::V4(ip)],
-            Some(Host::Ipv6(ip)) => vec![IpAddr::V6(ip)],
-            Some(Host::Domain(name)) => tokio::net::lookup_host((name, port))
+        let addresses: Vec<IpAddr> = match (literal_address(&url), url.host()) {
+            (Some(ip), _) => vec![ip],
+            (None, Some(Host::Domain(name))) => tokio::net::lookup_host((name, port))
                 .await
                 .map(|found| found.map(|a: SocketAddr| a.ip()).collect())
                 .unwrap_or_default(),
-            None => Vec::new(),
+            (None, _) => Vec::new(),
         };
         self.check_addresses(&addresses)?;
         Ok(url)
     }
+
+    /// At send time: the shape, and a host that is an address (not a name,
+    /// which the webhook client's resolver checks at every connection).
+    pub fn check_literal(&self, raw: &str) -> Result<(), UrlRefusal> {
+        match literal_address(&self.check_shape(raw)?) {
+            Some(ip) => self.check_addresses(&[ip]),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The URL's host when it is an address rather than a name.
+fn literal_address(url: &Url) -> Option<IpAddr> {
+    match url.host() {
+        Some(Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+        Some(Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+        _ => None,
+    }
 }
 
 fn is_loopback_host(url: &Url) -> bool {
-    match url.host() {
-        Some(Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
-        None => false,
+    match (literal_address(url), url.host()) {
+        (Some(ip), _) => ip.is_loopback(),
+        (None, Some(Host::Domain(name))) => name.eq_ignore_ascii_case("localhost"),
+        (None, _) => false,
     }
 }
 

@@ -9,7 +9,6 @@ use rand::RngExt;
 use secrecy::SecretBox;
 use tokio_util::sync::CancellationToken;
 
-use super::endpoint::UrlPolicy;
 use super::events::{EventType, WebhookEvent};
 use super::schedule::{self, NextStep};
 use super::{Delivery, Webhooks, open_keys, resolver};
@@ -216,19 +215,5 @@ impl Webhooks {
             tracing::warn!(client = %client, "webhook endpoint disabled: every delivery failed for a day");
         }
         Ok(())
-    }
-}
-
-impl UrlPolicy {
-    /// At send time: a URL whose host is an address (not a name, which the
-    /// resolver checks) must be one the service may call.
-    fn check_literal(&self, raw: &str) -> Result<(), super::endpoint::UrlRefusal> {
-        let url = self.check_shape(raw)?;
-        let ip = match url.host() {
-            Some(url::Host::Ipv4(ip)) => std::net::IpAddr::V4(ip),
-            Some(url::Host::Ipv6(ip)) => std::net::IpAddr::V6(ip),
-            _ => return Ok(()),
-        };
-        self.check_addresses(&[ip])
     }
 }

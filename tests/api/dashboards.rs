@@ -6,9 +6,6 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use otp_service::delivery::Sealer;
-use otp_service::otp::Peppers;
-use otp_service::webhooks::{UrlPolicy, WebhookAdmin};
 use serde_json::{Value, json};
 
 use crate::helpers::*;
@@ -229,19 +226,7 @@ async fn the_dashboard_and_the_rules_name_only_exported_metrics() {
     // request, a wrong and a right code, a refusal, a delivery, a fraud flag
     // (an end user asking for numbers of four countries).
     let receiver = Receiver::start(&[]);
-    let pepper = app.settings.pepper.clone().unwrap();
-    let policy = UrlPolicy {
-        allow_http: false,
-        allow_private: true,
-    };
-    WebhookAdmin::new(
-        app.pool.clone(),
-        Sealer::new(&Peppers::new(pepper, vec![])),
-        policy,
-    )
-    .set_url("test-client", &receiver.url)
-    .await
-    .unwrap();
+    crate::webhooks::webhook_for(&app, "test-client", &receiver).await;
     let v = app.requested("signup").await;
     let id = v["id"].as_str().unwrap().to_owned();
     let code = app.last_code_to(PHONE_DIGITS);

@@ -37,7 +37,7 @@ fn admin(app: &TestApp) -> WebhookAdmin {
 }
 
 /// Points `client`'s webhook at the receiver; returns its signing secret.
-async fn webhook_for(app: &TestApp, client: &str, receiver: &Receiver) -> String {
+pub(crate) async fn webhook_for(app: &TestApp, client: &str, receiver: &Receiver) -> String {
     let secret = admin(app).set_url(client, &receiver.url).await.unwrap();
     secret
         .expect("a first URL makes a secret")
