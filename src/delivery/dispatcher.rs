@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use secrecy::SecretString;
@@ -15,6 +15,7 @@ use tokio_util::task::TaskTracker;
 
 use super::fair::{self, Admission, ClientQueue};
 use super::gateway::{SEND_TIMEOUT, WaconectaClient};
+use super::recent::Recent;
 use super::sealing::Sealer;
 use super::senders::{SenderStatus, Senders, next_free_slot};
 use crate::domain::{ClientId, Effective, MessageId};
@@ -24,6 +25,8 @@ use crate::store::outbox::{self, Claimed};
 use crate::tasks::Tasks;
 
 mod attempt;
+
+use attempt::Taken;
 
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
 const BATCH: u32 = 32;
@@ -54,6 +57,8 @@ struct Inner {
     /// that was on its way to the database.
     stopping: tokio::sync::RwLock<bool>,
     metrics: Metrics,
+    /// Every client's waiting messages as last read, for the look before the hash.
+    queues: Recent<Vec<outbox::Waiting>>,
 }
 
 impl Delivery {
@@ -77,6 +82,7 @@ impl Delivery {
                 held: Mutex::new(HashMap::new()),
                 stopping: tokio::sync::RwLock::new(false),
                 metrics,
+                queues: Recent::new(),
             }),
         }
     }
@@ -99,9 +105,19 @@ impl Delivery {
     /// order is every client's share of the gateway, so another client's
     /// flood does not count against this one.
     /// This is the cheap look made before the hash; `admit_in` decides.
+    /// It looks at what this replica read less than `recent::FRESH` ago, so a
+    /// flood of requests costs a read each per `FRESH`, not one each.
     pub async fn admit(&self, client: ClientId, rules: &Effective, ttl: Duration) -> Result<(), Error> {
-        let statuses = self.inner.senders.statuses().await?;
-        let queues = outbox::waiting_by_client(&self.inner.pool).await?;
+        let statuses = self.inner.senders.recent_statuses(&self.inner.pool).await?;
+        let queues = match self.inner.queues.get() {
+            Some(queues) => queues,
+            None => {
+                let at = Instant::now();
+                let queues = outbox::waiting_by_client(&self.inner.pool).await?;
+                self.inner.queues.put(at, queues.clone());
+                queues
+            }
+        };
         self.judge(client, rules, ttl, statuses, queues)
     }
 
@@ -115,10 +131,13 @@ impl Delivery {
         ttl: Duration,
     ) -> Result<(), Error> {
         // Everything through the transaction: waiting for a second connection
-        // while holding the lock could wait out the pool.
-        outbox::lock_client_queue(tx, client).await?;
-        let statuses = self.inner.senders.statuses_on(&mut **tx).await?;
-        let queues = outbox::waiting_by_client(&mut **tx).await?;
+        // while holding the lock could wait out the pool. The keys' states need
+        // not be read under the lock, which does not hold them: as recent as
+        // the look before the hash is enough.
+        let statuses = self.inner.senders.recent_statuses(&mut **tx).await?;
+        let at = Instant::now();
+        let queues = outbox::lock_client_queue(tx, client).await?;
+        self.inner.queues.put(at, queues.clone());
         self.judge(client, rules, ttl, statuses, queues)
     }
 
@@ -192,13 +211,8 @@ impl Delivery {
             .inner
             .tasks
             .spawn_tracked(&self.inner.first_attempts, async move {
-                let claimed = this
-                    .claiming(
-                        |pool| async move { outbox::claim(&pool, message_id).await.map(Vec::from_iter) },
-                    )
-                    .await;
-                match claimed.map(|mut m| m.pop()) {
-                    Ok(Some(message)) => this.attempt(message, None).await,
+                match this.claim_first(message_id).await {
+                    Ok(Some((message, taken))) => this.attempt(message, taken).await,
                     // Others are due before it: it takes its turn in the fair order.
                     Ok(None) => match outbox::make_due(&this.inner.pool, message_id).await {
                         Ok(()) => this.wake(),
@@ -260,18 +274,48 @@ impl Delivery {
 
     /// Claims with `claim` and holds what it got, unless a stop is giving
     /// leases back (then it claims nothing: other replicas will).
-    async fn claiming<F, Fut>(&self, claim: F) -> Result<Vec<Claimed>, sqlx::Error>
+    async fn claiming<T, F, Fut>(&self, claim: F) -> Result<Vec<T>, sqlx::Error>
     where
+        T: AsRef<Claimed>,
         F: FnOnce(PgPool) -> Fut,
-        Fut: Future<Output = Result<Vec<Claimed>, sqlx::Error>>,
+        Fut: Future<Output = Result<Vec<T>, sqlx::Error>>,
     {
         let stopping = self.inner.stopping.read().await;
         if *stopping {
             return Ok(Vec::new());
         }
         let claimed = claim(self.inner.pool.clone()).await?;
-        claimed.iter().for_each(|m| self.hold(m));
+        claimed.iter().for_each(|m| self.hold(m.as_ref()));
         Ok(claimed)
+    }
+
+    /// Claims a request's message for its first attempt, with a slot of the
+    /// key in turn in the same statement when that key has one (else the
+    /// attempt takes its slot itself); holds what it got, as `claiming` does.
+    async fn claim_first(&self, id: MessageId) -> Result<Option<(Claimed, Option<Taken<'_>>)>, sqlx::Error> {
+        let senders = &self.inner.senders;
+        let Some(sender) = senders.in_turn() else {
+            let claimed = self
+                .claiming(|pool| async move { outbox::claim(&pool, id).await.map(Vec::from_iter) })
+                .await?;
+            return Ok(claimed.into_iter().next().map(|m| (m, None)));
+        };
+        let (rate, burst) = (senders.rate_per_minute(), senders.burst());
+        let claimed = self
+            .claiming(|pool| async move {
+                let claimed = outbox::claim_with_slot(&pool, id, &sender.id, rate, burst).await?;
+                Ok(Vec::from_iter(claimed))
+            })
+            .await?;
+        Ok(claimed.into_iter().next().map(|c| {
+            senders.spent(sender, usize::from(c.slot.is_some()));
+            let taken = c.slot.map(|slot| Taken {
+                sender,
+                slot,
+                renewed: Some(c.renewed_at),
+            });
+            (c.message, taken)
+        }))
     }
 
     fn held(&self) -> std::sync::MutexGuard<'_, HashMap<MessageId, i32>> {
@@ -348,7 +392,12 @@ impl Delivery {
                         Vec::new()
                     }
                 };
-                join_all(batch.into_iter().map(|m| self.attempt(m, slots.pop()))).await;
+                let taken = |(sender, slot)| Taken {
+                    sender,
+                    slot,
+                    renewed: None,
+                };
+                join_all(batch.into_iter().map(|m| self.attempt(m, slots.pop().map(taken)))).await;
                 Duration::ZERO
             }
             Err(e) => {

@@ -7,6 +7,7 @@ pub mod fair;
 pub mod fake_gateway;
 pub mod gateway;
 pub mod plan;
+mod recent;
 mod sealing;
 pub mod senders;
 mod templates;

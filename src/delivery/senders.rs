@@ -11,6 +11,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::{PgExecutor, PgPool};
 
+use super::recent::Recent;
 use crate::domain::{FailureReason, KeyState, SenderId};
 use crate::store::senders as store;
 
@@ -126,6 +127,8 @@ pub struct Senders {
     /// Sends per key in any `BURST_WINDOW`.
     burst: u32,
     next: AtomicUsize,
+    /// The states last read, for admission.
+    recent: Recent<Vec<SenderStatus>>,
 }
 
 impl Senders {
@@ -141,6 +144,7 @@ impl Senders {
             rate_per_minute,
             burst,
             next: AtomicUsize::new(0),
+            recent: Recent::new(),
         }
     }
 
@@ -170,12 +174,29 @@ impl Senders {
         self.statuses_on(&self.pool).await
     }
 
+    /// The same, as this replica read it less than `recent::FRESH` ago if it
+    /// did: admission's view, which may be that old (a key another replica
+    /// took out of service a moment ago is believed in service). What this
+    /// replica changes itself is read again.
+    pub async fn recent_statuses(&self, db: impl PgExecutor<'_>) -> Result<Vec<SenderStatus>, sqlx::Error> {
+        match self.recent.get() {
+            Some(statuses) => Ok(statuses),
+            None => self.statuses_on(db).await,
+        }
+    }
+
     /// The same, read through `db` (the operations endpoints' own pool, or a
     /// transaction that must not wait for a second connection).
     pub async fn statuses_on(&self, db: impl PgExecutor<'_>) -> Result<Vec<SenderStatus>, sqlx::Error> {
+        let at = std::time::Instant::now();
         let rows = store::rows(db, &self.ids()).await?;
-        Ok(self
-            .list
+        let statuses = self.statuses_of(&rows);
+        self.recent.put(at, statuses.clone());
+        Ok(statuses)
+    }
+
+    fn statuses_of(&self, rows: &[store::KeyRow]) -> Vec<SenderStatus> {
+        self.list
             .iter()
             .map(|sender| {
                 let row = rows.iter().find(|r| r.id == sender.id);
@@ -215,7 +236,7 @@ impl Senders {
                     ),
                 }
             })
-            .collect())
+            .collect()
     }
 
     /// Free slots across the keys in service, right now.
@@ -248,6 +269,17 @@ impl Senders {
         Ok(Slot::Wait(wait))
     }
 
+    /// The key whose turn it is (round robin), for a slot taken along with
+    /// a claim; `None` without keys.
+    pub fn in_turn(&self) -> Option<&Sender> {
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        self.list.get(start % self.list.len().max(1))
+    }
+
+    pub fn burst(&self) -> u32 {
+        self.burst
+    }
+
     /// Takes up to `wanted` slots of the next keys that have them, round robin,
     /// one transaction per key: a backlog goes out without a round trip per message.
     pub async fn take_slots(&self, wanted: usize) -> Result<Vec<(&Sender, i64)>, sqlx::Error> {
@@ -270,12 +302,26 @@ impl Senders {
     /// At most `wanted` slots of one key, atomically across replicas: the key's
     /// row stays locked while its window is counted and the slots are written.
     async fn try_take_many(&self, sender: &Sender, wanted: usize) -> Result<Vec<i64>, sqlx::Error> {
-        let rate = i64::from(self.rate_per_minute);
-        let burst = i64::from(self.burst);
-        store::take_slots(&self.pool, &sender.id, |recent, recent_burst| {
-            (rate - recent).min(burst - recent_burst).clamp(0, wanted as i64)
-        })
-        .await
+        let slots =
+            store::take_slots(&self.pool, &sender.id, wanted, self.rate_per_minute, self.burst).await?;
+        self.spent(sender, slots.len());
+        Ok(slots)
+    }
+
+    /// Counts `n` slots of `sender` that this replica took in the states it
+    /// keeps for admission, so that its own sends show at once (other
+    /// replicas' show at the next read).
+    pub fn spent(&self, sender: &Sender, n: usize) {
+        let n = u32::try_from(n).unwrap_or(u32::MAX);
+        if n == 0 {
+            return;
+        }
+        self.recent.amend(|statuses| {
+            if let Some(status) = statuses.iter_mut().find(|s| s.name == sender.name) {
+                status.free = status.free.saturating_sub(n);
+                status.sent_last_minute = status.sent_last_minute.saturating_add(n);
+            }
+        });
     }
 
     /// Gives a slot back when the gateway surely sent nothing (it answered 5xx,
@@ -299,12 +345,16 @@ impl Senders {
         state: KeyState,
         error: &str,
     ) -> Result<(), sqlx::Error> {
-        store::take_out(&self.pool, &sender.id, send_started, state, error).await
+        let done = store::take_out(&self.pool, &sender.id, send_started, state, error).await;
+        self.recent.forget();
+        done
     }
 
     /// Rests a key (after a 429) without taking it out of service.
     pub async fn rest(&self, sender: &Sender, rest: Duration, error: &str) -> Result<(), sqlx::Error> {
-        store::rest(&self.pool, &sender.id, rest, error).await
+        let done = store::rest(&self.pool, &sender.id, rest, error).await;
+        self.recent.forget();
+        done
     }
 
     pub async fn note_error(&self, sender: &Sender, error: &str) -> Result<(), sqlx::Error> {
@@ -313,6 +363,8 @@ impl Senders {
 
     /// Puts a re-linked key back in service.
     pub async fn resume(&self, sender: &Sender) -> Result<(), sqlx::Error> {
-        store::resume(&self.pool, &sender.id).await
+        let done = store::resume(&self.pool, &sender.id).await;
+        self.recent.forget();
+        done
     }
 }

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::limits::Bucket;
 use super::rules;
 use super::service::{NewVerification, OtpService, key};
 use crate::clients::Client;
@@ -44,9 +45,9 @@ impl OtpService {
         let key = key(client, input);
         let ttl = Duration::from_secs(rules.ttl_seconds.into());
         let mut tx = store::begin_read_committed(&self.pool).await?;
-        let closed_expired = verifications::close_finished(&mut tx, &key).await?;
-        let pending =
-            verifications::resendable_for_update(&mut tx, &key, rules.resend_cooldown_seconds).await?;
+        let (closed_expired, pending) =
+            verifications::close_finished_and_lock_resendable(&mut tx, &key, rules.resend_cooldown_seconds)
+                .await?;
         if let Some(refusal) = pending
             .as_ref()
             .and_then(|p| rules::resend_refusal(p, rules.max_sends))
@@ -56,20 +57,37 @@ impl OtpService {
         if let Outgoing::Queue { .. } = outgoing {
             // Counted only if the message is queued: the slots commit with it.
             let limits = self.limits();
-            limits.phone_sends(client, &input.phone).take(&mut *tx).await?;
-            limits
-                .phone_sends_all_clients(&input.phone)
-                .take(&mut *tx)
-                .await?;
+            let windows = [
+                limits.phone_sends(client, &input.phone),
+                limits.phone_sends_all_clients(&input.phone),
+            ];
+            Bucket::take_each(&mut *tx, &windows.each_ref()).await?;
             self.delivery.admit_in(&mut tx, client.id, rules, ttl).await?;
         }
 
         let event = if pending.is_some() { "resent" } else { "created" };
-        let verification_id = match pending {
+        let phone_digits = input.phone.gateway_digits();
+        let queued = |verification_id, body_sealed| outbox::NewMessage {
+            verification_id,
+            client_id: client.id,
+            phone_digits,
+            body_sealed,
+            ttl,
+            // The request makes the first attempt itself; the dispatcher only
+            // steps in if that request dies before it could.
+            first_attempt_in: self.policy.send_wait,
+        };
+        let (verification_id, message_id) = match pending {
             Some(p) => {
                 verifications::resend(&mut tx, p.id, code_hash, input.locale.as_str(), ttl).await?;
                 outbox::supersede_queued(&mut tx, p.id).await?;
-                p.id
+                let message_id = match outgoing {
+                    Outgoing::Queue { body } => outbox::insert(&mut tx, &queued(p.id, body)).await?,
+                    Outgoing::TestNumber => {
+                        outbox::insert_for_test_number(&mut tx, p.id, client.id, phone_digits).await?
+                    }
+                };
+                (p.id, message_id)
             }
             None => {
                 let country = input.phone.country();
@@ -86,29 +104,25 @@ impl OtpService {
                     prefix: input.phone.fraud_prefix(),
                     end_user_network: network.as_deref(),
                 };
-                match verifications::insert(&mut tx, &new).await {
+                // A new verification and its message, in one statement.
+                let inserted = match outgoing {
+                    Outgoing::Queue { body } => {
+                        let id = VerificationId::new();
+                        verifications::insert_with_message(&mut tx, &new, &queued(id, body))
+                            .await
+                            .map(|message| (id, message))
+                    }
+                    Outgoing::TestNumber => match verifications::insert(&mut tx, &new).await {
+                        Ok(id) => outbox::insert_for_test_number(&mut tx, id, client.id, phone_digits)
+                            .await
+                            .map(|message| (id, message)),
+                        Err(e) => Err(e),
+                    },
+                };
+                match inserted {
                     Err(e) if verifications::is_one_pending_violation(&e) => return Err(Enqueue::Lost),
                     other => other?,
                 }
-            }
-        };
-        let phone_digits = input.phone.gateway_digits();
-        let message_id = match outgoing {
-            Outgoing::Queue { body } => {
-                let message = outbox::NewMessage {
-                    verification_id,
-                    client_id: client.id,
-                    phone_digits,
-                    body_sealed: body,
-                    ttl,
-                    // The request makes the first attempt itself; the dispatcher only
-                    // steps in if that request dies before it could.
-                    first_attempt_in: self.policy.send_wait,
-                };
-                outbox::insert(&mut tx, &message).await?
-            }
-            Outgoing::TestNumber => {
-                outbox::insert_for_test_number(&mut tx, verification_id, client.id, phone_digits).await?
             }
         };
         tx.commit().await?;

@@ -71,18 +71,21 @@ impl LimitSettings {
     }
 
     /// The hourly window and the daily cap (NIST SP 800-63B's bound on guesses
-    /// across all of a phone's verifications), per (client, phone).
-    pub fn phone_failures(&self, client: &Client, phone: &str) -> [Bucket; 2] {
+    /// across all of a phone's verifications), per (client, phone): two
+    /// windows of one bucket, so a failure is one row that both count. The
+    /// bucket is named by what comes before the phone: the statement that
+    /// reserves an attempt appends the phone of the verification it reads.
+    pub fn phone_failures_before_phone(&self, client: &Client) -> [Bucket; 2] {
         [
             Bucket::own(
-                format!("phone-failures:{}:{phone}", client.id),
+                format!("phone-failures:{}:", client.id),
                 self.phone_failures_per_hour,
                 HOUR,
                 "too many wrong codes have been entered for this phone number in the last hour; \
                  no code is checked for it until then",
             ),
             Bucket::own(
-                format!("phone-failures-day:{}:{phone}", client.id),
+                format!("phone-failures:{}:", client.id),
                 self.phone_failures_per_day,
                 DAY,
                 "too many wrong codes have been entered for this phone number today; \
@@ -177,7 +180,27 @@ impl Bucket {
         }
     }
 
-    fn refused(&self, seconds: f64) -> Error {
+    /// A slot of each of `buckets`, in one statement, or the refusal of the
+    /// first that is full. Slots taken before it stay taken: in a transaction
+    /// that the refusal rolls back.
+    pub async fn take_each(db: impl PgExecutor<'_>, buckets: &[&Bucket]) -> Result<Vec<Hit>> {
+        let windows: Vec<_> = buckets.iter().map(|b| b.window()).collect();
+        limits::take_each(db, &windows)
+            .await?
+            .map_err(|(n, seconds)| buckets[n].refused(seconds))
+    }
+
+    /// The window as the store takes it.
+    pub fn window(&self) -> limits::Window<'_> {
+        limits::Window {
+            bucket: &self.key,
+            max_hits: self.max_hits,
+            span: self.span,
+        }
+    }
+
+    /// The refusal of a full window that frees in `seconds`.
+    pub fn refused(&self, seconds: f64) -> Error {
         Error::RateLimited {
             detail: format!("{}; try again later", self.refusal),
             retry_after: retry_after(seconds, self.shared),

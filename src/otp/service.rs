@@ -5,7 +5,7 @@ use std::time::Duration;
 use sqlx::PgPool;
 
 use super::enqueue::Outgoing;
-use super::limits::LimitSettings;
+use super::limits::{Bucket, LimitSettings};
 use super::rules::{self, Refusal};
 use super::terminal::Terminal;
 use super::{CodeHasher, Verification};
@@ -134,7 +134,16 @@ impl OtpService {
         // Cheap refusals come before the hash, so refused requests cost no argon2
         // work. The phone's windows are only looked at here; the send takes their
         // slots in the transaction that queues the message.
-        if let Some(refusal) = self.resend_refusal(&key, &rules).await? {
+        let phone_windows = [
+            self.limits().phone_sends(client, &input.phone),
+            self.limits().phone_sends_all_clients(&input.phone),
+        ];
+        let windows: &[Bucket] = if test_number.is_some() {
+            &[]
+        } else {
+            &phone_windows
+        };
+        if let Some(refusal) = self.resend_refusal(&key, &rules, windows).await? {
             return Err(refusal);
         }
         if let Some(code_hash) = test_number {
@@ -144,14 +153,6 @@ impl OtpService {
             tracing::info!(verification = %verification_id, "test number: code stored, nothing sent");
             return self.find(client, verification_id).await;
         }
-        self.limits()
-            .phone_sends(client, &input.phone)
-            .check(&self.pool)
-            .await?;
-        self.limits()
-            .phone_sends_all_clients(&input.phone)
-            .check(&self.pool)
-            .await?;
         let ttl = Duration::from_secs(rules.ttl_seconds.into());
         self.delivery.admit(client.id, &rules, ttl).await?;
 
@@ -218,9 +219,15 @@ impl OtpService {
         self.clients.cooldowns().drop_all();
     }
 
-    /// Why the pending verification for `key` may not be resent now, if it
-    /// may not: from memory when memory refuses, else from one read.
-    async fn resend_refusal(&self, key: &verifications::Key<'_>, rules: &Effective) -> Result<Option<Error>> {
+    /// Why the pending verification for `key` may not be resent now, or why
+    /// one of `windows` refuses a new send, if either does: from memory when
+    /// memory refuses the resend, else from one read.
+    async fn resend_refusal(
+        &self,
+        key: &verifications::Key<'_>,
+        rules: &Effective,
+        windows: &[Bucket],
+    ) -> Result<Option<Error>> {
         let cooldowns = self.clients.cooldowns();
         if let Some(refusal) = cooldowns
             .recall(key)
@@ -229,12 +236,21 @@ impl OtpService {
             return Ok(Some(refusal));
         }
         let (epoch, read_at) = (cooldowns.epoch(), std::time::Instant::now());
-        let pending = verifications::resendable(&self.pool, key, rules.resend_cooldown_seconds).await?;
-        let Some(pending) = pending else {
-            return Ok(None);
-        };
-        cooldowns.keep(epoch, key, &pending, read_at);
-        Ok(rules::resend_refusal(&pending, rules.max_sends))
+        let looked_at: Vec<_> = windows.iter().map(Bucket::window).collect();
+        let (pending, waits) =
+            verifications::resendable_and_waits(&self.pool, key, rules.resend_cooldown_seconds, &looked_at)
+                .await?;
+        if let Some(pending) = pending {
+            cooldowns.keep(epoch, key, &pending, read_at);
+            if let Some(refusal) = rules::resend_refusal(&pending, rules.max_sends) {
+                return Ok(Some(refusal));
+            }
+        }
+        Ok(windows
+            .iter()
+            .zip(waits)
+            .find(|(_, wait)| *wait > 0.0)
+            .map(|(bucket, wait)| bucket.refused(wait)))
     }
 
     /// `OTP_ALLOWED_COUNTRIES`: refused before anything is counted, stored or sent.
@@ -290,7 +306,19 @@ impl OtpService {
         id: VerificationId,
     ) -> Result<Option<Refusal>> {
         let state = verifications::state(&self.pool, id, client.id).await?;
-        let Some(refusal) = rules::refusal(state.as_ref()) else {
+        self.refusal_of(client, id, state.as_ref()).await
+    }
+
+    /// Why a verification in `state` cannot be attempted, if it cannot; an
+    /// expired one is marked as such on the way, and a refusal that lasts is
+    /// remembered.
+    pub(super) async fn refusal_of(
+        &self,
+        client: &Client,
+        id: VerificationId,
+        state: Option<&verifications::State>,
+    ) -> Result<Option<Refusal>> {
+        let Some(refusal) = rules::refusal(state) else {
             return Ok(None);
         };
         if refusal == (Refusal::Expired { mark: true }) && verifications::mark_expired(&self.pool, id).await?

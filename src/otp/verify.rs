@@ -3,12 +3,13 @@
 use secrecy::{ExposeSecret, SecretString};
 
 use super::limits::Hit;
-use super::rules;
+use super::rules::{self, Refusal};
 use super::{HashError, OtpService, Verification, VerifyTarget};
 use crate::clients::Client;
 use crate::domain::{OtpCode, VerificationId, VerificationStatus};
 use crate::error::{Error, Result};
-use crate::store::{self, limits as hits, verifications, webhooks};
+use crate::store::verifications::Reservation;
+use crate::store::{limits as hits, verifications, webhooks};
 
 impl OtpService {
     /// Checks a code. The attempt is counted before the hash is compared, in the
@@ -38,27 +39,31 @@ impl OtpService {
             }
         };
         // A verification that can never be attempted again is refused from
-        // memory, or else from one read: no transaction, nothing to roll back.
+        // memory, or else by the statement that would reserve the attempt,
+        // which then takes nothing: no transaction, nothing to roll back.
         if let Some(refusal) = self.terminal.refusal(id, client.id) {
             return Err(refusal.for_verify(id));
         }
-        if let Some(refusal) = self.refusal_if_any(client, id).await? {
-            return Err(refusal.for_verify(id));
-        }
-        let mut tx = store::begin_read_committed(&self.pool).await?;
-        let Some(reserved) = verifications::reserve_attempt(&mut tx, id, client.id).await? else {
-            tx.rollback().await?;
-            return Err(self.refusal(client, id).await?.for_verify(id));
-        };
         // The phone's failures are reserved like the verification's: before the
         // hash, so that parallel guesses cannot pass the per-phone limit either.
-        // Refused, the attempt is not counted (the transaction rolls back), and
-        // even a right code waits for the window.
-        let mut failures = Vec::with_capacity(2);
-        for bucket in self.limits().phone_failures(client, &reserved.phone) {
-            failures.push(bucket.take(&mut *tx).await?);
-        }
-        tx.commit().await?;
+        // Refused, the attempt is not counted, and even a right code waits for
+        // the window. One statement, which also says why a verification that
+        // cannot be attempted cannot.
+        let buckets = self.limits().phone_failures_before_phone(client);
+        let windows = buckets.each_ref().map(|b| b.window());
+        let (reserved, failures) =
+            match verifications::reserve_attempt(&self.pool, id, client.id, &windows).await? {
+                Reservation::Reserved(reserved, failures) => (reserved, failures),
+                Reservation::Refused { window, retry_after } => {
+                    return Err(buckets[window].refused(retry_after));
+                }
+                Reservation::NotAttemptable(state) => {
+                    let refusal = self.refusal_of(client, id, state.as_ref()).await?;
+                    // Attemptable after all: a race, lost to what changed it since.
+                    let refusal = refusal.unwrap_or(Refusal::NotPending(VerificationStatus::Pending));
+                    return Err(refusal.for_verify(id));
+                }
+            };
         // From here on the attempt is spent: finish judging it even if the caller
         // hangs up, so no attempt is ever counted without an outcome.
         let this = self.clone();

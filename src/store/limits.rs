@@ -11,6 +11,38 @@ use sqlx::PgExecutor;
 #[sqlx(transparent)]
 pub struct HitId(pub i64);
 
+/// One sliding window: what it counts, how many fit, over how long.
+#[derive(Debug, Clone, Copy)]
+pub struct Window<'a> {
+    pub bucket: &'a str,
+    pub max_hits: u32,
+    pub span: Duration,
+}
+
+/// `windows` as the three arrays a statement binds.
+pub(crate) fn columns(
+    windows: &[Window<'_>],
+) -> (Vec<String>, Vec<i32>, Vec<sqlx::postgres::types::PgInterval>) {
+    let buckets = windows.iter().map(|w| w.bucket.to_owned()).collect();
+    let max_hits = windows.iter().map(|w| max_hits(w.max_hits)).collect();
+    let spans = windows
+        .iter()
+        .map(|w| sqlx::postgres::types::PgInterval::try_from(w.span).unwrap_or(DAY_INTERVAL))
+        .collect();
+    (buckets, max_hits, spans)
+}
+
+/// A span too long for an interval counts as a day, the longest window.
+const DAY_INTERVAL: sqlx::postgres::types::PgInterval = sqlx::postgres::types::PgInterval {
+    months: 0,
+    days: 1,
+    microseconds: 0,
+};
+
+fn max_hits(n: u32) -> i32 {
+    n.min(i32::MAX as u32) as i32
+}
+
 #[derive(sqlx::FromRow)]
 struct Slot {
     hit_id: Option<HitId>,
@@ -29,11 +61,42 @@ pub async fn take(
 ) -> Result<Result<HitId, f64>, sqlx::Error> {
     let slot: Slot = sqlx::query_as(TAKE)
         .bind(bucket)
-        .bind(max_hits.min(i32::MAX as u32) as i32)
+        .bind(self::max_hits(max_hits))
         .bind(span)
         .fetch_one(db)
         .await?;
     Ok(slot.hit_id.ok_or(slot.retry_after.unwrap_or(1.0)))
+}
+
+statement!(
+    TAKE_EACH = "select t.hit_id, t.retry_after
+         from unnest($1::text[], $2::int[], $3::interval[]) with ordinality as w (bucket, max_hits, span, n),
+              lateral take_limit_slot(w.bucket, w.max_hits, w.span) t
+         order by w.n",
+);
+/// A slot of each of `windows`, in their order, in one statement; or the index
+/// of the first that refused, and in how many seconds it frees. Slots taken
+/// before a refusal stay taken: call it in a transaction that a refusal rolls
+/// back.
+pub async fn take_each(
+    db: impl PgExecutor<'_>,
+    windows: &[Window<'_>],
+) -> Result<Result<Vec<HitId>, (usize, f64)>, sqlx::Error> {
+    let (buckets, max_hits, spans) = columns(windows);
+    let slots: Vec<Slot> = sqlx::query_as(TAKE_EACH)
+        .bind(buckets)
+        .bind(max_hits)
+        .bind(spans)
+        .fetch_all(db)
+        .await?;
+    let mut hits = Vec::with_capacity(slots.len());
+    for (n, slot) in slots.into_iter().enumerate() {
+        match slot.hit_id {
+            Some(hit) => hits.push(hit),
+            None => return Ok(Err((n, slot.retry_after.unwrap_or(1.0)))),
+        }
+    }
+    Ok(Ok(hits))
 }
 
 statement!(WAIT = "select limit_slot_wait($1, $2, $3)");
@@ -46,7 +109,7 @@ pub async fn wait(
 ) -> Result<f64, sqlx::Error> {
     let wait: Option<f64> = sqlx::query_scalar(WAIT)
         .bind(bucket)
-        .bind(max_hits.min(i32::MAX as u32) as i32)
+        .bind(self::max_hits(max_hits))
         .bind(span)
         .fetch_one(db)
         .await?;

@@ -45,6 +45,12 @@ pub struct Claimed {
     pub client: String,
 }
 
+impl AsRef<Claimed> for Claimed {
+    fn as_ref(&self) -> &Claimed {
+        self
+    }
+}
+
 macro_rules! claimed_columns {
     () => {
         "id, verification_id, phone_digits, body_sealed, attempts, claims, expires_at, created_at,
@@ -52,7 +58,8 @@ macro_rules! claimed_columns {
     };
 }
 
-/// Queued and unexpired: a message still waiting to be sent.
+/// Queued and unexpired: a message still waiting to be sent. The count
+/// admission reads, `waiting_by_client()` (V12), says the same in SQL.
 macro_rules! waiting_to_send {
     () => {
         "status = 'queued' and expires_at > now()"
@@ -114,27 +121,31 @@ mod claims;
 mod counts;
 mod requests;
 
-pub use claims::{FAIR_SHARE_MEMORY, claim, claim_due, make_due};
+pub use claims::{ClaimedWithSlot, FAIR_SHARE_MEMORY, claim, claim_due, claim_with_slot, make_due};
 pub use counts::{QueueStats, Waiting, depth, lock_client_queue, stats, unopenable, waiting_by_client};
 pub use requests::{NewMessage, give_up_queued, insert, insert_for_test_number, supersede_queued};
 
 statement!(
-    MARK_SENT = "update outbox_messages
+    MARK_SENT = "with counted as (update sender_sends set sent_at = clock_timestamp() where id = $4)
+         update outbox_messages
          set status = $3, body_sealed = null, leased_until = null, sent_at = now(),
              provider_message_id = $2, last_error = null
          where id = $1 and status = 'queued'",
 );
-/// Records a send. A message that went out is recorded as sent whoever holds
-/// its lease now: it did go out.
+/// Records a send, and counts the key's slot it took (`slot`) from now, in
+/// one statement (as `senders::touch` does). A message that went out is
+/// recorded as sent whoever holds its lease now: it did go out.
 pub async fn mark_sent(
     pool: &PgPool,
     id: MessageId,
     provider_message_id: Option<&str>,
+    slot: Option<i64>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(MARK_SENT)
         .bind(id)
         .bind(provider_message_id)
         .bind(MessageStatus::Sent)
+        .bind(slot)
         .execute(pool)
         .await?;
     Ok(())

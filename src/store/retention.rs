@@ -127,8 +127,9 @@ pub async fn expire_pending(pool: &PgPool) -> Result<BTreeMap<String, u64>, sqlx
 }
 
 /// Deletes verifications that finished more than `retention` ago, with their
-/// messages. A verification's `updated_at` is set at every change and a
-/// finished one never changes again, so it is when it finished; one that
+/// messages. A verification's `updated_at` is set at every change but an
+/// attempt's count, and a finished one never changes again, so it is when it
+/// finished; one that
 /// expired while pending finishes when it is marked, at most a sweep after
 /// its expiry.
 pub async fn delete_finished(pool: &PgPool, retention: Duration) -> Result<u64, sqlx::Error> {

@@ -68,65 +68,28 @@ pub async fn rows(db: impl PgExecutor<'_>, ids: &[SenderId]) -> Result<Vec<KeyRo
         .await
 }
 
-statement!(
-    TAKE_SLOTS = "select state = 'ok' and (resting_until is null or resting_until <= clock_timestamp())
-         from senders where id = $1 for update",
-);
-statement!(
-    TAKE_SLOTS_2 = "select count(*),
-                count(*) filter (where sent_at > clock_timestamp() - make_interval(secs => $3))
-         from sender_sends
-         where sender_id = $1 and sent_at > clock_timestamp() - make_interval(secs => $2)",
-);
-statement!(
-    TAKE_SLOTS_3 = "insert into sender_sends (sender_id, sent_at)
-         select $1, clock_timestamp() from generate_series(1, $2)
-         returning id",
-);
-statement!(
-    TAKE_SLOTS_4 = "delete from sender_sends
-         where sender_id = $1 and sent_at < clock_timestamp() - make_interval(secs => $2) * 2",
-);
-/// Takes slots of one key, atomically across replicas: the key's row stays
-/// locked while its windows are counted and the slots are written. `free`
-/// says how many may be taken, given the sends in the window and in the last
-/// `BURST_WINDOW`. None when the key is out of service or resting.
+statement!(TAKE_SLOTS = "select take_sender_slots($1, $2, $3, $4, $5, $6)");
+/// Takes up to `wanted` slots of one key, atomically across replicas, in one
+/// statement (`take_sender_slots`, V12): the key's row stays locked while its
+/// windows are counted and the slots are written, so no more than `rate` are
+/// taken in `WINDOW` nor `burst` in `BURST_WINDOW`. None when the key is out
+/// of service or resting.
 pub async fn take_slots(
     pool: &PgPool,
     id: &SenderId,
-    free: impl FnOnce(i64, i64) -> i64,
+    wanted: usize,
+    rate: u32,
+    burst: u32,
 ) -> Result<Vec<i64>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    let usable: Option<bool> = sqlx::query_scalar(TAKE_SLOTS)
+    sqlx::query_scalar(TAKE_SLOTS)
         .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
-    if usable != Some(true) {
-        return Ok(Vec::new());
-    }
-    let (recent, recent_burst): (i64, i64) = sqlx::query_as(TAKE_SLOTS_2)
-        .bind(id)
+        .bind(i32::try_from(wanted).unwrap_or(i32::MAX))
+        .bind(i64::from(rate))
+        .bind(i64::from(burst))
         .bind(WINDOW.as_secs_f64())
         .bind(BURST_WINDOW.as_secs_f64())
-        .fetch_one(&mut *tx)
-        .await?;
-    let free = free(recent, recent_burst);
-    if free <= 0 {
-        return Ok(Vec::new());
-    }
-    let slots: Vec<i64> = sqlx::query_scalar(TAKE_SLOTS_3)
-        .bind(id)
-        .bind(free)
-        .fetch_all(&mut *tx)
-        .await?;
-    // Keep the window table small: what left the window no longer matters.
-    sqlx::query(TAKE_SLOTS_4)
-        .bind(id)
-        .bind(WINDOW.as_secs_f64())
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(slots)
+        .fetch_all(pool)
+        .await
 }
 
 statement!(REFUND = "delete from sender_sends where id = $1");

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgExecutor, Postgres, Transaction};
 
 use crate::domain::{ClientId, FailureReason, MessageStatus, VerificationId, VerificationStatus};
+use crate::store::limits::{self, HitId, Window};
 
 /// Pending and not locked: a verification still waiting for its code. The one
 /// place this condition is written; `$alias` names the table in a join.
@@ -39,8 +40,8 @@ macro_rules! attemptable {
 statement!(LOCK = "select 1 from verifications where id = $1 for update");
 mod requests;
 pub use requests::{
-    Key, NewVerification, Resendable, close_finished, insert, is_one_pending_violation, resend, resendable,
-    resendable_for_update,
+    Key, NewVerification, Resendable, close_finished_and_lock_resendable, insert, insert_with_message,
+    is_one_pending_violation, resend, resendable, resendable_and_waits,
 };
 
 /// Locks the verification's row: every writer that also touches its messages
@@ -134,26 +135,89 @@ pub struct Reserved {
     pub max_attempts: i32,
 }
 
+/// What a reservation came to.
+pub enum Reservation {
+    /// The attempt is counted, and the windows' hit taken.
+    Reserved(Reserved, Vec<HitId>),
+    /// The window at this index is full; it frees in these seconds. Nothing was taken.
+    Refused { window: usize, retry_after: f64 },
+    /// The verification cannot be attempted (any more), as its state says
+    /// (`None`: there is no such verification of the client); nothing was taken.
+    NotAttemptable(Option<State>),
+}
+
+#[derive(sqlx::FromRow)]
+struct ReservationRow {
+    code_hash: Option<String>,
+    failed_attempts: Option<i32>,
+    max_attempts: Option<i32>,
+    hit_id: Option<HitId>,
+    refused_by: Option<i32>,
+    retry_after: Option<f64>,
+    status: Option<VerificationStatus>,
+    phone: Option<String>,
+    expired: Option<bool>,
+    expires_in: Option<i64>,
+}
+
 statement!(
-    RESERVE_ATTEMPT = concat!(
-        "update verifications set failed_attempts = failed_attempts + 1, updated_at = now()
-         where id = $1 and client_id = $2 and ",
-        attemptable!(),
-        " returning code_hash, phone, failed_attempts, max_attempts"
-    )
+    RESERVE_ATTEMPT = "select code_hash, failed_attempts, max_attempts, hit_id, refused_by, retry_after,
+                status, phone, expired, expires_in
+         from reserve_attempt($1, $2, $3, $4, $5)",
 );
 /// Counts an attempt on an attemptable verification, in the statement that
-/// checks it is attemptable: parallel guesses can never pass the limit.
+/// checks it is attemptable, and takes a hit of `windows`, all of one bucket
+/// (one row that each counts): all of it or nothing, so parallel guesses can
+/// pass neither the verification's limit nor a window (`reserve_attempt`,
+/// V12). The bucket is named by what comes before the phone: the statement
+/// appends the verification's.
 pub async fn reserve_attempt(
-    tx: &mut Transaction<'_, Postgres>,
+    db: impl PgExecutor<'_>,
     id: VerificationId,
     client: ClientId,
-) -> Result<Option<Reserved>, sqlx::Error> {
-    sqlx::query_as(RESERVE_ATTEMPT)
+    windows: &[Window<'_>],
+) -> Result<Reservation, sqlx::Error> {
+    let (buckets, max_hits, spans) = limits::columns(windows);
+    debug_assert!(buckets.windows(2).all(|b| b[0] == b[1]), "windows of one bucket");
+    let row: ReservationRow = sqlx::query_as(RESERVE_ATTEMPT)
         .bind(id)
         .bind(client)
-        .fetch_optional(&mut **tx)
-        .await
+        .bind(buckets.first().cloned().unwrap_or_default())
+        .bind(max_hits)
+        .bind(spans)
+        .fetch_one(db)
+        .await?;
+    if let Some(window) = row.refused_by {
+        return Ok(Reservation::Refused {
+            window: window as usize,
+            retry_after: row.retry_after.unwrap_or(1.0),
+        });
+    }
+    let (Some(phone), Some(failed_attempts), Some(max_attempts)) =
+        (row.phone, row.failed_attempts, row.max_attempts)
+    else {
+        return Ok(Reservation::NotAttemptable(None));
+    };
+    Ok(match (row.code_hash, row.status) {
+        (Some(code_hash), _) => Reservation::Reserved(
+            Reserved {
+                code_hash,
+                phone,
+                failed_attempts,
+                max_attempts,
+            },
+            Vec::from_iter(row.hit_id),
+        ),
+        (None, Some(status)) => Reservation::NotAttemptable(Some(State {
+            status,
+            expired: row.expired.unwrap_or(false),
+            failed_attempts,
+            max_attempts,
+            expires_in: row.expires_in.unwrap_or(1),
+        })),
+        // Gone between the function's reads (deleted by retention).
+        (None, None) => Reservation::NotAttemptable(None),
+    })
 }
 
 statement!(

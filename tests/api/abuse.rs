@@ -449,3 +449,44 @@ async fn a_flood_of_wrong_codes_on_locked_verifications_does_not_slow_a_real_use
         "a real user waited {took:?} during the flood"
     );
 }
+
+#[tokio::test]
+async fn a_full_phone_window_does_not_hide_why_a_verification_cannot_be_attempted() {
+    let app = spawn_app_with(|s| {
+        s.policy.phone_failures_per_hour = 1;
+        s.policy.max_attempts = 1;
+    })
+    .await;
+    let locked = app.requested("signup").await;
+    let locked_id = locked["id"].as_str().unwrap();
+    let expiring = app.requested("login").await;
+    let expiring_id = expiring["id"].as_str().unwrap();
+    // One wrong code: the phone's window is full, and `signup` has no attempt left.
+    wrong_codes(&app, locked_id, 1).await;
+    assert_eq!(phone_failure_hits(&app).await, 1);
+    problem(
+        app.verify(json!({"id": expiring_id, "code": "1234567"})).await,
+        429,
+        "rate_limited",
+    )
+    .await;
+    // Each says what it is, not that the window is full, and takes nothing.
+    problem(
+        app.verify(json!({"id": locked_id, "code": "1234567"})).await,
+        429,
+        "max_attempts_reached",
+    )
+    .await;
+    sqlx::query("update verifications set expires_at = now() - interval '1 second' where id = $1::uuid")
+        .bind(expiring_id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    problem(
+        app.verify(json!({"id": expiring_id, "code": "1234567"})).await,
+        410,
+        "expired",
+    )
+    .await;
+    assert_eq!(phone_failure_hits(&app).await, 1);
+}

@@ -12,18 +12,27 @@ use crate::delivery::plan::{self, KeyStep, Log, MessageStep, Step};
 use crate::delivery::senders::{Sender, Slot};
 use crate::store::outbox::{self, Claimed};
 
+/// A key's slot taken for a message before its attempt: by the dispatcher for
+/// its batch, or in the statement that claimed the message, which renewed the
+/// lease too (`renewed`: when the send may start, on the database's clock).
+pub(in crate::delivery) struct Taken<'a> {
+    pub sender: &'a Sender,
+    pub slot: i64,
+    pub renewed: Option<DateTime<Utc>>,
+}
+
 impl Delivery {
     #[tracing::instrument(skip_all, fields(message = %message.id, verification = %message.verification_id, attempt = message.attempts))]
-    pub(super) async fn attempt(&self, message: Claimed, slot: Option<(&Sender, i64)>) {
-        if let Err(e) = self.try_attempt(&message, slot).await {
+    pub(super) async fn attempt(&self, message: Claimed, taken: Option<Taken<'_>>) {
+        if let Err(e) = self.try_attempt(&message, taken).await {
             // The lease runs out and the message is claimed again: nothing is lost.
             tracing::warn!(error = %e, "could not record a delivery attempt");
         }
         self.settle(&message);
     }
 
-    /// Sends one claimed message, on `slot` if one was taken for it already.
-    async fn try_attempt(&self, message: &Claimed, slot: Option<(&Sender, i64)>) -> Result<(), sqlx::Error> {
+    /// Sends one claimed message, on the slot `taken` for it if one was.
+    async fn try_attempt(&self, message: &Claimed, taken: Option<Taken<'_>>) -> Result<(), sqlx::Error> {
         let senders = &self.inner.senders;
         let Some(text) = self
             .inner
@@ -31,44 +40,50 @@ impl Delivery {
             .open(&message.body_sealed, &message.phone_digits)
         else {
             return self
-                .carry_out(message, plan::unreadable(), slot.map(|(_, s)| s), None)
+                .carry_out(message, plan::unreadable(), taken.map(|t| t.slot), None)
                 .await;
         };
-        let taken = match slot {
-            Some((sender, slot)) => Slot::Granted(sender, slot),
-            None => senders.take_slot().await?,
+        let (sender, slot, renewed) = match taken {
+            Some(t) => (t.sender, t.slot, t.renewed),
+            None => match senders.take_slot().await? {
+                Slot::Granted(sender, slot) => (sender, slot, None),
+                Slot::Wait(wait) => {
+                    return self
+                        .carry_out(message, plan::wait_for_slot(wait), None, None)
+                        .await;
+                }
+                Slot::NoneInService(reason) => {
+                    let step = plan::no_key_in_service(reason);
+                    return self.carry_out(message, step, None, None).await;
+                }
+            },
         };
-        let (sender, slot) = match taken {
-            Slot::Granted(sender, slot) => (sender, slot),
-            Slot::Wait(wait) => {
-                return self
-                    .carry_out(message, plan::wait_for_slot(wait), None, None)
-                    .await;
-            }
-            Slot::NoneInService(reason) => {
-                let step = plan::no_key_in_service(reason);
-                return self.carry_out(message, step, None, None).await;
-            }
+        let renewed = match renewed {
+            Some(at) => Some(at),
+            None => outbox::renew(&self.inner.pool, message).await?,
         };
-
-        let Some(send_started) = outbox::renew(&self.inner.pool, message).await? else {
+        let Some(send_started) = renewed else {
             // Another sender holds it now, or it can no longer arrive in time.
             return senders.refund(slot).await;
         };
+
         let outcome = self
             .inner
             .gateway
             .send_message(&sender.key, &message.phone_digits, &text)
             .await;
-        // The gateway counts a request when it arrives: count the slot from the
-        // answer, not from when it was taken, so no window is ever short of it.
-        // Failing that must not keep the outcome from being recorded: a send
-        // left unrecorded goes out again once its lease runs out.
-        if let Err(e) = senders.touch(slot).await {
-            tracing::warn!(error = %e, "could not count the send's slot from its answer");
-        }
         drop(text);
         let step = plan::plan(&outcome, message.attempts, rand::rng().random::<f64>());
+        // The gateway counts a request when it arrives: count the slot from the
+        // answer, not from when it was taken, so no window is ever short of it
+        // (a send's record does it in the same statement). Failing that must not
+        // keep the outcome from being recorded: a send left unrecorded goes out
+        // again once its lease runs out.
+        if !matches!(step.message, MessageStep::Sent { .. })
+            && let Err(e) = senders.touch(slot).await
+        {
+            tracing::warn!(error = %e, "could not count the send's slot from its answer");
+        }
         self.carry_out(message, step, Some(slot), Some((sender, send_started)))
             .await
     }
@@ -108,7 +123,8 @@ impl Delivery {
         }
         match &step.message {
             MessageStep::Sent { provider_message_id } => {
-                self.record_sent(message, provider_message_id.as_deref()).await?;
+                self.record_sent(message, provider_message_id.as_deref(), slot)
+                    .await?;
                 let took = (Utc::now() - message.created_at).to_std().unwrap_or_default();
                 metrics
                     .delivery_duration
@@ -133,15 +149,16 @@ impl Delivery {
     }
 
     /// Failing to record a send would send it again when the lease runs out:
-    /// tried a few times.
+    /// tried a few times. It also counts the send's slot from now.
     async fn record_sent(
         &self,
         message: &Claimed,
         provider_message_id: Option<&str>,
+        slot: Option<i64>,
     ) -> Result<(), sqlx::Error> {
         let mut tries = 0;
         loop {
-            match outbox::mark_sent(&self.inner.pool, message.id, provider_message_id).await {
+            match outbox::mark_sent(&self.inner.pool, message.id, provider_message_id, slot).await {
                 Err(e) if tries < 5 => {
                     tries += 1;
                     tracing::warn!(error = %e, "could not record a send yet; trying again");

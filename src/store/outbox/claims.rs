@@ -7,7 +7,8 @@ use sqlx::PgPool;
 
 use super::{Claimed, LEASE};
 use crate::delivery::gateway::SEND_TIMEOUT;
-use crate::domain::MessageId;
+use crate::delivery::senders::{BURST_WINDOW, WINDOW};
+use crate::domain::{MessageId, SenderId};
 use crate::store::verifications::waiting;
 
 /// How far back a client's sends count as the service it has had.
@@ -21,21 +22,27 @@ macro_rules! claim_set {
     };
 }
 
-statement!(
-    CLAIM = concat!(
-        "update outbox_messages set ",
-        claim_set!(),
-        " where id = $1 and ",
-        claimable!("$3"),
-        " and not exists (select 1 from outbox_messages o
-                           where o.client_id <> outbox_messages.client_id
-                             and o.status = 'queued' and o.next_attempt_at <= now()
-                             and o.expires_at > now() and ",
-        unleased!("o"),
-        ") returning ",
-        claimed_columns!()
-    )
-);
+/// The claim of one message for its request's first attempt, if it is
+/// claimable and no other client's message is due.
+macro_rules! claim_one {
+    () => {
+        concat!(
+            "update outbox_messages set ",
+            claim_set!(),
+            " where id = $1 and ",
+            claimable!("$3"),
+            " and not exists (select 1 from outbox_messages o
+                               where o.client_id <> outbox_messages.client_id
+                                 and o.status = 'queued' and o.next_attempt_at <= now()
+                                 and o.expires_at > now() and ",
+            unleased!("o"),
+            ") returning ",
+            claimed_columns!()
+        )
+    };
+}
+
+statement!(CLAIM = claim_one!());
 /// Claims one message for its request's first attempt, if it is claimable and
 /// no other client's message is due: one that would jump another client's
 /// queue takes its turn in the fair order instead (`make_due`).
@@ -44,6 +51,57 @@ pub async fn claim(pool: &PgPool, id: MessageId) -> Result<Option<Claimed>, sqlx
         .bind(id)
         .bind(LEASE.as_secs_f64())
         .bind(SEND_TIMEOUT.as_secs_f64())
+        .fetch_optional(pool)
+        .await
+}
+
+statement!(
+    CLAIM_WITH_SLOT = concat!(
+        "with claimed as (",
+        claim_one!(),
+        ")
+         select claimed.*, slot.id as slot, clock_timestamp() as renewed_at
+         from claimed
+         left join lateral (select take_sender_slots($4, 1, $5, $6, $7, $8) as id) slot on true"
+    )
+);
+/// A message claimed with a slot of a key, in one statement.
+#[derive(sqlx::FromRow)]
+pub struct ClaimedWithSlot {
+    #[sqlx(flatten)]
+    pub message: Claimed,
+    /// The slot of the key asked for, if it had one (`store::senders::take_slots`).
+    pub slot: Option<i64>,
+    /// When the claim was made, on the database's clock: its lease is as
+    /// fresh as a renewal (`outbox::renew`) made then.
+    pub renewed_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl AsRef<Claimed> for ClaimedWithSlot {
+    fn as_ref(&self) -> &Claimed {
+        &self.message
+    }
+}
+
+/// `claim`, and a slot of the key `sender` in the same statement (as
+/// `senders::take_slots` takes it, with the key's `rate` and `burst`): a
+/// request's first attempt in one round trip. No slot when the key has none.
+pub async fn claim_with_slot(
+    pool: &PgPool,
+    id: MessageId,
+    sender: &SenderId,
+    rate: u32,
+    burst: u32,
+) -> Result<Option<ClaimedWithSlot>, sqlx::Error> {
+    sqlx::query_as(CLAIM_WITH_SLOT)
+        .bind(id)
+        .bind(LEASE.as_secs_f64())
+        .bind(SEND_TIMEOUT.as_secs_f64())
+        .bind(sender)
+        .bind(i64::from(rate))
+        .bind(i64::from(burst))
+        .bind(WINDOW.as_secs_f64())
+        .bind(BURST_WINDOW.as_secs_f64())
         .fetch_optional(pool)
         .await
 }

@@ -51,34 +51,27 @@ pub struct Waiting {
     pub waiting: i64,
 }
 
-statement!(
-    WAITING_BY_CLIENT = concat!(
-        "select m.client_id, c.share, count(*) as waiting
-         from outbox_messages m join clients c on c.id = m.client_id
-         where ",
-        waiting_to_send!("m"),
-        " group by m.client_id, c.share"
-    )
-);
+statement!(WAITING_BY_CLIENT = "select client_id, share, waiting from waiting_by_client()");
 /// Waiting messages of each client that has some, with its share: what
-/// admission needs to place a new message in the fair order.
+/// admission needs to place a new message in the fair order
+/// (`waiting_by_client`, V12).
 pub async fn waiting_by_client(db: impl PgExecutor<'_>) -> Result<Vec<Waiting>, sqlx::Error> {
     sqlx::query_as(WAITING_BY_CLIENT).fetch_all(db).await
 }
 
-statement!(LOCK_CLIENT_QUEUE = "select pg_advisory_xact_lock(1330925569, hashtext($1::text))");
-/// Holds the client's queue until the transaction ends: its requests are
-/// admitted one at a time, so parallel requests cannot all see room that only
-/// one of them has. Other clients' requests do not wait for it.
+statement!(LOCK_CLIENT_QUEUE = "select client_id, share, waiting from lock_client_queue($1)");
+/// Holds the client's queue until the transaction ends, then reads
+/// `waiting_by_client` (in one statement, `lock_client_queue`, V12): its
+/// requests are admitted one at a time, so parallel requests cannot all see
+/// room that only one of them has. Other clients' requests do not wait for it.
 pub async fn lock_client_queue(
     tx: &mut Transaction<'_, Postgres>,
     client: crate::domain::ClientId,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(LOCK_CLIENT_QUEUE)
+) -> Result<Vec<Waiting>, sqlx::Error> {
+    sqlx::query_as(LOCK_CLIENT_QUEUE)
         .bind(client)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+        .fetch_all(&mut **tx)
+        .await
 }
 
 statement!(

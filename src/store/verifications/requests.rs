@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use sqlx::{PgExecutor, Postgres, Transaction};
 
-use crate::domain::{ClientId, VerificationId};
+use crate::domain::{ClientId, MessageId, MessageStatus, VerificationId};
+use crate::store::limits::{self, Window};
+use crate::store::outbox::NewMessage;
 
 /// Who a verification is for: the key of the one-pending-per-request rule.
 pub struct Key<'a> {
@@ -24,6 +26,23 @@ pub struct Resendable {
     pub expires_in: i64,
 }
 
+impl Resendable {
+    /// From the columns of an outer join: all there, or none.
+    fn of(
+        id: Option<VerificationId>,
+        sends: Option<i32>,
+        cooldown_left: Option<i64>,
+        expires_in: Option<i64>,
+    ) -> Option<Self> {
+        Some(Self {
+            id: id?,
+            sends: sends?,
+            cooldown_left: cooldown_left?,
+            expires_in: expires_in?,
+        })
+    }
+}
+
 macro_rules! select_resendable {
     () => {
         concat!(
@@ -38,7 +57,6 @@ macro_rules! select_resendable {
     };
 }
 statement!(SELECT_RESENDABLE = select_resendable!());
-statement!(SELECT_RESENDABLE_FOR_UPDATE = concat!(select_resendable!(), " for update"));
 
 /// The resendable verification, read without a lock (the cheap look before hashing).
 pub async fn resendable(
@@ -49,13 +67,50 @@ pub async fn resendable(
     resendable_with(SELECT_RESENDABLE, db, key, cooldown_seconds).await
 }
 
-/// The resendable verification, locked until the transaction ends.
-pub async fn resendable_for_update(
-    tx: &mut Transaction<'_, Postgres>,
+statement!(
+    SELECT_RESENDABLE_AND_WAITS = concat!(
+        "with waits as (
+             select coalesce(array_agg(coalesce(limit_slot_wait(w.bucket, w.max_hits, w.span), 0) order by w.n),
+                             '{}') as waits
+             from unnest($5::text[], $6::int[], $7::interval[]) with ordinality as w (bucket, max_hits, span, n)),
+         resendable as (",
+        select_resendable!(),
+        ")
+         select r.*, waits.waits from waits left join resendable r on true"
+    )
+);
+
+#[derive(sqlx::FromRow)]
+struct ResendableAndWaits {
+    id: Option<VerificationId>,
+    sends: Option<i32>,
+    cooldown_left: Option<i64>,
+    expires_in: Option<i64>,
+    waits: Vec<f64>,
+}
+
+/// `resendable`, and the seconds until each of `windows` has a free slot (0
+/// when it has one; `limit_slot_wait`), in one statement: the whole look
+/// before the hash.
+pub async fn resendable_and_waits(
+    db: impl PgExecutor<'_>,
     key: &Key<'_>,
     cooldown_seconds: u32,
-) -> Result<Option<Resendable>, sqlx::Error> {
-    resendable_with(SELECT_RESENDABLE_FOR_UPDATE, &mut **tx, key, cooldown_seconds).await
+    windows: &[Window<'_>],
+) -> Result<(Option<Resendable>, Vec<f64>), sqlx::Error> {
+    let (buckets, max_hits, spans) = limits::columns(windows);
+    let row: ResendableAndWaits = sqlx::query_as(SELECT_RESENDABLE_AND_WAITS)
+        .bind(key.client)
+        .bind(key.phone)
+        .bind(key.purpose)
+        .bind(f64::from(cooldown_seconds))
+        .bind(buckets)
+        .bind(max_hits)
+        .bind(spans)
+        .fetch_one(db)
+        .await?;
+    let resendable = Resendable::of(row.id, row.sends, row.cooldown_left, row.expires_in);
+    Ok((resendable, row.waits))
 }
 
 async fn resendable_with(
@@ -73,26 +128,60 @@ async fn resendable_with(
         .await
 }
 
+/// The pending verification of the key, if it expired or is locked, closed.
+macro_rules! close_finished {
+    () => {
+        concat!(
+            "update verifications
+             set status = case when expires_at <= now() then 'expired' else 'max_attempts_reached' end,
+                 updated_at = now()
+             where client_id = $1 and phone = $2 and purpose = $3 and status = 'pending' and not (",
+            attemptable!(),
+            ") returning status = 'expired' as expired"
+        )
+    };
+}
+
 statement!(
-    CLOSE_FINISHED = concat!(
-        "update verifications
-         set status = case when expires_at <= now() then 'expired' else 'max_attempts_reached' end,
-             updated_at = now()
-         where client_id = $1 and phone = $2 and purpose = $3 and status = 'pending' and not (",
-        attemptable!(),
-        ") returning status = 'expired'"
+    CLOSE_FINISHED_AND_LOCK_RESENDABLE = concat!(
+        "with closed as (",
+        close_finished!(),
+        "), resendable as (",
+        select_resendable!(),
+        " for update)
+         select (select bool_or(expired) from closed) as closed_expired, r.*
+         from (select) one left join resendable r on true"
     )
 );
-/// Closes the pending verification of `key` if it expired or is locked, so
-/// that a new request starts a new one. Says whether it marked one `expired`.
-pub async fn close_finished(tx: &mut Transaction<'_, Postgres>, key: &Key<'_>) -> Result<bool, sqlx::Error> {
-    let expired: Option<bool> = sqlx::query_scalar(CLOSE_FINISHED)
+
+#[derive(sqlx::FromRow)]
+struct ClosedAndResendable {
+    closed_expired: Option<bool>,
+    id: Option<VerificationId>,
+    sends: Option<i32>,
+    cooldown_left: Option<i64>,
+    expires_in: Option<i64>,
+}
+
+/// In one statement: closes the pending verification of `key` if it expired
+/// or is locked, so that a new request starts a new one (and says whether it
+/// marked one `expired`); and the resendable verification, locked until the
+/// transaction ends. The two are never the same row (one is attemptable, the
+/// other not), so neither needs to see what the other did.
+pub async fn close_finished_and_lock_resendable(
+    tx: &mut Transaction<'_, Postgres>,
+    key: &Key<'_>,
+    cooldown_seconds: u32,
+) -> Result<(bool, Option<Resendable>), sqlx::Error> {
+    let row: ClosedAndResendable = sqlx::query_as(CLOSE_FINISHED_AND_LOCK_RESENDABLE)
         .bind(key.client)
         .bind(key.phone)
         .bind(key.purpose)
-        .fetch_optional(&mut **tx)
+        .bind(f64::from(cooldown_seconds))
+        .fetch_one(&mut **tx)
         .await?;
-    Ok(expired == Some(true))
+    let resendable = Resendable::of(row.id, row.sends, row.cooldown_left, row.expires_in);
+    Ok((row.closed_expired == Some(true), resendable))
 }
 
 statement!(
@@ -136,13 +225,17 @@ pub struct NewVerification<'a> {
     pub end_user_network: Option<&'a str>,
 }
 
-statement!(
-    INSERT = "insert into verifications
+macro_rules! insert_verification {
+    () => {
+        "insert into verifications
              (id, client_id, phone, purpose, locale, status, code_hash, max_attempts,
               last_sent_at, expires_at, made_by_dev, country, test_number, prefix, end_user_network)
          values ($1, $2, $3, $4, $5, 'pending', $6, $7, now(), now() + make_interval(secs => $8), $9, $10, $11,
-                 $12, $13)",
-);
+                 $12, $13)"
+    };
+}
+
+statement!(INSERT = insert_verification!());
 /// Inserts a pending verification. A second one for the same key fails on
 /// `verifications_one_pending` (`is_one_pending_violation`).
 pub async fn insert(
@@ -150,7 +243,48 @@ pub async fn insert(
     new: &NewVerification<'_>,
 ) -> Result<VerificationId, sqlx::Error> {
     let id = VerificationId::new();
-    sqlx::query(INSERT)
+    bind_new(sqlx::query(INSERT), id, new).execute(&mut **tx).await?;
+    Ok(id)
+}
+
+statement!(
+    INSERT_WITH_MESSAGE = concat!(
+        "with verification as (",
+        insert_verification!(),
+        " returning id)
+         insert into outbox_messages
+             (id, verification_id, client_id, phone_digits, body_sealed, status, expires_at, next_attempt_at)
+         select $14, id, $2, $15, $16, $17, now() + make_interval(secs => $18), now() + make_interval(secs => $19)
+         from verification"
+    )
+);
+/// `insert`, with its first message queued (as `outbox::insert` queues one)
+/// in the same statement; the verification's id is `message.verification_id`.
+pub async fn insert_with_message(
+    tx: &mut Transaction<'_, Postgres>,
+    new: &NewVerification<'_>,
+    message: &NewMessage<'_>,
+) -> Result<MessageId, sqlx::Error> {
+    let id = MessageId::new();
+    bind_new(sqlx::query(INSERT_WITH_MESSAGE), message.verification_id, new)
+        .bind(id)
+        .bind(message.phone_digits)
+        .bind(message.body_sealed)
+        .bind(MessageStatus::Queued)
+        .bind(message.ttl.as_secs_f64())
+        .bind(message.first_attempt_in.as_secs_f64())
+        .execute(&mut **tx)
+        .await?;
+    Ok(id)
+}
+
+/// The new verification's columns, `$1` to `$13`.
+fn bind_new<'q>(
+    query: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
+    id: VerificationId,
+    new: &NewVerification<'q>,
+) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
+    query
         .bind(id)
         .bind(new.key.client)
         .bind(new.key.phone)
@@ -164,9 +298,6 @@ pub async fn insert(
         .bind(new.test_number)
         .bind(new.prefix)
         .bind(new.end_user_network)
-        .execute(&mut **tx)
-        .await?;
-    Ok(id)
 }
 
 /// Two first requests for one key raced, and this one lost.
