@@ -6,8 +6,9 @@
 -- A key's slots: the key's row stays locked while its windows are counted
 -- and the slots are written, as before, so replicas can never take more than
 -- `p_rate` in `p_window` seconds, nor `p_burst` in `p_burst_window`. Nothing
--- when the key is out of service or resting. What left the window twice over
--- is deleted on the way, to keep the table small.
+-- when the key is out of service or resting. What left the window is not
+-- deleted here, at every take, but by the sweeper (`SENDS_KEPT`): the count
+-- reads the window's range of the index, whatever lies before it.
 create function take_sender_slots(
     p_sender text, p_wanted integer, p_rate bigint, p_burst bigint,
     p_window double precision, p_burst_window double precision
@@ -35,8 +36,6 @@ begin
     return query insert into sender_sends (sender_id, sent_at)
         select p_sender, clock_timestamp() from generate_series(1, free)
         returning id;
-    delete from sender_sends
-        where sender_id = p_sender and sent_at < clock_timestamp() - make_interval(secs => p_window) * 2;
 end $$;
 
 -- One event counted in several windows of one bucket (a phone's wrong codes
@@ -142,13 +141,18 @@ end $$;
 -- condition of `store::outbox::waiting_to_send!`), with its share: what
 -- admission places a new message behind. Volatile, so that each call reads
 -- afresh (after a lock waited for, in `lock_client_queue`).
+-- PL/pgSQL rather than SQL: an SQL function that cannot be inlined is
+-- planned anew at every statement that calls it (about 25 µs a call here),
+-- where PL/pgSQL keeps its plan for the connection.
 create function waiting_by_client()
-returns table (client_id uuid, share integer, waiting bigint) language sql volatile as $$
-    select m.client_id, c.share, count(*)
-    from outbox_messages m join clients c on c.id = m.client_id
-    where m.status = 'queued' and m.expires_at > now()
-    group by m.client_id, c.share
-$$;
+returns table (client_id uuid, share integer, waiting bigint) language plpgsql volatile as $$
+begin
+    return query
+        select m.client_id, c.share, count(*)
+        from outbox_messages m join clients c on c.id = m.client_id
+        where m.status = 'queued' and m.expires_at > now()
+        group by m.client_id, c.share;
+end $$;
 
 -- Holds the client's queue until the transaction ends, then counts every
 -- client's waiting messages: its requests are admitted one at a time, and
@@ -158,4 +162,17 @@ returns table (client_id uuid, share integer, waiting bigint) language plpgsql v
 begin
     perform pg_advisory_xact_lock(1330925569, hashtext(p_client::text));
     return query select * from waiting_by_client();
+end $$;
+
+-- `limit_slot_wait` (V2), the same, in PL/pgSQL for the reason above: the
+-- look before a request's hash calls it for both phone windows.
+create or replace function limit_slot_wait(p_bucket text, p_max_hits integer, p_span interval)
+returns double precision language plpgsql volatile as $$
+begin
+    return coalesce(
+        (select extract(epoch from at + p_span - clock_timestamp())::double precision
+         from limit_hits
+         where bucket = p_bucket and at > clock_timestamp() - p_span
+         order by at desc offset p_max_hits - 1 limit 1),
+        0);
 end $$;
