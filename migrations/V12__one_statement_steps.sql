@@ -71,6 +71,16 @@ begin
     retry_after := 0;
 end $$;
 
+-- `take_limit_slot` (V2) is the same with one window: one body for both.
+create or replace function take_limit_slot(
+    p_bucket text, p_max_hits integer, p_span interval,
+    out hit_id bigint, out retry_after double precision
+) language plpgsql as $$
+begin
+    select t.hit_id, t.retry_after into hit_id, retry_after
+        from take_limit_slot_in(p_bucket, array[p_max_hits], array[p_span]) t;
+end $$;
+
 -- The phone's wrong codes were kept twice, in an hourly and a daily bucket;
 -- the daily one holds every failure of the last day, the hourly one's too.
 -- It becomes the one bucket both windows count.
