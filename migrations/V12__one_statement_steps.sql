@@ -81,12 +81,18 @@ begin
         from take_limit_slot_in(p_bucket, array[p_max_hits], array[p_span]) t;
 end $$;
 
--- The phone's wrong codes were kept twice, in an hourly and a daily bucket;
--- the daily one holds every failure of the last day, the hourly one's too.
--- It becomes the one bucket both windows count.
-delete from limit_hits where bucket like 'phone-failures:%';
-update limit_hits set bucket = 'phone-failures:' || substr(bucket, length('phone-failures-day:') + 1)
-    where bucket like 'phone-failures-day:%';
+-- The phone's wrong codes were kept twice, in an hourly and a daily bucket
+-- (`phone-failures:` and `phone-failures-day:`); the daily one holds every
+-- failure of the last day, the hourly one's too. Its rows are copied into the
+-- one bucket both windows now count (`wrong-codes:`), under a name of its
+-- own: a replica of the previous version, still serving during a rolling
+-- deploy, goes on with its two buckets and never deletes from this one
+-- (its hourly take deletes what is older than an hour from its own bucket).
+-- Until those replicas stop, failures through them and through new ones are
+-- counted apart. The old buckets are swept after a day, as every hit is.
+insert into limit_hits (bucket, at)
+    select 'wrong-codes:' || substr(bucket, length('phone-failures-day:') + 1), at
+    from limit_hits where bucket like 'phone-failures-day:%';
 
 -- A verify's reservation, in one statement: a hit of the phone's failure
 -- windows (`take_limit_slot_in`, in the bucket named by the prefix and the

@@ -10,43 +10,64 @@ use std::time::{Duration, Instant};
 pub const FRESH: Duration = Duration::from_millis(250);
 
 pub struct Recent<T> {
-    read: Mutex<Option<(Instant, T)>>,
+    kept: Mutex<Kept<T>>,
+}
+
+struct Kept<T> {
+    read: Option<(Instant, T)>,
+    /// When this replica last changed what it was read from: a read that
+    /// began before then is older news than the change, and is not kept.
+    changed: Option<Instant>,
 }
 
 impl<T: Clone> Recent<T> {
     pub fn new() -> Self {
         Self {
-            read: Mutex::new(None),
+            kept: Mutex::new(Kept {
+                read: None,
+                changed: None,
+            }),
         }
+    }
+
+    fn kept(&self) -> std::sync::MutexGuard<'_, Kept<T>> {
+        self.kept.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// What was read less than `FRESH` ago, if anything was.
     pub fn get(&self) -> Option<T> {
-        let read = self.read.lock().unwrap_or_else(|e| e.into_inner());
-        read.as_ref()
+        self.kept()
+            .read
+            .as_ref()
             .filter(|(at, _)| at.elapsed() < FRESH)
             .map(|(_, value)| value.clone())
     }
 
-    /// Keeps `value`, read at `at` (taken before the read began).
+    /// Keeps `value`, read at `at` (taken before the read began), unless a
+    /// newer read is kept or this replica changed it since `at`.
     pub fn put(&self, at: Instant, value: T) {
-        let mut read = self.read.lock().unwrap_or_else(|e| e.into_inner());
-        if read.as_ref().is_none_or(|(kept, _)| *kept <= at) {
-            *read = Some((at, value));
+        let mut kept = self.kept();
+        let newer_read = kept.read.as_ref().is_some_and(|(read_at, _)| *read_at > at);
+        let changed_since = kept.changed.is_some_and(|changed| changed >= at);
+        if !newer_read && !changed_since {
+            kept.read = Some((at, value));
         }
     }
 
     /// Changes what is kept as this replica changed what it was read from.
     pub fn amend(&self, change: impl FnOnce(&mut T)) {
-        let mut read = self.read.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, value)) = read.as_mut() {
+        let mut kept = self.kept();
+        kept.changed = Some(Instant::now());
+        if let Some((_, value)) = kept.read.as_mut() {
             change(value);
         }
     }
 
     /// Forgets it: this replica just changed what it was read from.
     pub fn forget(&self) {
-        *self.read.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        let mut kept = self.kept();
+        kept.changed = Some(Instant::now());
+        kept.read = None;
     }
 }
 
@@ -81,6 +102,25 @@ mod tests {
         recent.put(Instant::now(), 2);
         recent.put(before, 1);
         assert_eq!(recent.get(), Some(2));
+    }
+
+    #[test]
+    fn a_read_begun_before_a_change_is_not_kept() {
+        let recent = Recent::new();
+        let began = Instant::now();
+        recent.forget();
+        recent.put(began, 1);
+        assert_eq!(recent.get(), None);
+        // A read that begins after the change is kept (later by a millisecond,
+        // as instants taken in a row may be equal).
+        let later = || Instant::now() + Duration::from_millis(1);
+        recent.put(later(), 2);
+        let began = Instant::now();
+        recent.amend(|v| *v += 1);
+        recent.put(began, 10);
+        assert_eq!(recent.get(), Some(3));
+        recent.put(later() + Duration::from_millis(1), 4);
+        assert_eq!(recent.get(), Some(4));
     }
 
     #[test]

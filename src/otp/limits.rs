@@ -78,14 +78,14 @@ impl LimitSettings {
     pub fn phone_failures_before_phone(&self, client: &Client) -> [Bucket; 2] {
         [
             Bucket::own(
-                format!("phone-failures:{}:", client.id),
+                format!("wrong-codes:{}:", client.id),
                 self.phone_failures_per_hour,
                 HOUR,
                 "too many wrong codes have been entered for this phone number in the last hour; \
                  no code is checked for it until then",
             ),
             Bucket::own(
-                format!("phone-failures:{}:", client.id),
+                format!("wrong-codes:{}:", client.id),
                 self.phone_failures_per_day,
                 DAY,
                 "too many wrong codes have been entered for this phone number today; \

@@ -72,9 +72,27 @@ pub fn connect_options(url: &str) -> anyhow::Result<PgConnectOptions> {
         .map_err(|e| anyhow::anyhow!("it must have the form {URL_FORM} ({e})"))
 }
 
+statement!(
+    READ_COMMITTED_BY_DEFAULT = "select set_config('default_transaction_isolation', 'read committed', false)"
+);
+/// Every connection of the pools runs at READ COMMITTED, whatever the
+/// server's `default_transaction_isolation` says: the statements that count a
+/// window under a lock (`take_limit_slot`, `take_sender_slots`,
+/// `reserve_attempt`, outside any transaction of ours) must see what others
+/// committed while they waited; under REPEATABLE READ the whole statement
+/// shares the snapshot taken before the wait.
+fn read_committed(options: PgPoolOptions) -> PgPoolOptions {
+    options.after_connect(|connection, _| {
+        Box::pin(async move {
+            sqlx::query(READ_COMMITTED_BY_DEFAULT).execute(connection).await?;
+            Ok(())
+        })
+    })
+}
+
 /// A lazy pool: the service starts (and `/healthz` answers) while PostgreSQL is down.
 pub fn pool(options: PgConnectOptions) -> PgPool {
-    PgPoolOptions::new()
+    read_committed(PgPoolOptions::new())
         .max_connections(20)
         // No ping before every use: it doubled the round trips of each
         // statement. A connection that died meanwhile fails its statement
@@ -88,7 +106,7 @@ pub fn pool(options: PgConnectOptions) -> PgPool {
 /// connections of their own, so that a flood of them waits on itself and
 /// never takes a connection from the API.
 pub fn ops_pool(options: PgConnectOptions) -> PgPool {
-    PgPoolOptions::new()
+    read_committed(PgPoolOptions::new())
         .max_connections(OPS_POOL_SIZE)
         .acquire_timeout(Duration::from_secs(2))
         .connect_lazy_with(options.application_name("otp-service-ops"))

@@ -105,7 +105,7 @@ async fn wrong_codes(app: &TestApp, id: &str, n: usize) {
 }
 
 async fn phone_failure_hits(app: &TestApp) -> i64 {
-    sqlx::query_scalar("select count(*) from limit_hits where bucket like 'phone-failures:%'")
+    sqlx::query_scalar("select count(*) from limit_hits where bucket like 'wrong-codes:%'")
         .fetch_one(&app.pool)
         .await
         .unwrap()
@@ -155,7 +155,7 @@ async fn failures_add_up_per_phone_across_resends_and_verifications() {
     assert_eq!(app.verification(a_id).await["attempts_remaining"], 1);
 
     // When the window passes, the right code works.
-    window_frees_in(&app, "phone-failures:%", 2.0, 3600.0).await;
+    window_frees_in(&app, "wrong-codes:%", 2.0, 3600.0).await;
     let body = problem(
         app.verify(json!({"id": b_id, "code": b_code})).await,
         429,

@@ -184,7 +184,7 @@ async fn a_verify_that_gets_no_hashing_worker_in_time_is_503_and_keeps_its_attem
     let v = app.verification(id).await;
     assert_eq!(v["attempts_remaining"], 100 - judged, "only judged codes count");
     let failures: i64 =
-        sqlx::query_scalar("select count(*) from limit_hits where bucket like 'phone-failures:%'")
+        sqlx::query_scalar("select count(*) from limit_hits where bucket like 'wrong-codes:%'")
             .fetch_one(&app.pool)
             .await
             .unwrap();

@@ -121,3 +121,41 @@ async fn parallel_first_requests_make_one_verification() {
     assert_eq!(count, 1);
     assert_eq!(app.fake.messages().len(), 1);
 }
+
+/// The windows count under a lock in statements outside any transaction of
+/// the service's: they must see what others committed while they waited,
+/// which REPEATABLE READ (a server's possible default) would not.
+#[tokio::test]
+async fn the_pools_run_at_read_committed_whatever_the_servers_default() {
+    let database = TestDatabase::create().await;
+    let options: sqlx::postgres::PgConnectOptions = database.url.parse().unwrap();
+    let mut admin = sqlx::ConnectOptions::connect(&options).await.unwrap();
+    let name: String = sqlx::query_scalar("select current_database()")
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "alter database \"{name}\" set default_transaction_isolation = 'repeatable read'"
+    )))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    let plain = sqlx::PgPool::connect_with(options.clone()).await.unwrap();
+    let default: String = sqlx::query_scalar("show transaction_isolation")
+        .fetch_one(&plain)
+        .await
+        .unwrap();
+    assert_eq!(default, "repeatable read", "the server's default is set");
+    for pool in [
+        otp_service::store::pool(options.clone()),
+        otp_service::store::ops_pool(options),
+    ] {
+        let level: String = sqlx::query_scalar("show transaction_isolation")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(level, "read committed");
+        pool.close().await;
+    }
+    plain.close().await;
+}

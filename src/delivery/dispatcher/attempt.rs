@@ -123,8 +123,19 @@ impl Delivery {
         }
         match &step.message {
             MessageStep::Sent { provider_message_id } => {
-                self.record_sent(message, provider_message_id.as_deref(), slot)
-                    .await?;
+                if let Err(e) = self
+                    .record_sent(message, provider_message_id.as_deref(), slot)
+                    .await
+                {
+                    // The slot must still count from the answer, or the key's
+                    // window frees early: on its own, as for any other answer.
+                    if let Some(slot) = slot
+                        && let Err(e) = senders.touch(slot).await
+                    {
+                        tracing::warn!(error = %e, "could not count the send's slot from its answer");
+                    }
+                    return Err(e);
+                }
                 let took = (Utc::now() - message.created_at).to_std().unwrap_or_default();
                 metrics
                     .delivery_duration
