@@ -192,25 +192,23 @@ impl Delivery {
     /// attempt takes its slot itself); holds what it got, as `claiming` does.
     async fn claim_first(&self, id: MessageId) -> Result<Option<(Claimed, Option<Taken<'_>>)>, sqlx::Error> {
         let senders = &self.inner.senders;
-        let Some(sender) = senders.in_turn() else {
-            let claimed = self
-                .claiming(|pool| async move { outbox::claim(&pool, id).await.map(Vec::from_iter) })
-                .await?;
-            return Ok(claimed.into_iter().next().map(|m| (m, None)));
-        };
+        let sender = senders.in_turn();
         let (rate, burst) = (senders.rate_per_minute(), senders.burst());
         let claimed = self
             .claiming(|pool| async move {
-                let claimed = outbox::claim_with_slot(&pool, id, &sender.id, rate, burst).await?;
+                let key = sender.map(|s| &s.id);
+                let claimed = outbox::claim_with_slot(&pool, id, key, rate, burst).await?;
                 Ok(Vec::from_iter(claimed))
             })
             .await?;
         Ok(claimed.into_iter().next().map(|c| {
-            senders.spent(sender, usize::from(c.slot.is_some()));
-            let taken = c.slot.map(|slot| Taken {
-                sender,
-                slot,
-                renewed: Some(c.renewed_at),
+            let taken = sender.zip(c.slot).map(|(sender, slot)| {
+                senders.spent(sender, 1);
+                Taken {
+                    sender,
+                    slot,
+                    renewed: Some(c.renewed_at),
+                }
             });
             (c.message, taken)
         }))

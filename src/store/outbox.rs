@@ -121,7 +121,7 @@ mod claims;
 mod counts;
 mod requests;
 
-pub use claims::{ClaimedWithSlot, FAIR_SHARE_MEMORY, claim, claim_due, claim_with_slot, make_due};
+pub use claims::{ClaimedWithSlot, FAIR_SHARE_MEMORY, claim_due, claim_with_slot, make_due};
 pub use counts::{QueueStats, Waiting, depth, lock_client_queue, stats, unopenable, waiting_by_client};
 pub use requests::{NewMessage, give_up_queued, insert, insert_for_test_number, supersede_queued};
 

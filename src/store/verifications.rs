@@ -41,7 +41,7 @@ statement!(LOCK = "select 1 from verifications where id = $1 for update");
 mod requests;
 pub use requests::{
     Key, NewVerification, Resendable, close_finished_and_lock_resendable, insert, insert_with_message,
-    is_one_pending_violation, resend, resendable, resendable_and_waits,
+    is_one_pending_violation, resend, resendable_and_waits,
 };
 
 /// Locks the verification's row: every writer that also touches its messages

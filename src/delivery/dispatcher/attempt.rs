@@ -79,10 +79,8 @@ impl Delivery {
         // (a send's record does it in the same statement). Failing that must not
         // keep the outcome from being recorded: a send left unrecorded goes out
         // again once its lease runs out.
-        if !matches!(step.message, MessageStep::Sent { .. })
-            && let Err(e) = senders.touch(slot).await
-        {
-            tracing::warn!(error = %e, "could not count the send's slot from its answer");
+        if !matches!(step.message, MessageStep::Sent { .. }) {
+            self.count_from_answer(slot).await;
         }
         self.carry_out(message, step, Some(slot), Some((sender, send_started)))
             .await
@@ -129,10 +127,8 @@ impl Delivery {
                 {
                     // The slot must still count from the answer, or the key's
                     // window frees early: on its own, as for any other answer.
-                    if let Some(slot) = slot
-                        && let Err(e) = senders.touch(slot).await
-                    {
-                        tracing::warn!(error = %e, "could not count the send's slot from its answer");
+                    if let Some(slot) = slot {
+                        self.count_from_answer(slot).await;
                     }
                     return Err(e);
                 }
@@ -157,6 +153,14 @@ impl Delivery {
             self.wake();
         }
         Ok(())
+    }
+
+    /// Counts `slot` from now, the gateway's answer; a failure is logged, and
+    /// must not keep the outcome from being recorded.
+    async fn count_from_answer(&self, slot: i64) {
+        if let Err(e) = self.inner.senders.touch(slot).await {
+            tracing::warn!(error = %e, "could not count the send's slot from its answer");
+        }
     }
 
     /// Failing to record a send would send it again when the lease runs out:

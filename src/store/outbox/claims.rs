@@ -22,43 +22,19 @@ macro_rules! claim_set {
     };
 }
 
-/// The claim of one message for its request's first attempt, if it is
-/// claimable and no other client's message is due.
-macro_rules! claim_one {
-    () => {
-        concat!(
-            "update outbox_messages set ",
-            claim_set!(),
-            " where id = $1 and ",
-            claimable!("$3"),
-            " and not exists (select 1 from outbox_messages o
-                               where o.client_id <> outbox_messages.client_id
-                                 and o.status = 'queued' and o.next_attempt_at <= now()
-                                 and o.expires_at > now() and ",
-            unleased!("o"),
-            ") returning ",
-            claimed_columns!()
-        )
-    };
-}
-
-statement!(CLAIM = claim_one!());
-/// Claims one message for its request's first attempt, if it is claimable and
-/// no other client's message is due: one that would jump another client's
-/// queue takes its turn in the fair order instead (`make_due`).
-pub async fn claim(pool: &PgPool, id: MessageId) -> Result<Option<Claimed>, sqlx::Error> {
-    sqlx::query_as(CLAIM)
-        .bind(id)
-        .bind(LEASE.as_secs_f64())
-        .bind(SEND_TIMEOUT.as_secs_f64())
-        .fetch_optional(pool)
-        .await
-}
-
 statement!(
     CLAIM_WITH_SLOT = concat!(
-        "with claimed as (",
-        claim_one!(),
+        "with claimed as (update outbox_messages set ",
+        claim_set!(),
+        " where id = $1 and ",
+        claimable!("$3"),
+        " and not exists (select 1 from outbox_messages o
+                           where o.client_id <> outbox_messages.client_id
+                             and o.status = 'queued' and o.next_attempt_at <= now()
+                             and o.expires_at > now() and ",
+        unleased!("o"),
+        ") returning ",
+        claimed_columns!(),
         ")
          select claimed.*, slot.id as slot, clock_timestamp() as renewed_at
          from claimed
@@ -83,13 +59,16 @@ impl AsRef<Claimed> for ClaimedWithSlot {
     }
 }
 
-/// `claim`, and a slot of the key `sender` in the same statement (as
-/// `senders::take_slots` takes it, with the key's `rate` and `burst`): a
-/// request's first attempt in one round trip. No slot when the key has none.
+/// Claims one message for its request's first attempt, if it is claimable and
+/// no other client's message is due: one that would jump another client's
+/// queue takes its turn in the fair order instead (`make_due`). In the same
+/// statement, a slot of the key `sender` (as `senders::take_slots` takes it,
+/// with the key's `rate` and `burst`): the first attempt in one round trip.
+/// No slot when the key has none, or without a key.
 pub async fn claim_with_slot(
     pool: &PgPool,
     id: MessageId,
-    sender: &SenderId,
+    sender: Option<&SenderId>,
     rate: u32,
     burst: u32,
 ) -> Result<Option<ClaimedWithSlot>, sqlx::Error> {

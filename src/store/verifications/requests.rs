@@ -56,17 +56,6 @@ macro_rules! select_resendable {
         )
     };
 }
-statement!(SELECT_RESENDABLE = select_resendable!());
-
-/// The resendable verification, read without a lock (the cheap look before hashing).
-pub async fn resendable(
-    db: impl PgExecutor<'_>,
-    key: &Key<'_>,
-    cooldown_seconds: u32,
-) -> Result<Option<Resendable>, sqlx::Error> {
-    resendable_with(SELECT_RESENDABLE, db, key, cooldown_seconds).await
-}
-
 statement!(
     SELECT_RESENDABLE_AND_WAITS = concat!(
         "with waits as (
@@ -111,21 +100,6 @@ pub async fn resendable_and_waits(
         .await?;
     let resendable = Resendable::of(row.id, row.sends, row.cooldown_left, row.expires_in);
     Ok((resendable, row.waits))
-}
-
-async fn resendable_with(
-    sql: &'static str,
-    db: impl PgExecutor<'_>,
-    key: &Key<'_>,
-    cooldown_seconds: u32,
-) -> Result<Option<Resendable>, sqlx::Error> {
-    sqlx::query_as(sql)
-        .bind(key.client)
-        .bind(key.phone)
-        .bind(key.purpose)
-        .bind(f64::from(cooldown_seconds))
-        .fetch_optional(db)
-        .await
 }
 
 /// The pending verification of the key, if it expired or is locked, closed.
