@@ -60,7 +60,7 @@ pub enum Command {
         #[command(flatten)]
         database: DatabaseSettings,
         /// What a client gets for what it leaves unset (`clients show`), and
-        /// OTP_ALLOW_WEAK_CODES (`clients set`).
+        /// OTP_ALLOW_WEAK_CODES (`clients set`, `clients test-numbers add`).
         #[command(flatten, next_help_heading = "Service defaults")]
         policy: Box<PolicySettings>,
         /// Which webhook URLs `clients set --webhook-url` accepts.
