@@ -74,6 +74,28 @@ pub async fn remove(db: impl PgExecutor<'_>, client: &str, phone: &str) -> Resul
     Ok(done.rows_affected() == 1)
 }
 
+/// A test number in use, with the key id of the pepper its code's hash
+/// names (base64, as argon2's PHC `keyid`; `None` for hashes made before
+/// key ids).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TestNumberKey {
+    pub client: String,
+    pub phone: String,
+    pub key_id: Option<String>,
+}
+
+statement!(
+    IN_USE_BY_PEPPER = "select c.name as client, t.phone,
+                substring(t.code_hash from 'keyid=([A-Za-z0-9+/]+)') as key_id
+         from test_numbers t join clients c on c.id = t.client_id
+         where t.until > now() and c.revoked_at is null order by c.name, t.phone",
+);
+/// The test numbers in use (not ended, of clients not revoked), each with the
+/// pepper its code needs.
+pub async fn in_use_by_pepper(db: impl PgExecutor<'_>) -> Result<Vec<TestNumberKey>, sqlx::Error> {
+    sqlx::query_as(IN_USE_BY_PEPPER).fetch_all(db).await
+}
+
 statement!(
     ANY_ENDED = "select exists (select 1 from test_numbers where until < now() - make_interval(secs => $1))"
 );
