@@ -8,7 +8,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use secrecy::ExposeSecret;
 
 use crate::config::{
-    self, DatabaseSettings, LogFormat, PolicySettings, SecretList, Settings, WebhookSettings,
+    self, DatabaseSettings, LogFormat, PepperList, PolicySettings, SecretList, Settings, WebhookSettings,
 };
 use crate::delivery::fake_gateway::FakeGateway;
 use crate::startup::Application;
@@ -16,6 +16,7 @@ use crate::{dev_key, http, store, telemetry};
 
 mod clients;
 mod fraud;
+mod peppers;
 mod webhooks;
 
 pub use clients::{ClientsCommand, TestNumbersCommand};
@@ -60,7 +61,7 @@ pub enum Command {
         #[command(flatten)]
         database: DatabaseSettings,
         /// What a client gets for what it leaves unset (`clients show`), and
-        /// OTP_ALLOW_WEAK_CODES (`clients set`).
+        /// OTP_ALLOW_WEAK_CODES (`clients set`, `clients test-numbers add`).
         #[command(flatten, next_help_heading = "Service defaults")]
         policy: Box<PolicySettings>,
         /// Which webhook URLs `clients set --webhook-url` accepts.
@@ -75,6 +76,16 @@ pub enum Command {
         database: DatabaseSettings,
         #[command(subcommand)]
         action: fraud::FraudCommand,
+    },
+    /// What each configured pepper still protects, before one is removed
+    /// (see "Rotating the pepper").
+    Peppers {
+        #[command(flatten)]
+        database: DatabaseSettings,
+        #[command(flatten)]
+        peppers: PepperList,
+        #[command(subcommand)]
+        action: peppers::PeppersCommand,
     },
     /// Print the OpenAPI document (the source of openapi/openapi.json).
     Openapi,
@@ -165,6 +176,11 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             pool.close().await;
             result
         }
+        Command::Peppers {
+            database,
+            peppers: list,
+            action,
+        } => peppers::run(&database, &list, action).await,
         Command::Openapi => {
             print!("{}", http::openapi::to_json(&http::openapi::document()));
             Ok(())

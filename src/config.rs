@@ -274,6 +274,18 @@ pub struct PepperSettings {
     pub hashing: HashSettings,
 }
 
+/// The service's peppers, for a command that tells what each protects.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PepperList {
+    /// The service's OTP_PEPPER.
+    #[arg(long, env = "OTP_PEPPER", value_name = "OTP_PEPPER", value_parser = secret, hide_env_values = true)]
+    pub pepper: Option<SecretString>,
+    /// The service's OTP_PREVIOUS_PEPPERS, comma-separated.
+    #[arg(long, env = "OTP_PREVIOUS_PEPPERS", value_name = "OTP_PREVIOUS_PEPPERS",
+          value_parser = secret_list, hide_env_values = true)]
+    pub previous_peppers: Option<SecretList>,
+}
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct HashSettings {
     /// argon2id memory, KiB (8 to 1048576).

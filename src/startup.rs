@@ -26,6 +26,8 @@ use crate::store;
 use crate::tasks::Tasks;
 use crate::webhooks::{WebhookAdmin, Webhooks};
 
+mod pepper_check;
+
 pub struct Application {
     port: u16,
     server: Server,
@@ -38,7 +40,8 @@ pub struct Application {
     webhooks: Webhooks,
     /// Counts the fraud rules, unless `OTP_FRAUD_MODE=off`.
     detector: Option<Detector>,
-    pepper_report: store::PepperReport,
+    /// What no configured pepper can check or open, counted at start.
+    pepper_report: crate::otp::Protected,
 }
 
 impl Application {
@@ -62,6 +65,7 @@ impl Application {
         let previous = settings.previous_peppers.clone().map(|l| l.0).unwrap_or_default();
         let peppers = Peppers::new(pepper, previous);
         let sealer = Sealer::new(&peppers);
+        let pepper_report = pepper_check::check(&pool, &peppers, &sealer).await?;
         let webhook_admin = WebhookAdmin::new(pool.clone(), sealer.clone(), settings.webhooks.policy());
         let metrics = Metrics::new();
         let hasher =
@@ -110,7 +114,6 @@ impl Application {
             metrics: metrics.clone(),
             every: settings.fraud.every(),
         });
-        let pepper_report = report_peppers(&pool, &peppers).await;
         let pool_for_sweeper = pool.clone();
         let pool_for_access = pool.clone();
         let metrics_for_sweeper = metrics.clone();
@@ -158,8 +161,8 @@ impl Application {
         })
     }
 
-    /// What the database holds that no configured pepper can open.
-    pub fn pepper_report(&self) -> store::PepperReport {
+    /// What the database holds that no configured pepper can check or open.
+    pub fn pepper_report(&self) -> crate::otp::Protected {
         self.pepper_report
     }
 
@@ -256,27 +259,6 @@ async fn stop_signal() {
     }
     #[cfg(not(unix))]
     let _ = tokio::signal::ctrl_c().await;
-}
-
-/// Says at start what the database holds that no configured pepper can open,
-/// before any code fails for it.
-async fn report_peppers(pool: &sqlx::PgPool, peppers: &Peppers) -> store::PepperReport {
-    let pepper_report = store::pepper_report(pool, peppers).await.unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "could not count what the configured peppers cannot open");
-        store::PepperReport::default()
-    });
-    if pepper_report.verifications > 0 || pepper_report.messages > 0 {
-        tracing::warn!(
-            pending_verifications = pepper_report.verifications,
-            queued_messages = pepper_report.messages,
-            "{} pending verifications and {} queued messages were made with a pepper that is neither \
-             OTP_PEPPER nor in OTP_PREVIOUS_PEPPERS: their codes cannot be verified and their messages \
-             cannot be sent. Put the old pepper back in OTP_PREVIOUS_PEPPERS until they expire",
-            pepper_report.verifications,
-            pepper_report.messages,
-        );
-    }
-    pepper_report
 }
 
 /// The gateway keys, named `sender-N` in configuration order, each with its

@@ -124,7 +124,7 @@ pub enum TestNumbersCommand {
         name: String,
         /// In international form: +59170000000.
         phone: String,
-        /// The fixed code, 4 to 10 digits.
+        /// The fixed code, 6 to 10 digits (4 and 5 too with OTP_ALLOW_WEAK_CODES=true).
         code: String,
         /// Its last day (YYYY-MM-DD, UTC; or an RFC 3339 time); default 90 days, at most a year.
         #[arg(long, value_parser = until)]
@@ -253,7 +253,9 @@ pub async fn run(
             clients::revoke(pool, &name).await?;
             println!("client `{name}` revoked");
         }
-        ClientsCommand::TestNumbers { action } => run_test_numbers(pool, action).await?,
+        ClientsCommand::TestNumbers { action } => {
+            run_test_numbers(pool, action, policy.allow_weak_codes).await?
+        }
     }
     Ok(())
 }
@@ -272,7 +274,9 @@ fn phone(raw: &str) -> anyhow::Result<PhoneNumber> {
     PhoneNumber::parse(raw, None).context("the phone number must be international: +59170000000")
 }
 
-async fn run_test_numbers(pool: &PgPool, action: TestNumbersCommand) -> anyhow::Result<()> {
+/// `allow_weak` is `OTP_ALLOW_WEAK_CODES`: the service's own, so that a code
+/// the command line adds follows the rule the HTTP API applies.
+async fn run_test_numbers(pool: &PgPool, action: TestNumbersCommand, allow_weak: bool) -> anyhow::Result<()> {
     match action {
         TestNumbersCommand::Add {
             name,
@@ -284,7 +288,8 @@ async fn run_test_numbers(pool: &PgPool, action: TestNumbersCommand) -> anyhow::
             let peppers = service_pepper(pepper.pepper, "the code is hashed with it, as every code")?;
             let hasher =
                 CodeHasher::new(peppers, &pepper.hashing, &Metrics::new()).map_err(anyhow::Error::msg)?;
-            let number = test_numbers::add(pool, &hasher, &name, &phone(&raw)?, &code, until).await?;
+            let number =
+                test_numbers::add(pool, &hasher, &name, &phone(&raw)?, &code, until, allow_weak).await?;
             println!(
                 "test number {} of `{name}` until {}",
                 number.phone,

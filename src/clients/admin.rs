@@ -104,8 +104,16 @@ impl ClientAdmin {
         code: &str,
         until: Option<DateTime<Utc>>,
     ) -> Result<TestNumber, ClientError> {
-        let added =
-            test_numbers::add(&self.pool, &self.hasher, Self::known(name)?, phone, code, until).await?;
+        let added = test_numbers::add(
+            &self.pool,
+            &self.hasher,
+            Self::known(name)?,
+            phone,
+            code,
+            until,
+            self.allow_weak_codes,
+        )
+        .await?;
         self.cache.drop_all();
         Ok(added)
     }

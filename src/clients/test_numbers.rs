@@ -25,7 +25,8 @@ pub struct TestNumber {
 
 impl TestNumber {
     /// Whether a request for it now would be answered without sending (an
-    /// ended one is kept, and sent to as any number, until it is removed).
+    /// ended one is sent to as any number, and deleted by the retention
+    /// sweeper `store::retention::ENDED_TEST_NUMBERS_KEPT` after its end).
     pub fn active(&self) -> bool {
         self.until > Utc::now()
     }
@@ -50,7 +51,27 @@ pub fn end(until: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Result<DateTime<
     Ok(until)
 }
 
-/// Adds a test number to the client named `client`, or replaces its code and end.
+/// A test number's fixed code, under the rule of generated codes (NIST SP
+/// 800-63B): at least 6 digits, unless `allow_weak` (`OTP_ALLOW_WEAK_CODES`)
+/// lets 4 and 5 through. The refusal never repeats the code.
+pub fn fixed_code(raw: &str, allow_weak: bool) -> Result<OtpCode, FieldError> {
+    let detail = if allow_weak {
+        "must be 4 to 10 digits".to_owned()
+    } else {
+        "must be 6 to 10 digits, as generated codes are (NIST SP 800-63B); \
+         4 or 5 digits only with OTP_ALLOW_WEAK_CODES=true on the service"
+            .to_owned()
+    };
+    OtpCode::parse_any_length(raw)
+        .filter(|code| allow_weak || code.expose().len() >= 6)
+        .ok_or(FieldError {
+            field: "code",
+            detail,
+        })
+}
+
+/// Adds a test number to the client named `client`, or replaces its code and
+/// end. `allow_weak` is `OTP_ALLOW_WEAK_CODES` (see `fixed_code`).
 pub async fn add(
     pool: &PgPool,
     hasher: &CodeHasher,
@@ -58,11 +79,9 @@ pub async fn add(
     phone: &PhoneNumber,
     code: &str,
     until: Option<DateTime<Utc>>,
+    allow_weak: bool,
 ) -> Result<TestNumber, ClientError> {
-    let code = OtpCode::parse_any_length(code).ok_or_else(|| FieldError {
-        field: "code",
-        detail: "must be 4 to 10 digits".into(),
-    })?;
+    let code = fixed_code(code, allow_weak)?;
     let until = end(until, Utc::now())?;
     let code_hash = hasher
         .hash(&code)
@@ -78,7 +97,8 @@ pub async fn add(
         .ok_or_else(|| ClientError::Unknown(client.to_owned()))
 }
 
-/// The client's test numbers, ended ones included (until they are removed).
+/// The client's test numbers, ended ones included (until they are removed,
+/// or swept 30 days after their end).
 pub async fn list(pool: &PgPool, client: &str) -> Result<Vec<TestNumber>, ClientError> {
     if client_store::by_name(pool, client).await?.is_none() {
         return Err(ClientError::Unknown(client.to_owned()));
@@ -115,5 +135,22 @@ mod tests {
         assert_eq!(end(Some(now + Days::days(7)), now).unwrap(), now + Days::days(7));
         assert_eq!(end(Some(now), now).unwrap_err().field, "until");
         assert_eq!(end(Some(now + Days::days(366)), now).unwrap_err().field, "until");
+    }
+
+    #[test]
+    fn a_fixed_code_has_6_digits_unless_weak_codes_are_allowed() {
+        assert_eq!(fixed_code("123456", false).unwrap().expose(), "123456");
+        assert_eq!(fixed_code("1234567890", false).unwrap().expose(), "1234567890");
+        for short in ["4242", "42424"] {
+            let refused = fixed_code(short, false).unwrap_err();
+            assert_eq!(refused.field, "code");
+            assert!(refused.detail.contains("6 to 10") && refused.detail.contains("OTP_ALLOW_WEAK_CODES"));
+            assert!(!refused.detail.contains(short), "never the code");
+            assert_eq!(fixed_code(short, true).unwrap().expose(), short);
+        }
+        for bad in ["123", "12345678901", "12ab56", ""] {
+            assert_eq!(fixed_code(bad, true).unwrap_err().field, "code", "{bad}");
+            assert_eq!(fixed_code(bad, false).unwrap_err().field, "code", "{bad}");
+        }
     }
 }

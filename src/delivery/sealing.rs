@@ -62,6 +62,27 @@ impl Sealer {
         [&[WITH_KEY_ID], id.as_slice(), nonce.as_slice(), &sealed].concat()
     }
 
+    /// What every text sealed under the current pepper starts with (`1 || key
+    /// id`): a query tells by it what is sealed under another.
+    pub fn current_prefix(&self) -> Vec<u8> {
+        [&[WITH_KEY_ID], self.ciphers[0].0.as_slice()].concat()
+    }
+
+    /// Whether `sealed` was sealed under the current pepper.
+    pub fn is_current(&self, sealed: &[u8]) -> bool {
+        sealed.len() > 1 + KEY_ID_LEN + NONCE_LEN && sealed.starts_with(&self.current_prefix())
+    }
+
+    /// The same text sealed under the current pepper, if it is not already and
+    /// a configured pepper opens it (`None` otherwise).
+    pub fn reseal(&self, sealed: &[u8], phone_digits: &str) -> Option<Vec<u8>> {
+        if self.is_current(sealed) {
+            return Some(sealed.to_vec());
+        }
+        self.open(sealed, phone_digits)
+            .map(|text| self.seal(&text, phone_digits))
+    }
+
     /// The text, or `None` if it was sealed under a pepper no longer configured,
     /// or altered.
     pub fn open(&self, sealed: &[u8], phone_digits: &str) -> Option<SecretString> {
@@ -142,5 +163,38 @@ mod tests {
         let mut altered = sealed.clone();
         *altered.last_mut().unwrap() ^= 1;
         assert!(sealer.open(&altered, "59169657008").is_none());
+    }
+
+    #[test]
+    fn a_text_sealed_under_a_previous_pepper_is_resealed_under_the_current_one() {
+        let text = SecretString::from("whsec_c2VjcmV0".to_owned());
+        let old = sealer_of("a", &[]);
+        let sealed = old.seal(&text, "webhook:shop");
+        assert!(old.is_current(&sealed));
+        let rotated = sealer_of("b", &["a"]);
+        assert!(!rotated.is_current(&sealed));
+        assert!(sealed.starts_with(&old.current_prefix()));
+
+        let resealed = rotated.reseal(&sealed, "webhook:shop").unwrap();
+        assert!(rotated.is_current(&resealed));
+        assert_eq!(
+            rotated.reseal(&resealed, "webhook:shop").unwrap(),
+            resealed,
+            "kept as is"
+        );
+        let dropped = sealer_of("b", &[]);
+        assert_eq!(
+            dropped.open(&resealed, "webhook:shop").unwrap().expose_secret(),
+            text.expose_secret(),
+            "opens once the old pepper is gone"
+        );
+        assert!(
+            dropped.reseal(&sealed, "webhook:shop").is_none(),
+            "no pepper opens it"
+        );
+        assert!(
+            rotated.reseal(&sealed, "webhook:other").is_none(),
+            "bound to its owner"
+        );
     }
 }

@@ -52,7 +52,7 @@ impl From<TestNumber> for TestNumberReport {
 pub struct NewTestNumber {
     /// International, with its `+`.
     pub phone: String,
-    /// The fixed code, 4 to 10 digits.
+    /// The fixed code, 6 to 10 digits (4 and 5 too with `OTP_ALLOW_WEAK_CODES`).
     #[schema(value_type = String, example = "123456")]
     pub code: SecretString,
     /// When it ends (RFC 3339), in the future and at most 365 days away; by
@@ -85,7 +85,8 @@ fn until(raw: Option<&str>) -> Result<Option<DateTime<Utc>>> {
 
 /// A client's test numbers.
 ///
-/// Ended ones too (`active: false`), until they are removed. Never their codes.
+/// Ended ones too (`active: false`), until they are removed or, 30 days after
+/// their end, swept. Never their codes.
 #[utoipa::path(
     tag = "admin",
     params(("name" = String, Path, description = "The client's name")),
@@ -118,7 +119,7 @@ pub async fn list_test_numbers(state: web::Data<AppState>, name: web::Path<Strin
     request_body = NewTestNumber,
     responses(
         (status = 201, description = "The test number (never its code)", body = TestNumberReport),
-        (status = 400, description = "`invalid_phone`, or `invalid_request`: a malformed body or unknown field, or a refused `code` or `until` (named in `field`)", body = Problem),
+        (status = 400, description = "`invalid_phone`, or `invalid_request`: a malformed body or unknown field, or a refused `code` (fewer than 6 digits without `OTP_ALLOW_WEAK_CODES`, say) or `until` (named in `field`)", body = Problem),
         (status = 401, description = "`unauthorized`", body = Problem),
         (status = 403, description = "`cross_origin`: a browser request from a page of another origin", body = Problem),
         (status = 404, description = "`not_found`: no client of that name, or admin endpoints are off (`OTP_ADMIN_KEY` unset)", body = Problem),

@@ -17,6 +17,23 @@ macro_rules! statement {
     };
 }
 
+/// The key id a sealed text names (`1 || key id || nonce || ciphertext`, see
+/// `delivery::sealing`) as SQL, or null for a text sealed before key ids.
+/// `substring`, not `get_byte`: an empty value is no error.
+macro_rules! sealed_key_id {
+    ($column:literal) => {
+        concat!(
+            "case when length(",
+            $column,
+            ") > 7 and substring(",
+            $column,
+            " from 1 for 1) = decode('01', 'hex') then substring(",
+            $column,
+            " from 2 for 6) end"
+        )
+    };
+}
+
 /// A registered statement (see `statement!`).
 pub struct Statement {
     pub name: &'static str,
@@ -50,8 +67,6 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool};
-
-use crate::otp::Peppers;
 
 pub use migrations::run_migrations;
 
@@ -133,25 +148,19 @@ pub async fn create_database_if_missing(options: &PgConnectOptions) -> Result<bo
     Ok(!exists)
 }
 
-/// What no configured pepper can open: pending verifications whose hash, and
-/// queued messages whose sealed text, name a key id no pepper has.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct PepperReport {
-    pub verifications: i64,
-    pub messages: i64,
+/// How many rows of some kind a pepper's key id stands in, as hashes write
+/// it (base64, argon2's PHC `keyid`); `None` for hashes made before key ids.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct HashKeyCount {
+    pub key_id: Option<String>,
+    pub count: i64,
 }
 
-pub async fn pepper_report(pool: &PgPool, peppers: &Peppers) -> Result<PepperReport, sqlx::Error> {
-    let ids_b64: Vec<String> = peppers.all().iter().map(|p| p.id_b64()).collect();
-    let ids: Vec<Vec<u8>> = peppers.all().iter().map(|p| p.id.to_vec()).collect();
-    // Hashes and texts made before key ids name none: they are tried under
-    // every pepper, and not counted here.
-    let verifications = verifications::count_pending_under_unknown_peppers(pool, &ids_b64).await?;
-    let messages = outbox::unopenable(pool, &ids).await?;
-    Ok(PepperReport {
-        verifications,
-        messages,
-    })
+/// The same for sealed texts, whose key ids are bytes (`sealed_key_id!`).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct SealKeyCount {
+    pub key_id: Option<Vec<u8>>,
+    pub count: i64,
 }
 
 statement!(BEGIN_READ_COMMITTED = "begin isolation level read committed");

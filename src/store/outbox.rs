@@ -122,7 +122,9 @@ mod counts;
 mod requests;
 
 pub use claims::{ClaimedWithSlot, FAIR_SHARE_MEMORY, claim_due, claim_with_slot, make_due};
-pub use counts::{QueueStats, Waiting, depth, lock_client_queue, stats, unopenable, waiting_by_client};
+pub use counts::{
+    QueueStats, Waiting, depth, lock_client_queue, stats, waiting_by_client, waiting_by_pepper,
+};
 pub use requests::{NewMessage, give_up_queued, insert, insert_for_test_number, supersede_queued};
 
 statement!(

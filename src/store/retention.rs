@@ -12,7 +12,7 @@ use sqlx::PgPool;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
-use super::{idempotency, limits, senders, stats, verifications, webhook_events};
+use super::{idempotency, limits, senders, stats, test_numbers, verifications, webhook_events};
 use crate::metrics::Metrics;
 
 /// Rows per statement.
@@ -26,6 +26,9 @@ const EXPIRE_EVERY: Duration = Duration::from_secs(5);
 const DELETE_EVERY: Duration = Duration::from_secs(60);
 /// The longest sliding window of the request limits.
 const LIMIT_HITS_KEPT: Duration = crate::otp::limits::LONGEST_WINDOW;
+/// An ended test number is listed (as ended) this long, for an operator to
+/// see what ended, then deleted.
+pub const ENDED_TEST_NUMBERS_KEPT: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
 /// What one sweep did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +41,7 @@ pub struct Swept {
     pub limit_hits_deleted: u64,
     pub idempotency_keys_deleted: u64,
     pub webhook_events_deleted: u64,
+    pub test_numbers_deleted: u64,
 }
 
 /// Sweeps until `shutdown`. A failed sweep (the database is down, say) is
@@ -107,6 +111,10 @@ async fn delete_old(pool: &PgPool, retention: Duration) -> Result<Swept, sqlx::E
         idempotency_keys_deleted: delete_old_idempotency_keys(pool).await?,
         webhook_events_deleted: in_batches(|batch| webhook_events::delete_old(pool, batch, retention))
             .await?,
+        test_numbers_deleted: in_batches(|batch| {
+            test_numbers::delete_ended(pool, batch, ENDED_TEST_NUMBERS_KEPT)
+        })
+        .await?,
     })
 }
 

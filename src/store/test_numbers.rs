@@ -1,8 +1,10 @@
 //! The `test_numbers` table: numbers a client keeps for reviewers and its own
 //! tests, each with the hash of its fixed code and the time it ends.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
-use sqlx::PgExecutor;
+use sqlx::{PgExecutor, PgPool};
 
 use crate::domain::ClientId;
 
@@ -70,4 +72,54 @@ statement!(
 pub async fn remove(db: impl PgExecutor<'_>, client: &str, phone: &str) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(REMOVE).bind(client).bind(phone).execute(db).await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// A test number in use, with the key id of the pepper its code's hash
+/// names (base64, as argon2's PHC `keyid`; `None` for hashes made before
+/// key ids).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TestNumberKey {
+    pub client: String,
+    pub phone: String,
+    pub key_id: Option<String>,
+}
+
+statement!(
+    IN_USE_BY_PEPPER = "select c.name as client, t.phone,
+                substring(t.code_hash from 'keyid=([A-Za-z0-9+/]+)') as key_id
+         from test_numbers t join clients c on c.id = t.client_id
+         where t.until > now() and c.revoked_at is null order by c.name, t.phone",
+);
+/// The test numbers in use (not ended, of clients not revoked), each with the
+/// pepper its code needs.
+pub async fn in_use_by_pepper(db: impl PgExecutor<'_>) -> Result<Vec<TestNumberKey>, sqlx::Error> {
+    sqlx::query_as(IN_USE_BY_PEPPER).fetch_all(db).await
+}
+
+statement!(
+    ANY_ENDED = "select exists (select 1 from test_numbers where until < now() - make_interval(secs => $1))"
+);
+statement!(
+    DELETE_ENDED = "delete from test_numbers where (client_id, phone) in (
+         select client_id, phone from test_numbers where until < now() - make_interval(secs => $2)
+         limit $1 for update skip locked)",
+);
+/// Deletes at most `batch` test numbers that ended more than `kept` ago.
+/// Asked first whether there is any: the table's trigger tells every replica
+/// to drop the clients it holds at each delete statement, even one that
+/// deletes nothing, and the sweeper comes by every minute.
+pub async fn delete_ended(pool: &PgPool, batch: i64, kept: Duration) -> Result<u64, sqlx::Error> {
+    let any: bool = sqlx::query_scalar(ANY_ENDED)
+        .bind(kept.as_secs_f64())
+        .fetch_one(pool)
+        .await?;
+    if !any {
+        return Ok(0);
+    }
+    let done = sqlx::query(DELETE_ENDED)
+        .bind(batch)
+        .bind(kept.as_secs_f64())
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected())
 }

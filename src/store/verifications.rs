@@ -361,20 +361,14 @@ pub async fn delete_finished(db: impl PgExecutor<'_>, batch: i64, age: Duration)
 }
 
 statement!(
-    COUNT_PENDING_UNDER_UNKNOWN_PEPPERS = "select count(*) from verifications
-         where status = 'pending' and expires_at > now()
-           and substring(code_hash from 'keyid=([A-Za-z0-9+/]+)') <> all($1)",
+    PENDING_BY_PEPPER = "select substring(code_hash from 'keyid=([A-Za-z0-9+/]+)') as key_id, count(*)
+         from verifications where status = 'pending' and expires_at > now() group by 1",
 );
-/// Pending verifications whose hash names a pepper id not in `known` (base64,
-/// as the PHC string writes it). Hashes made before ids name none: not counted.
-pub async fn count_pending_under_unknown_peppers(
-    db: impl PgExecutor<'_>,
-    known: &[String],
-) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(COUNT_PENDING_UNDER_UNKNOWN_PEPPERS)
-        .bind(known)
-        .fetch_one(db)
-        .await
+/// Pending verifications (whose code may still be typed) by the key id of
+/// the pepper their hash names (base64, as the PHC string writes it; `None`
+/// for hashes made before key ids).
+pub async fn pending_by_pepper(db: impl PgExecutor<'_>) -> Result<Vec<super::HashKeyCount>, sqlx::Error> {
+    sqlx::query_as(PENDING_BY_PEPPER).fetch_all(db).await
 }
 
 statement!(COUNT_NOT_MADE_BY_DEV = "select count(*) from verifications where not made_by_dev");

@@ -92,6 +92,84 @@ pub async fn endpoint(db: impl PgExecutor<'_>, client: &str) -> Result<Option<En
     sqlx::query_as(ENDPOINT).bind(client).fetch_optional(db).await
 }
 
+statement!(
+    SECRETS_BY_PEPPER = concat!(
+        "select key_id, count(*) from (
+             select ",
+        sealed_key_id!("webhook_secret_sealed"),
+        " as key_id from clients where webhook_secret_sealed is not null
+             union all
+             select ",
+        sealed_key_id!("webhook_previous_secret_sealed"),
+        " from clients
+             where webhook_previous_secret_sealed is not null and webhook_previous_until > now()
+         ) secrets group by key_id"
+    )
+);
+/// Webhook signing secrets by the key id of the pepper they are sealed
+/// under: each client's, and a previous one while it still signs.
+pub async fn secrets_by_pepper(db: impl PgExecutor<'_>) -> Result<Vec<super::SealKeyCount>, sqlx::Error> {
+    sqlx::query_as(SECRETS_BY_PEPPER).fetch_all(db).await
+}
+
+/// A client's sealed secrets as stored, for re-sealing them.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SealedSecrets {
+    pub id: ClientId,
+    pub name: String,
+    pub current: Vec<u8>,
+    pub previous: Option<Vec<u8>>,
+    /// Whether the previous one still signs (its rotation's day is not over).
+    pub previous_signs: bool,
+}
+
+statement!(
+    SECRETS_NOT_SEALED_WITH = "select id, name, webhook_secret_sealed as current,
+                webhook_previous_secret_sealed as previous,
+                coalesce(webhook_previous_until > now(), false) as previous_signs
+         from clients
+         where webhook_secret_sealed is not null
+           and (substring(webhook_secret_sealed from 1 for length($1::bytea)) <> $1::bytea
+                or (webhook_previous_until > now()
+                    and substring(webhook_previous_secret_sealed from 1 for length($1::bytea)) <> $1::bytea))",
+);
+/// Clients whose secret, or previous secret still signing, does not start
+/// with `prefix` (what the current pepper's sealed texts start with).
+pub async fn secrets_not_sealed_with(
+    db: impl PgExecutor<'_>,
+    prefix: &[u8],
+) -> Result<Vec<SealedSecrets>, sqlx::Error> {
+    sqlx::query_as(SECRETS_NOT_SEALED_WITH)
+        .bind(prefix)
+        .fetch_all(db)
+        .await
+}
+
+statement!(
+    RESEAL = "update clients set webhook_secret_sealed = $4, webhook_previous_secret_sealed = $5
+         where id = $1 and webhook_secret_sealed = $2
+           and webhook_previous_secret_sealed is not distinct from $3",
+);
+/// Replaces a client's sealed secrets by the same secrets sealed anew, if
+/// they are still `was` (current, previous): `false` when they changed
+/// meanwhile (another replica re-sealed them, or an operator set new ones).
+pub async fn reseal(
+    db: impl PgExecutor<'_>,
+    client: ClientId,
+    was: (&[u8], Option<&[u8]>),
+    now: (&[u8], Option<&[u8]>),
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(RESEAL)
+        .bind(client)
+        .bind(was.0)
+        .bind(was.1)
+        .bind(now.0)
+        .bind(now.1)
+        .execute(db)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 statement!(RECORD = "select record_webhook_event($1, $2, $3)");
 /// Records an event that no status change carries (a verification whose
 /// attempts ran out); the same function the triggers use.

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod deliveries;
 pub mod endpoint;
 pub mod events;
+pub mod reseal;
 mod resolver;
 pub mod schedule;
 pub mod signing;

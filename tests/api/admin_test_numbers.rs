@@ -118,3 +118,72 @@ async fn a_bad_test_number_is_refused_by_field() {
     let listed = json_of(admin(&app, Method::GET, "/clients/test-client/test-numbers"), 200).await;
     assert_eq!(listed, json!([]));
 }
+
+fn cli(app: &TestApp, env: &[(&str, &str)], args: &[&str]) -> std::process::Output {
+    let pepper = secrecy::ExposeSecret::expose_secret(app.settings.pepper.as_ref().unwrap()).to_owned();
+    std::process::Command::new(env!("CARGO_BIN_EXE_otp-service"))
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", &app.database_url)
+        .env("OTP_PEPPER", pepper)
+        .envs(env.iter().copied())
+        .output()
+        .expect("the binary runs")
+}
+
+#[tokio::test]
+async fn a_test_number_code_of_fewer_than_6_digits_needs_weak_codes_allowed() {
+    let app = admin_app().await;
+    let numbers = "/clients/test-client/test-numbers";
+    let phone = nth_phone(9);
+    let short = admin(&app, Method::POST, numbers).json(&json!({"phone": phone, "code": "4242"}));
+    let body = problem(short.send().await.unwrap(), 400, "invalid_request").await;
+    assert_eq!(body["field"], "code");
+    let detail = body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("6 to 10 digits") && detail.contains("OTP_ALLOW_WEAK_CODES"),
+        "{body}"
+    );
+    assert!(!body.to_string().contains("4242"), "{body}");
+
+    let add = |env: &[(&str, &str)]| {
+        cli(
+            &app,
+            env,
+            &["clients", "test-numbers", "add", "test-client", &phone, "42424"],
+        )
+    };
+    let refused = add(&[]);
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        said.contains("`code`") && said.contains("OTP_ALLOW_WEAK_CODES"),
+        "{said}"
+    );
+    assert!(!said.contains("42424"), "{said}");
+    assert_eq!(json_of(admin(&app, Method::GET, numbers), 200).await, json!([]));
+    let allowed = add(&[("OTP_ALLOW_WEAK_CODES", "true")]);
+    assert!(
+        allowed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&allowed.stderr)
+    );
+
+    let weak = spawn_app_with(|s| {
+        s.admin_key = Some(ADMIN_KEY.to_owned().into());
+        s.policy.allow_weak_codes = true;
+    })
+    .await;
+    let added = admin(&weak, Method::POST, numbers).json(&json!({"phone": phone, "code": "4242"}));
+    assert_eq!(added.send().await.unwrap().status(), 201);
+    let requested: Value = weak
+        .request_code(json!({"phone": phone}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(requested["delivery_status"], "sent");
+    let verified = weak.verify(json!({"id": requested["id"], "code": "4242"})).await;
+    assert_eq!(verified.status(), 200);
+}

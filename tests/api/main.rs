@@ -26,6 +26,7 @@ mod metrics;
 mod openapi;
 mod outage;
 mod peppers;
+mod peppers_status;
 mod qr;
 mod races;
 mod replicas;

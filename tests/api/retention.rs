@@ -211,3 +211,40 @@ async fn old_limit_hits_and_idempotency_keys_are_deleted() {
     assert!(count("limit_hits").await >= 1, "the recent hit is kept");
     assert_eq!(count("idempotency_keys").await, 1, "the fresh key is kept");
 }
+
+#[tokio::test]
+async fn an_ended_test_number_is_swept_30_days_after_its_end() {
+    let app = spawn_app().await;
+    for n in 1..=3 {
+        sqlx::query(
+            "insert into test_numbers (client_id, phone, code_hash, until)
+             select id, $1, 'a hash', now() + interval '1 day' from clients where name = 'test-client'",
+        )
+        .bind(nth_phone(n))
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    }
+    let ended = |n: usize, ago: &'static str| {
+        sqlx::query("update test_numbers set until = now() - $2::interval where phone = $1")
+            .bind(nth_phone(n))
+            .bind(ago)
+            .execute(&app.pool)
+    };
+    ended(1, "30 days 1 minute").await.unwrap();
+    ended(2, "29 days 23 hours").await.unwrap();
+
+    let swept = retention::sweep(&app.pool, RETENTION).await.unwrap();
+    assert_eq!(swept.test_numbers_deleted, 1);
+    let left: Vec<String> = sqlx::query_scalar("select phone from test_numbers order by phone")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        left,
+        [nth_phone(2), nth_phone(3)],
+        "ended a little less long, and in use: kept"
+    );
+    let again = retention::sweep(&app.pool, RETENTION).await.unwrap();
+    assert_eq!(again.test_numbers_deleted, 0);
+}

@@ -75,16 +75,16 @@ pub async fn lock_client_queue(
 }
 
 statement!(
-    UNOPENABLE = concat!(
-        "select count(*) from outbox_messages where ",
+    WAITING_BY_PEPPER = concat!(
+        "select ",
+        sealed_key_id!("body_sealed"),
+        " as key_id, count(*) from outbox_messages where ",
         waiting_to_send!(),
-        " and get_byte(body_sealed, 0) = 1
-           and length(body_sealed) > 7 and substring(body_sealed from 2 for 6) <> all($1)"
+        " group by 1"
     )
 );
-/// Messages waiting to be sent whose sealed text names a key id that is none
-/// of `key_ids`. Texts sealed before key ids name none: they are tried under
-/// every pepper, and not counted.
-pub async fn unopenable(pool: &PgPool, key_ids: &[Vec<u8>]) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(UNOPENABLE).bind(key_ids).fetch_one(pool).await
+/// Messages waiting to be sent by the key id of the pepper their text is
+/// sealed under (`None` for texts sealed before key ids).
+pub async fn waiting_by_pepper(pool: &PgPool) -> Result<Vec<crate::store::SealKeyCount>, sqlx::Error> {
+    sqlx::query_as(WAITING_BY_PEPPER).fetch_all(pool).await
 }
