@@ -47,11 +47,12 @@ impl Application {
     pub async fn build(settings: Settings, fake_gateway: Option<FakeGateway>) -> anyhow::Result<Self> {
         let options = store::connect_options(settings.database.url())
             .context("DATABASE_URL is not a valid PostgreSQL URL")?;
+        let limits = settings.database.check_limits().map_err(anyhow::Error::msg)?;
         store::run_migrations(&options).await.context(
             "could not apply the database migrations (is PostgreSQL running and DATABASE_URL right?)",
         )?;
-        let pool = store::pool(options.clone());
-        let ops_pool = store::ops_pool(options);
+        let pool = store::pool(options.clone(), limits);
+        let ops_pool = store::ops_pool(options, limits);
         let shutdown_timeout = Duration::from_secs(settings.shutdown_timeout_seconds);
 
         settings.check_secrets().map_err(anyhow::Error::msg)?;

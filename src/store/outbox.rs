@@ -11,6 +11,7 @@
 //! lets the planner use the partial index `outbox_messages_due`; values written
 //! are bound typed.
 
+use crate::store::Bounded;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -147,6 +148,7 @@ pub async fn mark_sent(
         .bind(MessageStatus::Sent)
         .bind(slot)
         .execute(pool)
+        .bounded()
         .await?;
     Ok(())
 }
@@ -166,7 +168,7 @@ pub async fn mark_failed(
     reason: FailureReason,
     error: &str,
 ) -> Result<bool, sqlx::Error> {
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin().bounded().await?;
     // The verification's row first, as requests (resend, cancel) lock them: the
     // same order everywhere, so the two never deadlock.
     verifications::lock(&mut tx, message.verification_id).await?;
@@ -177,12 +179,13 @@ pub async fn mark_failed(
         .bind(reason)
         .bind(error)
         .fetch_optional(&mut *tx)
+        .bounded()
         .await?;
     let mut failed = false;
     if let Some(verification) = verification {
         failed = verifications::fail_if_pending(&mut *tx, verification).await?;
     }
-    tx.commit().await?;
+    tx.commit().bounded().await?;
     Ok(failed)
 }
 
@@ -205,6 +208,7 @@ pub async fn renew(pool: &PgPool, message: &Claimed) -> Result<Option<DateTime<U
         .bind(LEASE.as_secs_f64())
         .bind(SEND_TIMEOUT.as_secs_f64())
         .fetch_optional(pool)
+        .bounded()
         .await
 }
 
@@ -232,6 +236,7 @@ pub async fn requeue(
         .bind(error)
         .bind(counted)
         .execute(pool)
+        .bounded()
         .await?;
     Ok(())
 }
@@ -254,6 +259,7 @@ pub async fn release<'e>(
         .bind(ids)
         .bind(tokens)
         .execute(executor)
+        .bounded()
         .await?
         .rows_affected())
 }
@@ -286,5 +292,6 @@ pub async fn expire_overdue(pool: &PgPool) -> Result<Vec<(FailureReason, String)
         .bind(FailureReason::ExpiredBeforeSend)
         .bind(FailureReason::Canceled)
         .fetch_all(pool)
+        .bounded()
         .await
 }

@@ -1,6 +1,7 @@
 //! The `test_numbers` table: numbers a client keeps for reviewers and its own
 //! tests, each with the hash of its fixed code and the time it ends.
 
+use crate::store::Bounded;
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 
@@ -26,7 +27,11 @@ statement!(
 );
 /// The client's test numbers in use now (a few: reviewers' and its own tests').
 pub async fn active(db: impl PgExecutor<'_>, client: ClientId) -> Result<Vec<ActiveTestNumber>, sqlx::Error> {
-    sqlx::query_as(ALL_ACTIVE).bind(client).fetch_all(db).await
+    sqlx::query_as(ALL_ACTIVE)
+        .bind(client)
+        .fetch_all(db)
+        .bounded()
+        .await
 }
 
 statement!(
@@ -50,6 +55,7 @@ pub async fn put(
         .bind(code_hash)
         .bind(until)
         .execute(db)
+        .bounded()
         .await?;
     Ok(done.rows_affected() == 1)
 }
@@ -59,7 +65,7 @@ statement!(
          join clients c on c.id = t.client_id where c.name = $1 order by t.phone",
 );
 pub async fn list(db: impl PgExecutor<'_>, client: &str) -> Result<Vec<TestNumberRow>, sqlx::Error> {
-    sqlx::query_as(LIST).bind(client).fetch_all(db).await
+    sqlx::query_as(LIST).bind(client).fetch_all(db).bounded().await
 }
 
 statement!(
@@ -68,6 +74,11 @@ statement!(
 );
 /// Removes a test number; `false` when the client has no such number.
 pub async fn remove(db: impl PgExecutor<'_>, client: &str, phone: &str) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(REMOVE).bind(client).bind(phone).execute(db).await?;
+    let done = sqlx::query(REMOVE)
+        .bind(client)
+        .bind(phone)
+        .execute(db)
+        .bounded()
+        .await?;
     Ok(done.rows_affected() == 1)
 }

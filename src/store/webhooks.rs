@@ -2,6 +2,7 @@
 //! (`webhook_events`, written by the triggers of V8__webhooks.sql in the
 //! transaction of each change).
 
+use crate::store::Bounded;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -30,6 +31,7 @@ pub async fn set_endpoint(
         .bind(url)
         .bind(new_secret)
         .fetch_optional(db)
+        .bounded()
         .await
 }
 
@@ -44,6 +46,7 @@ pub async fn clear_endpoint(db: impl PgExecutor<'_>, client: &str) -> Result<boo
     Ok(sqlx::query(CLEAR_ENDPOINT)
         .bind(client)
         .execute(db)
+        .bounded()
         .await?
         .rows_affected()
         == 1)
@@ -69,6 +72,7 @@ pub async fn rotate_secret(
         .bind(new_secret)
         .bind(overlap.as_secs_f64())
         .execute(db)
+        .bounded()
         .await?;
     Ok(done.rows_affected() == 1)
 }
@@ -89,7 +93,11 @@ statement!(
          from clients where name = $1",
 );
 pub async fn endpoint(db: impl PgExecutor<'_>, client: &str) -> Result<Option<EndpointRow>, sqlx::Error> {
-    sqlx::query_as(ENDPOINT).bind(client).fetch_optional(db).await
+    sqlx::query_as(ENDPOINT)
+        .bind(client)
+        .fetch_optional(db)
+        .bounded()
+        .await
 }
 
 statement!(RECORD = "select record_webhook_event($1, $2, $3)");
@@ -106,6 +114,7 @@ pub async fn record(
         .bind(verification)
         .bind(kind)
         .execute(db)
+        .bounded()
         .await?;
     Ok(())
 }
