@@ -137,7 +137,7 @@ statement!(
 /// one statement (as `senders::touch` does). A message that went out is
 /// recorded as sent whoever holds its lease now: it did go out.
 pub async fn mark_sent(
-    pool: &PgPool,
+    db: impl sqlx::PgExecutor<'_>,
     id: MessageId,
     provider_message_id: Option<&str>,
     slot: Option<i64>,
@@ -147,7 +147,7 @@ pub async fn mark_sent(
         .bind(provider_message_id)
         .bind(MessageStatus::Sent)
         .bind(slot)
-        .execute(pool)
+        .execute(db)
         .bounded()
         .await?;
     Ok(())
