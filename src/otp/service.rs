@@ -33,6 +33,9 @@ pub struct Policy {
     pub dev: bool,
     /// Whether the detector's flags refuse requests (`enforce`).
     pub fraud_mode: crate::fraud::FraudMode,
+    /// How long a request with an `Idempotency-Key` may run after its claim
+    /// (`idempotency::request_budget`).
+    pub request_budget: Duration,
 }
 
 pub struct NewVerification {
