@@ -171,7 +171,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             let options = store::connect_options(database.url())
                 .context("DATABASE_URL is not a valid PostgreSQL URL")?;
             store::run_migrations(&options).await.context(DATABASE_HINT)?;
-            let pool = store::pool(options);
+            let pool = store::pool(options, database.check_limits().map_err(anyhow::Error::msg)?);
             let result = fraud::run(&pool, action).await;
             pool.close().await;
             result
@@ -228,7 +228,8 @@ async fn serve_dev(mut settings: Settings) -> anyhow::Result<()> {
     store::run_migrations(&options)
         .await
         .context("could not apply the database migrations (is PostgreSQL running and DATABASE_URL right?)")?;
-    let pool = store::pool(options.clone());
+    let limits = settings.database.check_limits().map_err(anyhow::Error::msg)?;
+    let pool = store::pool(options.clone(), limits);
     let refusal = crate::clients::dev_refusal(&pool).await;
     pool.close().await;
     if let Some(refusal) = refusal? {
@@ -247,7 +248,7 @@ async fn serve_dev(mut settings: Settings) -> anyhow::Result<()> {
     let admin = settings.admin_key.is_some();
     let app = Application::build(settings, Some(fake)).await?;
     let key_file = dev_key::path(&options);
-    let pool = store::pool(options);
+    let pool = store::pool(options, limits);
     let (key, origin) = dev_key::ensure(&pool, key_file).await?;
     pool.close().await;
 
@@ -278,7 +279,7 @@ async fn manage_clients(
     let options =
         store::connect_options(database.url()).context("DATABASE_URL is not a valid PostgreSQL URL")?;
     store::run_migrations(&options).await.context(DATABASE_HINT)?;
-    let pool = store::pool(options);
+    let pool = store::pool(options, database.check_limits().map_err(anyhow::Error::msg)?);
     let result = clients::run(&pool, policy, webhooks, action).await;
     pool.close().await;
     result

@@ -31,6 +31,28 @@ pub struct DatabaseSettings {
     #[arg(long = "database-url", env = "DATABASE_URL", value_name = "DATABASE_URL",
           default_value = DEFAULT_DATABASE_URL, value_parser = secret, hide_env_values = true)]
     pub url: SecretString,
+
+    /// The longest PostgreSQL runs one statement of the service before cancelling it
+    /// (its statement_timeout on every connection), in ms.
+    #[arg(long = "db-statement-timeout-ms", env = "OTP_DB_STATEMENT_TIMEOUT_MS",
+          value_name = "OTP_DB_STATEMENT_TIMEOUT_MS", default_value_t = 5000,
+          value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub statement_timeout_ms: u64,
+
+    /// The longest the service waits for the database on one call (a connection, then
+    /// its statement's answer) before answering 503, in ms; longer than
+    /// OTP_DB_STATEMENT_TIMEOUT_MS, so that a slow statement is cancelled by PostgreSQL first.
+    #[arg(long = "db-call-timeout-ms", env = "OTP_DB_CALL_TIMEOUT_MS",
+          value_name = "OTP_DB_CALL_TIMEOUT_MS", default_value_t = 6000,
+          value_parser = clap::value_parser!(u64).range(200..=600_000))]
+    pub call_timeout_ms: u64,
+
+    /// Seconds a connection may stay silent before PostgreSQL probes it (TCP keepalive),
+    /// so that a vanished replica's connections and locks are let go.
+    #[arg(long = "db-keepalive-seconds", env = "OTP_DB_KEEPALIVE_SECONDS",
+          value_name = "OTP_DB_KEEPALIVE_SECONDS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=7200))]
+    pub keepalive_seconds: u64,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -454,5 +476,28 @@ impl PolicySettings {
 impl DatabaseSettings {
     pub fn url(&self) -> &str {
         self.url.expose_secret()
+    }
+
+    /// The time limits of the database, once `check_limits` accepted them.
+    pub fn limits(&self) -> crate::store::Limits {
+        crate::store::Limits {
+            statement: Duration::from_millis(self.statement_timeout_ms),
+            call: Duration::from_millis(self.call_timeout_ms),
+            keepalive: Duration::from_secs(self.keepalive_seconds),
+        }
+    }
+
+    /// The call timeout must outlast the statement timeout: else a statement
+    /// that is merely slow is given up on by the service while PostgreSQL still
+    /// runs it, and its connection is thrown away, instead of cancelled cleanly.
+    pub fn check_limits(&self) -> Result<crate::store::Limits, String> {
+        if self.call_timeout_ms <= self.statement_timeout_ms {
+            return Err(format!(
+                "OTP_DB_CALL_TIMEOUT_MS ({}) must be longer than OTP_DB_STATEMENT_TIMEOUT_MS ({}): \
+                 raise the first or lower the second",
+                self.call_timeout_ms, self.statement_timeout_ms
+            ));
+        }
+        Ok(self.limits())
     }
 }

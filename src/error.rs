@@ -118,11 +118,13 @@ impl From<ClientError> for Error {
     }
 }
 
-/// SQLSTATEs a server sends while it stops, starts or is full: the connection
-/// class (08), shutdowns and "cannot connect now" (57P01-57P03), and
-/// insufficient resources (53), such as too many connections.
+/// SQLSTATEs a server sends while it stops, starts, is full or too slow: the
+/// connection class (08), shutdowns and "cannot connect now" (57P01-57P03),
+/// insufficient resources (53), such as too many connections, and a statement
+/// cancelled by `OTP_DB_STATEMENT_TIMEOUT_MS` (57014; the service cancels no
+/// statement otherwise).
 fn is_unavailable_state(code: &str) -> bool {
-    code.starts_with("08") || code.starts_with("53") || matches!(code, "57P01" | "57P02" | "57P03")
+    code.starts_with("08") || code.starts_with("53") || matches!(code, "57P01" | "57P02" | "57P03" | "57014")
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -133,10 +135,10 @@ mod tests {
 
     #[test]
     fn a_server_going_away_is_unavailable_and_a_bug_is_not() {
-        for code in ["08006", "08001", "57P01", "57P03", "53300"] {
+        for code in ["08006", "08001", "57P01", "57P03", "53300", "57014"] {
             assert!(is_unavailable_state(code), "{code}");
         }
-        for code in ["23505", "42P01", "40001", "57014"] {
+        for code in ["23505", "42P01", "40001"] {
             assert!(!is_unavailable_state(code), "{code}");
         }
         let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
@@ -145,6 +147,7 @@ mod tests {
             Error::Unavailable { .. }
         ));
         for garbage in [
+            crate::store::timed_out(),
             sqlx::Error::Protocol("unexpected response from SSLRequest: 0x48".into()),
             sqlx::Error::WorkerCrashed,
             sqlx::Error::PoolTimedOut,

@@ -50,11 +50,13 @@ impl Application {
     pub async fn build(settings: Settings, fake_gateway: Option<FakeGateway>) -> anyhow::Result<Self> {
         let options = store::connect_options(settings.database.url())
             .context("DATABASE_URL is not a valid PostgreSQL URL")?;
+        let limits = settings.database.check_limits().map_err(anyhow::Error::msg)?;
+        let request_budget = settings.check_request_budget().map_err(anyhow::Error::msg)?;
         store::run_migrations(&options).await.context(
             "could not apply the database migrations (is PostgreSQL running and DATABASE_URL right?)",
         )?;
-        let pool = store::pool(options.clone());
-        let ops_pool = store::ops_pool(options);
+        let pool = store::pool(options.clone(), limits);
+        let ops_pool = store::ops_pool(options, limits);
         let shutdown_timeout = Duration::from_secs(settings.shutdown_timeout_seconds);
 
         settings.check_secrets().map_err(anyhow::Error::msg)?;
@@ -82,7 +84,7 @@ impl Application {
             metrics.clone(),
         );
         let limits = limit_settings(&settings);
-        let policy = policy(&settings, limits.clone(), fake_gateway.is_some());
+        let policy = policy(&settings, limits.clone(), fake_gateway.is_some(), request_budget);
         let client_cache = ClientCache::new(pool.clone(), metrics.clone());
         let clients = ClientAdmin::new(
             pool.clone(),
@@ -307,12 +309,13 @@ fn limit_settings(settings: &Settings) -> LimitSettings {
 }
 
 /// SPEC.md's rules as the settings give them; `dev` marks what `serve --dev` stores.
-fn policy(settings: &Settings, limits: LimitSettings, dev: bool) -> Policy {
+fn policy(settings: &Settings, limits: LimitSettings, dev: bool, request_budget: Duration) -> Policy {
     Policy {
         defaults: settings.policy.client_defaults(),
         send_wait: settings.send_wait(),
         dev,
         limits,
         fraud_mode: settings.fraud.mode,
+        request_budget,
     }
 }

@@ -117,3 +117,38 @@ fn the_http_layer_talks_to_services_only() {
         found.join("\n")
     );
 }
+
+/// Every call of the store to the database gives up after the call timeout
+/// (`Bounded`), so that a database gone silent is a 503, not a hang: the
+/// call's `.bounded()` stands on its line or the next. The migrations run
+/// unbounded, on purpose: a long migration is not an outage.
+#[test]
+fn every_store_call_is_bounded() {
+    let calls = [
+        ".fetch_one(",
+        ".fetch_all(",
+        ".fetch_optional(",
+        ".execute(",
+        ".fetch(",
+    ];
+    let mut unbounded = Vec::new();
+    for (file, lines) in code().iter().filter(|(f, _)| in_store(f)) {
+        if file.ends_with("migrations.rs") || file.ends_with("timeouts.rs") {
+            continue;
+        }
+        for (i, line) in lines.iter().enumerate() {
+            if !calls.iter().any(|c| line.contains(c)) {
+                continue;
+            }
+            let next = lines.get(i + 1).map(String::as_str).unwrap_or("");
+            if !line.contains(".bounded()") && !next.trim_start().starts_with(".bounded()") {
+                unbounded.push(format!("{file}: {}", line.trim()));
+            }
+        }
+    }
+    assert!(
+        unbounded.is_empty(),
+        "store calls without .bounded():\n{}",
+        unbounded.join("\n")
+    );
+}

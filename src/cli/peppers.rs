@@ -34,7 +34,7 @@ pub async fn run(
             store::run_migrations(&options)
                 .await
                 .context(super::DATABASE_HINT)?;
-            let pool = store::pool(options);
+            let pool = store::pool(options, database.check_limits().map_err(anyhow::Error::msg)?);
             let uses = pepper_uses(&pool).await;
             pool.close().await;
             print!("{}", status(&named, &uses?));

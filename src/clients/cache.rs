@@ -29,6 +29,7 @@ use crate::metrics::Metrics;
 use crate::otp::cooldowns::{Cooldowns, FINISHED_CHANNEL};
 use crate::store::clients as store;
 use crate::store::test_numbers::{self, ActiveTestNumber};
+use crate::store::{Bounded, call_timeout, ping_on};
 use crate::webhooks::CHANNEL as WEBHOOK_CHANNEL;
 
 pub const CHANNEL: &str = "otp_clients_changed";
@@ -193,15 +194,23 @@ impl ClientCache {
                                 self.set_listening(false);
                                 return;
                             }
-                            told = listener.try_recv() => match told {
-                                Ok(Some(told)) if told.channel() == FINISHED_CHANNEL => {
+                            // A quiet connection may be a dead one that no
+                            // error will ever reveal (a black-holed route): after
+                            // a quiet call timeout it must answer a ping in one.
+                            told = tokio::time::timeout(call_timeout(), listener.try_recv()) => match told {
+                                Ok(Ok(Some(told))) if told.channel() == FINISHED_CHANNEL => {
                                     self.inner.cooldowns.drop_all();
                                 }
-                                Ok(Some(told)) if told.channel() == WEBHOOK_CHANNEL => {
+                                Ok(Ok(Some(told))) if told.channel() == WEBHOOK_CHANNEL => {
                                     self.inner.webhook_events.notify_one();
                                 }
-                                Ok(Some(_)) => self.drop_all(),
-                                Ok(None) | Err(_) => break,
+                                Ok(Ok(Some(_))) => self.drop_all(),
+                                Ok(Ok(None) | Err(_)) => break,
+                                Err(_quiet) => {
+                                    if ping_on(&mut listener).await.is_err() {
+                                        break;
+                                    }
+                                }
                             },
                         }
                     }
@@ -227,6 +236,7 @@ impl ClientCache {
         let mut listener = PgListener::connect_with(&self.inner.pool).await?;
         listener
             .listen_all([CHANNEL, FINISHED_CHANNEL, WEBHOOK_CHANNEL])
+            .bounded()
             .await?;
         Ok(listener)
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 use secrecy::SecretString;
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::PgPool;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -24,8 +24,10 @@ use crate::tasks::Tasks;
 
 mod admission;
 mod attempt;
+mod held;
 
 use attempt::Taken;
+use held::HeldClaims;
 
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
 const BATCH: u32 = 32;
@@ -45,9 +47,9 @@ struct Inner {
     first_attempts: TaskTracker,
     /// A send outlives its request: it runs here, not on the HTTP worker's runtime.
     tasks: Tasks,
-    /// The claims (message id, claim token) this process holds and has not
-    /// settled yet: what a stop gives back.
-    held: Mutex<HashMap<MessageId, i32>>,
+    /// The claims this process holds and has not settled yet: what a stop
+    /// records or gives back.
+    held: Mutex<HeldClaims>,
     /// True once a stop gives leases back. Claims are made under its read
     /// lock, so the giving back (under the write lock) never misses a claim
     /// that was on its way to the database.
@@ -137,39 +139,6 @@ impl Delivery {
         self.inner.first_attempts.wait().await;
     }
 
-    /// Gives back the leases of the messages this process claimed and has not
-    /// settled (sends cut short by a stop), so another replica can take them at
-    /// once instead of when the lease runs out. A send that was in flight may
-    /// have reached the gateway: it may go out twice, as after a crash, but not
-    /// `LEASE` late. Returns how many were given back.
-    ///
-    /// It runs on a connection of its own, opened here on the long-lived
-    /// runtime: by now the HTTP workers have stopped (or are being stopped),
-    /// and the pool's idle connections that their requests opened belong to
-    /// those workers' runtimes, which are gone; a statement on one fails ("A
-    /// Tokio 1.x context was found, but it is being shutdown") and the leases
-    /// stayed taken. Only if that connection cannot be opened is the pool tried.
-    pub async fn release_leases(&self) -> Result<u64, sqlx::Error> {
-        *self.inner.stopping.write().await = true;
-        let held: Vec<(MessageId, i32)> = self.held().drain().collect();
-        if held.is_empty() {
-            return Ok(0);
-        }
-        let options = self.inner.pool.connect_options();
-        match PgConnection::connect_with(&options).await {
-            Ok(mut connection) => {
-                let released = outbox::release(&mut connection, &held).await;
-                // Closing politely is not worth the stop's time if it fails.
-                let _ = connection.close().await;
-                released
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "could not open a connection to give back leases; trying the pool");
-                outbox::release(&self.inner.pool, &held).await
-            }
-        }
-    }
-
     /// Claims with `claim` and holds what it got, unless a stop is giving
     /// leases back (then it claims nothing: other replicas will).
     async fn claiming<T, F, Fut>(&self, claim: F) -> Result<Vec<T>, sqlx::Error>
@@ -212,21 +181,6 @@ impl Delivery {
             });
             (c.message, taken)
         }))
-    }
-
-    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<MessageId, i32>> {
-        self.inner.held.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn hold(&self, message: &Claimed) {
-        self.held().insert(message.id, message.claim);
-    }
-
-    fn settle(&self, message: &Claimed) {
-        let mut held = self.held();
-        if held.get(&message.id) == Some(&message.claim) {
-            held.remove(&message.id);
-        }
     }
 
     /// Drains the outbox until `shutdown`; the batch in flight finishes first.

@@ -1,6 +1,7 @@
 //! Queuing a code: the verification and its message written in one
 //! transaction, with the windows and the admission they must pass.
 
+use crate::store::Bounded;
 use std::time::Duration;
 
 use super::limits::Bucket;
@@ -125,7 +126,7 @@ impl OtpService {
                 }
             }
         };
-        tx.commit().await?;
+        tx.commit().bounded().await?;
         // Counted once committed: a rolled-back attempt happened for no one.
         self.metrics.verification(&client.name, event);
         if closed_expired {

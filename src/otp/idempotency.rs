@@ -20,8 +20,45 @@ use crate::error::{Error, Result};
 use crate::store::idempotency as store;
 
 /// A claim whose first request died (a crashed replica) stops blocking its key
-/// after this; a request itself never takes this long.
-const ABANDONED_AFTER: Duration = Duration::from_secs(60);
+/// after this; a request itself never runs this long (`request_budget`). The
+/// same on every replica, whatever its settings: it is the claimer's word
+/// that decides a takeover, and a replica's claim may be read by another.
+pub const ABANDONED_AFTER: Duration = Duration::from_secs(60);
+
+/// Room for the claim's own statement, the deadline's own lateness and the
+/// clocks of replica and database, between a request's end and its claim's.
+const MARGIN: Duration = Duration::from_secs(5);
+
+/// Database calls a request is given room for at their longest, besides the
+/// claim: a request makes a handful, nearly always each far faster.
+const CALLS: u32 = 4;
+
+/// How long a request with an `Idempotency-Key` may run, after its claim,
+/// before it is cut short (`503`, the claim released): short enough that its
+/// claim is never taken over while it still runs. `None`, with the reason,
+/// when these settings leave a request no room to finish.
+pub fn request_budget(hash_wait: Duration, send_wait: Duration, call: Duration) -> Result<Duration, String> {
+    // The claim's statement may be answered up to a call timeout after its
+    // row's `created_at`, and the save after the body takes another.
+    let budget = ABANDONED_AFTER.checked_sub(2 * call + MARGIN).unwrap_or_default();
+    let needed = hash_wait + send_wait + CALLS * call;
+    if needed > budget {
+        return Err(format!(
+            "OTP_HASH_WAIT_MS + OTP_SEND_WAIT_MS + {} × OTP_DB_CALL_TIMEOUT_MS must be at most {} ms, \
+             so that an Idempotency-Key claim (taken over after {} s unanswered) is never taken over \
+             while its request still runs; they are {} + {} + {} × {} = {} ms. Lower them",
+            CALLS + 2,
+            (ABANDONED_AFTER - MARGIN).as_millis(),
+            ABANDONED_AFTER.as_secs(),
+            hash_wait.as_millis(),
+            send_wait.as_millis(),
+            CALLS + 2,
+            call.as_millis(),
+            (needed + 2 * call).as_millis(),
+        ));
+    }
+    Ok(budget)
+}
 
 /// The header's value: 1 to 255 visible ASCII characters.
 #[derive(Debug, Clone)]
@@ -135,7 +172,17 @@ impl OtpService {
                 return Ok(Answer::Replay { status, body });
             }
         };
-        let outcome = self.request_in_allowed_country(client, input).await;
+        // Cut short at the budget: past it, a retry may take the claim over.
+        let budget = self.policy().request_budget;
+        let outcome = tokio::time::timeout(budget, self.request_in_allowed_country(client, input))
+            .await
+            .unwrap_or_else(|_| {
+                tracing::warn!(
+                    budget_ms = budget.as_millis() as u64,
+                    "a request with an Idempotency-Key ran out of time; answering 503"
+                );
+                Err(Error::Unavailable { retry_after: 5 })
+            });
         let (status, body) = match &outcome {
             Ok(verification) => (StatusCode::ACCEPTED, serde_json::to_value(verification)),
             Err(e) => (e.status_code(), serde_json::to_value(e.problem())),
@@ -157,5 +204,32 @@ impl OtpService {
             tracing::warn!(error = %e, "could not keep the answer for the Idempotency-Key");
         }
         Ok(Answer::Fresh(outcome?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: fn(u64) -> Duration = Duration::from_millis;
+
+    #[test]
+    fn the_defaults_leave_a_request_room_and_end_it_before_its_claim_can_be_taken_over() {
+        let call = S(6000);
+        let budget = request_budget(S(5000), S(3000), call).unwrap();
+        assert!(budget >= S(5000) + S(3000) + 4 * call);
+        // Claim answered a call late, body at its budget, save: all before a takeover.
+        assert!(call + budget + call < ABANDONED_AFTER);
+    }
+
+    #[test]
+    fn settings_that_could_outlast_the_claim_are_refused_by_name() {
+        for (hash, send, call) in [(60_000, 3000, 6000), (5000, 20_000, 6000), (5000, 3000, 10_000)] {
+            let refused = request_budget(S(hash), S(send), S(call)).unwrap_err();
+            for name in ["OTP_HASH_WAIT_MS", "OTP_SEND_WAIT_MS", "OTP_DB_CALL_TIMEOUT_MS"] {
+                assert!(refused.contains(name), "{refused}");
+            }
+        }
+        assert!(request_budget(S(20_000), S(20_000), S(1000)).is_ok());
     }
 }

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use sqlx::PgPool;
 
 use crate::error::{Error, Result};
-use crate::store::rate_cells;
+use crate::store::{self, rate_cells};
 
 /// How long a replica may hold requests it took from a window.
 pub const LEASE_LIFE: Duration = Duration::from_secs(1);
@@ -66,7 +66,11 @@ impl Leases {
             return done;
         }
         let taking = self.taking_lock(&window.key);
-        let _taking = taking.lock().await;
+        // The one ahead waits on the database: when it stops answering, those
+        // queued behind must not each wait their turn of a call timeout.
+        let Ok(_taking) = tokio::time::timeout(store::call_timeout(), taking.lock()).await else {
+            return Err(store::timed_out().into());
+        };
         let now = Instant::now();
         let wanted = match self.with_lease(window, |lease| step(lease, window, now)) {
             Step::Take(wanted) => wanted,

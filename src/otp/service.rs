@@ -1,3 +1,4 @@
+use crate::store::Bounded;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +33,9 @@ pub struct Policy {
     pub dev: bool,
     /// Whether the detector's flags refuse requests (`enforce`).
     pub fraud_mode: crate::fraud::FraudMode,
+    /// How long a request with an `Idempotency-Key` may run after its claim
+    /// (`idempotency::request_budget`).
+    pub request_budget: Duration,
 }
 
 pub struct NewVerification {
@@ -268,13 +272,13 @@ impl OtpService {
         if let Some(refusal) = self.terminal.refusal(id, client.id) {
             return Err(refusal.for_cancel(id));
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin().bounded().await?;
         if !verifications::cancel(&mut tx, id, client.id).await? {
             tx.rollback().await?;
             return Err(self.refusal(client, id).await?.for_cancel(id));
         }
         outbox::give_up_queued(&mut tx, id, FailureReason::Canceled).await?;
-        tx.commit().await?;
+        tx.commit().bounded().await?;
         self.finished(id, client, VerificationStatus::Canceled);
         self.metrics.verification(&client.name, "canceled");
         self.find(client, id).await

@@ -1,5 +1,6 @@
 //! Checking a code: the attempt is reserved, then judged.
 
+use crate::store::Bounded;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::limits::Hit;
@@ -90,10 +91,10 @@ impl OtpService {
                 Ok(matches) => matches,
                 Err(HashError::Busy) => {
                     // Not judged, so not an attempt: the caller may simply retry.
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.pool.begin().bounded().await?;
                     verifications::give_back_attempt(&mut tx, id).await?;
                     hits::refund(&mut *tx, &failures).await?;
-                    tx.commit().await?;
+                    tx.commit().bounded().await?;
                     return Err(HashError::Busy.into());
                 }
                 Err(e) => return Err(e.into()),
@@ -103,12 +104,12 @@ impl OtpService {
         if matches {
             // A right code gives back both reservations, together; it approves
             // only while the code is still valid, however long the hash took.
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.pool.begin().bounded().await?;
             let approved = verifications::approve(&mut tx, id, &reserved.code_hash).await?;
             if approved {
                 hits::refund(&mut *tx, &failures).await?;
             }
-            tx.commit().await?;
+            tx.commit().bounded().await?;
             if approved {
                 self.finished(id, client, VerificationStatus::Approved);
                 tracing::info!(verification = %id, "approved");

@@ -1,6 +1,7 @@
 //! The `clients` table: calling applications, known by the SHA-256 of their
 //! key, with the settings each has of its own (null: the service's default).
 
+use crate::store::Bounded;
 use chrono::{DateTime, Utc};
 use sqlx::{PgExecutor, PgPool};
 
@@ -101,7 +102,7 @@ pub async fn insert(
         .bind(ClientId::new())
         .bind(name)
         .bind(key_hash);
-    let inserted = columns.bind(query).execute(db).await?;
+    let inserted = columns.bind(query).execute(db).bounded().await?;
     Ok(inserted.rows_affected() == 1)
 }
 
@@ -115,6 +116,7 @@ pub async fn upsert_dev(db: impl PgExecutor<'_>, name: &str, key_hash: &[u8]) ->
         .bind(name)
         .bind(key_hash)
         .execute(db)
+        .bounded()
         .await?;
     Ok(())
 }
@@ -127,7 +129,7 @@ statement!(
     )
 );
 pub async fn list(db: impl PgExecutor<'_>) -> Result<Vec<ClientRecord>, sqlx::Error> {
-    sqlx::query_as(LIST).fetch_all(db).await
+    sqlx::query_as(LIST).fetch_all(db).bounded().await
 }
 
 statement!(
@@ -138,13 +140,17 @@ statement!(
     )
 );
 pub async fn by_name(db: impl PgExecutor<'_>, name: &str) -> Result<Option<ClientRecord>, sqlx::Error> {
-    sqlx::query_as(BY_NAME).bind(name).fetch_optional(db).await
+    sqlx::query_as(BY_NAME)
+        .bind(name)
+        .fetch_optional(db)
+        .bounded()
+        .await
 }
 
 statement!(REVOKE = "update clients set revoked_at = coalesce(revoked_at, now()) where name = $1");
 /// Revokes a client's key; `false` when there is no such client.
 pub async fn revoke(db: impl PgExecutor<'_>, name: &str) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(REVOKE).bind(name).execute(db).await?;
+    let done = sqlx::query(REVOKE).bind(name).execute(db).bounded().await?;
     Ok(done.rows_affected() == 1)
 }
 
@@ -155,6 +161,7 @@ pub async fn rotate_key(db: impl PgExecutor<'_>, name: &str, key_hash: &[u8]) ->
         .bind(name)
         .bind(key_hash)
         .execute(db)
+        .bounded()
         .await?;
     Ok(done.rows_affected() == 1)
 }
@@ -182,10 +189,11 @@ pub async fn change_settings<E>(
     name: &str,
     change: impl FnOnce(&ClientSettings) -> Result<ClientSettings, E>,
 ) -> Result<Option<Result<ClientRecord, E>>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin().bounded().await?;
     let Some(mut record): Option<ClientRecord> = sqlx::query_as(SETTINGS_FOR_UPDATE)
         .bind(name)
         .fetch_optional(&mut *tx)
+        .bounded()
         .await?
     else {
         return Ok(None);
@@ -198,8 +206,9 @@ pub async fn change_settings<E>(
     columns
         .bind(sqlx::query(WRITE_SETTINGS).bind(record.id))
         .execute(&mut *tx)
+        .bounded()
         .await?;
-    tx.commit().await?;
+    tx.commit().bounded().await?;
     record.settings = columns;
     Ok(Some(Ok(record)))
 }
@@ -264,6 +273,7 @@ pub async fn by_key_hash(db: impl PgExecutor<'_>, key_hash: &[u8]) -> Result<Opt
     sqlx::query_as(BY_KEY_HASH)
         .bind(key_hash)
         .fetch_optional(db)
+        .bounded()
         .await
 }
 
@@ -276,11 +286,14 @@ statement!(
 );
 /// The client with this id, revoked or not (what its events were made under).
 pub async fn by_id(db: impl PgExecutor<'_>, id: ClientId) -> Result<Option<ClientRow>, sqlx::Error> {
-    sqlx::query_as(BY_ID).bind(id).fetch_optional(db).await
+    sqlx::query_as(BY_ID).bind(id).fetch_optional(db).bounded().await
 }
 
 statement!(COUNT_NOT_MADE_BY_DEV = "select count(*) from clients where not made_by_dev");
 /// Clients that `serve --dev` did not make.
 pub async fn count_not_made_by_dev(db: impl PgExecutor<'_>) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(COUNT_NOT_MADE_BY_DEV).fetch_one(db).await
+    sqlx::query_scalar(COUNT_NOT_MADE_BY_DEV)
+        .fetch_one(db)
+        .bounded()
+        .await
 }

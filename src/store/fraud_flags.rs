@@ -1,6 +1,7 @@
 //! The `fraud_flags` table, and the rules' counts over `verifications`
 //! (see `fraud::detect`): each rule one statement over the last day or hour.
 
+use crate::store::Bounded;
 use chrono::{DateTime, Utc};
 use sqlx::{PgExecutor, PgPool};
 
@@ -53,7 +54,11 @@ statement!(
 /// in the last day above max(20, 0.2 × the best day of verified codes of
 /// the last 14 days).
 pub async fn unverified_day(pool: &PgPool, scope: &str) -> Result<Vec<FlagRow>, sqlx::Error> {
-    sqlx::query_as(UNVERIFIED_DAY).bind(scope).fetch_all(pool).await
+    sqlx::query_as(UNVERIFIED_DAY)
+        .bind(scope)
+        .fetch_all(pool)
+        .bounded()
+        .await
 }
 
 statement!(
@@ -78,7 +83,10 @@ statement!(
 /// Rule 2: a prefix whose conversion in the last hour is under 10 % over at
 /// least 20 sends.
 pub async fn low_conversion_hour(pool: &PgPool) -> Result<Vec<FlagRow>, sqlx::Error> {
-    sqlx::query_as(LOW_CONVERSION_HOUR).fetch_all(pool).await
+    sqlx::query_as(LOW_CONVERSION_HOUR)
+        .fetch_all(pool)
+        .bounded()
+        .await
 }
 
 statement!(
@@ -96,7 +104,7 @@ statement!(
 /// Rule 3: an end user's network asking for numbers of more than three
 /// countries in a day.
 pub async fn ip_countries(pool: &PgPool) -> Result<Vec<FlagRow>, sqlx::Error> {
-    sqlx::query_as(IP_COUNTRIES).fetch_all(pool).await
+    sqlx::query_as(IP_COUNTRIES).fetch_all(pool).bounded().await
 }
 
 statement!(
@@ -106,7 +114,7 @@ statement!(
          order by f.flagged_at, f.rule, f.key",
 );
 pub async fn current(db: impl PgExecutor<'_>) -> Result<Vec<FlagRow>, sqlx::Error> {
-    sqlx::query_as(CURRENT).fetch_all(db).await
+    sqlx::query_as(CURRENT).fetch_all(db).bounded().await
 }
 
 statement!(
@@ -127,6 +135,7 @@ pub async fn raise(db: impl PgExecutor<'_>, flag: &FlagRow) -> Result<bool, sqlx
         .bind(flag.until)
         .bind(&flag.country)
         .execute(db)
+        .bounded()
         .await?;
     Ok(done.rows_affected() == 1)
 }
@@ -146,6 +155,7 @@ pub async fn update(db: impl PgExecutor<'_>, flag: &FlagRow) -> Result<(), sqlx:
         .bind(flag.threshold)
         .bind(flag.until)
         .execute(db)
+        .bounded()
         .await?;
     Ok(())
 }
@@ -157,6 +167,7 @@ pub async fn clear(db: impl PgExecutor<'_>, rule: &str, scope: &str, key: &str) 
         .bind(scope)
         .bind(key)
         .execute(db)
+        .bounded()
         .await?;
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! The `fraud_prefixes` table: number prefixes operators allow or block.
 
+use crate::store::Bounded;
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 
@@ -14,7 +15,7 @@ pub struct PrefixRow {
 statement!(ALL = "select prefix, action, until, created_at from fraud_prefixes order by prefix");
 /// Every allowed and blocked prefix, ended blocks included.
 pub async fn all(db: impl PgExecutor<'_>) -> Result<Vec<PrefixRow>, sqlx::Error> {
-    sqlx::query_as(ALL).fetch_all(db).await
+    sqlx::query_as(ALL).fetch_all(db).bounded().await
 }
 
 statement!(
@@ -36,6 +37,7 @@ pub async fn set(
         .bind(action)
         .bind(until)
         .fetch_one(db)
+        .bounded()
         .await
 }
 
@@ -45,6 +47,7 @@ pub async fn remove(db: impl PgExecutor<'_>, prefix: &str) -> Result<bool, sqlx:
     Ok(sqlx::query(REMOVE)
         .bind(prefix)
         .execute(db)
+        .bounded()
         .await?
         .rows_affected()
         == 1)

@@ -1,5 +1,6 @@
 //! The `idempotency_keys` table: the first answer to a (client, key), kept 24 h.
 
+use crate::store::Bounded;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -46,6 +47,7 @@ pub async fn claim(
         .bind(claim)
         .bind(KEPT.as_secs_f64())
         .execute(db)
+        .bounded()
         .await?;
     Ok(claimed.rows_affected() == 1)
 }
@@ -62,6 +64,7 @@ pub async fn find(
         .bind(client)
         .bind(key)
         .fetch_optional(db)
+        .bounded()
         .await
 }
 
@@ -85,6 +88,7 @@ pub async fn save(
         .bind(status as i16)
         .bind(body)
         .execute(db)
+        .bounded()
         .await?;
     Ok(())
 }
@@ -105,6 +109,7 @@ pub async fn release(
         .bind(key)
         .bind(claim)
         .execute(db)
+        .bounded()
         .await?;
     Ok(())
 }
@@ -122,6 +127,7 @@ pub async fn delete_expired(db: impl PgExecutor<'_>, batch: i64) -> Result<u64, 
         .bind(batch)
         .bind(KEPT.as_secs_f64())
         .execute(db)
+        .bounded()
         .await?
         .rows_affected())
 }

@@ -2,6 +2,7 @@
 //! per counted event, taken through `take_limit_slot` (V2__limits.sql), which
 //! counts and inserts under a per-window lock.
 
+use crate::store::Bounded;
 use std::time::Duration;
 
 use sqlx::PgExecutor;
@@ -64,6 +65,7 @@ pub async fn take(
         .bind(self::max_hits(max_hits))
         .bind(span)
         .fetch_one(db)
+        .bounded()
         .await?;
     Ok(slot.hit_id.ok_or(slot.retry_after.unwrap_or(1.0)))
 }
@@ -88,6 +90,7 @@ pub async fn take_each(
         .bind(max_hits)
         .bind(spans)
         .fetch_all(db)
+        .bounded()
         .await?;
     let mut hits = Vec::with_capacity(slots.len());
     for (n, slot) in slots.into_iter().enumerate() {
@@ -112,6 +115,7 @@ pub async fn wait(
         .bind(self::max_hits(max_hits))
         .bind(span)
         .fetch_one(db)
+        .bounded()
         .await?;
     Ok(wait.unwrap_or(0.0))
 }
@@ -120,7 +124,7 @@ statement!(REFUND = "delete from limit_hits where id = any($1)");
 /// Gives taken slots back.
 pub async fn refund(db: impl PgExecutor<'_>, hits: &[HitId]) -> Result<(), sqlx::Error> {
     let ids: Vec<i64> = hits.iter().map(|h| h.0).collect();
-    sqlx::query(REFUND).bind(&ids).execute(db).await?;
+    sqlx::query(REFUND).bind(&ids).execute(db).bounded().await?;
     Ok(())
 }
 
@@ -141,6 +145,7 @@ pub async fn delete_older_than(
         .bind(batch)
         .bind(age.as_secs_f64())
         .execute(db)
+        .bounded()
         .await?
         .rows_affected())
 }

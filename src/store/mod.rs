@@ -59,6 +59,7 @@ pub mod retention;
 pub mod senders;
 pub mod stats;
 pub mod test_numbers;
+mod timeouts;
 pub mod verifications;
 pub mod webhook_events;
 pub mod webhooks;
@@ -69,6 +70,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool};
 
 pub use migrations::run_migrations;
+pub use timeouts::{Bounded, Limits, call_timeout, timed_out};
 
 /// The form a `DATABASE_URL` must have, for messages that say what to do.
 pub const URL_FORM: &str = "postgres://user@host:5432/database";
@@ -96,35 +98,58 @@ statement!(
 /// `reserve_attempt`, outside any transaction of ours) must see what others
 /// committed while they waited; under REPEATABLE READ the whole statement
 /// shares the snapshot taken before the wait.
-fn read_committed(options: PgPoolOptions) -> PgPoolOptions {
-    options.after_connect(|connection, _| {
-        Box::pin(async move {
-            sqlx::query(READ_COMMITTED_BY_DEFAULT).execute(connection).await?;
-            Ok(())
+///
+/// A connection comes back to the pool owing an answer when a call gave up on
+/// it (`Bounded`): it is closed if that answer does not come within the call
+/// timeout, rather than kept (sqlx's own check on release would wait for it
+/// forever, holding the pool's place). One that owes nothing costs no round
+/// trip here.
+fn configured(options: PgPoolOptions) -> PgPoolOptions {
+    options
+        .after_connect(|connection, _| {
+            Box::pin(async move {
+                sqlx::query(READ_COMMITTED_BY_DEFAULT)
+                    .execute(connection)
+                    .bounded()
+                    .await?;
+                Ok(())
+            })
         })
-    })
+        .after_release(|connection, _| {
+            Box::pin(async move {
+                // `flush` waits for the answers still owed, and only for them.
+                match tokio::time::timeout(call_timeout(), connection.flush()).await {
+                    Ok(Ok(())) => Ok(true),
+                    Ok(Err(e)) => Err(e),
+                    Err(_) => Ok(false),
+                }
+            })
+        })
 }
 
-/// A lazy pool: the service starts (and `/healthz` answers) while PostgreSQL is down.
-pub fn pool(options: PgConnectOptions) -> PgPool {
-    read_committed(PgPoolOptions::new())
+/// A lazy pool: the service starts (and `/healthz` answers) while PostgreSQL
+/// is down. `limits` bound every statement and every call (see `timeouts`).
+pub fn pool(options: PgConnectOptions, limits: Limits) -> PgPool {
+    timeouts::set_call_timeout(limits.call);
+    configured(PgPoolOptions::new())
         .max_connections(20)
         // No ping before every use: it doubled the round trips of each
         // statement. A connection that died meanwhile fails its statement
         // (a `503`, like any outage) and is closed; the next one is new.
         .test_before_acquire(false)
         .acquire_timeout(Duration::from_secs(3))
-        .connect_lazy_with(options.application_name("otp-service"))
+        .connect_lazy_with(limits.apply(options.application_name("otp-service")))
 }
 
 /// The pool of the unauthenticated endpoints (`/metrics`, `/readyz`): two
 /// connections of their own, so that a flood of them waits on itself and
 /// never takes a connection from the API.
-pub fn ops_pool(options: PgConnectOptions) -> PgPool {
-    read_committed(PgPoolOptions::new())
+pub fn ops_pool(options: PgConnectOptions, limits: Limits) -> PgPool {
+    timeouts::set_call_timeout(limits.call);
+    configured(PgPoolOptions::new())
         .max_connections(OPS_POOL_SIZE)
         .acquire_timeout(Duration::from_secs(2))
-        .connect_lazy_with(options.application_name("otp-service-ops"))
+        .connect_lazy_with(limits.apply(options.application_name("otp-service-ops")))
 }
 
 pub const OPS_POOL_SIZE: u32 = 2;
@@ -137,11 +162,13 @@ pub async fn create_database_if_missing(options: &PgConnectOptions) -> Result<bo
     let exists: bool = sqlx::query_scalar(CREATE_DATABASE_IF_MISSING)
         .bind(&name)
         .fetch_one(&mut admin)
+        .bounded()
         .await?;
     if !exists {
         let statement = format!("create database \"{}\"", name.replace('"', "\"\""));
         sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
             .execute(&mut admin)
+            .bounded()
             .await?;
     }
     admin.close().await?;
@@ -171,11 +198,16 @@ pub async fn begin_read_committed(
     pool: &PgPool,
 ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
     // In the BEGIN itself: a round trip less than setting it after.
-    pool.begin_with(BEGIN_READ_COMMITTED).await
+    pool.begin_with(BEGIN_READ_COMMITTED).bounded().await
 }
 
 statement!(PING = "select 1");
 /// One round trip: whether the database answers.
 pub async fn ping(pool: &PgPool) -> Result<(), sqlx::Error> {
-    sqlx::query(PING).execute(pool).await.map(|_| ())
+    ping_on(pool).await
+}
+
+/// The same on a connection of its own (a listening one, say).
+pub async fn ping_on(db: impl sqlx::PgExecutor<'_>) -> Result<(), sqlx::Error> {
+    sqlx::query(PING).execute(db).bounded().await.map(|_| ())
 }

@@ -11,6 +11,7 @@
 //! lets the planner use the partial index `outbox_messages_due`; values written
 //! are bound typed.
 
+use crate::store::Bounded;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -138,7 +139,7 @@ statement!(
 /// one statement (as `senders::touch` does). A message that went out is
 /// recorded as sent whoever holds its lease now: it did go out.
 pub async fn mark_sent(
-    pool: &PgPool,
+    db: impl sqlx::PgExecutor<'_>,
     id: MessageId,
     provider_message_id: Option<&str>,
     slot: Option<i64>,
@@ -148,7 +149,8 @@ pub async fn mark_sent(
         .bind(provider_message_id)
         .bind(MessageStatus::Sent)
         .bind(slot)
-        .execute(pool)
+        .execute(db)
+        .bounded()
         .await?;
     Ok(())
 }
@@ -168,7 +170,7 @@ pub async fn mark_failed(
     reason: FailureReason,
     error: &str,
 ) -> Result<bool, sqlx::Error> {
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin().bounded().await?;
     // The verification's row first, as requests (resend, cancel) lock them: the
     // same order everywhere, so the two never deadlock.
     verifications::lock(&mut tx, message.verification_id).await?;
@@ -179,12 +181,13 @@ pub async fn mark_failed(
         .bind(reason)
         .bind(error)
         .fetch_optional(&mut *tx)
+        .bounded()
         .await?;
     let mut failed = false;
     if let Some(verification) = verification {
         failed = verifications::fail_if_pending(&mut *tx, verification).await?;
     }
-    tx.commit().await?;
+    tx.commit().bounded().await?;
     Ok(failed)
 }
 
@@ -207,6 +210,7 @@ pub async fn renew(pool: &PgPool, message: &Claimed) -> Result<Option<DateTime<U
         .bind(LEASE.as_secs_f64())
         .bind(SEND_TIMEOUT.as_secs_f64())
         .fetch_optional(pool)
+        .bounded()
         .await
 }
 
@@ -234,6 +238,7 @@ pub async fn requeue(
         .bind(error)
         .bind(counted)
         .execute(pool)
+        .bounded()
         .await?;
     Ok(())
 }
@@ -256,6 +261,7 @@ pub async fn release<'e>(
         .bind(ids)
         .bind(tokens)
         .execute(executor)
+        .bounded()
         .await?
         .rows_affected())
 }
@@ -288,5 +294,6 @@ pub async fn expire_overdue(pool: &PgPool) -> Result<Vec<(FailureReason, String)
         .bind(FailureReason::ExpiredBeforeSend)
         .bind(FailureReason::Canceled)
         .fetch_all(pool)
+        .bounded()
         .await
 }

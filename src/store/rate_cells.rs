@@ -2,6 +2,7 @@
 //! through `take_rate_cells` (V7__fast_refusals.sql) with synchronous commit
 //! off. For windows where losing a few counts in a crash is harmless only.
 
+use crate::store::Bounded;
 use std::time::Duration;
 
 use sqlx::PgExecutor;
@@ -29,6 +30,7 @@ pub async fn take(
         .bind(span)
         .bind(wanted.clamp(1, i32::MAX as u32) as i32)
         .fetch_one(db)
+        .bounded()
         .await?;
     Ok(match taken.granted {
         Some(n) if n > 0 => Ok(n as u32),

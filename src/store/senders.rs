@@ -4,6 +4,7 @@
 //!
 //! Conditions name stored values as literals; values written are bound typed.
 
+use crate::store::Bounded;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -38,7 +39,7 @@ pub struct KeyRow {
 statement!(REGISTER = "insert into senders (id) select unnest($1::text[]) on conflict (id) do nothing");
 /// Makes sure every configured key has its row (replicas may race: no-op then).
 pub async fn register(pool: &PgPool, ids: &[SenderId]) -> Result<(), sqlx::Error> {
-    sqlx::query(REGISTER).bind(ids).execute(pool).await?;
+    sqlx::query(REGISTER).bind(ids).execute(pool).bounded().await?;
     Ok(())
 }
 
@@ -65,6 +66,7 @@ pub async fn rows(db: impl PgExecutor<'_>, ids: &[SenderId]) -> Result<Vec<KeyRo
         .bind(WINDOW.as_secs_f64())
         .bind(BURST_WINDOW.as_secs_f64())
         .fetch_all(db)
+        .bounded()
         .await
 }
 
@@ -89,20 +91,21 @@ pub async fn take_slots(
         .bind(WINDOW.as_secs_f64())
         .bind(BURST_WINDOW.as_secs_f64())
         .fetch_all(pool)
+        .bounded()
         .await
 }
 
 statement!(REFUND = "delete from sender_sends where id = $1");
 /// Gives a slot back: the gateway did not count it.
 pub async fn refund(pool: &PgPool, slot: i64) -> Result<(), sqlx::Error> {
-    sqlx::query(REFUND).bind(slot).execute(pool).await?;
+    sqlx::query(REFUND).bind(slot).execute(pool).bounded().await?;
     Ok(())
 }
 
 statement!(TOUCH = "update sender_sends set sent_at = clock_timestamp() where id = $1");
 /// Counts a slot from now.
 pub async fn touch(pool: &PgPool, slot: i64) -> Result<(), sqlx::Error> {
-    sqlx::query(TOUCH).bind(slot).execute(pool).await?;
+    sqlx::query(TOUCH).bind(slot).execute(pool).bounded().await?;
     Ok(())
 }
 
@@ -125,6 +128,7 @@ pub async fn take_out(
         .bind(error)
         .bind(send_started)
         .execute(pool)
+        .bounded()
         .await?;
     Ok(())
 }
@@ -140,13 +144,19 @@ pub async fn rest(pool: &PgPool, id: &SenderId, rest: Duration, error: &str) -> 
         .bind(rest.as_secs_f64())
         .bind(error)
         .execute(pool)
+        .bounded()
         .await?;
     Ok(())
 }
 
 statement!(NOTE_ERROR = "update senders set last_error = $2, updated_at = now() where id = $1");
 pub async fn note_error(pool: &PgPool, id: &SenderId, error: &str) -> Result<(), sqlx::Error> {
-    sqlx::query(NOTE_ERROR).bind(id).bind(error).execute(pool).await?;
+    sqlx::query(NOTE_ERROR)
+        .bind(id)
+        .bind(error)
+        .execute(pool)
+        .bounded()
+        .await?;
     Ok(())
 }
 
@@ -162,6 +172,7 @@ pub async fn resume(pool: &PgPool, id: &SenderId) -> Result<(), sqlx::Error> {
         .bind(id)
         .bind(KeyState::Ok)
         .execute(pool)
+        .bounded()
         .await?;
     Ok(())
 }
@@ -178,6 +189,7 @@ pub async fn delete_old_sends(db: impl PgExecutor<'_>, batch: i64) -> Result<u64
         .bind(batch)
         .bind(SENDS_KEPT.as_secs_f64())
         .execute(db)
+        .bounded()
         .await?
         .rows_affected())
 }

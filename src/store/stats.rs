@@ -3,6 +3,7 @@
 //! and `approval_time_stats`, one row per (client, day, country). Reads add
 //! the events not folded yet, so a figure is there from its commit.
 
+use crate::store::Bounded;
 use chrono::NaiveDate;
 use sqlx::{PgExecutor, PgPool};
 
@@ -54,7 +55,11 @@ select count(*) from moved"
 /// Folds up to `batch` events into the rolled-up rows, in one statement: a
 /// read sees each event either as an event or in its row, never both.
 pub async fn fold(db: impl PgExecutor<'_>, batch: i64) -> Result<u64, sqlx::Error> {
-    let moved: i64 = sqlx::query_scalar(FOLD).bind(batch).fetch_one(db).await?;
+    let moved: i64 = sqlx::query_scalar(FOLD)
+        .bind(batch)
+        .fetch_one(db)
+        .bounded()
+        .await?;
     Ok(moved as u64)
 }
 
@@ -185,6 +190,7 @@ pub async fn of_client(
         .bind(range.to)
         .bind(range.group)
         .fetch_all(pool)
+        .bounded()
         .await?;
     let times = sqlx::query_as(CLIENT_APPROVAL_TIMES)
         .bind(client)
@@ -192,6 +198,7 @@ pub async fn of_client(
         .bind(range.to)
         .bind(range.group)
         .fetch_all(pool)
+        .bounded()
         .await?;
     Ok((figures, times))
 }
@@ -206,12 +213,14 @@ pub async fn of_all(
         .bind(range.to)
         .bind(range.group)
         .fetch_all(pool)
+        .bounded()
         .await?;
     let times = sqlx::query_as(ALL_APPROVAL_TIMES)
         .bind(range.from)
         .bind(range.to)
         .bind(range.group)
         .fetch_all(pool)
+        .bounded()
         .await?;
     Ok((figures, times))
 }

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgExecutor, PgPool};
 
 use crate::domain::ClientId;
+use crate::store::Bounded;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TestNumberRow {
@@ -28,7 +29,11 @@ statement!(
 );
 /// The client's test numbers in use now (a few: reviewers' and its own tests').
 pub async fn active(db: impl PgExecutor<'_>, client: ClientId) -> Result<Vec<ActiveTestNumber>, sqlx::Error> {
-    sqlx::query_as(ALL_ACTIVE).bind(client).fetch_all(db).await
+    sqlx::query_as(ALL_ACTIVE)
+        .bind(client)
+        .fetch_all(db)
+        .bounded()
+        .await
 }
 
 statement!(
@@ -52,6 +57,7 @@ pub async fn put(
         .bind(code_hash)
         .bind(until)
         .execute(db)
+        .bounded()
         .await?;
     Ok(done.rows_affected() == 1)
 }
@@ -61,7 +67,7 @@ statement!(
          join clients c on c.id = t.client_id where c.name = $1 order by t.phone",
 );
 pub async fn list(db: impl PgExecutor<'_>, client: &str) -> Result<Vec<TestNumberRow>, sqlx::Error> {
-    sqlx::query_as(LIST).bind(client).fetch_all(db).await
+    sqlx::query_as(LIST).bind(client).fetch_all(db).bounded().await
 }
 
 statement!(
@@ -70,7 +76,12 @@ statement!(
 );
 /// Removes a test number; `false` when the client has no such number.
 pub async fn remove(db: impl PgExecutor<'_>, client: &str, phone: &str) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(REMOVE).bind(client).bind(phone).execute(db).await?;
+    let done = sqlx::query(REMOVE)
+        .bind(client)
+        .bind(phone)
+        .execute(db)
+        .bounded()
+        .await?;
     Ok(done.rows_affected() == 1)
 }
 
@@ -93,7 +104,7 @@ statement!(
 /// The test numbers in use (not ended, of clients not revoked), each with the
 /// pepper its code needs.
 pub async fn in_use_by_pepper(db: impl PgExecutor<'_>) -> Result<Vec<TestNumberKey>, sqlx::Error> {
-    sqlx::query_as(IN_USE_BY_PEPPER).fetch_all(db).await
+    sqlx::query_as(IN_USE_BY_PEPPER).fetch_all(db).bounded().await
 }
 
 statement!(
@@ -112,6 +123,7 @@ pub async fn delete_ended(pool: &PgPool, batch: i64, kept: Duration) -> Result<u
     let any: bool = sqlx::query_scalar(ANY_ENDED)
         .bind(kept.as_secs_f64())
         .fetch_one(pool)
+        .bounded()
         .await?;
     if !any {
         return Ok(0);
@@ -120,6 +132,7 @@ pub async fn delete_ended(pool: &PgPool, batch: i64, kept: Duration) -> Result<u
         .bind(batch)
         .bind(kept.as_secs_f64())
         .execute(pool)
+        .bounded()
         .await?;
     Ok(done.rows_affected())
 }

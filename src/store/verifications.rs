@@ -1,5 +1,6 @@
 //! The `verifications` table: every statement that reads or writes it.
 
+use crate::store::Bounded;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -47,7 +48,7 @@ pub use requests::{
 /// Locks the verification's row: every writer that also touches its messages
 /// takes this lock first, so the two never deadlock.
 pub async fn lock(tx: &mut Transaction<'_, Postgres>, id: VerificationId) -> Result<(), sqlx::Error> {
-    sqlx::query(LOCK).bind(id).execute(&mut **tx).await?;
+    sqlx::query(LOCK).bind(id).execute(&mut **tx).bounded().await?;
     Ok(())
 }
 
@@ -58,7 +59,11 @@ statement!(
 /// Marks a pending verification `failed` (its code could not be delivered);
 /// says whether it was pending.
 pub async fn fail_if_pending(db: impl PgExecutor<'_>, id: VerificationId) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(FAIL_IF_PENDING).bind(id).execute(db).await?;
+    let done = sqlx::query(FAIL_IF_PENDING)
+        .bind(id)
+        .execute(db)
+        .bounded()
+        .await?;
     Ok(done.rows_affected() == 1)
 }
 
@@ -122,6 +127,7 @@ pub async fn view(
         .bind(id)
         .bind(client)
         .fetch_optional(db)
+        .bounded()
         .await
 }
 
@@ -186,6 +192,7 @@ pub async fn reserve_attempt(
         .bind(max_hits)
         .bind(spans)
         .fetch_one(db)
+        .bounded()
         .await?;
     if let Some(window) = row.refused_by {
         return Ok(Reservation::Refused {
@@ -230,7 +237,11 @@ pub async fn give_back_attempt(
     tx: &mut Transaction<'_, Postgres>,
     id: VerificationId,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(GIVE_BACK_ATTEMPT).bind(id).execute(&mut **tx).await?;
+    sqlx::query(GIVE_BACK_ATTEMPT)
+        .bind(id)
+        .execute(&mut **tx)
+        .bounded()
+        .await?;
     Ok(())
 }
 
@@ -249,6 +260,7 @@ pub async fn approve(
         .bind(id)
         .bind(code_hash)
         .execute(&mut **tx)
+        .bounded()
         .await?;
     Ok(done.rows_affected() == 1)
 }
@@ -270,6 +282,7 @@ pub async fn cancel(
         .bind(id)
         .bind(client)
         .execute(&mut **tx)
+        .bounded()
         .await?;
     Ok(done.rows_affected() == 1)
 }
@@ -288,6 +301,7 @@ pub async fn pending_id(
         .bind(key.phone)
         .bind(key.purpose)
         .fetch_optional(db)
+        .bounded()
         .await
 }
 
@@ -316,6 +330,7 @@ pub async fn state(
         .bind(id)
         .bind(client)
         .fetch_optional(db)
+        .bounded()
         .await
 }
 
@@ -325,7 +340,7 @@ statement!(
 );
 /// Marks one pending verification whose code expired `expired`; says whether it did.
 pub async fn mark_expired(db: impl PgExecutor<'_>, id: VerificationId) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(MARK_EXPIRED).bind(id).execute(db).await?;
+    let done = sqlx::query(MARK_EXPIRED).bind(id).execute(db).bounded().await?;
     Ok(done.rows_affected() == 1)
 }
 
@@ -339,7 +354,11 @@ statement!(
 /// Marks up to `batch` pending verifications whose code expired `expired`;
 /// returns the name of each one's client.
 pub async fn expire_due(db: impl PgExecutor<'_>, batch: i64) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query_scalar(EXPIRE_DUE).bind(batch).fetch_all(db).await
+    sqlx::query_scalar(EXPIRE_DUE)
+        .bind(batch)
+        .fetch_all(db)
+        .bounded()
+        .await
 }
 
 statement!(
@@ -356,6 +375,7 @@ pub async fn delete_finished(db: impl PgExecutor<'_>, batch: i64, age: Duration)
         .bind(batch)
         .bind(age.as_secs_f64())
         .execute(db)
+        .bounded()
         .await?
         .rows_affected())
 }
@@ -368,11 +388,14 @@ statement!(
 /// the pepper their hash names (base64, as the PHC string writes it; `None`
 /// for hashes made before key ids).
 pub async fn pending_by_pepper(db: impl PgExecutor<'_>) -> Result<Vec<super::HashKeyCount>, sqlx::Error> {
-    sqlx::query_as(PENDING_BY_PEPPER).fetch_all(db).await
+    sqlx::query_as(PENDING_BY_PEPPER).fetch_all(db).bounded().await
 }
 
 statement!(COUNT_NOT_MADE_BY_DEV = "select count(*) from verifications where not made_by_dev");
 /// Verifications that `serve --dev` did not make.
 pub async fn count_not_made_by_dev(db: impl PgExecutor<'_>) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(COUNT_NOT_MADE_BY_DEV).fetch_one(db).await
+    sqlx::query_scalar(COUNT_NOT_MADE_BY_DEV)
+        .fetch_one(db)
+        .bounded()
+        .await
 }

@@ -1,6 +1,7 @@
 //! The `webhook_events` outbox: claimed in order per verification, a few at a
 //! time per client, and settled by the webhook worker.
 
+use crate::store::Bounded;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -66,6 +67,7 @@ pub async fn claim(
         .bind(per_client)
         .bind(lease.as_secs_f64())
         .fetch_all(pool)
+        .bounded()
         .await
 }
 
@@ -80,6 +82,7 @@ pub async fn set_payload(
         .bind(id)
         .bind(payload)
         .execute(db)
+        .bounded()
         .await?;
     Ok(())
 }
@@ -100,6 +103,7 @@ pub async fn delivered(pool: &PgPool, id: WebhookEventId, status: u16) -> Result
         .bind(id)
         .bind(i32::from(status))
         .execute(pool)
+        .bounded()
         .await?;
     Ok(())
 }
@@ -136,6 +140,7 @@ pub async fn failed(
         .bind(error)
         .bind(retry_in.map(|d| d.as_secs_f64()))
         .fetch_one(pool)
+        .bounded()
         .await
 }
 
@@ -151,7 +156,7 @@ statement!(
 );
 /// Disables the endpoint, giving up what waited for it.
 pub async fn disable(pool: &PgPool, client: ClientId) -> Result<(), sqlx::Error> {
-    sqlx::query(DISABLE).bind(client).execute(pool).await?;
+    sqlx::query(DISABLE).bind(client).execute(pool).bounded().await?;
     Ok(())
 }
 
@@ -190,6 +195,7 @@ pub async fn list(
         .bind(status)
         .bind(limit)
         .fetch_all(db)
+        .bounded()
         .await
 }
 
@@ -210,6 +216,7 @@ pub async fn retry(
         .bind(id)
         .bind(client)
         .fetch_optional(db)
+        .bounded()
         .await?;
     Ok(found.is_some())
 }
@@ -225,6 +232,7 @@ pub async fn delete_old(db: impl PgExecutor<'_>, batch: i64, age: Duration) -> R
         .bind(batch)
         .bind(age.as_secs_f64())
         .execute(db)
+        .bounded()
         .await?;
     Ok(done.rows_affected())
 }

@@ -2,6 +2,7 @@
 //! (`webhook_events`, written by the triggers of V8__webhooks.sql in the
 //! transaction of each change).
 
+use crate::store::Bounded;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -30,6 +31,7 @@ pub async fn set_endpoint(
         .bind(url)
         .bind(new_secret)
         .fetch_optional(db)
+        .bounded()
         .await
 }
 
@@ -44,6 +46,7 @@ pub async fn clear_endpoint(db: impl PgExecutor<'_>, client: &str) -> Result<boo
     Ok(sqlx::query(CLEAR_ENDPOINT)
         .bind(client)
         .execute(db)
+        .bounded()
         .await?
         .rows_affected()
         == 1)
@@ -69,6 +72,7 @@ pub async fn rotate_secret(
         .bind(new_secret)
         .bind(overlap.as_secs_f64())
         .execute(db)
+        .bounded()
         .await?;
     Ok(done.rows_affected() == 1)
 }
@@ -89,7 +93,11 @@ statement!(
          from clients where name = $1",
 );
 pub async fn endpoint(db: impl PgExecutor<'_>, client: &str) -> Result<Option<EndpointRow>, sqlx::Error> {
-    sqlx::query_as(ENDPOINT).bind(client).fetch_optional(db).await
+    sqlx::query_as(ENDPOINT)
+        .bind(client)
+        .fetch_optional(db)
+        .bounded()
+        .await
 }
 
 statement!(
@@ -109,7 +117,7 @@ statement!(
 /// Webhook signing secrets by the key id of the pepper they are sealed
 /// under: each client's, and a previous one while it still signs.
 pub async fn secrets_by_pepper(db: impl PgExecutor<'_>) -> Result<Vec<super::SealKeyCount>, sqlx::Error> {
-    sqlx::query_as(SECRETS_BY_PEPPER).fetch_all(db).await
+    sqlx::query_as(SECRETS_BY_PEPPER).fetch_all(db).bounded().await
 }
 
 /// A client's sealed secrets as stored, for re-sealing them.
@@ -142,6 +150,7 @@ pub async fn secrets_not_sealed_with(
     sqlx::query_as(SECRETS_NOT_SEALED_WITH)
         .bind(prefix)
         .fetch_all(db)
+        .bounded()
         .await
 }
 
@@ -166,6 +175,7 @@ pub async fn reseal(
         .bind(now.0)
         .bind(now.1)
         .execute(db)
+        .bounded()
         .await?;
     Ok(done.rows_affected() == 1)
 }
@@ -184,6 +194,7 @@ pub async fn record(
         .bind(verification)
         .bind(kind)
         .execute(db)
+        .bounded()
         .await?;
     Ok(())
 }

@@ -490,3 +490,26 @@ async fn a_full_phone_window_does_not_hide_why_a_verification_cannot_be_attempte
     .await;
     assert_eq!(phone_failure_hits(&app).await, 1);
 }
+
+/// An `Idempotency-Key` claim is taken over once unanswered for a minute: a
+/// replica whose waits could let a request run that long would let a retry in
+/// beside it, and a second code out. Such settings are refused at start, by name.
+#[tokio::test]
+async fn waits_that_could_outlast_an_idempotency_claim_are_refused_at_start() {
+    let database = TestDatabase::create().await;
+    for tweak in [
+        |s: &mut otp_service::config::Settings| s.hashing.wait_ms = 60_000,
+        |s: &mut otp_service::config::Settings| s.database.call_timeout_ms = 20_000,
+    ] {
+        let mut settings = test_settings(&database.url, "http://127.0.0.1:9");
+        tweak(&mut settings);
+        let refused = otp_service::startup::Application::build(settings, None)
+            .await
+            .err()
+            .expect("the start is refused")
+            .to_string();
+        for name in ["OTP_HASH_WAIT_MS", "OTP_SEND_WAIT_MS", "OTP_DB_CALL_TIMEOUT_MS"] {
+            assert!(refused.contains(name), "{refused}");
+        }
+    }
+}

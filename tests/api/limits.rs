@@ -147,8 +147,8 @@ async fn the_pools_run_at_read_committed_whatever_the_servers_default() {
         .unwrap();
     assert_eq!(default, "repeatable read", "the server's default is set");
     for pool in [
-        otp_service::store::pool(options.clone()),
-        otp_service::store::ops_pool(options),
+        otp_service::store::pool(options.clone(), Default::default()),
+        otp_service::store::ops_pool(options, Default::default()),
     ] {
         let level: String = sqlx::query_scalar("show transaction_isolation")
             .fetch_one(&pool)

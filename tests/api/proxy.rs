@@ -2,9 +2,11 @@
 //! outage does, and restore.
 
 use std::net::SocketAddr;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -28,6 +30,8 @@ pub struct DatabaseProxy {
     pub port: u16,
     target: SocketAddr,
     serving: Mutex<Option<Serving>>,
+    /// While set, forwarded connections stay open but carry nothing.
+    swallowing: Arc<AtomicBool>,
 }
 
 struct Serving {
@@ -43,6 +47,7 @@ impl DatabaseProxy {
             port: listener.local_addr().unwrap().port(),
             target,
             serving: Mutex::new(None),
+            swallowing: Arc::new(AtomicBool::new(false)),
         };
         proxy.serve(listener, None);
         proxy
@@ -60,6 +65,18 @@ impl DatabaseProxy {
         if outage != Outage::Refused {
             self.serve(bind(self.port).await, Some(outage));
         }
+    }
+
+    /// Keeps every connection open, pooled ones included, but from now on
+    /// reads and drops what either side sends, as a black-holed route or a
+    /// frozen server does: no reset, no close, no answer. New connections too.
+    pub fn swallow(&self) {
+        self.swallowing.store(true, Ordering::SeqCst);
+    }
+
+    /// Forwards again on the connections kept open (what was swallowed is lost).
+    pub fn resume(&self) {
+        self.swallowing.store(false, Ordering::SeqCst);
     }
 
     /// Forwards again, on the same port.
@@ -81,6 +98,7 @@ impl DatabaseProxy {
         let stop = CancellationToken::new();
         let tasks = TaskTracker::new();
         let target = self.target;
+        let swallowing = self.swallowing.clone();
         let (accept_stop, connections) = (stop.clone(), tasks.clone());
         tasks.spawn(async move {
             loop {
@@ -96,10 +114,11 @@ impl DatabaseProxy {
                 #[allow(deprecated)]
                 let _ = inbound.set_linger(Some(std::time::Duration::ZERO));
                 let stop = accept_stop.clone();
+                let swallowing = swallowing.clone();
                 connections.spawn(async move {
                     tokio::select! {
                         _ = stop.cancelled() => {}
-                        _ = handle(inbound, target, outage) => {}
+                        _ = handle(inbound, target, outage, swallowing) => {}
                     }
                 });
             }
@@ -108,13 +127,23 @@ impl DatabaseProxy {
     }
 }
 
-async fn handle(mut inbound: TcpStream, target: SocketAddr, outage: Option<Outage>) {
+async fn handle(
+    mut inbound: TcpStream,
+    target: SocketAddr,
+    outage: Option<Outage>,
+    swallowing: Arc<AtomicBool>,
+) {
     match outage {
         None => {
-            let Ok(mut outbound) = TcpStream::connect(target).await else {
+            let Ok(outbound) = TcpStream::connect(target).await else {
                 return;
             };
-            let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            let (from_client, to_client) = inbound.into_split();
+            let (from_server, to_server) = outbound.into_split();
+            tokio::join!(
+                pipe(from_client, to_server, &swallowing),
+                pipe(from_server, to_client, &swallowing),
+            );
         }
         Some(Outage::Reset) => {
             let Ok(mut outbound) = TcpStream::connect(target).await else {
@@ -170,6 +199,25 @@ async fn handle(mut inbound: TcpStream, target: SocketAddr, outage: Option<Outag
             std::future::pending::<()>().await;
         }
         Some(Outage::Refused) => {}
+    }
+}
+
+/// Forwards one direction until its sender closes it (then closes it onward,
+/// as `copy_bidirectional` does), dropping what it reads while `swallowing`.
+async fn pipe(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, swallowing: &AtomicBool) {
+    let mut buffer = [0u8; 8192];
+    loop {
+        match from.read(&mut buffer).await {
+            Ok(0) | Err(_) => {
+                let _ = to.shutdown().await;
+                return;
+            }
+            Ok(n) => {
+                if !swallowing.load(Ordering::SeqCst) && to.write_all(&buffer[..n]).await.is_err() {
+                    return;
+                }
+            }
+        }
     }
 }
 

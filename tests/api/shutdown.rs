@@ -192,3 +192,75 @@ async fn sigterm_under_load_answers_what_it_took_exits_in_time_and_gives_back_it
     .await;
     assert!(started.elapsed() < Duration::from_secs(20));
 }
+
+/// A send that ends during a stop, when every pooled connection it could be
+/// recorded on is dead (reset by the network, or opened by an HTTP worker
+/// whose runtime the stop ended): it is recorded on a fresh connection, not
+/// left leased to go out again when the lease runs out.
+#[tokio::test]
+async fn a_send_that_ends_during_a_stop_is_recorded_though_the_pooled_connections_are_dead() {
+    let (app, proxy) = spawn_app_behind_proxy(|_| {}).await;
+    app.stop_service().await;
+    let through_proxy = app.settings.database.url().to_owned();
+    let mut replica = ServiceProcess::start(
+        &app,
+        &[
+            ("DATABASE_URL", through_proxy.as_str()),
+            ("OTP_SHUTDOWN_TIMEOUT_SECONDS", "10"),
+            ("OTP_SEND_WAIT_MS", "0"),
+        ],
+    )
+    .await;
+    // Requests at once fill the pool with connections, idle once answered.
+    let bodies: Vec<_> = (0..16).map(|i| json!({"phone": nth_phone(100 + i)})).collect();
+    let warm: Vec<_> = join_all(bodies.iter().map(|body| replica.request_code(&app, body))).await;
+    assert!(warm.iter().all(|r| r.status() == 202));
+    app.wait_for(
+        "the first messages to go out",
+        Duration::from_secs(20),
+        || async { app.fake.messages().len() == 16 },
+    )
+    .await;
+
+    app.fake.script([Scripted::Delay(Duration::from_secs(3))]);
+    let slow_phone = nth_phone(0);
+    let slow = replica.request_code(&app, &json!({"phone": slow_phone})).await;
+    assert_eq!(slow.status(), 202);
+    let status = || async {
+        sqlx::query_as::<_, (String, i32)>(
+            "select status, claims from outbox_messages where phone_digits = $1",
+        )
+        .bind(&slow_phone[1..])
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+    };
+    app.wait_for("the slow send to be claimed", Duration::from_secs(10), || async {
+        status().await.1 > 0
+    })
+    .await;
+    // Every open connection is reset while the send is in flight; new ones work.
+    proxy.restore().await;
+    replica.terminate();
+    let exited = tokio::time::timeout(Duration::from_secs(15), replica.process.wait())
+        .await
+        .expect("exits within the shutdown timeout")
+        .unwrap();
+    assert!(exited.success(), "{exited:?}");
+
+    assert_eq!(status().await.0, "sent", "the send was recorded");
+    let leased: bool =
+        sqlx::query_scalar("select leased_until is not null from outbox_messages where phone_digits = $1")
+            .bind(&slow_phone[1..])
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert!(!leased);
+    let to_slow = app
+        .fake
+        .messages()
+        .iter()
+        .filter(|m| m.number == slow_phone[1..])
+        .count();
+    assert_eq!(to_slow, 1);
+}

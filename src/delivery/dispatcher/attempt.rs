@@ -7,9 +7,13 @@ use chrono::{DateTime, Utc};
 use rand::RngExt;
 use tracing::Level;
 
+use sqlx::Connection;
+
 use super::Delivery;
+use super::held::Sent;
 use crate::delivery::plan::{self, KeyStep, Log, MessageStep, Step};
 use crate::delivery::senders::{Sender, Slot};
+use crate::store::Bounded;
 use crate::store::outbox::{self, Claimed};
 
 /// A key's slot taken for a message before its attempt: by the dispatcher for
@@ -24,11 +28,13 @@ pub(in crate::delivery) struct Taken<'a> {
 impl Delivery {
     #[tracing::instrument(skip_all, fields(message = %message.id, verification = %message.verification_id, attempt = message.attempts))]
     pub(super) async fn attempt(&self, message: Claimed, taken: Option<Taken<'_>>) {
-        if let Err(e) = self.try_attempt(&message, taken).await {
-            // The lease runs out and the message is claimed again: nothing is lost.
+        let tried = self.try_attempt(&message, taken).await;
+        if let Err(e) = &tried {
+            // The lease runs out and the message is claimed again: nothing is
+            // lost. A send that went out stays held: a stop records it.
             tracing::warn!(error = %e, "could not record a delivery attempt");
         }
-        self.settle(&message);
+        self.settle(&message, tried.is_ok());
     }
 
     /// Sends one claimed message, on the slot `taken` for it if one was.
@@ -164,16 +170,30 @@ impl Delivery {
     }
 
     /// Failing to record a send would send it again when the lease runs out:
-    /// tried a few times. It also counts the send's slot from now.
+    /// tried a few times, on the pool first, then on fresh connections (the
+    /// pool's may all be dead, as during a stop); the claim stays held
+    /// meanwhile, and if every try fails a stop records the send
+    /// (`release_leases`). It also counts the send's slot from now.
     async fn record_sent(
         &self,
         message: &Claimed,
         provider_message_id: Option<&str>,
         slot: Option<i64>,
     ) -> Result<(), sqlx::Error> {
+        let sent = Sent {
+            provider_message_id: provider_message_id.map(str::to_owned),
+            slot,
+        };
+        self.hold_sent(message, sent);
         let mut tries = 0;
         loop {
-            match outbox::mark_sent(&self.inner.pool, message.id, provider_message_id, slot).await {
+            let recorded = if tries == 0 {
+                outbox::mark_sent(&self.inner.pool, message.id, provider_message_id, slot).await
+            } else {
+                self.record_on_fresh_connection(message, provider_message_id, slot)
+                    .await
+            };
+            match recorded {
                 Err(e) if tries < 5 => {
                     tries += 1;
                     tracing::warn!(error = %e, "could not record a send yet; trying again");
@@ -182,6 +202,20 @@ impl Delivery {
                 other => return other,
             }
         }
+    }
+}
+
+impl Delivery {
+    async fn record_on_fresh_connection(
+        &self,
+        message: &Claimed,
+        provider_message_id: Option<&str>,
+        slot: Option<i64>,
+    ) -> Result<(), sqlx::Error> {
+        let mut connection = self.fresh_connection().await?;
+        let recorded = outbox::mark_sent(&mut connection, message.id, provider_message_id, slot).await;
+        let _ = connection.close().bounded().await;
+        recorded
     }
 }
 

@@ -1,6 +1,7 @@
 //! Claiming messages to send: the request's own first attempt, and the
 //! dispatcher's batches in the fair order of `delivery::fair`.
 
+use crate::store::Bounded;
 use std::time::Duration;
 
 use sqlx::PgPool;
@@ -82,6 +83,7 @@ pub async fn claim_with_slot(
         .bind(WINDOW.as_secs_f64())
         .bind(BURST_WINDOW.as_secs_f64())
         .fetch_optional(pool)
+        .bounded()
         .await
 }
 
@@ -94,7 +96,7 @@ statement!(
 );
 /// Makes a message due now, for the dispatcher to take in its turn.
 pub async fn make_due(pool: &PgPool, id: MessageId) -> Result<(), sqlx::Error> {
-    sqlx::query(MAKE_DUE).bind(id).execute(pool).await?;
+    sqlx::query(MAKE_DUE).bind(id).execute(pool).bounded().await?;
     Ok(())
 }
 
@@ -141,5 +143,6 @@ pub async fn claim_due(pool: &PgPool, limit: i64) -> Result<Vec<Claimed>, sqlx::
         .bind(SEND_TIMEOUT.as_secs_f64())
         .bind(FAIR_SHARE_MEMORY.as_secs_f64())
         .fetch_all(pool)
+        .bounded()
         .await
 }

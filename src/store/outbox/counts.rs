@@ -1,5 +1,6 @@
 //! What is read of the queue as a whole.
 
+use crate::store::Bounded;
 use sqlx::{PgExecutor, PgPool, Postgres, Transaction};
 
 /// What `/metrics` shows of the queue.
@@ -16,7 +17,7 @@ pub struct QueueStats {
 statement!(DEPTH = concat!("select count(*) from outbox_messages where ", waiting_to_send!()));
 /// Messages waiting to be sent (due or not), for admission control and the admin page.
 pub async fn depth(pool: &PgPool) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(DEPTH).fetch_one(pool).await
+    sqlx::query_scalar(DEPTH).fetch_one(pool).bounded().await
 }
 
 statement!(
@@ -29,8 +30,8 @@ statement!(
 );
 /// The queue's depth and age, read through `ops_pool` (`/metrics`' own).
 pub async fn stats(ops_pool: &PgPool) -> Result<QueueStats, sqlx::Error> {
-    let mut stats: QueueStats = sqlx::query_as(STATS).fetch_one(ops_pool).await?;
-    stats.by_client = sqlx::query_as(BY_CLIENT).fetch_all(ops_pool).await?;
+    let mut stats: QueueStats = sqlx::query_as(STATS).fetch_one(ops_pool).bounded().await?;
+    stats.by_client = sqlx::query_as(BY_CLIENT).fetch_all(ops_pool).bounded().await?;
     Ok(stats)
 }
 
@@ -56,7 +57,7 @@ statement!(WAITING_BY_CLIENT = "select client_id, share, waiting from waiting_by
 /// admission needs to place a new message in the fair order
 /// (`waiting_by_client`, V12).
 pub async fn waiting_by_client(db: impl PgExecutor<'_>) -> Result<Vec<Waiting>, sqlx::Error> {
-    sqlx::query_as(WAITING_BY_CLIENT).fetch_all(db).await
+    sqlx::query_as(WAITING_BY_CLIENT).fetch_all(db).bounded().await
 }
 
 statement!(LOCK_CLIENT_QUEUE = "select client_id, share, waiting from lock_client_queue($1)");
@@ -71,6 +72,7 @@ pub async fn lock_client_queue(
     sqlx::query_as(LOCK_CLIENT_QUEUE)
         .bind(client)
         .fetch_all(&mut **tx)
+        .bounded()
         .await
 }
 
@@ -86,5 +88,5 @@ statement!(
 /// Messages waiting to be sent by the key id of the pepper their text is
 /// sealed under (`None` for texts sealed before key ids).
 pub async fn waiting_by_pepper(pool: &PgPool) -> Result<Vec<crate::store::SealKeyCount>, sqlx::Error> {
-    sqlx::query_as(WAITING_BY_PEPPER).fetch_all(pool).await
+    sqlx::query_as(WAITING_BY_PEPPER).fetch_all(pool).bounded().await
 }

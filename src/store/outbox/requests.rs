@@ -2,6 +2,7 @@
 //! drop it for a resend, give it up for a cancel. Each runs in the request's
 //! transaction.
 
+use crate::store::Bounded;
 use std::time::Duration;
 
 use sqlx::{Postgres, Transaction};
@@ -38,6 +39,7 @@ pub async fn insert(
         .bind(message.first_attempt_in.as_secs_f64())
         .bind(message.client_id)
         .execute(&mut **tx)
+        .bounded()
         .await?;
     Ok(id)
 }
@@ -63,6 +65,7 @@ pub async fn insert_for_test_number(
         .bind(phone_digits)
         .bind(MessageStatus::Sent)
         .execute(&mut **tx)
+        .bounded()
         .await?;
     Ok(id)
 }
@@ -80,6 +83,7 @@ pub async fn supersede_queued(
         .bind(verification_id)
         .bind(MessageStatus::Superseded)
         .execute(&mut **tx)
+        .bounded()
         .await?;
     Ok(())
 }
@@ -100,6 +104,7 @@ pub async fn give_up_queued(
         .bind(MessageStatus::Failed)
         .bind(reason)
         .execute(&mut **tx)
+        .bounded()
         .await?;
     Ok(())
 }

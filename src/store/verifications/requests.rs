@@ -1,6 +1,7 @@
 //! The statements of a new request: find what it would resend, close what
 //! finished, resend, or insert.
 
+use crate::store::Bounded;
 use std::time::Duration;
 
 use sqlx::{PgExecutor, Postgres, Transaction};
@@ -97,6 +98,7 @@ pub async fn resendable_and_waits(
         .bind(max_hits)
         .bind(spans)
         .fetch_one(db)
+        .bounded()
         .await?;
     let resendable = Resendable::of(row.id, row.sends, row.cooldown_left, row.expires_in);
     Ok((resendable, row.waits))
@@ -153,6 +155,7 @@ pub async fn close_finished_and_lock_resendable(
         .bind(key.purpose)
         .bind(f64::from(cooldown_seconds))
         .fetch_one(&mut **tx)
+        .bounded()
         .await?;
     let resendable = Resendable::of(row.id, row.sends, row.cooldown_left, row.expires_in);
     Ok((row.closed_expired == Some(true), resendable))
@@ -178,6 +181,7 @@ pub async fn resend(
         .bind(locale)
         .bind(ttl.as_secs_f64())
         .execute(&mut **tx)
+        .bounded()
         .await?;
     Ok(())
 }
@@ -217,7 +221,10 @@ pub async fn insert(
     new: &NewVerification<'_>,
 ) -> Result<VerificationId, sqlx::Error> {
     let id = VerificationId::new();
-    bind_new(sqlx::query(INSERT), id, new).execute(&mut **tx).await?;
+    bind_new(sqlx::query(INSERT), id, new)
+        .execute(&mut **tx)
+        .bounded()
+        .await?;
     Ok(id)
 }
 
@@ -248,6 +255,7 @@ pub async fn insert_with_message(
         .bind(message.ttl.as_secs_f64())
         .bind(message.first_attempt_in.as_secs_f64())
         .execute(&mut **tx)
+        .bounded()
         .await?;
     Ok(id)
 }
