@@ -87,8 +87,8 @@ impl Metrics {
             )),
             request_refusals: register!(counter(
                 "otp_request_refusals_total",
-                "POST /otp/request answered with an error, by client and error code.",
-                &["client", "code"]
+                "POST /otp/request answered with an error, by client, error code and, for rate_limited, reason: suspected_fraud or the window (phone_sends, phone_sends_all_clients, end_user_ip, client_requests, verification_sends); empty for other codes.",
+                &["client", "code", "reason"]
             )),
             webhook_deliveries: register!(counter(
                 "otp_webhook_deliveries_total",

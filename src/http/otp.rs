@@ -125,7 +125,7 @@ pub async fn request_code(
         state
             .metrics
             .request_refusals
-            .with_label_values(&[name.as_str(), e.problem().code])
+            .with_label_values(&[name.as_str(), e.problem().code, e.refusal_reason()])
             .inc();
     }
     answer

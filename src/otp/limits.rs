@@ -13,7 +13,7 @@ use sqlx::PgExecutor;
 use super::rate::RateWindow;
 use crate::clients::Client;
 use crate::domain::PhoneNumber;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Window};
 use crate::store::limits;
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -204,6 +204,20 @@ impl Bucket {
         Error::RateLimited {
             detail: format!("{}; try again later", self.refusal),
             retry_after: retry_after(seconds, self.shared),
+            window: self.name(),
+        }
+    }
+
+    /// The window, as `otp_request_refusals_total` names it: told by the
+    /// bucket's kind, the start of its key.
+    fn name(&self) -> Window {
+        match self.kind() {
+            "phone-sends" => Window::PhoneSends,
+            "phone-sends-all" => Window::PhoneSendsAllClients,
+            "ip" => Window::EndUserIp,
+            "wrong-codes" => Window::WrongCodes,
+            "admin-failures" => Window::AdminFailures,
+            other => unreachable!("a bucket of an unnamed kind: {other}"),
         }
     }
 
@@ -227,6 +241,43 @@ fn retry_after(seconds: f64, shared: bool) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_bucket_names_its_window() {
+        let settings = LimitSettings {
+            phone_sends_per_hour: 1,
+            phone_sends_per_hour_all_clients: 1,
+            phone_failures_per_hour: 1,
+            phone_failures_per_day: 1,
+            ip_requests_per_hour: 1,
+            client_requests_per_minute: 1,
+        };
+        let client = Client {
+            id: crate::domain::ClientId::new(),
+            name: "shop".into(),
+            settings: Default::default(),
+        };
+        let phone = PhoneNumber::parse("+59169657008", None).unwrap();
+        let ip = "203.0.113.7".parse().unwrap();
+        let [hour, day] = settings.phone_failures_before_phone(&client);
+        for (bucket, window) in [
+            (settings.phone_sends(&client, &phone), Window::PhoneSends),
+            (
+                settings.phone_sends_all_clients(&phone),
+                Window::PhoneSendsAllClients,
+            ),
+            (settings.end_user_ip(&client, ip), Window::EndUserIp),
+            (hour, Window::WrongCodes),
+            (day, Window::WrongCodes),
+            (admin_failures(Some(ip)), Window::AdminFailures),
+        ] {
+            let refused = bucket.refused(1.0);
+            assert!(
+                matches!(refused, Error::RateLimited { window: w, .. } if w == window),
+                "{refused:?}"
+            );
+        }
+    }
 
     #[test]
     fn a_shared_window_tells_the_wait_to_the_minute_only() {

@@ -167,3 +167,37 @@ async fn a_block_reaches_another_replica_at_once() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn a_refusal_is_counted_with_its_reason() {
+    let app = spawn_app_with(|s| s.policy.ip_requests_per_hour = 1).await;
+    app.changing_clients(async { fraud(&app, &["block", "+591696"]) })
+        .await;
+    refused_as_fraud(app.request_code(json!({"phone": PHONE})).await).await;
+    let ip = "198.51.100.4";
+    let first = app
+        .request_code(json!({"phone": "+51987654321", "end_user_ip": ip}))
+        .await;
+    assert_eq!(first.status(), 202);
+    let second = app
+        .request_code(json!({"phone": "+51987654322", "end_user_ip": ip}))
+        .await;
+    let body = problem(second, 429, "rate_limited").await;
+    assert!(body.get("reason").is_none(), "a window is no fraud: {body}");
+    problem(
+        app.request_code(json!({"phone": "12"})).await,
+        400,
+        "invalid_phone",
+    )
+    .await;
+
+    let refusals = |code: &'static str, reason: &'static str| {
+        let labels = [("client", "test-client"), ("code", code), ("reason", reason)];
+        let app = &app;
+        async move { metric_with(app, "otp_request_refusals_total", &labels).await }
+    };
+    assert_eq!(refusals("rate_limited", "suspected_fraud").await, 1.0);
+    assert_eq!(refusals("rate_limited", "end_user_ip").await, 1.0);
+    assert_eq!(refusals("invalid_phone", "").await, 1.0);
+    assert_eq!(metric(&app, "otp_request_refusals_total").await, 3.0);
+}
