@@ -52,9 +52,10 @@ pub enum Error {
         retry_after: u64,
         window: Window,
     },
-    /// The number's prefix is blocked by the operators (or, in `enforce`
-    /// mode, flagged): refused before anything is counted or sent.
-    #[error("codes to this number are refused for now: its prefix is suspected of fraud")]
+    /// The number's prefix or country, or the end user's network, is
+    /// blocked by the operators (or, in `enforce` mode, flagged in this
+    /// client's traffic): refused before anything is counted or sent.
+    #[error("codes to this number are refused for now: it, or the end user's network, is suspected of fraud")]
     SuspectedFraud { retry_after: u64 },
     #[error("{detail}")]
     DeliveryUnavailable { detail: String, retry_after: u64 },

@@ -97,8 +97,8 @@ impl Metrics {
             )),
             fraud_flags: register!(counter(
                 "otp_fraud_flags_total",
-                "Fraud flags raised by this replica's detector, by rule (unverified_day, low_conversion_hour, ip_countries) and country.",
-                &["rule", "country"]
+                "Fraud flags raised by this replica's detector, by the client whose traffic raised it, rule (unverified_day, unverified_day_all_clients, low_conversion_hour, ip_countries) and country.",
+                &["client", "rule", "country"]
             )),
             delivery_duration: register!(HistogramVec::new(
                 HistogramOpts::new(

@@ -133,21 +133,7 @@ pub fn admin_failures(source: Option<IpAddr>) -> Bucket {
     )
 }
 
-/// IPv6 users usually hold a whole /64, so that is what one "IP" is.
-/// The end user's network as the limits and the fraud rules count it: an
-/// IPv4 address, or an IPv6 /64 (one household or phone).
-pub fn network(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
-            None => {
-                let s = v6.segments();
-                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-            }
-        },
-    }
-}
+pub use crate::domain::network;
 
 pub use crate::store::limits::HitId as Hit;
 

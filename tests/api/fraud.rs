@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::admin_clients::{admin, admin_app, json_of};
 use crate::helpers::*;
 
-fn fraud(app: &TestApp, args: &[&str]) -> Output {
+pub(crate) fn fraud(app: &TestApp, args: &[&str]) -> Output {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_otp-service"))
         .arg("fraud")
         .args(args)
@@ -27,7 +27,7 @@ fn fraud(app: &TestApp, args: &[&str]) -> Output {
     output
 }
 
-async fn refused_as_fraud(response: reqwest::Response) -> Value {
+pub(crate) async fn refused_as_fraud(response: reqwest::Response) -> Value {
     let retry_after = response.headers().get("retry-after").cloned();
     let body = problem(response, 429, "rate_limited").await;
     assert_eq!(body["reason"], "suspected_fraud", "{body}");
