@@ -70,7 +70,7 @@ pub enum Command {
         #[command(subcommand)]
         action: ClientsCommand,
     },
-    /// Allow or block number prefixes by hand (fraud protection).
+    /// Allow or block number prefixes, block countries and networks, turn fraud flags into blocks.
     Fraud {
         #[command(flatten)]
         database: DatabaseSettings,

@@ -47,10 +47,15 @@ pub enum Error {
     #[error("a new code can be sent in {retry_after} s")]
     ResendTooSoon { id: Uuid, retry_after: u64 },
     #[error("{detail}")]
-    RateLimited { detail: String, retry_after: u64 },
-    /// The number's prefix is blocked by the operators (or, in `enforce`
-    /// mode, flagged): refused before anything is counted or sent.
-    #[error("codes to this number are refused for now: its prefix is suspected of fraud")]
+    RateLimited {
+        detail: String,
+        retry_after: u64,
+        window: Window,
+    },
+    /// The number's prefix or country, or the end user's network, is
+    /// blocked by the operators (or, in `enforce` mode, flagged in this
+    /// client's traffic): refused before anything is counted or sent.
+    #[error("codes to this number are refused for now: it, or the end user's network, is suspected of fraud")]
     SuspectedFraud { retry_after: u64 },
     #[error("{detail}")]
     DeliveryUnavailable { detail: String, retry_after: u64 },
@@ -128,6 +133,52 @@ fn is_unavailable_state(code: &str) -> bool {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The window that refused a request (`rate_limited`): a fixed set, so that
+/// it can label `otp_request_refusals_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Window {
+    /// A client's codes to one phone in an hour.
+    PhoneSends,
+    /// Every client's codes to one phone in an hour.
+    PhoneSendsAllClients,
+    /// A client's requests from one end-user network in an hour.
+    EndUserIp,
+    /// A client's requests in a minute.
+    ClientRequests,
+    /// The sends one verification allows.
+    VerificationSends,
+    /// Wrong codes for one phone in an hour or a day.
+    WrongCodes,
+    /// Wrong admin credentials from one address in a minute.
+    AdminFailures,
+}
+
+impl Window {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Window::PhoneSends => "phone_sends",
+            Window::PhoneSendsAllClients => "phone_sends_all_clients",
+            Window::EndUserIp => "end_user_ip",
+            Window::ClientRequests => "client_requests",
+            Window::VerificationSends => "verification_sends",
+            Window::WrongCodes => "wrong_codes",
+            Window::AdminFailures => "admin_failures",
+        }
+    }
+}
+
+impl Error {
+    /// Why a `rate_limited` request was refused: `suspected_fraud`, or the
+    /// window's name; empty for every other error (the code says it all).
+    pub fn refusal_reason(&self) -> &'static str {
+        match self {
+            Error::SuspectedFraud { .. } => "suspected_fraud",
+            Error::RateLimited { window, .. } => window.as_str(),
+            _ => "",
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -87,8 +87,8 @@ impl Metrics {
             )),
             request_refusals: register!(counter(
                 "otp_request_refusals_total",
-                "POST /otp/request answered with an error, by client and error code.",
-                &["client", "code"]
+                "POST /otp/request answered with an error, by client, error code and, for rate_limited, reason: suspected_fraud or the window (phone_sends, phone_sends_all_clients, end_user_ip, client_requests, verification_sends); empty for other codes.",
+                &["client", "code", "reason"]
             )),
             webhook_deliveries: register!(counter(
                 "otp_webhook_deliveries_total",
@@ -97,8 +97,8 @@ impl Metrics {
             )),
             fraud_flags: register!(counter(
                 "otp_fraud_flags_total",
-                "Fraud flags raised by this replica's detector, by rule (unverified_day, low_conversion_hour, ip_countries) and country.",
-                &["rule", "country"]
+                "Fraud flags raised by this replica's detector, by the client whose traffic raised it, rule (unverified_day, unverified_day_all_clients, low_conversion_hour, ip_countries) and country.",
+                &["client", "rule", "country"]
             )),
             delivery_duration: register!(HistogramVec::new(
                 HistogramOpts::new(

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-const TABLES: [&str; 13] = [
+const TABLES: [&str; 14] = [
     "verifications",
     "outbox_messages",
     "senders",
@@ -18,6 +18,7 @@ const TABLES: [&str; 13] = [
     "webhook_events",
     "fraud_prefixes",
     "fraud_flags",
+    "fraud_blocks",
 ];
 
 fn sources(dir: &Path, found: &mut Vec<PathBuf>) {

@@ -23,8 +23,8 @@ use tokio_util::sync::CancellationToken;
 use chrono::Utc;
 
 use super::{Client, key_hash};
-use crate::domain::{ClientId, PrefixRule};
-use crate::fraud::StandingFlag;
+use crate::domain::ClientId;
+use crate::fraud::{Lists, StandingFlag};
 use crate::metrics::Metrics;
 use crate::otp::cooldowns::{Cooldowns, FINISHED_CHANNEL};
 use crate::store::clients as store;
@@ -61,8 +61,9 @@ struct Inner {
 struct Held {
     by_key: HashMap<Vec<u8>, (Client, Instant)>,
     test_numbers: HashMap<ClientId, (Arc<Vec<ActiveTestNumber>>, Instant)>,
-    /// The operators' allowed and blocked prefixes (one list for all clients).
-    prefixes: Option<(Arc<Vec<PrefixRule>>, Instant)>,
+    /// The operators' allowed and blocked prefixes, blocked countries and
+    /// networks (one list for all clients).
+    fraud_lists: Option<(Arc<Lists>, Instant)>,
     /// The fraud detector's standing flags.
     flags: Option<(Arc<Vec<StandingFlag>>, Instant)>,
 }
@@ -125,13 +126,13 @@ impl ClientCache {
             .map(|n| n.code_hash.clone()))
     }
 
-    /// The allowed and blocked prefixes, from memory when it may be trusted:
-    /// a change reaches every replica by notification, as a client's does.
-    pub async fn prefix_rules(&self) -> Result<Arc<Vec<PrefixRule>>, sqlx::Error> {
+    /// The operators' fraud lists, from memory when it may be trusted: a
+    /// change reaches every replica by notification, as a client's does.
+    pub async fn fraud_lists(&self) -> Result<Arc<Lists>, sqlx::Error> {
         self.remembered(
-            |held| held.prefixes.as_ref(),
-            crate::fraud::rules(&self.inner.pool),
-            |held, rules| held.prefixes = Some(rules),
+            |held| held.fraud_lists.as_ref(),
+            crate::fraud::lists(&self.inner.pool),
+            |held, lists| held.fraud_lists = Some(lists),
         )
         .await
     }

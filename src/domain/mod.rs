@@ -5,6 +5,7 @@ mod client_settings;
 mod code;
 mod ids;
 mod locale;
+mod network;
 mod phone;
 mod prefix;
 mod purpose;
@@ -15,6 +16,7 @@ pub use client_settings::{Change, ClientSettings, Defaults, Effective, FieldErro
 pub use code::{CodeLength, OtpCode};
 pub use ids::{ClientId, MessageId, SenderId, VerificationId, WebhookEventId};
 pub use locale::Locale;
+pub use network::{network, parse_network};
 pub use phone::{PhoneError, PhoneNumber, mask as mask_phone, parse_country};
 pub use prefix::{Prefix, PrefixAction, PrefixRule, decide as decide_prefix};
 pub use purpose::Purpose;

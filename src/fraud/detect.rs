@@ -1,16 +1,19 @@
 //! Pumping detection: velocity against conversion (Authgear's published
-//! rules). Every replica's detector counts, each `OTP_FRAUD_CHECK_SECONDS`:
+//! rules), each client's traffic counted apart (`fraud::rules`). Every
+//! replica's detector counts, each `OTP_FRAUD_CHECK_SECONDS`:
 //! - `unverified_day`, by country and by prefix (the calling code and three
-//!   digits): codes sent and not verified in the last day, above
-//!   max(20, 0.2 × the best day of verified codes in the last 14 days);
-//! - `low_conversion_hour`, by prefix: under 10 % verified of at least 20
-//!   sends in the last hour;
-//! - `ip_countries`: an end user's network asking for numbers of more than
-//!   three countries in a day.
+//!   digits): a client's codes sent and not verified in the last day, above
+//!   max(20, 0.2 × its best day of verified codes in the last 14 days);
+//! - `unverified_day_all_clients`, by prefix: the same over the clients
+//!   whose own traffic there is dirty, added up; each of them is flagged;
+//! - `low_conversion_hour`, by prefix: a client's sends in the last hour, at
+//!   least 20, under 10 % verified;
+//! - `ip_countries`: an end user's network, as a client states it, asking
+//!   that client for numbers of more than three countries in a day.
 //!
 //! A flag raised is logged and counted (`otp_fraud_flags_total`); in
-//! `enforce` mode new requests matching it are refused. Flags clear when the
-//! counts fall back.
+//! `enforce` mode that client's new requests matching it are refused. Flags
+//! clear when the counts fall back.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -18,8 +21,10 @@ use std::time::Duration;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
+use super::rules::{self, BASELINE, CONTRIBUTOR_FLOOR, DAY, HOUR, LOW_CONVERSION_MIN_SENDS, MAX_COUNTRIES};
 use crate::metrics::Metrics;
-use crate::store::fraud_flags::{self as store, FlagRow};
+use crate::store::fraud_counts as counts;
+use crate::store::fraud_flags::{self as store, Flag};
 
 pub struct Detector {
     pub pool: PgPool,
@@ -40,17 +45,29 @@ impl Detector {
         }
     }
 
+    /// What every rule finds now.
+    async fn findings(&self) -> Result<Vec<Flag>, sqlx::Error> {
+        let pool = &self.pool;
+        // The least count returned is the least any rule on it can use.
+        let by_country = counts::unverified(pool, "country", DAY, BASELINE, CONTRIBUTOR_FLOOR).await?;
+        let by_prefix = counts::unverified(pool, "prefix", DAY, BASELINE, CONTRIBUTOR_FLOOR).await?;
+        let mut found = rules::unverified_day("country", &by_country);
+        found.extend(rules::unverified_day("prefix", &by_prefix));
+        found.extend(rules::unverified_day_all_clients(&by_prefix));
+        let conversion = counts::conversion(pool, HOUR, LOW_CONVERSION_MIN_SENDS).await?;
+        found.extend(rules::low_conversion_hour(&conversion));
+        let networks = counts::network_countries(pool, DAY, MAX_COUNTRIES + 1).await?;
+        found.extend(rules::ip_countries(&networks));
+        Ok(found)
+    }
+
     /// Counts every rule once, raising, updating and clearing flags.
     pub async fn check(&self) -> Result<(), sqlx::Error> {
-        let mut found = store::unverified_day(&self.pool, "country").await?;
-        found.extend(store::unverified_day(&self.pool, "prefix").await?);
-        found.extend(store::low_conversion_hour(&self.pool).await?);
-        found.extend(store::ip_countries(&self.pool).await?);
+        let found = self.findings().await?;
         let standing = store::current(&self.pool).await?;
-        let id = |f: &FlagRow| (f.rule.clone(), f.scope.clone(), f.key.clone());
-        let standing_ids: HashSet<_> = standing.iter().map(id).collect();
+        let standing_ids: HashSet<_> = standing.iter().map(|f| f.flag.identity()).collect();
         for flag in &found {
-            if standing_ids.contains(&id(flag)) {
+            if standing_ids.contains(&flag.identity()) {
                 store::update(&self.pool, flag).await?;
             } else if store::raise(&self.pool, flag).await? {
                 tracing::warn!(
@@ -60,14 +77,20 @@ impl Detector {
                 );
                 self.metrics
                     .fraud_flags
-                    .with_label_values(&[&flag.rule, &flag.country])
+                    .with_label_values(&[&flag.client_name, &flag.rule, &flag.country])
                     .inc();
             }
         }
-        let found_ids: HashSet<_> = found.iter().map(id).collect();
-        for flag in standing.iter().filter(|f| !found_ids.contains(&id(f))) {
-            store::clear(&self.pool, &flag.rule, &flag.scope, &flag.key).await?;
-            tracing::info!(rule = %flag.rule, key = %flag.key, "fraud flag cleared");
+        let found_ids: HashSet<_> = found.iter().map(Flag::identity).collect();
+        for row in standing
+            .iter()
+            .filter(|f| !found_ids.contains(&f.flag.identity()))
+        {
+            store::clear(&self.pool, &row.flag).await?;
+            tracing::info!(
+                rule = %row.flag.rule, key = %row.flag.key, client = %row.flag.client_name,
+                "fraud flag cleared"
+            );
         }
         Ok(())
     }

@@ -1,9 +1,17 @@
-//! Fraud protection: the prefixes operators allow or block by hand
-//! (`otp-service fraud`, `/admin/fraud`). A blocked prefix is refused at
-//! once on every replica, whatever the fraud mode; an allowed one is never
-//! refused for suspected fraud.
+//! Fraud protection: the prefixes operators allow or block by hand, and the
+//! countries and networks they block (`otp-service fraud`, `/admin/fraud`),
+//! refused at once on every replica, for every client, whatever the fraud
+//! mode (an allowed prefix is never refused for suspected fraud); and the
+//! detector's flags (`detect`, `rules`), each refusing under `enforce` only
+//! the client whose own traffic raised it.
 
+pub mod blocks;
 pub mod detect;
+pub mod flags;
+pub mod rules;
+
+pub use blocks::{Asked, Block, Lists, Said, Subject, lists, operators_say};
+pub use flags::{StandingFlag, matching_flag, standing_flags};
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
@@ -16,11 +24,6 @@ use crate::store::fraud_prefixes as store;
 pub struct PrefixEntry {
     pub rule: PrefixRule,
     pub created_at: DateTime<Utc>,
-}
-
-/// Every rule, as requests are judged by.
-pub async fn rules(pool: &PgPool) -> Result<Vec<PrefixRule>, sqlx::Error> {
-    Ok(list(pool).await?.into_iter().map(|e| e.rule).collect())
 }
 
 pub async fn list(pool: &PgPool) -> Result<Vec<PrefixEntry>, sqlx::Error> {
@@ -73,53 +76,11 @@ pub enum FraudMode {
     /// Flags are raised, logged and counted; nothing is refused for them.
     #[default]
     Record,
-    /// Requests matching a flag are refused too.
+    /// Also, a client's requests matching one of its own flags are refused.
     Enforce,
 }
 
-/// A standing flag as requests are judged by it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StandingFlag {
-    /// `country`, `prefix` or `ip`.
-    pub scope: String,
-    pub key: String,
-    pub until: DateTime<Utc>,
-}
-
-/// The flags of the detector, as requests are judged by.
-pub async fn standing_flags(pool: &PgPool) -> Result<Vec<StandingFlag>, sqlx::Error> {
-    Ok(crate::store::fraud_flags::current(pool)
-        .await?
-        .into_iter()
-        .map(|f| StandingFlag {
-            scope: f.scope,
-            key: f.key,
-            until: f.until,
-        })
-        .collect())
-}
-
-/// The flag a request matches, if any: its number's country or prefix, or
-/// its end user's network.
-pub fn matching_flag<'a>(
-    flags: &'a [StandingFlag],
-    country: Option<&str>,
-    prefix: &str,
-    network: Option<&str>,
-    now: DateTime<Utc>,
-) -> Option<&'a StandingFlag> {
-    flags
-        .iter()
-        .filter(|f| f.until > now)
-        .find(|f| match f.scope.as_str() {
-            "country" => Some(f.key.as_str()) == country,
-            "prefix" => f.key == prefix,
-            "ip" => Some(f.key.as_str()) == network,
-            _ => false,
-        })
-}
-
-/// The same, for the admin API.
+/// Prefixes, blocks and flags, for the admin API.
 #[derive(Clone)]
 pub struct FraudAdmin {
     pool: PgPool,
@@ -144,7 +105,29 @@ impl FraudAdmin {
 
     /// The detector's standing flags, with their figures.
     pub async fn flags(&self) -> Result<Vec<crate::store::fraud_flags::FlagRow>, sqlx::Error> {
-        crate::store::fraud_flags::current(&self.pool).await
+        flags::current(&self.pool).await
+    }
+
+    /// Blocks for every client what flag `id` flags (`None`: no such flag stands).
+    pub async fn block_from_flag(
+        &self,
+        id: i64,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<Option<(crate::store::fraud_flags::FlagRow, Block)>, sqlx::Error> {
+        flags::block_from_flag(&self.pool, id, until).await
+    }
+
+    /// The blocked countries and networks.
+    pub async fn blocks(&self) -> Result<Vec<Block>, sqlx::Error> {
+        blocks::blocks(&self.pool).await
+    }
+
+    pub async fn block(&self, subject: &Subject, until: Option<DateTime<Utc>>) -> Result<Block, sqlx::Error> {
+        blocks::block(&self.pool, subject, until).await
+    }
+
+    pub async fn unblock(&self, subject: &Subject) -> Result<bool, sqlx::Error> {
+        blocks::unblock(&self.pool, subject).await
     }
 }
 
@@ -162,28 +145,6 @@ pub fn retry_after(until: Option<DateTime<Utc>>, now: DateTime<Utc>) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_request_matches_a_flag_of_its_country_prefix_or_network_while_it_stands() {
-        let now = Utc::now();
-        let flag = |scope: &str, key: &str, secs: i64| StandingFlag {
-            scope: scope.into(),
-            key: key.into(),
-            until: now + chrono::Duration::seconds(secs),
-        };
-        let flags = [
-            flag("prefix", "591777", 60),
-            flag("country", "PE", 60),
-            flag("ip", "10.0.0.1", -1),
-        ];
-        assert!(matching_flag(&flags, Some("BO"), "591777", None, now).is_some());
-        assert!(matching_flag(&flags, Some("BO"), "591696", None, now).is_none());
-        assert!(matching_flag(&flags, Some("PE"), "51987", None, now).is_some());
-        assert!(
-            matching_flag(&flags, None, "591696", Some("10.0.0.1"), now).is_none(),
-            "ended"
-        );
-    }
 
     #[test]
     fn a_block_is_waited_out_or_looked_at_again_tomorrow() {

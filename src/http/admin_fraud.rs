@@ -1,5 +1,7 @@
 //! `/admin/fraud`: number prefixes allowed or blocked by hand, as
-//! `otp-service fraud` does. Every replica applies a change at once.
+//! `otp-service fraud` does. Every replica applies a change at once. (The
+//! detector's flags, and blocked countries and networks, are in
+//! `admin_fraud_flags`.)
 
 use actix_web::{HttpRequest, HttpResponse, delete, get, put, web};
 use chrono::{DateTime, Utc};
@@ -156,68 +158,4 @@ pub async fn remove_prefix(
     } else {
         Err(Error::NotFound("nothing was said of this prefix"))
     }
-}
-
-/// A standing fraud flag, with what its rule counted.
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({
-    "rule": "unverified_day", "scope": "prefix", "key": "591777", "client": "shop", "country": "BO",
-    "counted": 50, "threshold": 20.0, "flagged_at": "2026-12-03T10:00:00Z", "until": "2026-12-04T09:12:00Z"
-}))]
-pub struct FlagReport {
-    /// `unverified_day`, `low_conversion_hour` or `ip_countries`.
-    pub rule: String,
-    /// `country`, `prefix` (calling code and three digits) or `ip` (an IPv4 address or an IPv6 /64).
-    pub scope: String,
-    pub key: String,
-    /// The client with the most of the flagged traffic.
-    pub client: String,
-    pub country: String,
-    /// Codes sent and not verified in the day; sends in the hour; countries in the day.
-    pub counted: i64,
-    /// The bound `counted` passed (for `low_conversion_hour`, the conversion under which it flags).
-    pub threshold: f64,
-    pub flagged_at: DateTime<Utc>,
-    /// When the rule's window would clear, were nothing more sent.
-    pub until: DateTime<Utc>,
-}
-
-/// The fraud detector's standing flags.
-///
-/// Raised by the rules of `OTP_FRAUD_MODE=record|enforce`; in `enforce`
-/// mode, new requests a flag matches (its country, prefix or end-user
-/// network) get `429 rate_limited` with `reason: "suspected_fraud"`.
-#[utoipa::path(
-    tag = "admin",
-    responses(
-        (status = 200, description = "The standing flags, oldest first", body = Vec<FlagReport>),
-        (status = 401, description = "`unauthorized`", body = Problem),
-        (status = 404, description = "`not_found`: admin endpoints are off (`OTP_ADMIN_KEY` unset)", body = Problem),
-        (status = 429, description = "`rate_limited`: too many wrong admin credentials from this address in the last minute", body = Problem,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 503, description = "`unavailable`: the database does not answer", body = Problem,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
-    ),
-    security(("admin_key" = []))
-)]
-#[get("/fraud/flags")]
-pub async fn list_flags(state: web::Data<AppState>) -> Result<HttpResponse> {
-    let flags: Vec<FlagReport> = state
-        .fraud
-        .flags()
-        .await?
-        .into_iter()
-        .map(|f| FlagReport {
-            rule: f.rule,
-            scope: f.scope,
-            key: f.key,
-            client: f.client_name,
-            country: f.country,
-            counted: f.counted,
-            threshold: f.threshold,
-            flagged_at: f.flagged_at,
-            until: f.until,
-        })
-        .collect();
-    Ok(HttpResponse::Ok().json(flags))
 }

@@ -55,7 +55,9 @@ pub struct Problem {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_after: Option<u64>,
     /// Why a request is `rate_limited` when it is not a window:
-    /// `suspected_fraud` (the number's prefix is blocked).
+    /// `suspected_fraud` (the number's prefix or country, or the end user's
+    /// network, is blocked; or, under `OTP_FRAUD_MODE=enforce`, one of this
+    /// client's own fraud flags matches the request).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'static str>,
 }

@@ -3,6 +3,7 @@
 mod admin;
 mod admin_clients;
 mod admin_fraud;
+mod admin_fraud_flags;
 mod admin_test_numbers;
 mod admin_webhooks;
 mod auth;
@@ -52,7 +53,7 @@ pub struct AppState {
     pub clients: crate::clients::admin::ClientAdmin,
     /// Clients' webhook URLs and signing secrets.
     pub webhooks: crate::webhooks::WebhookAdmin,
-    /// The prefixes operators allow or block.
+    /// The prefixes operators allow or block, blocked countries and networks, and the fraud flags.
     pub fraud: crate::fraud::FraudAdmin,
     /// The built-in fake gateway under `serve --dev`, whose inbox `/dev/messages` shows.
     pub fake_gateway: Option<FakeGateway>,
@@ -94,7 +95,11 @@ pub fn documented_routes(cfg: &mut ServiceConfig) {
             .service(admin_clients::change_client)
             .service(admin_clients::rotate_client_key)
             .service(admin_webhooks::rotate_webhook_secret)
-            .service(admin_fraud::list_flags)
+            .service(admin_fraud_flags::list_flags)
+            .service(admin_fraud_flags::block_flag)
+            .service(admin_fraud_flags::list_blocks)
+            .service(admin_fraud_flags::set_block)
+            .service(admin_fraud_flags::remove_block)
             .service(admin_fraud::list_prefixes)
             .service(admin_fraud::set_prefix)
             .service(admin_fraud::remove_prefix)

@@ -104,7 +104,7 @@ fn purpose(raw: Option<&str>) -> Result<Purpose> {
         (status = 409, description = "`idempotency_key_in_use`: a request with this key is still being answered", body = Problem,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 422, description = "`phone_rejected` (the gateway refused the number; the verification is `failed`) or `idempotency_key_reused`", body = Problem),
-        (status = 429, description = "`resend_too_soon` or `rate_limited`: per (client, phone), per phone across all clients (its `Retry-After` rounded up to the minute), per (client, end-user IP), per client", body = Problem,
+        (status = 429, description = "`resend_too_soon` or `rate_limited`: per (client, phone), per phone across all clients (its `Retry-After` rounded up to the minute), per (client, end-user IP), per client; or `rate_limited` with `reason: \"suspected_fraud\"`: the number's prefix or country, or the end user's network, is blocked for every client, or (under `OTP_FRAUD_MODE=enforce`) one of this client's own fraud flags matches", body = Problem,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 503, description = "`delivery_unavailable` (no key in service; or, at this client's place in the gateway's fair share, the code would expire before it is sent; or this client already has its `max_queued` messages waiting), or `unavailable` (the database does not answer, or no hashing thread was free within `OTP_HASH_WAIT_MS`)", body = Problem,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
@@ -125,7 +125,7 @@ pub async fn request_code(
         state
             .metrics
             .request_refusals
-            .with_label_values(&[name.as_str(), e.problem().code])
+            .with_label_values(&[name.as_str(), e.problem().code, e.refusal_reason()])
             .inc();
     }
     answer

@@ -13,7 +13,7 @@ use sqlx::PgExecutor;
 use super::rate::RateWindow;
 use crate::clients::Client;
 use crate::domain::PhoneNumber;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Window};
 use crate::store::limits;
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -133,21 +133,7 @@ pub fn admin_failures(source: Option<IpAddr>) -> Bucket {
     )
 }
 
-/// IPv6 users usually hold a whole /64, so that is what one "IP" is.
-/// The end user's network as the limits and the fraud rules count it: an
-/// IPv4 address, or an IPv6 /64 (one household or phone).
-pub fn network(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
-            None => {
-                let s = v6.segments();
-                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-            }
-        },
-    }
-}
+pub use crate::domain::network;
 
 pub use crate::store::limits::HitId as Hit;
 
@@ -204,6 +190,20 @@ impl Bucket {
         Error::RateLimited {
             detail: format!("{}; try again later", self.refusal),
             retry_after: retry_after(seconds, self.shared),
+            window: self.name(),
+        }
+    }
+
+    /// The window, as `otp_request_refusals_total` names it: told by the
+    /// bucket's kind, the start of its key.
+    fn name(&self) -> Window {
+        match self.kind() {
+            "phone-sends" => Window::PhoneSends,
+            "phone-sends-all" => Window::PhoneSendsAllClients,
+            "ip" => Window::EndUserIp,
+            "wrong-codes" => Window::WrongCodes,
+            "admin-failures" => Window::AdminFailures,
+            other => unreachable!("a bucket of an unnamed kind: {other}"),
         }
     }
 
@@ -227,6 +227,43 @@ fn retry_after(seconds: f64, shared: bool) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_bucket_names_its_window() {
+        let settings = LimitSettings {
+            phone_sends_per_hour: 1,
+            phone_sends_per_hour_all_clients: 1,
+            phone_failures_per_hour: 1,
+            phone_failures_per_day: 1,
+            ip_requests_per_hour: 1,
+            client_requests_per_minute: 1,
+        };
+        let client = Client {
+            id: crate::domain::ClientId::new(),
+            name: "shop".into(),
+            settings: Default::default(),
+        };
+        let phone = PhoneNumber::parse("+59169657008", None).unwrap();
+        let ip = "203.0.113.7".parse().unwrap();
+        let [hour, day] = settings.phone_failures_before_phone(&client);
+        for (bucket, window) in [
+            (settings.phone_sends(&client, &phone), Window::PhoneSends),
+            (
+                settings.phone_sends_all_clients(&phone),
+                Window::PhoneSendsAllClients,
+            ),
+            (settings.end_user_ip(&client, ip), Window::EndUserIp),
+            (hour, Window::WrongCodes),
+            (day, Window::WrongCodes),
+            (admin_failures(Some(ip)), Window::AdminFailures),
+        ] {
+            let refused = bucket.refused(1.0);
+            assert!(
+                matches!(refused, Error::RateLimited { window: w, .. } if w == window),
+                "{refused:?}"
+            );
+        }
+    }
 
     #[test]
     fn a_shared_window_tells_the_wait_to_the_minute_only() {

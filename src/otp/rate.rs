@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Window};
 use crate::store::{self, rate_cells};
 
 /// How long a replica may hold requests it took from a window.
@@ -112,6 +112,7 @@ impl RateWindow {
         Error::RateLimited {
             detail: format!("{}; try again later", self.refusal),
             retry_after: seconds.ceil().max(1.0) as u64,
+            window: Window::ClientRequests,
         }
     }
 }

@@ -2,7 +2,7 @@
 //! resend means, from what the store read. No I/O here.
 
 use crate::domain::{VerificationId, VerificationStatus};
-use crate::error::Error;
+use crate::error::{Error, Window};
 use crate::store::verifications::{Resendable, State};
 
 /// Why a verification cannot be attempted now.
@@ -79,6 +79,7 @@ pub fn resend_refusal(pending: &Resendable, max_sends: u32) -> Option<Error> {
                 pending.sends
             ),
             retry_after: pending.expires_in.max(1) as u64,
+            window: Window::VerificationSends,
         });
     }
     (pending.cooldown_left > 0).then(|| Error::ResendTooSoon {

@@ -14,8 +14,8 @@ use crate::clients::Client;
 use crate::clients::cache::ClientCache;
 use crate::delivery::{Delivery, render};
 use crate::domain::{
-    Defaults, DeliveryError, Effective, FailureReason, Locale, OtpCode, PhoneNumber, PrefixAction, Purpose,
-    VerificationId, VerificationStatus, decide_prefix,
+    Defaults, DeliveryError, Effective, FailureReason, Locale, OtpCode, PhoneNumber, Purpose, VerificationId,
+    VerificationStatus,
 };
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
@@ -129,7 +129,7 @@ impl OtpService {
         let test_number = self.clients.test_number(client.id, input.phone.as_e164()).await?;
         // Before any window: a blocked prefix costs its callers nothing.
         if test_number.is_none() {
-            self.refuse_suspected_fraud(&input.phone, input.end_user_ip)
+            self.refuse_suspected_fraud(client, &input.phone, input.end_user_ip)
                 .await?;
         }
         if let (Some(ip), None) = (input.end_user_ip, &test_number) {
@@ -184,31 +184,39 @@ impl OtpService {
         Ok(view)
     }
 
-    /// Refuses a number whose prefix the operators blocked, or, in `enforce`
-    /// mode, a request a fraud flag matches, unless the operators allowed
-    /// the prefix (a test number is never refused: it is not asked).
-    async fn refuse_suspected_fraud(&self, phone: &PhoneNumber, ip: Option<std::net::IpAddr>) -> Result<()> {
-        let rules = self.clients.prefix_rules().await?;
+    /// Refuses a number whose prefix, country or end-user network the
+    /// operators blocked, or, in `enforce` mode, a request one of this
+    /// client's own fraud flags matches, unless the operators allowed the
+    /// prefix (a test number is never refused: it is not asked).
+    async fn refuse_suspected_fraud(
+        &self,
+        client: &Client,
+        phone: &PhoneNumber,
+        ip: Option<IpAddr>,
+    ) -> Result<()> {
+        use crate::fraud::{Asked, FraudMode, Said};
+        let lists = self.clients.fraud_lists().await?;
         let now = chrono::Utc::now();
-        let until = match decide_prefix(&rules, phone.gateway_digits(), now) {
-            Some(PrefixAction::Allow) => return Ok(()),
-            Some(PrefixAction::Block { until }) => until,
-            None if self.policy.fraud_mode == crate::fraud::FraudMode::Enforce => {
+        let country = phone.country().map(|c| c.as_ref().to_owned());
+        let network = ip.map(crate::domain::network);
+        let asked = Asked {
+            client: client.id,
+            digits: phone.gateway_digits(),
+            prefix: phone.fraud_prefix(),
+            country: country.as_deref(),
+            network: network.as_deref(),
+        };
+        let until = match crate::fraud::operators_say(&lists, &asked, now) {
+            Said::Allowed => return Ok(()),
+            Said::Blocked(until) => until,
+            Said::Nothing if self.policy.fraud_mode == FraudMode::Enforce => {
                 let flags = self.clients.fraud_flags().await?;
-                let country = phone.country().map(|c| c.as_ref().to_owned());
-                let network = ip.map(super::limits::network);
-                match crate::fraud::matching_flag(
-                    &flags,
-                    country.as_deref(),
-                    phone.fraud_prefix(),
-                    network.as_deref(),
-                    now,
-                ) {
+                match crate::fraud::matching_flag(&flags, &asked, now) {
                     Some(flag) => Some(flag.until),
                     None => return Ok(()),
                 }
             }
-            None => return Ok(()),
+            Said::Nothing => return Ok(()),
         };
         tracing::warn!(phone = %phone.masked(), "refused: suspected fraud");
         Err(Error::SuspectedFraud {

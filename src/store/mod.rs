@@ -48,6 +48,8 @@ pub fn statements() -> impl Iterator<Item = &'static Statement> {
 }
 
 pub mod clients;
+pub mod fraud_blocks;
+pub mod fraud_counts;
 pub mod fraud_flags;
 pub mod fraud_prefixes;
 pub mod idempotency;

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::admin_clients::{admin, admin_app, json_of};
 use crate::helpers::*;
 
-fn fraud(app: &TestApp, args: &[&str]) -> Output {
+pub(crate) fn fraud(app: &TestApp, args: &[&str]) -> Output {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_otp-service"))
         .arg("fraud")
         .args(args)
@@ -27,7 +27,7 @@ fn fraud(app: &TestApp, args: &[&str]) -> Output {
     output
 }
 
-async fn refused_as_fraud(response: reqwest::Response) -> Value {
+pub(crate) async fn refused_as_fraud(response: reqwest::Response) -> Value {
     let retry_after = response.headers().get("retry-after").cloned();
     let body = problem(response, 429, "rate_limited").await;
     assert_eq!(body["reason"], "suspected_fraud", "{body}");
@@ -166,4 +166,38 @@ async fn a_block_reaches_another_replica_at_once() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+#[tokio::test]
+async fn a_refusal_is_counted_with_its_reason() {
+    let app = spawn_app_with(|s| s.policy.ip_requests_per_hour = 1).await;
+    app.changing_clients(async { fraud(&app, &["block", "+591696"]) })
+        .await;
+    refused_as_fraud(app.request_code(json!({"phone": PHONE})).await).await;
+    let ip = "198.51.100.4";
+    let first = app
+        .request_code(json!({"phone": "+51987654321", "end_user_ip": ip}))
+        .await;
+    assert_eq!(first.status(), 202);
+    let second = app
+        .request_code(json!({"phone": "+51987654322", "end_user_ip": ip}))
+        .await;
+    let body = problem(second, 429, "rate_limited").await;
+    assert!(body.get("reason").is_none(), "a window is no fraud: {body}");
+    problem(
+        app.request_code(json!({"phone": "12"})).await,
+        400,
+        "invalid_phone",
+    )
+    .await;
+
+    let refusals = |code: &'static str, reason: &'static str| {
+        let labels = [("client", "test-client"), ("code", code), ("reason", reason)];
+        let app = &app;
+        async move { metric_with(app, "otp_request_refusals_total", &labels).await }
+    };
+    assert_eq!(refusals("rate_limited", "suspected_fraud").await, 1.0);
+    assert_eq!(refusals("rate_limited", "end_user_ip").await, 1.0);
+    assert_eq!(refusals("invalid_phone", "").await, 1.0);
+    assert_eq!(metric(&app, "otp_request_refusals_total").await, 3.0);
 }

@@ -12,9 +12,9 @@ use serde_json::{Value, json};
 use crate::admin_clients::{admin, json_of};
 use crate::helpers::*;
 
-const WAIT: Duration = Duration::from_secs(10);
+pub(crate) const WAIT: Duration = Duration::from_secs(10);
 
-async fn spawn(mode: FraudMode) -> TestApp {
+pub(crate) async fn spawn(mode: FraudMode) -> TestApp {
     spawn_app_with(|s| {
         s.admin_key = Some(ADMIN_KEY.to_owned().into());
         s.fraud.mode = mode;
@@ -24,16 +24,16 @@ async fn spawn(mode: FraudMode) -> TestApp {
 }
 
 /// A pumped range: Bolivian numbers +591 777…, never verified.
-fn pumped(n: usize) -> String {
+pub(crate) fn pumped(n: usize) -> String {
     format!("+591777{:05}", n)
 }
 
 /// A converting range: Peruvian mobile numbers.
-fn peruvian(n: usize) -> String {
+pub(crate) fn peruvian(n: usize) -> String {
     format!("+5198765{:04}", n)
 }
 
-async fn converting_traffic(app: &TestApp, count: usize) {
+pub(crate) async fn converting_traffic(app: &TestApp, count: usize) {
     for n in 0..count {
         let phone = peruvian(n);
         let sent: Value = app
@@ -48,18 +48,18 @@ async fn converting_traffic(app: &TestApp, count: usize) {
     }
 }
 
-async fn flags(app: &TestApp) -> Vec<Value> {
+pub(crate) async fn flags(app: &TestApp) -> Vec<Value> {
     let listed = json_of(admin(app, Method::GET, "/fraud/flags"), 200).await;
     listed.as_array().unwrap().clone()
 }
 
-async fn wait_for_flag(app: &TestApp, rule: &str, scope: &str, key: &str) -> Value {
+pub(crate) async fn wait_for_flag(app: &TestApp, rule: &str, scope: &str, key: &str) -> Value {
     wait_for_flag_with(app, rule, scope, key, |_| true).await
 }
 
 /// The flag, once it stands and `ready` holds of it (its figures are
 /// brought up to date at every count).
-async fn wait_for_flag_with(
+pub(crate) async fn wait_for_flag_with(
     app: &TestApp,
     rule: &str,
     scope: &str,

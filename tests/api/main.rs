@@ -17,6 +17,7 @@ mod fast_refusals;
 mod flow;
 mod fraud;
 mod fraud_detection;
+mod fraud_tenants;
 mod gateway;
 mod hardening;
 mod helpers;
