@@ -1,6 +1,7 @@
 //! Telling clients what happened to their verifications: signed webhooks
 //! (Standard Webhooks), delivered from the `webhook_events` outbox.
 
+mod addresses;
 pub mod admin;
 pub mod deliveries;
 pub mod endpoint;

@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
-use super::endpoint::{UrlPolicy, is_public};
+use super::addresses::is_public;
+use super::endpoint::UrlPolicy;
 
 pub struct PolicyResolver {
     pub policy: UrlPolicy,

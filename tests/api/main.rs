@@ -35,5 +35,6 @@ mod statements;
 mod stats;
 mod tenants;
 mod webhook_cli;
+mod webhook_egress;
 mod webhook_receiver;
 mod webhooks;
