@@ -36,5 +36,6 @@ mod stats;
 mod tenants;
 mod webhook_cli;
 mod webhook_egress;
+mod webhook_queues;
 mod webhook_receiver;
 mod webhooks;
