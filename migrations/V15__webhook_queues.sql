@@ -1,4 +1,5 @@
--- Webhook queues that cost the same whatever one endpoint's backlog.
+-- Webhook queues that cost the same whatever one endpoint's backlog, and
+-- webhook bookkeeping that no longer empties every replica's memory.
 
 -- The claim reads, per endpoint, the first few due events of this index and
 -- no more: a dead endpoint's day of retries lies later in it, unread. It
@@ -32,3 +33,21 @@ begin
     values (gen_random_uuid(), p_client, p_verification, p_type,
             greatest(clock_timestamp(), behind));
 end $$;
+
+-- Replicas drop what they hold of clients (keys, settings, test numbers,
+-- prefixes, flags, cooldowns) at every notification on `otp_clients_changed`.
+-- None of them holds a webhook column, and the worker writes two of those at
+-- every switch of an endpoint between failing and delivering: an update that
+-- changes only webhook columns tells no one. Any other column, one added
+-- later included, still tells.
+drop trigger clients_changed on clients;
+create trigger clients_changed after insert or delete on clients
+    for each row execute function notify_clients_changed();
+create trigger clients_updated after update on clients
+    for each row when (
+        (to_jsonb(old) - array['webhook_url', 'webhook_secret_sealed', 'webhook_previous_secret_sealed',
+                               'webhook_previous_until', 'webhook_failing_since', 'webhook_disabled_at'])
+        is distinct from
+        (to_jsonb(new) - array['webhook_url', 'webhook_secret_sealed', 'webhook_previous_secret_sealed',
+                               'webhook_previous_until', 'webhook_failing_since', 'webhook_disabled_at']))
+    execute function notify_clients_changed();

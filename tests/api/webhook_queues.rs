@@ -1,13 +1,15 @@
 //! Each endpoint's queue: what waited for a URL that was cleared or changed
 //! is given up (a new URL hears only of what follows), the claim reads only
 //! the head of each queue however long a dead endpoint's backlog, events
-//! wait behind the earlier ones of their verification.
+//! wait behind the earlier ones of their verification, and the worker's
+//! bookkeeping does not make replicas drop what they hold of clients.
 
 use std::time::Duration;
 
 use otp_service::config::Schedule;
 use otp_service::store::{retention, webhook_events};
 use serde_json::Value;
+use sqlx::postgres::PgListener;
 use sqlx::{Executor, PgPool};
 
 use crate::helpers::*;
@@ -185,6 +187,58 @@ async fn events_behind_a_failing_one_wait_with_it_then_follow_at_once() {
         kinds,
         ["verification.sent", "verification.sent", "verification.approved"]
     );
+}
+
+#[tokio::test]
+async fn the_failing_delivering_switch_tells_no_replica_to_drop_its_clients() {
+    let app = spawn_app_with(|s| {
+        s.webhooks.allow_private = true;
+        s.webhooks.retry_schedule = Some(Schedule(vec![Duration::from_secs(1); 3]));
+    })
+    .await;
+    let receiver = Receiver::start(&[Answer::Status(500)]);
+    webhook_for(&app, "test-client", &receiver).await;
+    let mut listener = PgListener::connect_with(&app.pool).await.unwrap();
+    listener
+        .listen(otp_service::clients::cache::CHANNEL)
+        .await
+        .unwrap();
+
+    let endpoint = || async { admin(&app, true).endpoint("test-client").await.unwrap().unwrap() };
+    request(&app, &app.api_key, PHONE).await;
+    app.wait_for("the endpoint failing", WAIT, || async {
+        endpoint().await.failing_since.is_some()
+    })
+    .await;
+    receiver.answer_from_now(Answer::Status(200));
+    app.wait_for("the endpoint delivering", WAIT, || async {
+        endpoint().await.failing_since.is_none()
+    })
+    .await;
+
+    // Notifications arrive in commit order: any the switch sent comes first.
+    sqlx::query("select pg_notify($1, 'after the switch')")
+        .bind(otp_service::clients::cache::CHANNEL)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let first = tokio::time::timeout(WAIT, listener.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        first.payload(),
+        "after the switch",
+        "the switch told replicas to drop their clients"
+    );
+
+    // A real change still tells.
+    sqlx::query("update clients set display_name = 'Shop' where name = 'test-client'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let told = tokio::time::timeout(WAIT, listener.recv()).await;
+    assert!(told.is_ok_and(|n| n.is_ok_and(|n| n.payload().is_empty())));
 }
 
 #[tokio::test]
