@@ -106,7 +106,7 @@ impl Application {
             pool.clone(),
             sealer,
             otp.clone(),
-            settings.webhooks.policy(),
+            settings.webhooks.egress(),
             settings.webhooks.schedule(),
             metrics.clone(),
             client_cache.webhook_events(),

@@ -88,6 +88,7 @@ pub struct SetArgs {
     template_pt: Option<String>,
     /// Where the client's webhooks go (https; see OTP_WEBHOOK_ALLOW_*). Its
     /// first signing secret is printed once. `--unset webhook-url` stops them.
+    /// A new URL, or none, gives up the events still waiting for the old one.
     #[arg(long)]
     webhook_url: Option<String>,
     /// A setting to give back to the service's default (repeatable).

@@ -2,8 +2,10 @@
 
 use std::time::Duration;
 
-use crate::webhooks::UrlPolicy;
+use secrecy::SecretString;
+
 use crate::webhooks::schedule::DEFAULT_SCHEDULE;
+use crate::webhooks::{Egress, UrlPolicy};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct WebhookSettings {
@@ -11,7 +13,8 @@ pub struct WebhookSettings {
     #[arg(long = "webhook-allow-http", env = "OTP_WEBHOOK_ALLOW_HTTP", value_name = "OTP_WEBHOOK_ALLOW_HTTP", default_value_t = false, action = clap::ArgAction::Set)]
     pub allow_http: bool,
 
-    /// Allow webhook URLs that resolve to private, loopback or link-local addresses.
+    /// Allow webhook URLs that resolve to addresses not on the public internet (private,
+    /// loopback, link-local, or an IPv6 form of one).
     #[arg(long = "webhook-allow-private", env = "OTP_WEBHOOK_ALLOW_PRIVATE", value_name = "OTP_WEBHOOK_ALLOW_PRIVATE", default_value_t = false, action = clap::ArgAction::Set)]
     pub allow_private: bool,
 
@@ -19,6 +22,14 @@ pub struct WebhookSettings {
     /// (default 5,300,1800,7200,18000,36000,36000, then given up).
     #[arg(long = "webhook-retry-schedule", env = "OTP_WEBHOOK_RETRY_SCHEDULE", value_name = "OTP_WEBHOOK_RETRY_SCHEDULE", value_parser = schedule)]
     pub retry_schedule: Option<Schedule>,
+
+    /// A proxy every webhook goes through (http:// or https:// URL, credentials in it if
+    /// needed). Without it webhooks connect straight to their endpoint, whatever
+    /// HTTP_PROXY, HTTPS_PROXY or ALL_PROXY say. The proxy resolves the endpoint's name and
+    /// connects: it must refuse private addresses itself.
+    #[arg(long = "webhook-proxy", env = "OTP_WEBHOOK_PROXY", value_name = "OTP_WEBHOOK_PROXY",
+          value_parser = super::secret, hide_env_values = true)]
+    pub proxy: Option<SecretString>,
 }
 
 #[derive(Debug, Clone)]
@@ -43,6 +54,13 @@ impl WebhookSettings {
         UrlPolicy {
             allow_http: self.allow_http,
             allow_private: self.allow_private,
+        }
+    }
+
+    pub fn egress(&self) -> Egress {
+        Egress {
+            policy: self.policy(),
+            proxy: self.proxy.clone(),
         }
     }
 

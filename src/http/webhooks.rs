@@ -62,7 +62,8 @@ pub async fn list_deliveries(
 /// Retry a webhook delivery.
 ///
 /// Tries the event again now, with the whole retry schedule ahead (one that
-/// was given up, or delivered, is sent once more with the same `webhook-id`).
+/// was given up, or delivered, is sent once more with the same `webhook-id`,
+/// to the client's current webhook URL).
 #[utoipa::path(
     tag = "webhooks",
     params(("id" = Uuid, Path, description = "The delivery's id")),
@@ -70,7 +71,7 @@ pub async fn list_deliveries(
         (status = 202, description = "It will be tried at once"),
         (status = 400, description = "`invalid_request`: the id is not a UUID", body = Problem),
         (status = 401, description = "`unauthorized`", body = Problem),
-        (status = 404, description = "`not_found`: no such delivery of this client, or it is being sent this moment", body = Problem),
+        (status = 404, description = "`not_found`: no such delivery of this client, it is being sent this moment, or the client has no enabled webhook URL to send it to", body = Problem),
         (status = 429, description = "`rate_limited`: the client's requests per minute", body = Problem,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 503, description = "`unavailable`", body = Problem,
@@ -87,6 +88,8 @@ pub async fn retry_delivery(
     if state.webhooks.retry(client.id, id.into_inner()).await? {
         Ok(HttpResponse::Accepted().finish())
     } else {
-        Err(Error::NotFound("no such delivery, or it is being sent right now"))
+        Err(Error::NotFound(
+            "no such delivery, it is being sent right now, or there is no enabled webhook URL to send it to (an operator sets one)",
+        ))
     }
 }

@@ -27,18 +27,25 @@ pub struct Claimed {
 }
 
 statement!(
-    CLAIM = "with heads as (
-             select distinct on (verification_id) id, client_id, next_attempt_at, leased_until
-             from webhook_events where status = 'pending'
-             order by verification_id, seq
-         ), due as (
-             select h.id, row_number() over (partition by h.client_id order by h.next_attempt_at, h.id) as nth
-             from heads h join clients c on c.id = h.client_id
-             where h.next_attempt_at <= now() and (h.leased_until is null or h.leased_until <= now())
-               and c.webhook_url is not null and c.webhook_disabled_at is null
-               and not (h.client_id = any($2))
-         ), picked as (
-             select id from due where nth <= $3 order by nth limit $1
+    CLAIM = "with picked as (
+             select q.id, q.nth
+             from clients c
+             cross join lateral (
+                 select h.id, row_number() over (order by h.next_attempt_at, h.seq) as nth
+                 from (
+                     select e.id, e.next_attempt_at, e.seq
+                     from webhook_events e
+                     where e.client_id = c.id and e.status = 'pending' and e.next_attempt_at <= now()
+                       and (e.leased_until is null or e.leased_until <= now())
+                       and e.seq = (select min(p.seq) from webhook_events p
+                                    where p.verification_id = e.verification_id and p.status = 'pending')
+                     order by e.next_attempt_at, e.seq
+                     limit $3
+                 ) h
+             ) q
+             where c.webhook_url is not null and c.webhook_disabled_at is null and not (c.id = any($2))
+             order by q.nth
+             limit $1
          )
          update webhook_events e
          set leased_until = now() + make_interval(secs => $4), attempts = e.attempts + 1
@@ -52,7 +59,10 @@ statement!(
 );
 /// Leases up to `limit` due events for `lease`: only the first pending event
 /// of each verification (so each verification's events go out in order), at
-/// most `per_client` of each client, none of the clients in `busy`.
+/// most `per_client` of each client, none of the clients in `busy`. Each
+/// endpoint's queue is read from its head (`webhook_events_client_due`) only
+/// until `per_client` events are found, so a dead endpoint's backlog, not
+/// due yet, costs nothing.
 pub async fn claim(
     pool: &PgPool,
     limit: i64,
@@ -92,12 +102,18 @@ statement!(
              update webhook_events
              set status = 'delivered', delivered_at = now(), leased_until = null, last_status = $2, last_error = null
              where id = $1 and status = 'pending'
-             returning client_id
+             returning client_id, verification_id, seq
+         ), next as (
+             update webhook_events s set next_attempt_at = now()
+             from event e
+             where s.verification_id = e.verification_id and s.status = 'pending' and s.seq > e.seq
+               and s.next_attempt_at > now()
          )
          update clients set webhook_failing_since = null
          where id = (select client_id from event) and webhook_failing_since is not null",
 );
-/// A 2xx answer: delivered, and the endpoint no longer failing.
+/// A 2xx answer: delivered, the endpoint no longer failing, and the events
+/// that waited behind it due at once.
 pub async fn delivered(pool: &PgPool, id: WebhookEventId, status: u16) -> Result<(), sqlx::Error> {
     sqlx::query(DELIVERED)
         .bind(id)
@@ -116,7 +132,13 @@ statement!(
                                         else now() + make_interval(secs => $4) end,
                  leased_until = null, last_status = $2, last_error = $3
              where id = $1 and status = 'pending'
-             returning client_id
+             returning client_id, verification_id, seq, status, next_attempt_at
+         ), behind as (
+             update webhook_events s
+             set next_attempt_at = case when e.status = 'pending' then greatest(s.next_attempt_at, e.next_attempt_at)
+                                        else least(s.next_attempt_at, now()) end
+             from event e
+             where s.verification_id = e.verification_id and s.status = 'pending' and s.seq > e.seq
          ), marked as (
              update clients set webhook_failing_since = now()
              where id = (select client_id from event) and webhook_failing_since is null
@@ -125,8 +147,9 @@ statement!(
          select coalesce((select webhook_failing_since from marked),
                          (select webhook_failing_since from clients where id = (select client_id from event)))",
 );
-/// A failed attempt: tried again in `retry_in`, or given up (`None`). Says
-/// since when the endpoint has been failing.
+/// A failed attempt: tried again in `retry_in`, or given up (`None`). The
+/// events behind it in its verification wait as long, or are due at once
+/// when it is given up. Says since when the endpoint has been failing.
 pub async fn failed(
     pool: &PgPool,
     id: WebhookEventId,
@@ -203,10 +226,13 @@ statement!(
     RETRY = "update webhook_events
          set status = 'pending', attempts = 0, next_attempt_at = now(), leased_until = null
          where id = $1 and client_id = $2 and (status <> 'pending' or leased_until is null or leased_until <= now())
+           and exists (select 1 from clients c where c.id = $2
+                       and c.webhook_url is not null and c.webhook_disabled_at is null)
          returning id",
 );
 /// Tries the event again now, with a whole schedule ahead. `false` when the
-/// client has no such event, or it is being sent right now.
+/// client has no such event, it is being sent right now, or the client has
+/// no enabled endpoint (it would wait for ever, and never be swept).
 pub async fn retry(
     db: impl PgExecutor<'_>,
     id: WebhookEventId,

@@ -11,15 +11,33 @@ use sqlx::PgExecutor;
 use crate::domain::{ClientId, VerificationId};
 
 statement!(
-    SET_ENDPOINT = "update clients
-         set webhook_url = $2, webhook_secret_sealed = coalesce(webhook_secret_sealed, $3),
-             webhook_disabled_at = null, webhook_failing_since = null
-         where name = $1 and revoked_at is null
-         returning webhook_secret_sealed = $3",
+    SET_ENDPOINT = "with old as (
+             select id, webhook_url, webhook_disabled_at from clients where name = $1 and revoked_at is null
+         ), endpoint as (
+             update clients c
+             set webhook_url = $2, webhook_secret_sealed = coalesce(c.webhook_secret_sealed, $3),
+                 webhook_disabled_at = null, webhook_failing_since = null
+             from old where c.id = old.id
+             returning c.webhook_secret_sealed = $3 as made
+         ), given_up as (
+             update webhook_events
+             set status = 'failed', leased_until = null,
+                 last_error = case when old.webhook_url is null then 'the webhook URL was cleared'
+                                   when old.webhook_disabled_at is not null
+                                       then 'the endpoint was disabled after failing for a day'
+                                   else 'the webhook URL changed: the new one hears only of what happens after it was set' end
+             from old
+             where webhook_events.client_id = old.id and webhook_events.status = 'pending'
+               and (old.webhook_url is distinct from $2 or old.webhook_disabled_at is not null)
+         )
+         select made from endpoint",
 );
 /// Points the client's webhook at `url` (enabling it again if it was
-/// disabled). A client without a secret gets `new_secret`: `Some(true)` then,
-/// `Some(false)` when it kept its own, `None` when there is no such client.
+/// disabled). A new URL hears only of what happens from now on: the events
+/// still waiting for the previous one are given up (setting the same URL of
+/// an enabled endpoint again keeps them). A client without a secret gets
+/// `new_secret`: `Some(true)` then, `Some(false)` when it kept its own,
+/// `None` when there is no such client.
 pub async fn set_endpoint(
     db: impl PgExecutor<'_>,
     client: &str,
@@ -36,20 +54,29 @@ pub async fn set_endpoint(
 }
 
 statement!(
-    CLEAR_ENDPOINT = "update clients
-         set webhook_url = null, webhook_secret_sealed = null, webhook_previous_secret_sealed = null,
-             webhook_previous_until = null, webhook_disabled_at = null, webhook_failing_since = null
-         where name = $1 and revoked_at is null",
+    CLEAR_ENDPOINT = "with endpoint as (
+             update clients
+             set webhook_url = null, webhook_secret_sealed = null, webhook_previous_secret_sealed = null,
+                 webhook_previous_until = null, webhook_disabled_at = null, webhook_failing_since = null
+             where name = $1 and revoked_at is null
+             returning id
+         ), given_up as (
+             update webhook_events set status = 'failed', leased_until = null,
+                    last_error = 'the webhook URL was cleared'
+             where client_id = (select id from endpoint) and status = 'pending'
+         )
+         select count(*) from endpoint",
 );
-/// No more webhooks for the client; its secrets are forgotten.
+/// No more webhooks for the client; its secrets are forgotten, and the events
+/// that waited for it are given up (listed as `failed`, and swept with the
+/// rest): none waits for a URL set later.
 pub async fn clear_endpoint(db: impl PgExecutor<'_>, client: &str) -> Result<bool, sqlx::Error> {
-    Ok(sqlx::query(CLEAR_ENDPOINT)
+    let cleared: i64 = sqlx::query_scalar(CLEAR_ENDPOINT)
         .bind(client)
-        .execute(db)
+        .fetch_one(db)
         .bounded()
-        .await?
-        .rows_affected()
-        == 1)
+        .await?;
+    Ok(cleared == 1)
 }
 
 statement!(

@@ -10,6 +10,8 @@ use std::net::{IpAddr, SocketAddr};
 
 use url::{Host, Url};
 
+use super::addresses::is_public;
+
 const MAX_URL_LEN: usize = 2048;
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -28,7 +30,7 @@ pub enum UrlRefusal {
     )]
     NotHttps,
     #[error(
-        "the webhook URL resolves to a private, loopback or link-local address, which the service does not call (OTP_WEBHOOK_ALLOW_PRIVATE=true allows it)"
+        "the webhook URL resolves to an address that is not on the public internet (private, loopback, link-local, or an IPv6 form of one), which the service does not call (OTP_WEBHOOK_ALLOW_PRIVATE=true allows it)"
     )]
     Private,
     #[error("the webhook URL's host does not resolve")]
@@ -110,42 +112,6 @@ fn is_loopback_host(url: &Url) -> bool {
     }
 }
 
-/// An address on the public internet: not private, loopback, link-local,
-/// shared (CGNAT), documentation, multicast, unspecified or broadcast, nor an
-/// IPv6 form of one.
-pub fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            !(v4.is_private()
-                || v4.is_loopback()
-                || v4.is_link_local()
-                || v4.is_multicast()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_documentation()
-                || a == 0
-                || (a == 100 && (64..128).contains(&b))
-                || (a == 192 && b == 0)
-                || (a == 198 && (b == 18 || b == 19))
-                || a >= 240)
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public(IpAddr::V4(v4));
-            }
-            let first = v6.segments()[0];
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
-                || first == 0x2001 && v6.segments()[1] == 0x0db8
-                || first == 0x0064 && v6.segments()[1] == 0xff9b)
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,29 +120,6 @@ mod tests {
         allow_http: false,
         allow_private: false,
     };
-
-    #[test]
-    fn only_public_addresses_are_called() {
-        for private in [
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "127.0.0.1",
-            "169.254.169.254",
-            "100.64.0.1",
-            "0.0.0.0",
-            "::1",
-            "fe80::1",
-            "fd00::1",
-            "::ffff:10.0.0.1",
-            "::ffff:127.0.0.1",
-        ] {
-            assert!(!is_public(private.parse().unwrap()), "{private}");
-        }
-        for public in ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "::ffff:8.8.8.8"] {
-            assert!(is_public(public.parse().unwrap()), "{public}");
-        }
-    }
 
     #[test]
     fn https_or_loopback_http() {
@@ -225,5 +168,22 @@ mod tests {
             ..STRICT
         };
         assert!(open.check("http://127.0.0.1:9/x").await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn ipv6_forms_of_local_addresses_are_refused_when_set() {
+        for url in [
+            "https://[::7f00:1]/x",
+            "https://[::ffff:7f00:1]/x",
+            "https://[2002:a00:1::1]/x",
+            "https://[2001::1]/x",
+            "https://[fec0::1]/x",
+            "https://[64:ff9b:1::a00:1]/x",
+            "https://[64:ff9b::a9fe:a9fe]/x",
+        ] {
+            assert_eq!(STRICT.check(url).await, Err(UrlRefusal::Private), "{url}");
+            assert_eq!(STRICT.check_literal(url), Err(UrlRefusal::Private), "{url}");
+        }
+        assert!(STRICT.check("https://[2606:4700:4700::1111]/x").await.is_ok());
     }
 }

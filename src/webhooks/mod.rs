@@ -1,7 +1,9 @@
 //! Telling clients what happened to their verifications: signed webhooks
 //! (Standard Webhooks), delivered from the `webhook_events` outbox.
 
+mod addresses;
 pub mod admin;
+mod client;
 pub mod deliveries;
 pub mod endpoint;
 pub mod events;
@@ -25,6 +27,7 @@ use crate::metrics::Metrics;
 use crate::otp::OtpService;
 use crate::store::webhook_events::Claimed;
 pub use admin::{EndpointView, WebhookAdmin};
+pub use client::Egress;
 pub use endpoint::UrlPolicy;
 
 /// Notified by `webhook_events`' trigger whenever an event is recorded.
@@ -67,18 +70,13 @@ impl Webhooks {
         pool: PgPool,
         sealer: Sealer,
         otp: OtpService,
-        policy: UrlPolicy,
+        egress: Egress,
         schedule: Vec<Duration>,
         metrics: Metrics,
         wake: Arc<Notify>,
     ) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .timeout(worker::TIMEOUT)
-            .connect_timeout(worker::TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("otp-service/", env!("CARGO_PKG_VERSION"), " webhooks"))
-            .dns_resolver(resolver::PolicyResolver { policy })
-            .build()?;
+        let http = client::build(&egress)?;
+        let policy = egress.policy;
         Ok(Self {
             inner: Arc::new(Inner {
                 pool,

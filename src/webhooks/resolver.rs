@@ -6,15 +6,22 @@ use std::net::SocketAddr;
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
-use super::endpoint::{UrlPolicy, is_public};
+use super::addresses::is_public;
+use super::endpoint::UrlPolicy;
 
 pub struct PolicyResolver {
     pub policy: UrlPolicy,
+    /// `OTP_WEBHOOK_PROXY`'s host: the operator's choice, resolved as is.
+    pub proxy_host: Option<String>,
 }
 
 impl Resolve for PolicyResolver {
     fn resolve(&self, name: Name) -> Resolving {
-        let allow_private = self.policy.allow_private;
+        let allow_private = self.policy.allow_private
+            || self
+                .proxy_host
+                .as_deref()
+                .is_some_and(|proxy| proxy.eq_ignore_ascii_case(name.as_str()));
         Box::pin(async move {
             let found: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
             let allowed: Vec<SocketAddr> = found

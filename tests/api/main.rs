@@ -37,5 +37,7 @@ mod statements;
 mod stats;
 mod tenants;
 mod webhook_cli;
+mod webhook_egress;
+mod webhook_queues;
 mod webhook_receiver;
 mod webhooks;

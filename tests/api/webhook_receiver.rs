@@ -58,7 +58,12 @@ pub struct Receiver {
 impl Receiver {
     /// Answers `answers` in turn, then the last of them for ever (200 if none).
     pub fn start(answers: &[Answer]) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        Self::start_on("127.0.0.1", answers)
+    }
+
+    /// The same, on another loopback address (`127.0.0.2`, say).
+    pub fn start_on(host: &str, answers: &[Answer]) -> Self {
+        let listener = TcpListener::bind((host, 0)).unwrap();
         let url = format!("http://{}/hooks", listener.local_addr().unwrap());
         let receiver = Self {
             url,

@@ -130,7 +130,8 @@ with_settings! {
         /// Where the client's webhooks go: `https` (plain `http` only to
         /// loopback), never a private address (see `OTP_WEBHOOK_ALLOW_*`);
         /// `null` stops them. The first URL makes a signing secret, in the
-        /// answer's `webhook_secret` (shown this once).
+        /// answer's `webhook_secret` (shown this once). A new URL, or `null`,
+        /// gives up the events still waiting for the previous one.
         #[serde(default, deserialize_with = "present")]
         #[schema(value_type = Option<String>, example = "https://shop.example/otp-events")]
         pub webhook_url: Option<Option<String>>,
