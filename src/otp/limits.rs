@@ -122,14 +122,15 @@ impl LimitSettings {
     }
 }
 
-/// Wrong admin credentials from one source address: 10 a minute, then every
-/// admin request from there waits, so the admin key cannot be guessed.
+/// Wrong admin keys from one source address: 10 a minute, then a wrong key
+/// from there gets `429` instead of `401`. Only wrong keys are counted and
+/// refused: the right one always passes (see `Access::admin`).
 pub fn admin_failures(source: Option<IpAddr>) -> Bucket {
     Bucket::own(
         format!("admin-failures:{}", source.map_or("unknown".into(), network)),
         10,
         MINUTE,
-        "too many wrong admin credentials from this address",
+        "too many wrong admin keys from this address; the right key is still accepted",
     )
 }
 
