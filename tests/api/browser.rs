@@ -106,7 +106,11 @@ fn chromium() -> Option<&'static str> {
 /// The browser to drive, or `None` when the test is to be skipped (and says
 /// so); under CI, a missing browser fails the test.
 fn browser_or_skip() -> Option<&'static str> {
-    decide(chromium(), in_ci()).unwrap_or_else(|refusal| panic!("{refusal}"))
+    let browser = decide(chromium(), in_ci()).unwrap_or_else(|refusal| panic!("{refusal}"));
+    if browser.is_none() {
+        eprintln!("skipped: chromium is not installed (under CI this test fails instead)");
+    }
+    browser
 }
 
 /// `browser_or_skip`'s decision, apart from the machine it runs on.
@@ -118,10 +122,7 @@ fn decide(found: Option<&'static str>, ci: bool) -> Result<Option<&'static str>,
              without a browser. Install it (`apt-get install chromium`, as .ci/run does)"
                 .to_owned(),
         ),
-        None => {
-            eprintln!("skipped: chromium is not installed (under CI this test fails instead)");
-            Ok(None)
-        }
+        None => Ok(None),
     }
 }
 
