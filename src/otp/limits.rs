@@ -172,15 +172,6 @@ impl Bucket {
             .map_err(|seconds| self.refused(seconds))
     }
 
-    /// Refuses, without taking anything, when the window is already full: the
-    /// cheap check made before work that a full window would waste.
-    pub async fn check(&self, db: impl PgExecutor<'_>) -> Result<()> {
-        match limits::wait(db, &self.key, self.max_hits, self.span).await? {
-            seconds if seconds > 0.0 => Err(self.refused(seconds)),
-            _ => Ok(()),
-        }
-    }
-
     /// A slot of each of `buckets`, in one statement, or the refusal of the
     /// first that is full. Slots taken before it stay taken: in a transaction
     /// that the refusal rolls back.
