@@ -1,11 +1,14 @@
 """After schemathesis: every admin operation it drove got real answers.
 
-Usage: admin_answers.py SPEC.json REPORT.har
+Usage: admin_answers.py SPEC.json REPORT.har (--only REGEX | --skip REGEX)
 
 Prints, for each operation under /admin, the statuses schemathesis got. Fails
 when one of them got no answer but 401 and 429 (the admin key's answers, not
 the operation's), or got 429 for more than a tenth of its calls: the admin
 throttle must slow only wrong keys, never the right one schemathesis sends.
+An operation of the pass (paths matching --only, or all but those matching
+--skip) that schemathesis never reached fails too: no admin operation goes
+unfuzzed without a word.
 """
 
 import collections
@@ -16,10 +19,14 @@ from urllib.parse import urlsplit
 
 spec = json.load(open(sys.argv[1]))
 har = json.load(open(sys.argv[2]))
+if len(sys.argv) != 5 or sys.argv[3] not in ("--only", "--skip"):
+    sys.exit(__doc__)
+selected = re.compile(sys.argv[4])
+only = sys.argv[3] == "--only"
 
 operations = []
 for path, methods in spec["paths"].items():
-    if not path.startswith("/admin"):
+    if not path.startswith("/admin") or bool(selected.search(path)) != only:
         continue
     pattern = re.compile("^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(path)) + "$")
     for method in methods:
@@ -38,7 +45,8 @@ failures = []
 for method, template, _ in operations:
     counts = statuses.get((method, template))
     if not counts:
-        continue  # Not selected (`--exclude-path-regex`).
+        failures.append(f"{method} {template} was never called")
+        continue
     total = sum(counts.values())
     summary = ", ".join(f"{status}: {n}" for status, n in sorted(counts.items()))
     print(f"{method} {template}: {total} calls ({summary})")

@@ -125,6 +125,8 @@ pub fn test_settings(database_url: &str, gateway_url: &str) -> Settings {
     settings.policy.client_requests_per_minute = 1_000_000;
     // The rate's whole minute at once: only the fair-share tests want it spread.
     settings.gateway.burst = Some(u32::MAX);
+    // Each test's `/metrics` on its API port, whatever the shell exported.
+    settings.metrics_listen = None;
     settings
 }
 
@@ -471,6 +473,7 @@ impl ServiceProcess {
             .env("OTP_ARGON2_MEMORY_KIB", "64")
             .env("OTP_ARGON2_ITERATIONS", "1")
             .env("RUST_LOG", "warn")
+            .env_remove("OTP_METRICS_LISTEN")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::inherit())
             .kill_on_drop(true);
