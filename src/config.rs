@@ -69,6 +69,11 @@ pub struct Settings {
     )]
     pub listen: SocketAddr,
 
+    /// Address serving GET /metrics alone, for the monitoring network; OTP_LISTEN then
+    /// answers 404 for it. Unset: /metrics is served on OTP_LISTEN, to whoever reaches it.
+    #[arg(long, env = "OTP_METRICS_LISTEN", value_name = "OTP_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// Server-side secret mixed into every code hash, at least 32 bytes.
     #[arg(long, env = "OTP_PEPPER", value_name = "OTP_PEPPER", value_parser = secret, hide_env_values = true)]
     pub pepper: Option<SecretString>,
