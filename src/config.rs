@@ -1,5 +1,5 @@
 //! Configuration: every setting is a flag with an environment variable behind
-//! it (SPEC.md's names), so `otp-service serve --help` documents them all.
+//! it (listed in docs/configuration.md), so `otp-service serve --help` documents them all.
 //! An optional TOML file (`--config`) may set the same variables.
 
 use std::net::SocketAddr;

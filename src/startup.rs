@@ -334,7 +334,7 @@ fn limit_settings(settings: &Settings) -> LimitSettings {
     }
 }
 
-/// SPEC.md's rules as the settings give them; `dev` marks what `serve --dev` stores.
+/// The rules as the settings give them; `dev` marks what `serve --dev` stores.
 fn policy(settings: &Settings, limits: LimitSettings, dev: bool, request_budget: Duration) -> Policy {
     Policy {
         defaults: settings.policy.client_defaults(),

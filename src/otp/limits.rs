@@ -1,4 +1,4 @@
-//! The abuse limits of SPEC.md: sends and failed codes per (client, phone),
+//! The abuse limits (docs/api.md): sends and failed codes per (client, phone),
 //! requests per (client, end-user IP) and per client, and sends per phone
 //! across all clients. The client's window is a GCRA row (`otp::rate`); each
 //! of the others is a sliding window kept in PostgreSQL

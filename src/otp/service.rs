@@ -23,7 +23,7 @@ use crate::metrics::Metrics;
 use crate::store::{outbox, verifications};
 use crate::tasks::Tasks;
 
-/// The rules and limits of SPEC.md's defaults table; each client's own
+/// The rules and limits the service defaults to; each client's own
 /// settings go over `defaults`.
 #[derive(Debug, Clone)]
 pub struct Policy {
