@@ -72,7 +72,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool};
 
 pub use migrations::run_migrations;
-pub use timeouts::{Bounded, Limits, call_timeout, timed_out};
+pub use timeouts::{Bounded, Limits, call_timeout, long_scan, scan_call, timed_out};
 
 /// The form a `DATABASE_URL` must have, for messages that say what to do.
 pub const URL_FORM: &str = "postgres://user@host:5432/database";
