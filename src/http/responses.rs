@@ -46,7 +46,9 @@ fn admin_off() -> (u16, ResponseBuilder) {
 fn admin_rate_limited() -> (u16, ResponseBuilder) {
     (
         429,
-        retry_later("`rate_limited`: too many wrong admin credentials from this address in the last minute"),
+        retry_later(
+            "`rate_limited`: a wrong admin key, after ten wrong ones from this address in the last minute (the right key always passes)",
+        ),
     )
 }
 
