@@ -51,8 +51,10 @@ impl Detector {
     async fn findings(&self) -> Result<Vec<Flag>, sqlx::Error> {
         let pool = &self.pool;
         // The least count returned is the least any rule on it can use.
-        let by_country = counts::unverified(pool, SCAN_LIMIT, "country", DAY, BASELINE, CONTRIBUTOR_FLOOR).await?;
-        let by_prefix = counts::unverified(pool, SCAN_LIMIT, "prefix", DAY, BASELINE, CONTRIBUTOR_FLOOR).await?;
+        let by_country =
+            counts::unverified(pool, SCAN_LIMIT, "country", DAY, BASELINE, CONTRIBUTOR_FLOOR).await?;
+        let by_prefix =
+            counts::unverified(pool, SCAN_LIMIT, "prefix", DAY, BASELINE, CONTRIBUTOR_FLOOR).await?;
         let mut found = rules::unverified_day("country", &by_country);
         found.extend(rules::unverified_day("prefix", &by_prefix));
         found.extend(rules::unverified_day_all_clients(&by_prefix));

@@ -101,7 +101,10 @@ statement!(SET_STATEMENT_TIMEOUT = "select set_config('statement_timeout', $1, t
 /// a day or two weeks of verifications (the fraud detector's counts), which
 /// would otherwise be cancelled at every pass on a busy database. Its calls
 /// use `bounded_for(scan_call(limit))`.
-pub async fn long_scan(pool: &PgPool, limit: Duration) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+pub async fn long_scan(
+    pool: &PgPool,
+    limit: Duration,
+) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
     let mut scan = pool.begin().bounded().await?;
     sqlx::query(SET_STATEMENT_TIMEOUT)
         .bind(limit.as_millis().to_string())

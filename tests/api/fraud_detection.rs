@@ -247,7 +247,13 @@ async fn the_detectors_scans_outlast_the_statement_timeout_of_requests() {
         .await
         .unwrap();
     let cancelled = sqlx::query("select pg_sleep(0.5)").execute(&pool).await;
-    let code = cancelled.unwrap_err().as_database_error().unwrap().code().unwrap().into_owned();
+    let code = cancelled
+        .unwrap_err()
+        .as_database_error()
+        .unwrap()
+        .code()
+        .unwrap()
+        .into_owned();
     assert_eq!(code, "57014", "a plain statement is cancelled at 100 ms");
 
     let mut scan = otp_service::store::long_scan(&pool, Duration::from_secs(10))
