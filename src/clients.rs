@@ -10,6 +10,8 @@ use sqlx::PgPool;
 use chrono::{DateTime, Utc};
 
 use crate::domain::{Change, ClientId, ClientSettings, FieldError, SettingsChange};
+use crate::store::client_removal as store_removal;
+pub use crate::store::client_removal::Removed;
 use crate::store::clients as store;
 
 pub mod admin;
@@ -179,6 +181,21 @@ pub async fn revoke(pool: &PgPool, name: &str) -> Result<(), ClientError> {
         return Err(ClientError::Unknown(name.to_owned()));
     }
     Ok(())
+}
+
+/// How long each statement of a removal may run: a client's whole history
+/// goes, which can be far more than a request's statement ever touches.
+const REMOVAL_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Removes a client and everything that is its: its key stops working on
+/// every replica (the delete is told like any change to `clients`), its
+/// verifications and their queued messages, its test numbers, its webhook
+/// endpoint and undelivered events, its stats and fraud flags. Cannot be
+/// undone; `revoke` keeps the history.
+pub async fn remove(pool: &PgPool, name: &str) -> Result<Removed, ClientError> {
+    store_removal::remove(pool, name, REMOVAL_LIMIT)
+        .await?
+        .ok_or_else(|| ClientError::Unknown(name.to_owned()))
 }
 
 pub async fn set_requests_per_minute(

@@ -45,6 +45,11 @@ pub enum ClientsCommand {
     },
     /// Revoke a client's key: its requests get 401 from now on.
     Revoke { name: String },
+    /// Remove a client for good, with its verifications (their queued messages
+    /// are never sent), test numbers, webhook endpoint and undelivered webhook
+    /// events, stats and fraud flags. Its key stops working on every running
+    /// replica at once. Cannot be undone: `revoke` keeps the history.
+    Remove { name: String },
     /// Numbers that send nothing and verify with a fixed code (for app-store reviewers).
     TestNumbers {
         #[command(subcommand)]
@@ -148,6 +153,17 @@ pub async fn run(
         ClientsCommand::Revoke { name } => {
             clients::revoke(pool, &name).await?;
             println!("client `{name}` revoked");
+        }
+        ClientsCommand::Remove { name } => {
+            let removed = clients::remove(pool, &name).await?;
+            println!(
+                "client `{name}` removed, with {} verifications ({} messages never sent), {} test numbers \
+                 and {} undelivered webhook events; its key no longer works",
+                removed.verifications,
+                removed.queued_messages,
+                removed.test_numbers,
+                removed.pending_webhook_events
+            );
         }
         ClientsCommand::TestNumbers { action } => {
             run_test_numbers(pool, action, policy.allow_weak_codes).await?

@@ -47,6 +47,7 @@ pub fn statements() -> impl Iterator<Item = &'static Statement> {
     inventory::iter::<Statement>.into_iter()
 }
 
+pub mod client_removal;
 pub mod clients;
 pub mod fraud_blocks;
 pub mod fraud_counts;

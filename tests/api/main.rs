@@ -6,6 +6,7 @@ mod admin_webhooks;
 mod auth;
 mod browser;
 mod cli;
+mod client_removal;
 mod config_file;
 mod dashboards;
 mod delivery;
