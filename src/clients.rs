@@ -228,6 +228,26 @@ pub async fn dev_refusal(pool: &PgPool) -> Result<Option<String>, ClientError> {
     }))
 }
 
+impl From<ClientError> for crate::error::Error {
+    fn from(e: ClientError) -> Self {
+        match e {
+            ClientError::Unknown(_) => crate::error::Error::NotFound("no client of that name"),
+            ClientError::NoSuchTestNumber => {
+                crate::error::Error::NotFound("the client has no such test number")
+            }
+            ClientError::Exists(name) => crate::error::Error::ClientExists(name),
+            ClientError::BadName => crate::error::Error::InvalidRequest(e.to_string()),
+            ClientError::Invalid(field) => crate::error::Error::InvalidField(field),
+            ClientError::Hashing(message) => {
+                // Busy workers, as a verify's hash would be: the operator retries.
+                tracing::warn!(error = %message, "could not hash a test number's code; answering 503");
+                crate::error::Error::Unavailable { retry_after: 2 }
+            }
+            ClientError::Database(e) => e.into(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,7 @@ pub mod access;
 pub mod cli;
 pub mod clients;
 pub mod config;
+pub mod crypto;
 pub mod delivery;
 pub mod dev_key;
 pub mod domain;

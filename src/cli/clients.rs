@@ -11,9 +11,9 @@ use sqlx::PgPool;
 use super::webhooks;
 use crate::clients::{self, ClientRecord, test_numbers};
 use crate::config::{MIN_SECRET_LEN, PepperSettings, PolicySettings, WebhookSettings};
+use crate::crypto::{CodeHasher, Peppers};
 use crate::domain::{Change, Locale, PhoneNumber, SettingsChange};
 use crate::metrics::Metrics;
-use crate::otp::{CodeHasher, Peppers};
 
 #[derive(Debug, Subcommand)]
 pub enum ClientsCommand {

@@ -5,7 +5,7 @@
 use std::fmt::Write;
 
 use crate::config::{DatabaseSettings, MIN_SECRET_LEN, PepperList};
-use crate::otp::pepper::{KeyId, Pepper};
+use crate::crypto::pepper::{KeyId, Pepper};
 use crate::otp::{PepperUses, Protected, pepper_uses};
 use crate::store;
 use anyhow::Context;

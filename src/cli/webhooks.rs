@@ -6,7 +6,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sqlx::PgPool;
 
 use crate::config::WebhookSettings;
-use crate::delivery::Sealer;
+use crate::crypto::Sealer;
 use crate::webhooks::WebhookAdmin;
 
 fn admin(

@@ -6,8 +6,8 @@ use chrono::{DateTime, Duration as Days, Utc};
 use sqlx::PgPool;
 
 use super::ClientError;
+use crate::crypto::CodeHasher;
 use crate::domain::{FieldError, OtpCode, PhoneNumber};
-use crate::otp::CodeHasher;
 use crate::store::{clients as client_store, test_numbers as store};
 
 /// How long a test number lasts when no end is given, and at most.

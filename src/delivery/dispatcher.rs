@@ -15,8 +15,8 @@ use tokio_util::task::TaskTracker;
 
 use super::gateway::WaconectaClient;
 use super::recent::Recent;
-use super::sealing::Sealer;
 use super::senders::{SenderStatus, Senders, next_free_slot};
+use crate::crypto::Sealer;
 use crate::domain::MessageId;
 use crate::metrics::Metrics;
 use crate::store::outbox::{self, Claimed};

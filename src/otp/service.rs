@@ -5,13 +5,14 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 
+use super::Verification;
 use super::enqueue::Outgoing;
 use super::limits::{Bucket, LimitSettings};
 use super::rules::{self, Refusal};
 use super::terminal::Terminal;
-use super::{CodeHasher, Verification};
 use crate::clients::Client;
 use crate::clients::cache::ClientCache;
+use crate::crypto::CodeHasher;
 use crate::delivery::{Delivery, render};
 use crate::domain::{
     Defaults, DeliveryError, Effective, FailureReason, Locale, OtpCode, PhoneNumber, Purpose, VerificationId,

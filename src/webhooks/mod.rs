@@ -21,7 +21,7 @@ use secrecy::SecretBox;
 use sqlx::PgPool;
 use tokio::sync::Notify;
 
-use crate::delivery::Sealer;
+use crate::crypto::Sealer;
 use crate::domain::ClientId;
 use crate::metrics::Metrics;
 use crate::otp::OtpService;

@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use otp_service::delivery::Sealer;
-use otp_service::otp::Peppers;
+use otp_service::crypto::Peppers;
+use otp_service::crypto::Sealer;
 use otp_service::webhooks::{UrlPolicy, WebhookAdmin};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
