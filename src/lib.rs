@@ -14,6 +14,7 @@ pub mod http;
 pub mod metrics;
 pub mod operations;
 pub mod otp;
+pub mod retention;
 pub mod startup;
 pub mod stats;
 pub mod store;

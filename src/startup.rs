@@ -23,6 +23,7 @@ use crate::http::{self, AppState};
 use crate::metrics::Metrics;
 use crate::operations::Operations;
 use crate::otp::{LimitSettings, OtpService, Policy};
+use crate::retention;
 use crate::store;
 use crate::tasks::Tasks;
 use crate::webhooks::{WebhookAdmin, Webhooks};
@@ -191,7 +192,7 @@ impl Application {
         let listener = tokio::spawn(self.client_cache.clone().listen(shutdown.clone()));
         let webhooks = tokio::spawn(self.webhooks.clone().run(shutdown.clone()));
         let detector = self.detector.map(|d| tokio::spawn(d.run(shutdown.clone())));
-        let sweeper = tokio::spawn(store::retention::run(
+        let sweeper = tokio::spawn(retention::run(
             self.pool.clone(),
             self.retention,
             self.metrics.clone(),

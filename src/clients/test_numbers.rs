@@ -26,7 +26,7 @@ pub struct TestNumber {
 impl TestNumber {
     /// Whether a request for it now would be answered without sending (an
     /// ended one is sent to as any number, and deleted by the retention
-    /// sweeper `store::retention::ENDED_TEST_NUMBERS_KEPT` after its end).
+    /// sweeper `retention::ENDED_TEST_NUMBERS_KEPT` after its end).
     pub fn active(&self) -> bool {
         self.until > Utc::now()
     }

@@ -57,7 +57,6 @@ pub mod limits;
 mod migrations;
 pub mod outbox;
 pub mod rate_cells;
-pub mod retention;
 pub mod senders;
 pub mod stats;
 pub mod test_numbers;
