@@ -14,7 +14,7 @@ fn admin(
     settings: &WebhookSettings,
     pepper: Option<SecretString>,
 ) -> anyhow::Result<WebhookAdmin> {
-    let peppers = super::clients::service_pepper(pepper, "the webhook's signing secret is sealed with it")?;
+    let peppers = super::peppers::service_pepper(pepper, "the webhook's signing secret is sealed with it")?;
     let sealer = Sealer::new(&peppers);
     Ok(WebhookAdmin::new(pool.clone(), sealer, settings.policy()))
 }

@@ -6,7 +6,6 @@ use std::time::Duration;
 use sqlx::PgPool;
 
 use super::Verification;
-use super::enqueue::Outgoing;
 use super::limits::{Bucket, LimitSettings};
 use super::rules::{self, Refusal};
 use super::terminal::Terminal;
@@ -44,6 +43,13 @@ pub struct NewVerification {
     pub purpose: Purpose,
     pub locale: Locale,
     pub end_user_ip: Option<IpAddr>,
+}
+
+/// What a request sends: a sealed text to queue, or nothing (a test number).
+#[derive(Clone, Copy)]
+pub(super) enum Outgoing<'a> {
+    Queue { body: &'a [u8] },
+    TestNumber,
 }
 
 pub enum VerifyTarget {

@@ -30,8 +30,7 @@ pub use admin::{EndpointView, WebhookAdmin};
 pub use client::Egress;
 pub use endpoint::UrlPolicy;
 
-/// Notified by `webhook_events`' trigger whenever an event is recorded.
-pub const CHANNEL: &str = "otp_webhook_events";
+pub use crate::store::webhook_events::CHANNEL;
 
 /// The webhook worker of this replica.
 #[derive(Clone)]
