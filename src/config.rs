@@ -8,7 +8,7 @@ use std::time::Duration;
 use phonenumber::country::Id as CountryId;
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::domain::{CodeLength, Defaults, Locale};
+use crate::domain::{CodeLength, Locale};
 
 mod checks;
 mod file;
@@ -16,7 +16,7 @@ mod fraud;
 mod webhooks;
 
 pub use crate::crypto::HashSettings;
-pub use fraud::FraudSettings;
+pub use fraud::{FraudMode, FraudSettings};
 pub use webhooks::{Schedule, WebhookSettings};
 
 pub use file::with_config_file;
@@ -389,23 +389,6 @@ fn template(raw: &str) -> Result<String, String> {
 }
 
 impl PolicySettings {
-    /// What a client gets for what it leaves unset.
-    pub fn client_defaults(&self) -> Defaults {
-        let templates = crate::delivery::Templates::from_settings(self);
-        Defaults {
-            max_queued: self.client_max_queued,
-            requests_per_minute: self.client_requests_per_minute,
-            code_length: self.code_length,
-            ttl_seconds: self.ttl_seconds,
-            max_attempts: self.max_attempts,
-            resend_cooldown_seconds: self.resend_cooldown_seconds,
-            max_sends: self.max_sends,
-            allowed_countries: self.allowed_countries.0.clone(),
-            default_locale: self.default_locale,
-            templates: Locale::ALL.map(|l| templates.get(l).to_owned()),
-        }
-    }
-
     pub fn phone_sends_per_hour_all_clients(&self) -> u32 {
         self.phone_sends_per_hour_all_clients
             .unwrap_or(self.phone_sends_per_hour.saturating_mul(3))
@@ -417,19 +400,10 @@ impl DatabaseSettings {
         self.url.expose_secret()
     }
 
-    /// The time limits of the database, once `check_limits` accepted them.
-    pub fn limits(&self) -> crate::store::Limits {
-        crate::store::Limits {
-            statement: Duration::from_millis(self.statement_timeout_ms),
-            call: Duration::from_millis(self.call_timeout_ms),
-            keepalive: Duration::from_secs(self.keepalive_seconds),
-        }
-    }
-
     /// The call timeout must outlast the statement timeout: else a statement
     /// that is merely slow is given up on by the service while PostgreSQL still
     /// runs it, and its connection is thrown away, instead of cancelled cleanly.
-    pub fn check_limits(&self) -> Result<crate::store::Limits, String> {
+    pub fn check_limits(&self) -> Result<(), String> {
         if self.call_timeout_ms <= self.statement_timeout_ms {
             return Err(format!(
                 "OTP_DB_CALL_TIMEOUT_MS ({}) must be longer than OTP_DB_STATEMENT_TIMEOUT_MS ({}): \
@@ -437,6 +411,6 @@ impl DatabaseSettings {
                 self.call_timeout_ms, self.statement_timeout_ms
             ));
         }
-        Ok(self.limits())
+        Ok(())
     }
 }

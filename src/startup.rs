@@ -28,7 +28,10 @@ use crate::store;
 use crate::tasks::Tasks;
 use crate::webhooks::{WebhookAdmin, Webhooks};
 
+mod entry;
 mod pepper_check;
+
+pub use entry::main;
 
 pub struct Application {
     port: u16,
@@ -52,8 +55,9 @@ impl Application {
     pub async fn build(settings: Settings, fake_gateway: Option<FakeGateway>) -> anyhow::Result<Self> {
         let options = store::connect_options(settings.database.url())
             .context("DATABASE_URL is not a valid PostgreSQL URL")?;
-        let limits = settings.database.check_limits().map_err(anyhow::Error::msg)?;
-        let request_budget = settings.check_request_budget().map_err(anyhow::Error::msg)?;
+        let limits = crate::cli::store_limits(&settings.database).map_err(anyhow::Error::msg)?;
+        let request_budget =
+            crate::otp::idempotency::check_request_budget(&settings).map_err(anyhow::Error::msg)?;
         store::run_migrations(&options).await.context(
             "could not apply the database migrations (is PostgreSQL running and DATABASE_URL right?)",
         )?;
@@ -70,7 +74,11 @@ impl Application {
         let peppers = Peppers::new(pepper, previous);
         let sealer = Sealer::new(&peppers);
         let pepper_report = pepper_check::check(&pool, &peppers, &sealer).await?;
-        let webhook_admin = WebhookAdmin::new(pool.clone(), sealer.clone(), settings.webhooks.policy());
+        let webhook_admin = WebhookAdmin::new(
+            pool.clone(),
+            sealer.clone(),
+            crate::webhooks::url_policy(&settings.webhooks),
+        );
         let metrics = Metrics::new();
         let hasher =
             CodeHasher::new(peppers.clone(), &settings.hashing, &metrics).map_err(anyhow::Error::msg)?;
@@ -92,7 +100,7 @@ impl Application {
             pool.clone(),
             client_cache.clone(),
             hasher.clone(),
-            settings.policy.client_defaults(),
+            crate::clients::defaults(&settings.policy),
             settings.policy.allow_weak_codes,
         );
         let otp = OtpService::new(
@@ -108,8 +116,8 @@ impl Application {
             pool.clone(),
             sealer,
             otp.clone(),
-            settings.webhooks.egress(),
-            settings.webhooks.schedule(),
+            crate::webhooks::egress(&settings.webhooks),
+            crate::webhooks::retry_schedule(&settings.webhooks),
             metrics.clone(),
             client_cache.webhook_events(),
         )?;
@@ -313,7 +321,7 @@ fn limit_settings(settings: &Settings) -> LimitSettings {
 /// SPEC.md's rules as the settings give them; `dev` marks what `serve --dev` stores.
 fn policy(settings: &Settings, limits: LimitSettings, dev: bool, request_budget: Duration) -> Policy {
     Policy {
-        defaults: settings.policy.client_defaults(),
+        defaults: crate::clients::defaults(&settings.policy),
         send_wait: settings.send_wait(),
         dev,
         limits,

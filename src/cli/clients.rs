@@ -311,7 +311,7 @@ async fn run_test_numbers(pool: &PgPool, action: TestNumbersCommand, allow_weak:
 /// Every setting the client gets, and whether it is its own or the default.
 fn print_settings(record: &ClientRecord, policy: &PolicySettings) {
     let own = &record.settings;
-    let effective = own.effective(&record.name, &policy.client_defaults());
+    let effective = own.effective(&record.name, &crate::clients::defaults(policy));
     let state = match record.revoked_at {
         Some(t) => format!("revoked {}", t.format("%Y-%m-%d %H:%M:%S UTC")),
         None => "active".into(),

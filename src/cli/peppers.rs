@@ -45,7 +45,10 @@ pub async fn run(
             store::run_migrations(&options)
                 .await
                 .context(super::DATABASE_HINT)?;
-            let pool = store::pool(options, database.check_limits().map_err(anyhow::Error::msg)?);
+            let pool = store::pool(
+                options,
+                super::store_limits(database).map_err(anyhow::Error::msg)?,
+            );
             let uses = pepper_uses(&pool).await;
             pool.close().await;
             print!("{}", status(&named, &uses?));

@@ -16,7 +16,11 @@ fn admin(
 ) -> anyhow::Result<WebhookAdmin> {
     let peppers = super::peppers::service_pepper(pepper, "the webhook's signing secret is sealed with it")?;
     let sealer = Sealer::new(&peppers);
-    Ok(WebhookAdmin::new(pool.clone(), sealer, settings.policy()))
+    Ok(WebhookAdmin::new(
+        pool.clone(),
+        sealer,
+        crate::webhooks::url_policy(settings),
+    ))
 }
 
 /// Sets or clears the webhook URL, printing a new secret when one is made.

@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use super::{NewVerification, OtpService, Verification};
 use crate::clients::Client;
+use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::store::idempotency as store;
 
@@ -32,6 +33,16 @@ const MARGIN: Duration = Duration::from_secs(5);
 /// Database calls a request is given room for at their longest, besides the
 /// claim: a request makes a handful, nearly always each far faster.
 const CALLS: u32 = 4;
+
+/// How long a request with an `Idempotency-Key` may run: refused when the
+/// waits these settings allow could outlast its claim.
+pub fn check_request_budget(settings: &Settings) -> Result<Duration, String> {
+    request_budget(
+        settings.hashing.wait(),
+        settings.send_wait(),
+        Duration::from_millis(settings.database.call_timeout_ms),
+    )
+}
 
 /// How long a request with an `Idempotency-Key` may run, after its claim,
 /// before it is cut short (`503`, the claim released): short enough that its
