@@ -18,8 +18,9 @@ mod server;
 mod stats;
 mod webhooks;
 
-pub use server::server;
+pub use server::{metrics_server, server};
 mod qr;
+mod responses;
 
 use actix_web::middleware::from_fn;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -201,6 +202,9 @@ pub fn query_config() -> web::QueryConfig {
 /// Requests that no route took: `405` with `Allow` for a documented path
 /// asked with another method, `404` for anything else.
 pub async fn fallback(req: HttpRequest) -> Result<HttpResponse, Error> {
+    if req.path() == "/metrics" && metrics::served_elsewhere(&req) {
+        return Err(Error::NotFound("no such endpoint"));
+    }
     Err(
         documented_route(req.path(), false).map_or(Error::NotFound("no such endpoint"), |allow| {
             Error::MethodNotAllowed { allow }
