@@ -560,3 +560,25 @@ fn no_module_names_itself_through_others() {
         circles.join("\n")
     );
 }
+
+/// The store keeps the tables and nothing else: it names only the types and
+/// secrets it stores, the error it returns and the metrics it counts into.
+#[test]
+fn the_store_names_only_what_it_stores() {
+    let allowed = ["store", "domain", "crypto", "error", "metrics"];
+    let wrong: Vec<String> = module_graph()
+        .into_iter()
+        .filter(|(module, _)| module.starts_with("store"))
+        .flat_map(|(module, targets)| {
+            targets
+                .into_iter()
+                .filter(|(target, _)| !allowed.contains(&target.split("::").next().unwrap()))
+                .map(move |(target, path)| format!("{module} -> {target} ({path})"))
+        })
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "the store names more than {allowed:?}:\n{}",
+        wrong.join("\n")
+    );
+}
