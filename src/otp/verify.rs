@@ -5,8 +5,9 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::limits::Hit;
 use super::rules::{self, Refusal};
-use super::{HashError, OtpService, Verification, VerifyTarget};
+use super::{OtpService, Verification, VerifyTarget};
 use crate::clients::Client;
+use crate::crypto::HashError;
 use crate::domain::{OtpCode, VerificationId, VerificationStatus};
 use crate::error::{Error, Result};
 use crate::store::verifications::Reservation;
