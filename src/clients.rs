@@ -18,6 +18,7 @@ use crate::store::clients as store;
 
 pub mod admin;
 pub mod cache;
+pub mod dev_database;
 pub mod test_numbers;
 
 const KEY_PREFIX: &str = "otpk_";
@@ -231,20 +232,6 @@ impl From<store::ClientRow> for Client {
             settings: row.settings.settings(),
         }
     }
-}
-
-/// Why `serve --dev` must not use this database, if it must not: it holds
-/// clients or verifications that `--dev` did not make.
-pub async fn dev_refusal(pool: &PgPool) -> Result<Option<String>, ClientError> {
-    let clients = store::count_not_made_by_dev(pool).await?;
-    let verifications = crate::store::verifications::count_not_made_by_dev(pool).await?;
-    Ok((clients > 0 || verifications > 0).then(|| {
-        format!(
-            "serve --dev will not use this database: it holds {clients} clients and {verifications} verifications \
-             that serve --dev did not make, so it looks like a real one. Point DATABASE_URL at a database of its own, \
-             e.g. DATABASE_URL=postgres://postgres@127.0.0.1:5432/otp_service_dev"
-        )
-    }))
 }
 
 /// What a client gets for what it leaves unset (`OTP_CLIENT_*` and the

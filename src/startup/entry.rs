@@ -98,7 +98,7 @@ async fn serve_dev(mut settings: Settings) -> anyhow::Result<()> {
         .context("could not apply the database migrations (is PostgreSQL running and DATABASE_URL right?)")?;
     let limits = cli::store_limits(&settings.database).map_err(anyhow::Error::msg)?;
     let pool = store::pool(options.clone(), limits);
-    let refusal = crate::clients::dev_refusal(&pool).await;
+    let refusal = crate::clients::dev_database::take(&pool, &options).await;
     pool.close().await;
     if let Some(refusal) = refusal? {
         anyhow::bail!(refusal);

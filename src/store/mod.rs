@@ -49,6 +49,7 @@ pub fn statements() -> impl Iterator<Item = &'static Statement> {
 
 pub mod client_removal;
 pub mod clients;
+pub mod dev_database;
 pub mod fraud_blocks;
 pub mod fraud_counts;
 pub mod fraud_flags;
