@@ -35,6 +35,12 @@ pub async fn take(pool: &PgPool, options: &PgConnectOptions) -> Result<Option<St
     )))
 }
 
+/// Whether `serve --dev` has taken the database (the command line then
+/// knows its pepper).
+pub async fn is_dev(pool: &PgPool) -> Result<bool, ClientError> {
+    Ok(store::is_marked(pool).await?)
+}
+
 /// The real service starts on the database: it is a real one from now on.
 /// Whether it was `serve --dev`'s until now.
 pub async fn give_up(pool: &PgPool) -> Result<bool, ClientError> {

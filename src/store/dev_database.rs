@@ -53,6 +53,11 @@ pub async fn claim(pool: &PgPool) -> Result<Claim, sqlx::Error> {
     Ok(Claim::Taken)
 }
 
+/// Whether `serve --dev` has taken the database.
+pub async fn is_marked(pool: &PgPool) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(MARKED).fetch_one(pool).bounded().await
+}
+
 /// Takes the mark away (the real service starts on the database); whether
 /// there was one.
 pub async fn unmark(pool: &PgPool) -> Result<bool, sqlx::Error> {

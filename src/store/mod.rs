@@ -58,6 +58,7 @@ pub mod idempotency;
 pub mod limits;
 mod migrations;
 pub mod outbox;
+pub mod peppers_in_use;
 pub mod rate_cells;
 pub mod senders;
 pub mod stats;

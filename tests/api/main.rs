@@ -27,6 +27,7 @@ mod memory;
 mod metrics;
 mod openapi;
 mod outage;
+mod pepper_mismatch;
 mod peppers;
 mod peppers_status;
 mod qr;
