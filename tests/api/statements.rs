@@ -31,3 +31,35 @@ async fn every_statement_of_the_store_prepares_against_the_schema() {
         failures.join("\n")
     );
 }
+
+/// Which change yields which webhook event or stats outcome is decided in
+/// Rust (`domain::transitions`) and written by the statement that makes the
+/// change: the only triggers left on the tables whose changes tell something
+/// are those that tell replicas (`NOTIFY`).
+#[tokio::test]
+async fn no_trigger_decides_an_event_or_an_outcome() {
+    let database = TestDatabase::create().await;
+    otp_service::store::run_migrations(&database.options())
+        .await
+        .unwrap();
+    let mut conn = PgConnection::connect_with(&database.options()).await.unwrap();
+    let triggers: Vec<(String, String, String)> = sqlx::query_as(
+        "select c.relname::text, t.tgname::text, p.proname::text
+         from pg_trigger t join pg_class c on c.oid = t.tgrelid join pg_proc p on p.oid = t.tgfoid
+         where not t.tgisinternal
+           and c.relname in ('verifications', 'outbox_messages', 'webhook_events', 'stats_events')
+         order by 1, 2",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    let deciding: Vec<_> = triggers
+        .iter()
+        .filter(|(_, _, function)| !function.starts_with("notify_"))
+        .collect();
+    assert!(deciding.is_empty(), "triggers that decide: {deciding:?}");
+    assert!(
+        triggers.iter().any(|(table, _, _)| table == "webhook_events"),
+        "the webhook worker is still woken: {triggers:?}"
+    );
+}
