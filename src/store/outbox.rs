@@ -7,9 +7,13 @@
 //! Each claim increments `claims`; that number is the claim's token, and a
 //! sender that lost its lease can no longer change the message.
 //!
-//! Conditions name a status as a literal (`status = 'queued'`), which is what
-//! lets the planner use the partial index `outbox_messages_due`; values written
-//! are bound typed.
+//! Conditions name a status as a literal (`status = 'queued'`, or a function
+//! of V19 that the planner inlines), which is what lets the planner use the
+//! partial index `outbox_messages_due`; values written are bound typed.
+//!
+//! The SQL functions it calls, and the migration holding each one's live
+//! definition: `message_waiting`, `waiting_by_client`,
+//! `verification_waiting` (V19); `lock_client_queue`, `take_sender_slots` (V12).
 
 use crate::store::Bounded;
 use std::time::Duration;
@@ -60,14 +64,15 @@ macro_rules! claimed_columns {
     };
 }
 
-/// Queued and unexpired: a message still waiting to be sent. The count
-/// admission reads, `waiting_by_client()` (V12), says the same in SQL.
+/// Queued and unexpired: a message still waiting to be sent
+/// (`message_waiting`, V19, the one place it is written; the count admission
+/// reads, `waiting_by_client()`, calls it too).
 macro_rules! waiting_to_send {
     () => {
-        "status = 'queued' and expires_at > now()"
+        "message_waiting(status, expires_at)"
     };
     ($alias:literal) => {
-        concat!($alias, ".status = 'queued' and ", $alias, ".expires_at > now()")
+        concat!("message_waiting(", $alias, ".status, ", $alias, ".expires_at)")
     };
 }
 

@@ -1,4 +1,8 @@
 //! The `verifications` table: every statement that reads or writes it.
+//!
+//! The SQL functions it calls, and the migration holding each one's live
+//! definition: `reserve_attempt`, `verification_waiting`,
+//! `verification_attemptable` (V19); `take_limit_slot_in` (V12).
 
 use crate::store::Bounded;
 use std::time::Duration;
@@ -10,32 +14,32 @@ use crate::domain::{ClientId, FailureReason, MessageStatus, VerificationId, Veri
 use crate::store::limits::{self, HitId, Window};
 use crate::store::transitions::{ENDED, Rules, decide_ended, ended_columns};
 
-/// Pending and not locked: a verification still waiting for its code. The one
-/// place this condition is written; `$alias` names the table in a join.
+/// Pending and not locked: a verification still waiting for its code
+/// (`verification_waiting`, V19, the one place it is written); `$alias`
+/// names the table in a join.
 macro_rules! waiting {
     () => {
-        "status = 'pending' and failed_attempts < max_attempts"
+        "verification_waiting(status, failed_attempts, max_attempts)"
     };
     ($alias:literal) => {
         concat!(
+            "verification_waiting(",
             $alias,
-            ".status = 'pending' and ",
+            ".status, ",
             $alias,
-            ".failed_attempts < ",
+            ".failed_attempts, ",
             $alias,
-            ".max_attempts"
+            ".max_attempts)"
         )
     };
 }
 pub(crate) use waiting;
 
-/// Waiting and unexpired: a verification whose code may still be tried.
+/// Waiting and unexpired: a verification whose code may still be tried
+/// (`verification_attemptable`, V19, which `reserve_attempt` calls too).
 macro_rules! attemptable {
     () => {
-        concat!(
-            $crate::store::verifications::waiting!(),
-            " and expires_at > now()"
-        )
+        "verification_attemptable(status, failed_attempts, max_attempts, expires_at)"
     };
 }
 
@@ -199,7 +203,7 @@ statement!(
 /// checks it is attemptable, and takes a hit of `windows`, all of one bucket
 /// (one row that each counts): all of it or nothing, so parallel guesses can
 /// pass neither the verification's limit nor a window (`reserve_attempt`,
-/// V12). The bucket is named by what comes before the phone: the statement
+/// V19). The bucket is named by what comes before the phone: the statement
 /// appends the verification's.
 pub async fn reserve_attempt(
     db: impl PgExecutor<'_>,
