@@ -151,7 +151,11 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             settings.check_production().map_err(anyhow::Error::msg)?;
             telemetry::init(settings.log_format.unwrap_or(LogFormat::Json), std::io::stdout);
             let app = Application::build(*settings, None).await?;
-            tracing::info!(port = app.port(), "otp-service listening");
+            tracing::info!(
+                port = app.port(),
+                metrics_port = app.metrics_port(),
+                "otp-service listening"
+            );
             app.run_until_stopped().await
         }
         Command::Migrate { database } => {
@@ -245,6 +249,7 @@ async fn serve_dev(mut settings: Settings) -> anyhow::Result<()> {
     tokio::spawn(fake.serve(fake_listener)?);
 
     let listen = settings.listen;
+    let metrics_listen = settings.metrics_listen;
     let admin = settings.admin_key.is_some();
     let app = Application::build(settings, Some(fake)).await?;
     let key_file = dev_key::path(&options);
@@ -263,8 +268,12 @@ async fn serve_dev(mut settings: Settings) -> anyhow::Result<()> {
     } else {
         "off; set OTP_ADMIN_KEY (32 bytes or more) to open them".to_owned()
     };
+    let metrics = match (metrics_listen, app.metrics_port()) {
+        (Some(at), Some(port)) => format!("http://{}:{port}/metrics (OTP_METRICS_LISTEN)", at.ip()),
+        _ => format!("{base}/metrics (set OTP_METRICS_LISTEN to serve it on a port of its own)"),
+    };
     println!(
-        "\notp-service (dev) on {base}\n  client `dev`: {origin}\n  key: {key}\n  codes sent: {base}/dev/messages\n  docs: {base}/docs/\n  admin pages: {admin}\n\n  export OTP_KEY={key}\n",
+        "\notp-service (dev) on {base}\n  client `dev`: {origin}\n  key: {key}\n  codes sent: {base}/dev/messages\n  docs: {base}/docs/\n  admin pages: {admin}\n  metrics: {metrics}\n\n  export OTP_KEY={key}\n",
         key = key.expose_secret()
     );
     app.run_until_stopped().await

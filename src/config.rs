@@ -1,5 +1,5 @@
 //! Configuration: every setting is a flag with an environment variable behind
-//! it (SPEC.md's names), so `otp-service serve --help` documents them all.
+//! it (listed in docs/configuration.md), so `otp-service serve --help` documents them all.
 //! An optional TOML file (`--config`) may set the same variables.
 
 use std::net::SocketAddr;
@@ -68,6 +68,11 @@ pub struct Settings {
         default_value = "127.0.0.1:8080"
     )]
     pub listen: SocketAddr,
+
+    /// Address serving GET /metrics alone, for the monitoring network; OTP_LISTEN then
+    /// answers 404 for it. Unset: /metrics is served on OTP_LISTEN, to whoever reaches it.
+    #[arg(long, env = "OTP_METRICS_LISTEN", value_name = "OTP_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
 
     /// Server-side secret mixed into every code hash, at least 32 bytes.
     #[arg(long, env = "OTP_PEPPER", value_name = "OTP_PEPPER", value_parser = secret, hide_env_values = true)]

@@ -1,4 +1,4 @@
-//! Every way a call can fail, one case per row of SPEC.md's error table.
+//! Every way a call can fail, one case per row of the error table in docs/api.md.
 //! `http::errors` turns each into an RFC 9457 problem document.
 
 use uuid::Uuid;

@@ -31,6 +31,8 @@ mod pepper_check;
 pub struct Application {
     port: u16,
     server: Server,
+    /// `/metrics` on a listener of its own (`OTP_METRICS_LISTEN`), and its port.
+    metrics_server: Option<(Server, u16)>,
     pool: sqlx::PgPool,
     metrics: Metrics,
     retention: Duration,
@@ -145,12 +147,22 @@ impl Application {
         let listener = TcpListener::bind(settings.listen)
             .with_context(|| format!("cannot listen on {} (OTP_LISTEN)", settings.listen))?;
         let port = listener.local_addr()?.port();
-        let server = http::server(listener, state, drain_budget(shutdown_timeout))?;
+        let metrics_server = settings
+            .metrics_listen
+            .map(|address| http::metrics_server(address, state.clone(), drain_budget(shutdown_timeout)))
+            .transpose()?;
+        let server = http::server(
+            listener,
+            state,
+            drain_budget(shutdown_timeout),
+            metrics_server.is_some(),
+        )?;
 
         let retention = Duration::from_secs(u64::from(settings.retention_days) * 24 * 60 * 60);
         Ok(Self {
             port,
             server,
+            metrics_server,
             pool: pool_for_sweeper,
             metrics: metrics_for_sweeper,
             retention,
@@ -170,6 +182,11 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of `/metrics`' own listener, when `OTP_METRICS_LISTEN` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_server.as_ref().map(|(_, port)| *port)
     }
 
     /// Stops the HTTP server from outside, as a signal would.
@@ -198,6 +215,15 @@ impl Application {
         ));
         let handle = self.server.handle();
         let mut server = tokio::spawn(self.server);
+        if let Some((metrics, _)) = self.metrics_server {
+            // Scrapes are short: it stops as soon as the service begins to.
+            let (handle, stopping) = (metrics.handle(), shutdown.clone());
+            tokio::spawn(async move {
+                stopping.cancelled().await;
+                handle.stop(false).await
+            });
+            tokio::spawn(metrics);
+        }
         tokio::select! {
             served = &mut server => {
                 shutdown.cancel();
@@ -308,7 +334,7 @@ fn limit_settings(settings: &Settings) -> LimitSettings {
     }
 }
 
-/// SPEC.md's rules as the settings give them; `dev` marks what `serve --dev` stores.
+/// The rules as the settings give them; `dev` marks what `serve --dev` stores.
 fn policy(settings: &Settings, limits: LimitSettings, dev: bool, request_budget: Duration) -> Policy {
     Policy {
         defaults: settings.policy.client_defaults(),

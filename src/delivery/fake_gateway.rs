@@ -1,4 +1,4 @@
-//! A fake Waconecta gateway that follows CONTRACT.md: the answer envelope,
+//! A fake Waconecta gateway that follows docs/waconecta.md: the answer envelope,
 //! `401 No autorizado`, `400 Invalid phone number`, `400 Session has ended`,
 //! `429` past the per-key rate, and `503` on demand. It keeps what it accepted,
 //! so development and tests can read the codes it "delivered".

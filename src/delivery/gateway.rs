@@ -1,4 +1,4 @@
-//! The Waconecta client, classifying every answer as CONTRACT.md reads it.
+//! The Waconecta client, classifying every answer as docs/waconecta.md reads it.
 
 use std::time::Duration;
 
@@ -142,8 +142,8 @@ impl WaconectaClient {
     }
 }
 
-/// CONTRACT.md (our reading): the envelope with the image in `data`, or a bare
-/// string; either a `data:` URL or plain base64; any image type.
+/// As docs/waconecta.md reads the QR answer: the envelope with the image in
+/// `data`, or a bare string; either a `data:` URL or plain base64; any image type.
 pub fn decode_qr(answer: &str) -> Option<(Vec<u8>, &'static str)> {
     use base64::Engine;
     let payload = match serde_json::from_str::<serde_json::Value>(answer) {

@@ -1,4 +1,4 @@
-//! Every answer class of CONTRACT.md, and the ones it does not name.
+//! Every answer class of docs/waconecta.md, and the ones it does not name.
 
 use super::*;
 

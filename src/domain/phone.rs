@@ -56,7 +56,7 @@ impl PhoneNumber {
         &self.e164
     }
 
-    /// `59169657008`: what the gateway expects (see CONTRACT.md, "our reading").
+    /// `59169657008`: what the gateway expects (docs/waconecta.md, "Sending a message").
     pub fn gateway_digits(&self) -> &str {
         &self.e164[1..]
     }

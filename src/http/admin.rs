@@ -112,7 +112,7 @@ pub(super) fn sender<'a>(state: &'a AppState, name: &str) -> Result<&'a Sender> 
     responses(
         (status = 200, description = "The keys (never the keys themselves)", body = SendersReport),
         (status = 401, description = "`unauthorized`", body = Problem),
-        (status = 429, description = "`rate_limited`: too many wrong admin credentials from this address in the last minute", body = Problem,
+        (status = 429, description = "`rate_limited`: a wrong admin key, after ten wrong ones from this address in the last minute (the right key always passes)", body = Problem,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 404, description = "`not_found`: admin endpoints are off (`OTP_ADMIN_KEY` unset)", body = Problem),
     ),
@@ -139,7 +139,7 @@ pub async fn list_senders(state: web::Data<AppState>) -> Result<HttpResponse> {
     responses(
         (status = 200, description = "The key, back in service", body = SenderStatus),
         (status = 401, description = "`unauthorized`", body = Problem),
-        (status = 429, description = "`rate_limited`: too many wrong admin credentials from this address in the last minute", body = Problem,
+        (status = 429, description = "`rate_limited`: a wrong admin key, after ten wrong ones from this address in the last minute (the right key always passes)", body = Problem,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 403, description = "`cross_origin`: a browser request from a page of another origin", body = Problem),
         (status = 404, description = "`not_found`", body = Problem),

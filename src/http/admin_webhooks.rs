@@ -92,7 +92,7 @@ pub struct RotatedWebhookSecret {
         (status = 401, description = "`unauthorized`", body = Problem),
         (status = 403, description = "`cross_origin`: a browser request from a page of another origin", body = Problem),
         (status = 404, description = "`not_found`: no client of that name, or admin endpoints are off (`OTP_ADMIN_KEY` unset)", body = Problem),
-        (status = 429, description = "`rate_limited`: too many wrong admin credentials from this address in the last minute", body = Problem,
+        (status = 429, description = "`rate_limited`: a wrong admin key, after ten wrong ones from this address in the last minute (the right key always passes)", body = Problem,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 503, description = "`unavailable`: the database does not answer", body = Problem,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),

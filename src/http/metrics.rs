@@ -6,10 +6,25 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
 use actix_web::middleware::Next;
-use actix_web::{HttpResponse, get, web};
+use actix_web::{HttpRequest, HttpResponse, get, web};
 
 use super::AppState;
+use super::errors::Problem;
 use crate::delivery::SenderState;
+use crate::error::Error;
+
+/// In the API server's data: whether `/metrics` has a listener of its own
+/// (`OTP_METRICS_LISTEN`). The API port then answers `404` for it, so that
+/// clients' names and volumes are not shown to whoever reaches the API.
+#[derive(Clone, Copy)]
+pub struct ServedElsewhere(pub bool);
+
+/// Whether this server leaves `/metrics` to a listener of its own.
+pub(super) fn served_elsewhere(request: &HttpRequest) -> bool {
+    request
+        .app_data::<ServedElsewhere>()
+        .is_some_and(|elsewhere| elsewhere.0)
+}
 
 /// Counts and times each request under its route *pattern* (`/otp/{id}`),
 /// never its path, so no id ends up in a label; errors raised by middleware
@@ -61,17 +76,27 @@ fn method_label(method: &Method) -> &'static str {
 ///
 /// The text exposition format (version 0.0.4). The gauges for the outbox and
 /// the gateway keys are read from the database at scrape time, so every
-/// replica reports the same, shared truth. Needs no key: expose it only to
-/// the monitoring network.
+/// replica reports the same, shared truth. Needs no key: with
+/// `OTP_METRICS_LISTEN` set it is served only on that listener (this port
+/// answers `404`); without it, expose this port only to trusted networks.
 #[utoipa::path(
     tag = "operations",
     responses(
         (status = 200, description = "Metrics", body = String, content_type = "text/plain; version=0.0.4"),
+        (status = 404, description = "`not_found`: served on `OTP_METRICS_LISTEN`'s listener instead", body = Problem),
     ),
     security()
 )]
 #[get("/metrics")]
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+pub async fn metrics(request: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, Error> {
+    if served_elsewhere(&request) {
+        return Err(Error::NotFound("no such endpoint"));
+    }
+    Ok(scrape(state).await)
+}
+
+/// What `GET /metrics` answers, on whichever listener serves it.
+pub async fn scrape(state: web::Data<AppState>) -> HttpResponse {
     let m = &state.metrics;
     // A database that does not answer within the scrape's patience leaves the
     // shared gauges at their last values and says so in `otp_database_up`.

@@ -18,7 +18,7 @@ mod server;
 mod stats;
 mod webhooks;
 
-pub use server::server;
+pub use server::{metrics_server, server};
 mod qr;
 
 use actix_web::middleware::from_fn;
@@ -201,6 +201,9 @@ pub fn query_config() -> web::QueryConfig {
 /// Requests that no route took: `405` with `Allow` for a documented path
 /// asked with another method, `404` for anything else.
 pub async fn fallback(req: HttpRequest) -> Result<HttpResponse, Error> {
+    if req.path() == "/metrics" && metrics::served_elsewhere(&req) {
+        return Err(Error::NotFound("no such endpoint"));
+    }
     Err(
         documented_route(req.path(), false).map_or(Error::NotFound("no such endpoint"), |allow| {
             Error::MethodNotAllowed { allow }

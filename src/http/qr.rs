@@ -40,7 +40,7 @@ const IMAGE_POLICY: &str = "default-src 'none'; frame-ancestors 'none'; sandbox"
     responses(
         (status = 200, description = "An HTML page", content_type = "text/html", body = String),
         (status = 401, description = "`unauthorized`", body = Problem),
-        (status = 429, description = "`rate_limited`: too many wrong admin credentials from this address in the last minute", body = Problem,
+        (status = 429, description = "`rate_limited`: a wrong admin key, after ten wrong ones from this address in the last minute (the right key always passes)", body = Problem,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 404, description = "`not_found`", body = Problem),
     ),
@@ -107,7 +107,7 @@ pub async fn qr_page(state: web::Data<AppState>, name: web::Path<String>) -> Res
                 (inline(QrImage) = "image/*"),
             )),
         (status = 401, description = "`unauthorized`", body = Problem),
-        (status = 429, description = "`rate_limited`: too many wrong admin credentials from this address in the last minute", body = Problem,
+        (status = 429, description = "`rate_limited`: a wrong admin key, after ten wrong ones from this address in the last minute (the right key always passes)", body = Problem,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 404, description = "`not_found`", body = Problem),
         (status = 503, description = "`qr_unavailable`: no container token for this key, or the gateway did not give a QR code",

@@ -1,11 +1,12 @@
 //! The HTTP server: the documented routes, the middleware around them, the
 //! docs page and the dev inbox.
 
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, web};
+use anyhow::Context;
 use tracing_actix_web::TracingLogger;
 use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
@@ -14,7 +15,13 @@ use super::AppState;
 use crate::http;
 
 /// Serves `state` on `listener`; a stop lets requests in flight finish for `drain`.
-pub fn server(listener: TcpListener, state: web::Data<AppState>, drain: Duration) -> std::io::Result<Server> {
+/// With `metrics_elsewhere` (`OTP_METRICS_LISTEN`), `/metrics` answers `404` here.
+pub fn server(
+    listener: TcpListener,
+    state: web::Data<AppState>,
+    drain: Duration,
+    metrics_elsewhere: bool,
+) -> std::io::Result<Server> {
     let document = http::openapi::document();
     let dev = state.fake_gateway.is_some();
     let server = HttpServer::new(move || {
@@ -22,6 +29,7 @@ pub fn server(listener: TcpListener, state: web::Data<AppState>, drain: Duration
             .into_utoipa_app()
             .openapi(http::openapi::base())
             .app_data(state.clone())
+            .app_data(http::metrics::ServedElsewhere(metrics_elsewhere))
             .app_data(http::json_config())
             .app_data(http::path_config())
             .app_data(http::query_config())
@@ -62,4 +70,35 @@ pub fn server(listener: TcpListener, state: web::Data<AppState>, drain: Duration
     .listen(listener)?
     .run();
     Ok(server)
+}
+
+/// `GET /metrics` alone, on `address` (`OTP_METRICS_LISTEN`): a port for
+/// the monitoring network, apart from the one clients reach. Anything else
+/// there is `404`. Returns the server and the port it listens on.
+pub fn metrics_server(
+    address: SocketAddr,
+    state: web::Data<AppState>,
+    drain: Duration,
+) -> anyhow::Result<(Server, u16)> {
+    let listener = TcpListener::bind(address)
+        .with_context(|| format!("cannot listen on {address} (OTP_METRICS_LISTEN)"))?;
+    let port = listener.local_addr()?.port();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .route("/metrics", web::get().to(http::metrics::scrape))
+            .default_service(web::to(|| async {
+                Err::<actix_web::HttpResponse, _>(crate::error::Error::NotFound("no such endpoint"))
+            }))
+            .wrap(actix_web::middleware::from_fn(http::metrics::record))
+            .wrap(TracingLogger::<crate::telemetry::RequestLog>::new())
+            .wrap(actix_web::middleware::from_fn(http::headers::nosniff))
+    })
+    // Scrapes are few and light.
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(drain.as_secs().max(1))
+    .listen(listener)?
+    .run();
+    Ok((server, port))
 }

@@ -89,7 +89,7 @@ pub async fn client_stats(
         (status = 400, description = "`invalid_request`: a bad `from`, `to` or `group_by` (named in `field`), `from` after `to`, more than 366 days, or an unknown parameter", body = Problem),
         (status = 401, description = "`unauthorized`", body = Problem),
         (status = 404, description = "`not_found`: admin endpoints are off (`OTP_ADMIN_KEY` unset)", body = Problem),
-        (status = 429, description = "`rate_limited`: too many wrong admin credentials from this address in the last minute", body = Problem,
+        (status = 429, description = "`rate_limited`: a wrong admin key, after ten wrong ones from this address in the last minute (the right key always passes)", body = Problem,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 503, description = "`unavailable`: the database does not answer", body = Problem,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),

@@ -14,6 +14,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use super::service::Cutoff;
 use super::{NewVerification, OtpService, Verification};
 use crate::clients::Client;
 use crate::error::{Error, Result};
@@ -29,32 +30,40 @@ pub const ABANDONED_AFTER: Duration = Duration::from_secs(60);
 /// clocks of replica and database, between a request's end and its claim's.
 const MARGIN: Duration = Duration::from_secs(5);
 
-/// Database calls a request is given room for at their longest, besides the
-/// claim: a request makes a handful, nearly always each far faster.
+/// Database calls a request is given room for at their longest before its
+/// code is queued, besides the claim: a request makes a handful, nearly
+/// always each far faster. Room, not a bound: the deadline is the bound.
 const CALLS: u32 = 4;
 
+/// Database calls after the code is queued, besides the first attempt (whose
+/// wait is `send_wait`, calls included): the read of the answer.
+const AFTER_QUEUED: u32 = 1;
+
 /// How long a request with an `Idempotency-Key` may run, after its claim,
-/// before it is cut short (`503`, the claim released): short enough that its
-/// claim is never taken over while it still runs. `None`, with the reason,
-/// when these settings leave a request no room to finish.
+/// before its code is queued; past it, it is cut short (`503`, the claim
+/// released). After the code is queued it is never cut: the rest (the first
+/// attempt's wait, a read, and the save of the answer) fits in what is left
+/// before the claim counts as abandoned, so the claim is never taken over
+/// while the request still runs. `Err`, with the reason, when these settings
+/// leave a request no room to finish.
 pub fn request_budget(hash_wait: Duration, send_wait: Duration, call: Duration) -> Result<Duration, String> {
     // The claim's statement may be answered up to a call timeout after its
     // row's `created_at`, and the save after the body takes another.
-    let budget = ABANDONED_AFTER.checked_sub(2 * call + MARGIN).unwrap_or_default();
-    let needed = hash_wait + send_wait + CALLS * call;
+    let after = send_wait + (2 + AFTER_QUEUED) * call;
+    let budget = ABANDONED_AFTER.checked_sub(after + MARGIN).unwrap_or_default();
+    let needed = hash_wait + CALLS * call;
     if needed > budget {
+        let calls = CALLS + 2 + AFTER_QUEUED;
         return Err(format!(
-            "OTP_HASH_WAIT_MS + OTP_SEND_WAIT_MS + {} × OTP_DB_CALL_TIMEOUT_MS must be at most {} ms, \
+            "OTP_HASH_WAIT_MS + OTP_SEND_WAIT_MS + {calls} × OTP_DB_CALL_TIMEOUT_MS must be at most {} ms, \
              so that an Idempotency-Key claim (taken over after {} s unanswered) is never taken over \
-             while its request still runs; they are {} + {} + {} × {} = {} ms. Lower them",
-            CALLS + 2,
+             while its request still runs; they are {} + {} + {calls} × {} = {} ms. Lower them",
             (ABANDONED_AFTER - MARGIN).as_millis(),
             ABANDONED_AFTER.as_secs(),
             hash_wait.as_millis(),
             send_wait.as_millis(),
-            CALLS + 2,
             call.as_millis(),
-            (needed + 2 * call).as_millis(),
+            (needed + after).as_millis(),
         ));
     }
     Ok(budget)
@@ -172,27 +181,24 @@ impl OtpService {
                 return Ok(Answer::Replay { status, body });
             }
         };
-        // Cut short at the budget: past it, a retry may take the claim over.
-        let budget = self.policy().request_budget;
-        let outcome = tokio::time::timeout(budget, self.request_in_allowed_country(client, input))
-            .await
-            .unwrap_or_else(|_| {
-                tracing::warn!(
-                    budget_ms = budget.as_millis() as u64,
-                    "a request with an Idempotency-Key ran out of time; answering 503"
-                );
-                Err(Error::Unavailable { retry_after: 5 })
-            });
+        // Cut short at the budget, and only before its code is queued: past
+        // the budget a retry may take the claim over, and after the commit
+        // the request runs to its answer (`request_budget` leaves it room).
+        let cutoff = Cutoff::by(tokio::time::Instant::now() + self.policy().request_budget);
+        let outcome = self.request_in_allowed_country(client, input, &cutoff).await;
         let (status, body) = match &outcome {
             Ok(verification) => (StatusCode::ACCEPTED, serde_json::to_value(verification)),
             Err(e) => (e.status_code(), serde_json::to_value(e.problem())),
         };
+        let not_now = status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
         let kept = match body {
-            _ if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() => {
-                store::release(pool, client.id, &key.0, token)
-                    .await
-                    .map_err(Error::from)
-            }
+            // Queued, then a failure (a read after the commit): releasing the
+            // key would let a retry send a second code. The claim stays until
+            // it counts as abandoned, and retries meanwhile get `409`.
+            _ if not_now && cutoff.queued() => Ok(()),
+            _ if not_now => store::release(pool, client.id, &key.0, token)
+                .await
+                .map_err(Error::from),
             Ok(body) => store::save(pool, client.id, &key.0, token, status.as_u16(), &body)
                 .await
                 .map_err(Error::from),
@@ -216,10 +222,12 @@ mod tests {
     #[test]
     fn the_defaults_leave_a_request_room_and_end_it_before_its_claim_can_be_taken_over() {
         let call = S(6000);
-        let budget = request_budget(S(5000), S(3000), call).unwrap();
-        assert!(budget >= S(5000) + S(3000) + 4 * call);
-        // Claim answered a call late, body at its budget, save: all before a takeover.
-        assert!(call + budget + call < ABANDONED_AFTER);
+        let (hash, send) = (S(5000), S(3000));
+        let budget = request_budget(hash, send, call).unwrap();
+        assert!(budget >= hash + 4 * call);
+        // Claim answered a call late, queued at the deadline, the first
+        // attempt's wait, the read, the save: all before a takeover.
+        assert!(call + budget + send + call + call < ABANDONED_AFTER);
     }
 
     #[test]

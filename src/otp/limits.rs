@@ -1,4 +1,4 @@
-//! The abuse limits of SPEC.md: sends and failed codes per (client, phone),
+//! The abuse limits (docs/api.md): sends and failed codes per (client, phone),
 //! requests per (client, end-user IP) and per client, and sends per phone
 //! across all clients. The client's window is a GCRA row (`otp::rate`); each
 //! of the others is a sliding window kept in PostgreSQL
@@ -122,14 +122,15 @@ impl LimitSettings {
     }
 }
 
-/// Wrong admin credentials from one source address: 10 a minute, then every
-/// admin request from there waits, so the admin key cannot be guessed.
+/// Wrong admin keys from one source address: 10 a minute, then a wrong key
+/// from there gets `429` instead of `401`. Only wrong keys are counted and
+/// refused: the right one always passes (see `Access::admin`).
 pub fn admin_failures(source: Option<IpAddr>) -> Bucket {
     Bucket::own(
         format!("admin-failures:{}", source.map_or("unknown".into(), network)),
         10,
         MINUTE,
-        "too many wrong admin credentials from this address",
+        "too many wrong admin keys from this address; the right key is still accepted",
     )
 }
 
@@ -155,15 +156,6 @@ impl Bucket {
         limits::take(db, &self.key, self.max_hits, self.span)
             .await?
             .map_err(|seconds| self.refused(seconds))
-    }
-
-    /// Refuses, without taking anything, when the window is already full: the
-    /// cheap check made before work that a full window would waste.
-    pub async fn check(&self, db: impl PgExecutor<'_>) -> Result<()> {
-        match limits::wait(db, &self.key, self.max_hits, self.span).await? {
-            seconds if seconds > 0.0 => Err(self.refused(seconds)),
-            _ => Ok(()),
-        }
     }
 
     /// A slot of each of `buckets`, in one statement, or the refusal of the

@@ -1,6 +1,7 @@
 use crate::store::Bounded;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sqlx::PgPool;
@@ -14,15 +15,15 @@ use crate::clients::Client;
 use crate::clients::cache::ClientCache;
 use crate::delivery::{Delivery, render};
 use crate::domain::{
-    Defaults, DeliveryError, Effective, FailureReason, Locale, OtpCode, PhoneNumber, Purpose, VerificationId,
-    VerificationStatus,
+    Defaults, DeliveryError, Effective, FailureReason, Locale, MessageId, OtpCode, PhoneNumber, Purpose,
+    VerificationId, VerificationStatus,
 };
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::store::{outbox, verifications};
 use crate::tasks::Tasks;
 
-/// The rules and limits of SPEC.md's defaults table; each client's own
+/// The rules and limits the service defaults to; each client's own
 /// settings go over `defaults`.
 #[derive(Debug, Clone)]
 pub struct Policy {
@@ -114,7 +115,8 @@ impl OtpService {
     #[tracing::instrument(skip_all, fields(client = %client.name, phone = %input.phone.masked(), purpose = input.purpose.as_str()))]
     pub async fn request(&self, client: &Client, input: NewVerification) -> Result<Verification> {
         self.check_country(client, &input.phone)?;
-        self.request_in_allowed_country(client, input).await
+        self.request_in_allowed_country(client, input, &Cutoff::default())
+            .await
     }
 
     /// `request`, once the number's country has been checked.
@@ -122,9 +124,35 @@ impl OtpService {
         &self,
         client: &Client,
         input: NewVerification,
+        cutoff: &Cutoff,
     ) -> Result<Verification> {
+        let queue = self.queue(client, &input);
+        let queued = match cutoff.deadline {
+            Some(deadline) => tokio::time::timeout_at(deadline, queue)
+                .await
+                .unwrap_or_else(|_| Err(cutoff.cut_short()))?,
+            None => queue.await?,
+        };
+        cutoff.queued.store(true, Ordering::SeqCst);
+        let (verification_id, message_id) = match queued {
+            Queued::TestNumber(id) => return self.find(client, id).await,
+            Queued::Message(id, message) => (id, message),
+        };
+        self.delivery
+            .first_attempt(message_id, self.policy.send_wait)
+            .await;
+        let view = self.find(client, verification_id).await?;
+        if view.delivery_error == Some(DeliveryError::PhoneRejected) {
+            return Err(Error::PhoneRejected { id: view.id });
+        }
+        Ok(view)
+    }
+
+    /// Everything up to the commit that queues the code: the refusals, the
+    /// hash, and the verification with its message.
+    async fn queue(&self, client: &Client, input: &NewVerification) -> Result<Queued> {
         let rules = self.rules(client);
-        let key = key(client, &input);
+        let key = key(client, input);
         // A test number takes no window: a reviewer's tries harm nobody.
         let test_number = self.clients.test_number(client.id, input.phone.as_e164()).await?;
         // Before any window: a blocked prefix costs its callers nothing.
@@ -152,10 +180,10 @@ impl OtpService {
         }
         if let Some(code_hash) = test_number {
             let (verification_id, _) = self
-                .enqueue_once(client, &rules, &input, &code_hash, Outgoing::TestNumber)
+                .enqueue_once(client, &rules, input, &code_hash, Outgoing::TestNumber)
                 .await?;
             tracing::info!(verification = %verification_id, "test number: code stored, nothing sent");
-            return self.find(client, verification_id).await;
+            return Ok(Queued::TestNumber(verification_id));
         }
         let ttl = Duration::from_secs(rules.ttl_seconds.into());
         self.delivery.admit(client.id, &rules, ttl).await?;
@@ -169,19 +197,10 @@ impl OtpService {
 
         let outgoing = Outgoing::Queue { body: &body };
         let (verification_id, message_id) = self
-            .enqueue_once(client, &rules, &input, &code_hash, outgoing)
+            .enqueue_once(client, &rules, input, &code_hash, outgoing)
             .await?;
-        drop(body);
         tracing::info!(verification = %verification_id, "code queued");
-
-        self.delivery
-            .first_attempt(message_id, self.policy.send_wait)
-            .await;
-        let view = self.find(client, verification_id).await?;
-        if view.delivery_error == Some(DeliveryError::PhoneRejected) {
-            return Err(Error::PhoneRejected { id: view.id });
-        }
-        Ok(view)
+        Ok(Queued::Message(verification_id, message_id))
     }
 
     /// Refuses a number whose prefix, country or end-user network the
@@ -347,5 +366,44 @@ pub(super) fn key<'a>(client: &Client, input: &'a NewVerification) -> verificati
         client: client.id,
         phone: input.phone.as_e164(),
         purpose: input.purpose.as_str(),
+    }
+}
+
+/// Where a request's queueing ended: the verification, with its message
+/// unless it was a test number's.
+enum Queued {
+    TestNumber(VerificationId),
+    Message(VerificationId, MessageId),
+}
+
+/// How a caller bounds a request up to the commit that queues its code, and
+/// learns whether that commit happened. An `Idempotency-Key` request is cut
+/// short before it, never after: once the code is queued, the request runs
+/// to its answer (the first attempt's wait and a read), and a failure after
+/// that must not release the key for a retry that would send a second code.
+#[derive(Debug, Default)]
+pub struct Cutoff {
+    pub deadline: Option<tokio::time::Instant>,
+    pub queued: AtomicBool,
+}
+
+impl Cutoff {
+    pub fn by(deadline: tokio::time::Instant) -> Self {
+        Self {
+            deadline: Some(deadline),
+            queued: AtomicBool::new(false),
+        }
+    }
+
+    /// The code was queued (the verification committed).
+    pub fn queued(&self) -> bool {
+        self.queued.load(Ordering::SeqCst)
+    }
+
+    fn cut_short(&self) -> Error {
+        tracing::warn!(
+            "a request with an Idempotency-Key ran out of time before its code was queued; answering 503"
+        );
+        Error::Unavailable { retry_after: 5 }
     }
 }

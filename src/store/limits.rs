@@ -106,24 +106,6 @@ pub async fn take_each(
     Ok(Ok(hits))
 }
 
-statement!(WAIT = "select limit_slot_wait($1, $2, $3)");
-/// The seconds until `bucket` has a free slot (0 when it has one), taking nothing.
-pub async fn wait(
-    db: impl PgExecutor<'_>,
-    bucket: &str,
-    max_hits: u32,
-    span: Duration,
-) -> Result<f64, sqlx::Error> {
-    let wait: Option<f64> = sqlx::query_scalar(WAIT)
-        .bind(bucket)
-        .bind(self::max_hits(max_hits))
-        .bind(span)
-        .fetch_one(db)
-        .bounded()
-        .await?;
-    Ok(wait.unwrap_or(0.0))
-}
-
 statement!(REFUND = "delete from limit_hits where id = any($1)");
 /// Gives taken slots back.
 pub async fn refund(db: impl PgExecutor<'_>, hits: &[HitId]) -> Result<(), sqlx::Error> {

@@ -2,8 +2,9 @@
 //! credentials in the address (the same Basic challenge a browser's prompt
 //! answers), or an `X-Admin-Key` header added by a proxy in front. The page
 //! must show a QR-sized image, log nothing to the console, and its Resume
-//! button must work. Skipped when `chromium` is not installed (`.ci/run`
-//! installs it).
+//! button must work. Skipped when `chromium` is not installed, except
+//! under CI (`CI` set, as `.ci/run` runs), where they fail instead: a
+//! browser test never passes without a browser there (`.ci/run` installs it).
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -102,6 +103,37 @@ fn chromium() -> Option<&'static str> {
         })
 }
 
+/// The browser to drive, or `None` when the test is to be skipped (and says
+/// so); under CI, a missing browser fails the test.
+fn browser_or_skip() -> Option<&'static str> {
+    let browser = decide(chromium(), in_ci()).unwrap_or_else(|refusal| panic!("{refusal}"));
+    if browser.is_none() {
+        eprintln!("skipped: chromium is not installed (under CI this test fails instead)");
+    }
+    browser
+}
+
+/// `browser_or_skip`'s decision, apart from the machine it runs on.
+fn decide(found: Option<&'static str>, ci: bool) -> Result<Option<&'static str>, String> {
+    match found {
+        Some(browser) => Ok(Some(browser)),
+        None if ci => Err(
+            "chromium is not installed, and CI is set: a browser test cannot pass \
+             without a browser. Install it (`apt-get install chromium`, as .ci/run does)"
+                .to_owned(),
+        ),
+        None => Ok(None),
+    }
+}
+
+#[test]
+fn without_chromium_a_ci_run_fails_instead_of_skipping() {
+    assert!(decide(None, true).is_err());
+    assert_eq!(decide(None, false), Ok(None));
+    assert_eq!(decide(Some("chromium"), true), Ok(Some("chromium")));
+    assert_eq!(decide(Some("chromium"), false), Ok(Some("chromium")));
+}
+
 /// The page's DOM once it has settled, and what it logged to the console.
 async fn open(browser: &str, url: &str) -> (String, Vec<String>) {
     let profile = std::env::temp_dir().join(format!("otp-chromium-{}", uuid::Uuid::new_v4()));
@@ -142,8 +174,7 @@ async fn open(browser: &str, url: &str) -> (String, Vec<String>) {
 /// Opens the page for a key whose session has ended, and checks what it shows
 /// and that its Resume button put the key back in service.
 async fn check_page(app: &TestApp, url: &str) {
-    let Some(browser) = chromium() else {
-        eprintln!("skipped: chromium is not installed");
+    let Some(browser) = browser_or_skip() else {
         return;
     };
     sqlx::query("update senders set state = 'session_ended'")

@@ -230,3 +230,14 @@ fn an_unreachable_database_names_database_url_and_says_each_cause_once() {
         assert_eq!(text.matches("Connection refused").count(), 1, "{args:?}: {text}");
     }
 }
+
+#[test]
+fn serve_help_names_the_metrics_listener() {
+    let help = otp_service("postgres://postgres@127.0.0.1:5432/unused", &["serve", "--help"]);
+    assert!(help.status.success());
+    let text = stdout(&help);
+    assert!(
+        text.contains("--metrics-listen <OTP_METRICS_LISTEN>") && text.contains("404"),
+        "{text}"
+    );
+}

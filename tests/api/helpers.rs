@@ -27,6 +27,8 @@ pub const GATEWAY_KEYS: [&str; 2] = ["gateway-key-1", "gateway-key-2"];
 
 pub struct TestApp {
     pub address: String,
+    /// Where `GET /metrics` is served: `address`, or `OTP_METRICS_LISTEN`'s own port.
+    pub metrics_address: String,
     pub pool: PgPool,
     pub fake: FakeGateway,
     pub api_key: String,
@@ -98,6 +100,13 @@ impl Drop for TestApp {
     }
 }
 
+/// Whether the tests run under CI (`CI` set and not `false` or `0`, as
+/// `.ci/run` and the common CI services set it): there, a test must not pass
+/// by skipping what it checks.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
 /// The settings every test starts from: defaults, cheap argon2, one gateway key.
 pub fn test_settings(database_url: &str, gateway_url: &str) -> Settings {
     let mut settings = Settings::from_env().expect("the environment's settings are valid");
@@ -116,6 +125,8 @@ pub fn test_settings(database_url: &str, gateway_url: &str) -> Settings {
     settings.policy.client_requests_per_minute = 1_000_000;
     // The rate's whole minute at once: only the fair-share tests want it spread.
     settings.gateway.burst = Some(u32::MAX);
+    // Each test's `/metrics` on its API port, whatever the shell exported.
+    settings.metrics_listen = None;
     settings
 }
 
@@ -170,6 +181,9 @@ async fn spawn_app_on(
         .await
         .expect("the app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let metrics_address = app
+        .metrics_port()
+        .map_or_else(|| address.clone(), |port| format!("http://127.0.0.1:{port}"));
     let server = app.server_handle();
     tokio::spawn(app.run_until_stopped());
 
@@ -181,6 +195,7 @@ async fn spawn_app_on(
         .to_owned();
     TestApp {
         address,
+        metrics_address,
         pool,
         fake,
         api_key,
@@ -321,7 +336,7 @@ impl TestApp {
 pub async fn metrics_text(app: &TestApp) -> String {
     let response = app
         .http
-        .get(format!("{}/metrics", app.address))
+        .get(format!("{}/metrics", app.metrics_address))
         .send()
         .await
         .unwrap();
@@ -458,6 +473,7 @@ impl ServiceProcess {
             .env("OTP_ARGON2_MEMORY_KIB", "64")
             .env("OTP_ARGON2_ITERATIONS", "1")
             .env("RUST_LOG", "warn")
+            .env_remove("OTP_METRICS_LISTEN")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::inherit())
             .kill_on_drop(true);

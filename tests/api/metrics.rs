@@ -152,3 +152,37 @@ async fn metrics_move_with_a_flow_and_name_no_phone_code_or_id() {
     assert!(!text.contains(PHONE_DIGITS) && !text.contains(&nth_phone(1)[1..]));
     assert!(!text.contains(&id) && !text.contains(&format!("\"{code}\"")));
 }
+
+#[tokio::test]
+async fn with_metrics_listen_metrics_are_served_only_on_their_own_port() {
+    let app = spawn_app_with(|s| s.metrics_listen = Some("127.0.0.1:0".parse().unwrap())).await;
+    assert_ne!(app.metrics_address, app.address);
+    assert_eq!(app.requested("signup").await["status"], "pending");
+
+    // The API port no longer shows clients' names and volumes, to any method.
+    let on_api = app.get_open("/metrics").await;
+    problem(on_api, 404, "not_found").await;
+    let posted = app
+        .http
+        .post(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 404);
+
+    // Its own port serves them, the clients' labels and the API's traffic included.
+    let text = metrics_text(&app).await;
+    assert!(text.contains("client=\"test-client\""), "{text}");
+    let labels = [("route", "/metrics"), ("method", "GET"), ("status", "404")];
+    assert_eq!(metric_with(&app, "otp_http_requests_total", &labels).await, 1.0);
+    // And nothing else: the API is not reachable through it.
+    for path in ["/healthz", "/otp/request", "/admin/senders", "/docs/"] {
+        let answer = app
+            .http
+            .get(format!("{}{path}", app.metrics_address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 404, "{path}");
+    }
+}

@@ -32,6 +32,10 @@ pub struct DatabaseProxy {
     serving: Mutex<Option<Serving>>,
     /// While set, forwarded connections stay open but carry nothing.
     swallowing: Arc<AtomicBool>,
+    /// While the port is refused: the port bound but not listening, so that
+    /// connections to it are refused and no other socket of the machine (a
+    /// test binding port 0) takes it before it is restored.
+    held: Mutex<Option<TcpSocket>>,
 }
 
 struct Serving {
@@ -48,6 +52,7 @@ impl DatabaseProxy {
             target,
             serving: Mutex::new(None),
             swallowing: Arc::new(AtomicBool::new(false)),
+            held: Mutex::new(None),
         };
         proxy.serve(listener, None);
         proxy
@@ -62,8 +67,10 @@ impl DatabaseProxy {
     /// ones as `outage` says. Returns once the old connections are gone.
     pub async fn fail(&self, outage: Outage) {
         self.stop_serving().await;
-        if outage != Outage::Refused {
-            self.serve(bind(self.port).await, Some(outage));
+        if outage == Outage::Refused {
+            *self.held.lock().unwrap() = Some(socket(self.port));
+        } else {
+            self.serve(self.bind_again(), Some(outage));
         }
     }
 
@@ -82,7 +89,7 @@ impl DatabaseProxy {
     /// Forwards again, on the same port.
     pub async fn restore(&self) {
         self.stop_serving().await;
-        self.serve(bind(self.port).await, None);
+        self.serve(self.bind_again(), None);
     }
 
     async fn stop_serving(&self) {
@@ -221,15 +228,29 @@ async fn pipe(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, swallowing: &Atom
     }
 }
 
+impl DatabaseProxy {
+    /// Listens on the proxy's port again, on the socket that held it while
+    /// it was refused, if any.
+    fn bind_again(&self) -> TcpListener {
+        let held = self.held.lock().unwrap().take();
+        held.unwrap_or_else(|| socket(self.port)).listen(128).unwrap()
+    }
+}
+
 /// Binds 127.0.0.1:`port` (0: any), reusing the address so the same port can
 /// be bound again at once.
 async fn bind(port: u16) -> TcpListener {
+    socket(port).listen(128).unwrap()
+}
+
+/// 127.0.0.1:`port` bound, not yet listening.
+fn socket(port: u16) -> TcpSocket {
     let socket = TcpSocket::new_v4().unwrap();
     socket.set_reuseaddr(true).unwrap();
     socket
         .bind(SocketAddr::from(([127, 0, 0, 1], port)))
         .expect("the proxy's port can be bound");
-    socket.listen(128).unwrap()
+    socket
 }
 
 impl Drop for DatabaseProxy {

@@ -48,7 +48,10 @@ async fn two_failed_events(app: &TestApp) -> Receiver {
     request(app, &app.api_key, &nth_phone(2)).await;
     app.wait_for("two failed attempts", WAIT, || async {
         let pending = deliveries(app, "pending").await;
-        pending.len() == 2 && pending.iter().all(|d| d["attempts"] == 1)
+        pending.len() == 2
+            && pending
+                .iter()
+                .all(|d| d["attempts"] == 1 && d["last_status"] == 500)
     })
     .await;
     failing
@@ -148,11 +151,12 @@ async fn events_behind_a_failing_one_wait_with_it_then_follow_at_once() {
     let receiver = Receiver::start(&[Answer::Status(500)]);
     webhook_for(&app, "test-client", &receiver).await;
     let sent = request(&app, &app.api_key, PHONE).await;
+    // Its answer recorded, not only its claim (which counts the attempt).
     app.wait_for("the failed attempt", WAIT, || async {
         deliveries(&app, "pending")
             .await
             .first()
-            .is_some_and(|d| d["attempts"] == 1)
+            .is_some_and(|d| d["attempts"] == 1 && d["last_status"] == 500)
     })
     .await;
     let code = app.last_code_to(PHONE_DIGITS);
@@ -306,3 +310,44 @@ const BACKLOG: &str = "
         select gen_random_uuid(), id, gen_random_uuid(), 'verification.sent' from clients where name = 'alive';
     analyze webhook_events;
 ";
+
+/// V15 gives up what an endpoint cleared before V14 left pending for ever;
+/// the pending events of an endpoint still set are kept. Run again on rows
+/// laid as an older version left them (the harness migrates to the head).
+#[tokio::test]
+async fn events_stranded_by_a_url_cleared_before_v14_are_given_up() {
+    let app = spawn_slow_retries().await;
+    let receiver = Receiver::start(&[Answer::Status(500)]);
+    webhook_for(&app, "test-client", &receiver).await;
+    // Due tomorrow: the worker leaves them alone meanwhile.
+    let strand = "insert into webhook_events (id, client_id, verification_id, type, next_attempt_at)
+                  select gen_random_uuid(), id, gen_random_uuid(), 'verification.sent', now() + interval '1 day'
+                  from clients where name = $1";
+    sqlx::query(strand)
+        .bind("test-client")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    sqlx::query("insert into clients (id, name, key_hash) values (gen_random_uuid(), 'old', '\\x00')")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    sqlx::query(strand).bind("old").execute(&app.pool).await.unwrap();
+
+    let migration = include_str!("../../migrations/V15__stranded_webhook_events.sql");
+    app.pool.execute(migration).await.unwrap();
+
+    let statuses: Vec<(String, String)> = sqlx::query_as(
+        "select c.name, e.status from webhook_events e join clients c on c.id = e.client_id order by c.name",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        statuses,
+        [
+            ("old".into(), "failed".into()),
+            ("test-client".into(), "pending".into())
+        ]
+    );
+}
