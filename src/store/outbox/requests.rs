@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use sqlx::{Postgres, Transaction};
 
-use super::settling;
+use super::settle::settling;
 use crate::domain::{ClientId, FailureReason, MessageId, MessageStatus, VerificationId};
 use crate::store::transitions::{Rules, SETTLED, settled_columns};
 
