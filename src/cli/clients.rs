@@ -4,16 +4,21 @@
 
 use anyhow::Context;
 use chrono::{DateTime, NaiveDate, Utc};
-use clap::{Args, Subcommand, ValueEnum};
+use clap::Subcommand;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::PgPool;
 
+use super::peppers::service_pepper;
 use super::webhooks;
-use crate::clients::{self, ClientRecord, test_numbers};
-use crate::config::{MIN_SECRET_LEN, PepperSettings, PolicySettings, WebhookSettings};
-use crate::domain::{Change, Locale, PhoneNumber, SettingsChange};
+use crate::clients::{self, test_numbers};
+use crate::config::{PepperSettings, PolicySettings, WebhookSettings};
+use crate::crypto::CodeHasher;
+use crate::domain::PhoneNumber;
 use crate::metrics::Metrics;
-use crate::otp::{CodeHasher, Peppers};
+pub use settings::SetArgs;
+use settings::{Field, print_settings};
+
+mod settings;
 
 #[derive(Debug, Subcommand)]
 pub enum ClientsCommand {
@@ -48,76 +53,6 @@ pub enum ClientsCommand {
     },
 }
 
-#[derive(Debug, Args)]
-pub struct SetArgs {
-    name: String,
-    /// Weight in the gateway's fair share (1 to 1000; default 1).
-    #[arg(long)]
-    share: Option<i64>,
-    /// Messages it may have waiting for the gateway (default: OTP_CLIENT_MAX_QUEUED).
-    #[arg(long)]
-    max_queued: Option<i64>,
-    #[arg(long)]
-    requests_per_minute: Option<i64>,
-    /// `{app}` in its messages (default: the client's name).
-    #[arg(long)]
-    display_name: Option<String>,
-    #[arg(long)]
-    code_length: Option<i64>,
-    #[arg(long)]
-    ttl_seconds: Option<i64>,
-    /// Wrong codes allowed per verification.
-    #[arg(long)]
-    max_attempts: Option<i64>,
-    #[arg(long)]
-    resend_cooldown_seconds: Option<i64>,
-    /// Sends per verification.
-    #[arg(long)]
-    max_sends: Option<i64>,
-    /// Comma-separated ISO 3166-1 codes; "" allows every country.
-    #[arg(long, value_delimiter = ',')]
-    allowed_countries: Option<Vec<String>>,
-    #[arg(long)]
-    default_locale: Option<String>,
-    /// Must contain {code}; may use {minutes} and {app}.
-    #[arg(long)]
-    template_es: Option<String>,
-    #[arg(long)]
-    template_en: Option<String>,
-    #[arg(long)]
-    template_pt: Option<String>,
-    /// Where the client's webhooks go (https; see OTP_WEBHOOK_ALLOW_*). Its
-    /// first signing secret is printed once. `--unset webhook-url` stops them.
-    /// A new URL, or none, gives up the events still waiting for the old one.
-    #[arg(long)]
-    webhook_url: Option<String>,
-    /// A setting to give back to the service's default (repeatable).
-    #[arg(long, value_enum)]
-    unset: Vec<Field>,
-    /// The service's OTP_PEPPER: needed with --webhook-url, to seal the signing secret.
-    #[arg(long, env = "OTP_PEPPER", value_name = "OTP_PEPPER", hide_env_values = true)]
-    pepper: Option<SecretString>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Field {
-    Share,
-    MaxQueued,
-    RequestsPerMinute,
-    DisplayName,
-    CodeLength,
-    TtlSeconds,
-    MaxAttempts,
-    ResendCooldownSeconds,
-    MaxSends,
-    AllowedCountries,
-    DefaultLocale,
-    TemplateEs,
-    TemplateEn,
-    TemplatePt,
-    WebhookUrl,
-}
-
 #[derive(Debug, Subcommand)]
 pub enum TestNumbersCommand {
     /// Add a test number (or replace its code and end). Needs the service's OTP_PEPPER.
@@ -141,45 +76,6 @@ pub enum TestNumbersCommand {
         name: String,
         phone: String,
     },
-}
-
-impl SetArgs {
-    fn change(self) -> SettingsChange {
-        let unset = self.unset;
-        let pick = |field: Field, value| match value {
-            Some(v) => Change::Set(v),
-            None if unset.contains(&field) => Change::Clear,
-            None => Change::Keep,
-        };
-        let text = |field: Field, value: Option<String>| match value {
-            Some(v) => Change::Set(v),
-            None if unset.contains(&field) => Change::Clear,
-            None => Change::Keep,
-        };
-        let countries = self
-            .allowed_countries
-            .map(|l| l.into_iter().filter(|c| !c.trim().is_empty()).collect());
-        SettingsChange {
-            share: pick(Field::Share, self.share),
-            max_queued: pick(Field::MaxQueued, self.max_queued),
-            requests_per_minute: pick(Field::RequestsPerMinute, self.requests_per_minute),
-            display_name: text(Field::DisplayName, self.display_name),
-            code_length: pick(Field::CodeLength, self.code_length),
-            ttl_seconds: pick(Field::TtlSeconds, self.ttl_seconds),
-            max_attempts: pick(Field::MaxAttempts, self.max_attempts),
-            resend_cooldown_seconds: pick(Field::ResendCooldownSeconds, self.resend_cooldown_seconds),
-            max_sends: pick(Field::MaxSends, self.max_sends),
-            allowed_countries: match countries {
-                Some(list) => Change::Set(list),
-                None if unset.contains(&Field::AllowedCountries) => Change::Clear,
-                None => Change::Keep,
-            },
-            default_locale: text(Field::DefaultLocale, self.default_locale),
-            template_es: text(Field::TemplateEs, self.template_es),
-            template_en: text(Field::TemplateEn, self.template_en),
-            template_pt: text(Field::TemplatePt, self.template_pt),
-        }
-    }
 }
 
 pub(super) fn until(raw: &str) -> Result<DateTime<Utc>, String> {
@@ -261,16 +157,6 @@ pub async fn run(
     Ok(())
 }
 
-/// The service's own OTP_PEPPER, given to a command that needs it (`why`).
-pub(super) fn service_pepper(pepper: Option<SecretString>, why: &str) -> anyhow::Result<Peppers> {
-    let pepper = pepper.with_context(|| format!("OTP_PEPPER (the service's own) is needed: {why}"))?;
-    anyhow::ensure!(
-        pepper.expose_secret().len() >= MIN_SECRET_LEN,
-        "OTP_PEPPER must be at least {MIN_SECRET_LEN} bytes"
-    );
-    Ok(Peppers::new(pepper, Vec::new()))
-}
-
 fn phone(raw: &str) -> anyhow::Result<PhoneNumber> {
     PhoneNumber::parse(raw, None).context("the phone number must be international: +59170000000")
 }
@@ -315,77 +201,4 @@ async fn run_test_numbers(pool: &PgPool, action: TestNumbersCommand, allow_weak:
         }
     }
     Ok(())
-}
-
-/// Every setting the client gets, and whether it is its own or the default.
-fn print_settings(record: &ClientRecord, policy: &PolicySettings) {
-    let own = &record.settings;
-    let effective = own.effective(&record.name, &policy.client_defaults());
-    let state = match record.revoked_at {
-        Some(t) => format!("revoked {}", t.format("%Y-%m-%d %H:%M:%S UTC")),
-        None => "active".into(),
-    };
-    println!("client `{}` ({state})", record.name);
-    let line = |field: &str, value: String, set: bool| {
-        println!("  {field:<24} {value}{}", if set { "" } else { "  (default)" });
-    };
-    line(
-        "display_name",
-        effective.display_name.clone(),
-        own.display_name.is_some(),
-    );
-    line("share", effective.share.to_string(), own.share.is_some());
-    line(
-        "max_queued",
-        effective.max_queued.to_string(),
-        own.max_queued.is_some(),
-    );
-    line(
-        "requests_per_minute",
-        effective.requests_per_minute.to_string(),
-        own.requests_per_minute.is_some(),
-    );
-    line(
-        "code_length",
-        effective.code_length.digits().to_string(),
-        own.code_length.is_some(),
-    );
-    line(
-        "ttl_seconds",
-        effective.ttl_seconds.to_string(),
-        own.ttl_seconds.is_some(),
-    );
-    line(
-        "max_attempts",
-        effective.max_attempts.to_string(),
-        own.max_attempts.is_some(),
-    );
-    line(
-        "resend_cooldown_seconds",
-        effective.resend_cooldown_seconds.to_string(),
-        own.resend_cooldown_seconds.is_some(),
-    );
-    line(
-        "max_sends",
-        effective.max_sends.to_string(),
-        own.max_sends.is_some(),
-    );
-    let countries = match effective.allowed_countries.as_slice() {
-        [] => "every country".to_owned(),
-        list => list.iter().map(|c| c.as_ref()).collect::<Vec<_>>().join(","),
-    };
-    line("allowed_countries", countries, own.allowed_countries.is_some());
-    line(
-        "default_locale",
-        effective.default_locale.to_string(),
-        own.default_locale.is_some(),
-    );
-    let templates = [&own.template_es, &own.template_en, &own.template_pt];
-    for (i, locale) in Locale::ALL.iter().enumerate() {
-        line(
-            &format!("template_{locale}"),
-            format!("{:?}", effective.templates[i]),
-            templates[i].is_some(),
-        );
-    }
 }

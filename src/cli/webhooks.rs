@@ -6,7 +6,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sqlx::PgPool;
 
 use crate::config::WebhookSettings;
-use crate::delivery::Sealer;
+use crate::crypto::Sealer;
 use crate::webhooks::WebhookAdmin;
 
 fn admin(
@@ -14,9 +14,13 @@ fn admin(
     settings: &WebhookSettings,
     pepper: Option<SecretString>,
 ) -> anyhow::Result<WebhookAdmin> {
-    let peppers = super::clients::service_pepper(pepper, "the webhook's signing secret is sealed with it")?;
+    let peppers = super::peppers::service_pepper(pepper, "the webhook's signing secret is sealed with it")?;
     let sealer = Sealer::new(&peppers);
-    Ok(WebhookAdmin::new(pool.clone(), sealer, settings.policy()))
+    Ok(WebhookAdmin::new(
+        pool.clone(),
+        sealer,
+        crate::webhooks::url_policy(settings),
+    ))
 }
 
 /// Sets or clears the webhook URL, printing a new secret when one is made.

@@ -13,6 +13,8 @@ mod status;
 mod text_enum;
 mod transitions;
 
+pub(crate) use client_settings::for_each_client_setting;
+pub use client_settings::kinds as setting_kinds;
 pub use client_settings::{Change, ClientSettings, Defaults, Effective, FieldError, SettingsChange};
 pub use code::{CodeLength, OtpCode};
 pub use ids::{ClientId, MessageId, SenderId, VerificationId, WebhookEventId};

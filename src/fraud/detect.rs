@@ -21,7 +21,9 @@ use std::time::Duration;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use super::rules::{self, BASELINE, CONTRIBUTOR_FLOOR, DAY, HOUR, LOW_CONVERSION_MIN_SENDS, MAX_COUNTRIES};
+use super::rules::{
+    self, BASELINE, CONTRIBUTOR_FLOOR, DAY, HOUR, LOW_CONVERSION_MIN_SENDS, MAX_COUNTRIES, SCAN_LIMIT,
+};
 use crate::metrics::Metrics;
 use crate::store::fraud_counts as counts;
 use crate::store::fraud_flags::{self as store, Flag};
@@ -49,14 +51,16 @@ impl Detector {
     async fn findings(&self) -> Result<Vec<Flag>, sqlx::Error> {
         let pool = &self.pool;
         // The least count returned is the least any rule on it can use.
-        let by_country = counts::unverified(pool, "country", DAY, BASELINE, CONTRIBUTOR_FLOOR).await?;
-        let by_prefix = counts::unverified(pool, "prefix", DAY, BASELINE, CONTRIBUTOR_FLOOR).await?;
+        let by_country =
+            counts::unverified(pool, SCAN_LIMIT, "country", DAY, BASELINE, CONTRIBUTOR_FLOOR).await?;
+        let by_prefix =
+            counts::unverified(pool, SCAN_LIMIT, "prefix", DAY, BASELINE, CONTRIBUTOR_FLOOR).await?;
         let mut found = rules::unverified_day("country", &by_country);
         found.extend(rules::unverified_day("prefix", &by_prefix));
         found.extend(rules::unverified_day_all_clients(&by_prefix));
-        let conversion = counts::conversion(pool, HOUR, LOW_CONVERSION_MIN_SENDS).await?;
+        let conversion = counts::conversion(pool, SCAN_LIMIT, HOUR, LOW_CONVERSION_MIN_SENDS).await?;
         found.extend(rules::low_conversion_hour(&conversion));
-        let networks = counts::network_countries(pool, DAY, MAX_COUNTRIES + 1).await?;
+        let networks = counts::network_countries(pool, SCAN_LIMIT, DAY, MAX_COUNTRIES + 1).await?;
         found.extend(rules::ip_countries(&networks));
         Ok(found)
     }

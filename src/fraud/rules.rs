@@ -9,6 +9,10 @@ use std::time::Duration;
 use crate::store::fraud_counts::{ConversionCounts, NetworkCounts, UnverifiedCounts};
 use crate::store::fraud_flags::Flag;
 
+/// How long each of the detector's counts may run: they scan a day, or two
+/// weeks, of verifications, far more than a request's statement reads, and
+/// run in the background where waiting harms no one.
+pub const SCAN_LIMIT: Duration = Duration::from_secs(60);
 pub const DAY: Duration = Duration::from_secs(24 * 3600);
 pub const HOUR: Duration = Duration::from_secs(3600);
 /// The days whose best verified day sets the bound of `unverified_day`.

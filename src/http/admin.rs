@@ -15,6 +15,7 @@ use super::AppState;
 use super::errors::Problem;
 use crate::delivery::{Sender, SenderStatus};
 use crate::error::{Error, Result};
+use crate::http::responses::{AdminAuth, AdminOff, CrossOrigin};
 
 pub const ADMIN_KEY_HEADER: &str = "x-admin-key";
 
@@ -111,10 +112,8 @@ pub(super) fn sender<'a>(state: &'a AppState, name: &str) -> Result<&'a Sender> 
     tag = "admin",
     responses(
         (status = 200, description = "The keys (never the keys themselves)", body = SendersReport),
-        (status = 401, description = "`unauthorized`", body = Problem),
-        (status = 429, description = "`rate_limited`: a wrong admin key, after ten wrong ones from this address in the last minute (the right key always passes)", body = Problem,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 404, description = "`not_found`: admin endpoints are off (`OTP_ADMIN_KEY` unset)", body = Problem),
+        AdminAuth,
+        AdminOff,
     ),
     security(("admin_key" = []))
 )]
@@ -138,11 +137,9 @@ pub async fn list_senders(state: web::Data<AppState>) -> Result<HttpResponse> {
     params(("name" = String, Path, description = "The key's name, e.g. `sender-1`")),
     responses(
         (status = 200, description = "The key, back in service", body = SenderStatus),
-        (status = 401, description = "`unauthorized`", body = Problem),
-        (status = 429, description = "`rate_limited`: a wrong admin key, after ten wrong ones from this address in the last minute (the right key always passes)", body = Problem,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 403, description = "`cross_origin`: a browser request from a page of another origin", body = Problem),
         (status = 404, description = "`not_found`", body = Problem),
+        AdminAuth,
+        CrossOrigin,
     ),
     security(("admin_key" = []))
 )]

@@ -12,6 +12,7 @@ use crate::error::Result;
 mod bodies;
 
 use super::admin_webhooks::{self, WebhookChange};
+use crate::http::responses::{AdminChangeErrors, AdminChangeGuard, AdminErrors, AdminGuard};
 use bodies::{ChangedClient, ClientReport, CreatedClient, NewClient, RotatedKey, SettingsPatch};
 
 /// Every client, with its own and its effective settings.
@@ -22,12 +23,7 @@ use bodies::{ChangedClient, ClientReport, CreatedClient, NewClient, RotatedKey, 
     tag = "admin",
     responses(
         (status = 200, description = "The clients, by name", body = Vec<ClientReport>),
-        (status = 401, description = "`unauthorized`", body = Problem),
-        (status = 404, description = "`not_found`: admin endpoints are off (`OTP_ADMIN_KEY` unset)", body = Problem),
-        (status = 429, description = "`rate_limited`: a wrong admin key, after ten wrong ones from this address in the last minute (the right key always passes)", body = Problem,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 503, description = "`unavailable`: the database does not answer", body = Problem,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        AdminErrors,
     ),
     security(("admin_key" = []))
 )]
@@ -52,14 +48,8 @@ pub async fn list_clients(state: web::Data<AppState>) -> Result<HttpResponse> {
     responses(
         (status = 201, description = "The client, with its key (shown this once)", body = CreatedClient),
         (status = 400, description = "`invalid_request`: a bad name, a malformed body or unknown field, or a refused setting (named in `field`)", body = Problem),
-        (status = 401, description = "`unauthorized`", body = Problem),
-        (status = 403, description = "`cross_origin`: a browser request from a page of another origin", body = Problem),
-        (status = 404, description = "`not_found`: admin endpoints are off (`OTP_ADMIN_KEY` unset)", body = Problem),
         (status = 409, description = "`client_exists`: the name is taken", body = Problem),
-        (status = 429, description = "`rate_limited`: a wrong admin key, after ten wrong ones from this address in the last minute (the right key always passes)", body = Problem,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 503, description = "`unavailable`: the database does not answer", body = Problem,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        AdminChangeErrors,
     ),
     security(("admin_key" = []))
 )]
@@ -90,12 +80,8 @@ pub async fn create_client(
     params(("name" = String, Path, description = "The client's name")),
     responses(
         (status = 200, description = "The client", body = ClientReport),
-        (status = 401, description = "`unauthorized`", body = Problem),
         (status = 404, description = "`not_found`: no client of that name, or admin endpoints are off (`OTP_ADMIN_KEY` unset)", body = Problem),
-        (status = 429, description = "`rate_limited`: a wrong admin key, after ten wrong ones from this address in the last minute (the right key always passes)", body = Problem,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 503, description = "`unavailable`: the database does not answer", body = Problem,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        AdminGuard,
     ),
     security(("admin_key" = []))
 )]
@@ -123,13 +109,8 @@ pub async fn get_client(state: web::Data<AppState>, name: web::Path<String>) -> 
     responses(
         (status = 200, description = "The client, changed (with `webhook_secret` when the change made one)", body = ChangedClient),
         (status = 400, description = "`invalid_request`: a malformed body or unknown field, or a refused setting (named in `field`); nothing was changed", body = Problem),
-        (status = 401, description = "`unauthorized`", body = Problem),
-        (status = 403, description = "`cross_origin`: a browser request from a page of another origin", body = Problem),
         (status = 404, description = "`not_found`: no client of that name, or admin endpoints are off (`OTP_ADMIN_KEY` unset)", body = Problem),
-        (status = 429, description = "`rate_limited`: a wrong admin key, after ten wrong ones from this address in the last minute (the right key always passes)", body = Problem,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 503, description = "`unavailable`: the database does not answer", body = Problem,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        AdminChangeGuard,
     ),
     security(("admin_key" = []))
 )]
@@ -164,13 +145,8 @@ pub async fn change_client(
     params(("name" = String, Path, description = "The client's name")),
     responses(
         (status = 200, description = "The new key (shown this once)", body = RotatedKey),
-        (status = 401, description = "`unauthorized`", body = Problem),
-        (status = 403, description = "`cross_origin`: a browser request from a page of another origin", body = Problem),
         (status = 404, description = "`not_found`: no client of that name, or admin endpoints are off (`OTP_ADMIN_KEY` unset)", body = Problem),
-        (status = 429, description = "`rate_limited`: a wrong admin key, after ten wrong ones from this address in the last minute (the right key always passes)", body = Problem,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 503, description = "`unavailable`: the database does not answer", body = Problem,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        AdminChangeGuard,
     ),
     security(("admin_key" = []))
 )]

@@ -14,6 +14,7 @@ use super::errors::Problem;
 use crate::domain::{Prefix, PrefixAction};
 use crate::error::{Error, Result};
 use crate::fraud::PrefixEntry;
+use crate::http::responses::{AdminChangeErrors, AdminChangeGuard, AdminErrors};
 
 /// An allowed or blocked prefix.
 #[derive(Debug, Serialize, ToSchema)]
@@ -65,12 +66,7 @@ fn prefix(raw: &str) -> Result<Prefix> {
     tag = "admin",
     responses(
         (status = 200, description = "Every prefix, by prefix", body = Vec<PrefixReport>),
-        (status = 401, description = "`unauthorized`", body = Problem),
-        (status = 404, description = "`not_found`: admin endpoints are off (`OTP_ADMIN_KEY` unset)", body = Problem),
-        (status = 429, description = "`rate_limited`: a wrong admin key, after ten wrong ones from this address in the last minute (the right key always passes)", body = Problem,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 503, description = "`unavailable`: the database does not answer", body = Problem,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        AdminErrors,
     ),
     security(("admin_key" = []))
 )]
@@ -93,13 +89,7 @@ pub async fn list_prefixes(state: web::Data<AppState>) -> Result<HttpResponse> {
     responses(
         (status = 200, description = "The prefix, as now said", body = PrefixReport),
         (status = 400, description = "`invalid_request`: not a prefix, an unknown action, or an `until` on an allow or in the past", body = Problem),
-        (status = 401, description = "`unauthorized`", body = Problem),
-        (status = 403, description = "`cross_origin`: a browser request from a page of another origin", body = Problem),
-        (status = 404, description = "`not_found`: admin endpoints are off (`OTP_ADMIN_KEY` unset)", body = Problem),
-        (status = 429, description = "`rate_limited`: a wrong admin key, after ten wrong ones from this address in the last minute (the right key always passes)", body = Problem,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 503, description = "`unavailable`: the database does not answer", body = Problem,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        AdminChangeErrors,
     ),
     security(("admin_key" = []))
 )]
@@ -136,13 +126,8 @@ pub async fn set_prefix(
     responses(
         (status = 204, description = "Forgotten"),
         (status = 400, description = "`invalid_request`: not a prefix", body = Problem),
-        (status = 401, description = "`unauthorized`", body = Problem),
-        (status = 403, description = "`cross_origin`: a browser request from a page of another origin", body = Problem),
         (status = 404, description = "`not_found`: nothing was said of it, or admin endpoints are off (`OTP_ADMIN_KEY` unset)", body = Problem),
-        (status = 429, description = "`rate_limited`: a wrong admin key, after ten wrong ones from this address in the last minute (the right key always passes)", body = Problem,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 503, description = "`unavailable`: the database does not answer", body = Problem,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        AdminChangeGuard,
     ),
     security(("admin_key" = []))
 )]

@@ -13,6 +13,7 @@ use super::admin::require_same_origin;
 use super::errors::Problem;
 use crate::error::{Error, Result};
 use crate::fraud::{Block, Subject};
+use crate::http::responses::{AdminChangeErrors, AdminChangeGuard, AdminErrors};
 
 /// A standing fraud flag, with what its rule counted.
 #[derive(Debug, Serialize, ToSchema)]
@@ -56,12 +57,7 @@ pub struct FlagReport {
     tag = "admin",
     responses(
         (status = 200, description = "The standing flags, oldest first", body = Vec<FlagReport>),
-        (status = 401, description = "`unauthorized`", body = Problem),
-        (status = 404, description = "`not_found`: admin endpoints are off (`OTP_ADMIN_KEY` unset)", body = Problem),
-        (status = 429, description = "`rate_limited`: a wrong admin key, after ten wrong ones from this address in the last minute (the right key always passes)", body = Problem,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 503, description = "`unavailable`: the database does not answer", body = Problem,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        AdminErrors,
     ),
     security(("admin_key" = []))
 )]
@@ -147,13 +143,8 @@ impl BlockChange {
     responses(
         (status = 200, description = "What is now blocked", body = BlockReport),
         (status = 400, description = "`invalid_request`: an id that is not a number, or an `until` in the past", body = Problem),
-        (status = 401, description = "`unauthorized`", body = Problem),
-        (status = 403, description = "`cross_origin`: a browser request from a page of another origin", body = Problem),
         (status = 404, description = "`not_found`: no such flag stands (it may have cleared), or admin endpoints are off (`OTP_ADMIN_KEY` unset)", body = Problem),
-        (status = 429, description = "`rate_limited`: a wrong admin key, after ten wrong ones from this address in the last minute (the right key always passes)", body = Problem,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 503, description = "`unavailable`: the database does not answer", body = Problem,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        AdminChangeGuard,
     ),
     security(("admin_key" = []))
 )]
@@ -192,12 +183,7 @@ pub async fn block_flag(
     tag = "admin",
     responses(
         (status = 200, description = "Every blocked country and network, by scope and key", body = Vec<BlockReport>),
-        (status = 401, description = "`unauthorized`", body = Problem),
-        (status = 404, description = "`not_found`: admin endpoints are off (`OTP_ADMIN_KEY` unset)", body = Problem),
-        (status = 429, description = "`rate_limited`: a wrong admin key, after ten wrong ones from this address in the last minute (the right key always passes)", body = Problem,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 503, description = "`unavailable`: the database does not answer", body = Problem,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        AdminErrors,
     ),
     security(("admin_key" = []))
 )]
@@ -233,13 +219,7 @@ fn subject(scope: &str, key: &str) -> Result<Subject> {
     responses(
         (status = 200, description = "The block, as now said", body = BlockReport),
         (status = 400, description = "`invalid_request`: an unknown scope, country or address, or an `until` in the past", body = Problem),
-        (status = 401, description = "`unauthorized`", body = Problem),
-        (status = 403, description = "`cross_origin`: a browser request from a page of another origin", body = Problem),
-        (status = 404, description = "`not_found`: admin endpoints are off (`OTP_ADMIN_KEY` unset)", body = Problem),
-        (status = 429, description = "`rate_limited`: a wrong admin key, after ten wrong ones from this address in the last minute (the right key always passes)", body = Problem,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 503, description = "`unavailable`: the database does not answer", body = Problem,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        AdminChangeErrors,
     ),
     security(("admin_key" = []))
 )]
@@ -270,13 +250,8 @@ pub async fn set_block(
     responses(
         (status = 204, description = "Lifted"),
         (status = 400, description = "`invalid_request`: an unknown scope, country or address", body = Problem),
-        (status = 401, description = "`unauthorized`", body = Problem),
-        (status = 403, description = "`cross_origin`: a browser request from a page of another origin", body = Problem),
         (status = 404, description = "`not_found`: it is not blocked, or admin endpoints are off (`OTP_ADMIN_KEY` unset)", body = Problem),
-        (status = 429, description = "`rate_limited`: a wrong admin key, after ten wrong ones from this address in the last minute (the right key always passes)", body = Problem,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 503, description = "`unavailable`: the database does not answer", body = Problem,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        AdminChangeGuard,
     ),
     security(("admin_key" = []))
 )]

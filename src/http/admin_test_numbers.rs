@@ -15,6 +15,7 @@ use super::errors::Problem;
 use crate::clients::test_numbers::TestNumber;
 use crate::domain::{FieldError, PhoneNumber};
 use crate::error::{Error, Result};
+use crate::http::responses::{AdminAuth, AdminChangeGuard, AdminGuard, CrossOrigin};
 
 /// A test number as operators see it; never its code.
 #[derive(Debug, Serialize, ToSchema)]
@@ -92,12 +93,8 @@ fn until(raw: Option<&str>) -> Result<Option<DateTime<Utc>>> {
     params(("name" = String, Path, description = "The client's name")),
     responses(
         (status = 200, description = "The test numbers, by phone", body = Vec<TestNumberReport>),
-        (status = 401, description = "`unauthorized`", body = Problem),
         (status = 404, description = "`not_found`: no client of that name, or admin endpoints are off (`OTP_ADMIN_KEY` unset)", body = Problem),
-        (status = 429, description = "`rate_limited`: a wrong admin key, after ten wrong ones from this address in the last minute (the right key always passes)", body = Problem,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 503, description = "`unavailable`: the database does not answer", body = Problem,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        AdminGuard,
     ),
     security(("admin_key" = []))
 )]
@@ -120,13 +117,11 @@ pub async fn list_test_numbers(state: web::Data<AppState>, name: web::Path<Strin
     responses(
         (status = 201, description = "The test number (never its code)", body = TestNumberReport),
         (status = 400, description = "`invalid_phone`, or `invalid_request`: a malformed body or unknown field, or a refused `code` (fewer than 6 digits without `OTP_ALLOW_WEAK_CODES`, say) or `until` (named in `field`)", body = Problem),
-        (status = 401, description = "`unauthorized`", body = Problem),
-        (status = 403, description = "`cross_origin`: a browser request from a page of another origin", body = Problem),
         (status = 404, description = "`not_found`: no client of that name, or admin endpoints are off (`OTP_ADMIN_KEY` unset)", body = Problem),
-        (status = 429, description = "`rate_limited`: a wrong admin key, after ten wrong ones from this address in the last minute (the right key always passes)", body = Problem,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 503, description = "`unavailable`: the database does not answer, or no hashing thread was free in time", body = Problem,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        AdminAuth,
+        CrossOrigin,
     ),
     security(("admin_key" = []))
 )]
@@ -161,13 +156,8 @@ pub async fn add_test_number(
     responses(
         (status = 204, description = "Removed"),
         (status = 400, description = "`invalid_phone`", body = Problem),
-        (status = 401, description = "`unauthorized`", body = Problem),
-        (status = 403, description = "`cross_origin`: a browser request from a page of another origin", body = Problem),
         (status = 404, description = "`not_found`: no client of that name, no such test number, or admin endpoints are off (`OTP_ADMIN_KEY` unset)", body = Problem),
-        (status = 429, description = "`rate_limited`: a wrong admin key, after ten wrong ones from this address in the last minute (the right key always passes)", body = Problem,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 503, description = "`unavailable`: the database does not answer", body = Problem,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        AdminChangeGuard,
     ),
     security(("admin_key" = []))
 )]

@@ -12,6 +12,7 @@ use super::AppState;
 use super::admin::require_same_origin;
 use super::errors::Problem;
 use crate::error::Result;
+use crate::http::responses::AdminChangeGuard;
 use crate::webhooks::EndpointView;
 
 /// A client's webhook endpoint (never its secret).
@@ -89,13 +90,8 @@ pub struct RotatedWebhookSecret {
     responses(
         (status = 200, description = "The new secret (shown this once)", body = RotatedWebhookSecret),
         (status = 400, description = "`invalid_request`: the client has no webhook URL (`field`: `webhook_url`)", body = Problem),
-        (status = 401, description = "`unauthorized`", body = Problem),
-        (status = 403, description = "`cross_origin`: a browser request from a page of another origin", body = Problem),
         (status = 404, description = "`not_found`: no client of that name, or admin endpoints are off (`OTP_ADMIN_KEY` unset)", body = Problem),
-        (status = 429, description = "`rate_limited`: a wrong admin key, after ten wrong ones from this address in the last minute (the right key always passes)", body = Problem,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 503, description = "`unavailable`: the database does not answer", body = Problem,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        AdminChangeGuard,
     ),
     security(("admin_key" = []))
 )]

@@ -20,6 +20,7 @@ mod webhooks;
 
 pub use server::{metrics_server, server};
 mod qr;
+mod responses;
 
 use actix_web::middleware::from_fn;
 use actix_web::{HttpRequest, HttpResponse, web};

@@ -11,6 +11,7 @@ use super::errors::Problem;
 use crate::clients::Client;
 use crate::domain::{PhoneError, PhoneNumber, Purpose};
 use crate::error::{Error, Result};
+use crate::http::responses::{ClientErrors, Unauthorized};
 use crate::otp::idempotency::{Answer, IdempotencyKey};
 use crate::otp::{NewVerification, Verification, VerifyTarget};
 
@@ -99,7 +100,6 @@ fn purpose(raw: Option<&str>) -> Result<Purpose> {
                 description = "Cancel it")),
         )),
         (status = 400, description = "`invalid_request` or `invalid_phone`", body = Problem),
-        (status = 401, description = "`unauthorized`", body = Problem),
         (status = 403, description = "`country_not_allowed`", body = Problem),
         (status = 409, description = "`idempotency_key_in_use`: a request with this key is still being answered", body = Problem,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
@@ -108,6 +108,7 @@ fn purpose(raw: Option<&str>) -> Result<Purpose> {
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 503, description = "`delivery_unavailable` (no key in service; or, at this client's place in the gateway's fair share, the code would expire before it is sent; or this client already has its `max_queued` messages waiting), or `unavailable` (the database does not answer, or no hashing thread was free within `OTP_HASH_WAIT_MS`)", body = Problem,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        Unauthorized,
     ),
     security(("api_key" = []))
 )]
@@ -181,7 +182,6 @@ async fn answer_request(
     responses(
         (status = 200, description = "Approved", body = Verification),
         (status = 400, description = "`invalid_request` or `invalid_phone`", body = Problem),
-        (status = 401, description = "`unauthorized`", body = Problem),
         (status = 404, description = "`not_found`", body = Problem),
         (status = 409, description = "`not_pending`: approved, canceled or failed", body = Problem),
         (status = 410, description = "`expired`", body = Problem),
@@ -190,6 +190,7 @@ async fn answer_request(
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 503, description = "`unavailable`: the database does not answer, or no hashing thread was free within `OTP_HASH_WAIT_MS` (the attempt is not counted)", body = Problem,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        Unauthorized,
     ),
     security(("api_key" = []))
 )]
@@ -243,12 +244,8 @@ pub async fn verify_code(
     responses(
         (status = 200, description = "The verification", body = Verification),
         (status = 400, description = "`invalid_request`: the id is not a UUID", body = Problem),
-        (status = 401, description = "`unauthorized`", body = Problem),
         (status = 404, description = "`not_found`", body = Problem),
-        (status = 429, description = "`rate_limited`: the client's requests per minute", body = Problem,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 503, description = "`unavailable`", body = Problem,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        ClientErrors,
     ),
     security(("api_key" = []))
 )]
@@ -272,13 +269,9 @@ pub async fn get_verification(
     responses(
         (status = 200, description = "Canceled", body = Verification),
         (status = 400, description = "`invalid_request`: the id is not a UUID", body = Problem),
-        (status = 401, description = "`unauthorized`", body = Problem),
         (status = 404, description = "`not_found`", body = Problem),
-        (status = 429, description = "`rate_limited`: the client's requests per minute", body = Problem,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 409, description = "`not_pending`", body = Problem),
-        (status = 503, description = "`unavailable`", body = Problem,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        ClientErrors,
     ),
     security(("api_key" = []))
 )]

@@ -19,6 +19,7 @@ use super::admin::sender;
 use super::errors::Problem;
 use crate::delivery::Sender;
 use crate::error::{Error, Result};
+use crate::http::responses::AdminAuth;
 
 /// How often the page reloads, for a fresh QR code (the gateway's expire).
 const REFRESH_SECONDS: u32 = 15;
@@ -39,10 +40,8 @@ const IMAGE_POLICY: &str = "default-src 'none'; frame-ancestors 'none'; sandbox"
     params(("name" = String, Path, description = "The key's name, e.g. `sender-1`")),
     responses(
         (status = 200, description = "An HTML page", content_type = "text/html", body = String),
-        (status = 401, description = "`unauthorized`", body = Problem),
-        (status = 429, description = "`rate_limited`: a wrong admin key, after ten wrong ones from this address in the last minute (the right key always passes)", body = Problem,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 404, description = "`not_found`", body = Problem),
+        AdminAuth,
     ),
     security(("admin_key" = []))
 )]
@@ -106,13 +105,11 @@ pub async fn qr_page(state: web::Data<AppState>, name: web::Path<String>) -> Res
                 (inline(QrImage) = "image/png"),
                 (inline(QrImage) = "image/*"),
             )),
-        (status = 401, description = "`unauthorized`", body = Problem),
-        (status = 429, description = "`rate_limited`: a wrong admin key, after ten wrong ones from this address in the last minute (the right key always passes)", body = Problem,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 404, description = "`not_found`", body = Problem),
         (status = 503, description = "`qr_unavailable`: no container token for this key, or the gateway did not give a QR code",
             body = Problem,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        AdminAuth,
     ),
     security(("admin_key" = []))
 )]

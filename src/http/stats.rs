@@ -9,6 +9,7 @@ use super::AppState;
 use super::errors::Problem;
 use crate::clients::Client;
 use crate::error::{Error, Result};
+use crate::http::responses::{AdminErrors, ClientErrors};
 use crate::stats::{Question, Report};
 
 /// The days and the grouping of `GET /stats`.
@@ -57,11 +58,7 @@ pub struct AdminStatsQuery {
     responses(
         (status = 200, description = "The figures", body = Report),
         (status = 400, description = "`invalid_request`: a bad `from`, `to` or `group_by` (named in `field`), `from` after `to`, more than 366 days, or an unknown parameter", body = Problem),
-        (status = 401, description = "`unauthorized`", body = Problem),
-        (status = 429, description = "`rate_limited`: the client's requests per minute", body = Problem,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 503, description = "`unavailable`: the database does not answer", body = Problem,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        ClientErrors,
     ),
     security(("api_key" = []))
 )]
@@ -87,12 +84,7 @@ pub async fn client_stats(
     responses(
         (status = 200, description = "The figures", body = Report),
         (status = 400, description = "`invalid_request`: a bad `from`, `to` or `group_by` (named in `field`), `from` after `to`, more than 366 days, or an unknown parameter", body = Problem),
-        (status = 401, description = "`unauthorized`", body = Problem),
-        (status = 404, description = "`not_found`: admin endpoints are off (`OTP_ADMIN_KEY` unset)", body = Problem),
-        (status = 429, description = "`rate_limited`: a wrong admin key, after ten wrong ones from this address in the last minute (the right key always passes)", body = Problem,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 503, description = "`unavailable`: the database does not answer", body = Problem,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        AdminErrors,
     ),
     security(("admin_key" = []))
 )]

@@ -9,6 +9,7 @@ use super::AppState;
 use super::errors::Problem;
 use crate::clients::Client;
 use crate::error::{Error, Result};
+use crate::http::responses::ClientErrors;
 use crate::webhooks::deliveries::{STATUSES, WebhookDelivery};
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -31,11 +32,7 @@ pub struct DeliveryQuery {
     responses(
         (status = 200, description = "The deliveries", body = Vec<WebhookDelivery>),
         (status = 400, description = "`invalid_request`: an unknown status or a limit out of range", body = Problem),
-        (status = 401, description = "`unauthorized`", body = Problem),
-        (status = 429, description = "`rate_limited`: the client's requests per minute", body = Problem,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 503, description = "`unavailable`", body = Problem,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        ClientErrors,
     ),
     security(("api_key" = []))
 )]
@@ -70,12 +67,8 @@ pub async fn list_deliveries(
     responses(
         (status = 202, description = "It will be tried at once"),
         (status = 400, description = "`invalid_request`: the id is not a UUID", body = Problem),
-        (status = 401, description = "`unauthorized`", body = Problem),
         (status = 404, description = "`not_found`: no such delivery of this client, it is being sent this moment, or the client has no enabled webhook URL to send it to", body = Problem),
-        (status = 429, description = "`rate_limited`: the client's requests per minute", body = Problem,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 503, description = "`unavailable`", body = Problem,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        ClientErrors,
     ),
     security(("api_key" = []))
 )]

@@ -5,8 +5,9 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::limits::Hit;
 use super::rules::{self, Refusal};
-use super::{HashError, OtpService, Verification, VerifyTarget};
+use super::{OtpService, Verification, VerifyTarget};
 use crate::clients::Client;
+use crate::crypto::HashError;
 use crate::domain::{OtpCode, Transition, VerificationId, VerificationStatus};
 use crate::error::{Error, Result};
 use crate::store::verifications::Reservation;
@@ -86,53 +87,51 @@ impl OtpService {
         // A malformed code is a failed attempt too, and needs no hashing.
         // Any length a code can have: the client may have changed its length since
         // this code was made, and a test number's code is as long as it was set.
-        let matches = match OtpCode::parse_any_length(raw_code.expose_secret()) {
+        let hashed = match OtpCode::parse_any_length(raw_code.expose_secret()) {
             Some(code) => match self.hasher.verify(&code, reserved.code_hash.clone()).await {
-                Ok(matches) => matches,
-                Err(HashError::Busy) => {
-                    // Not judged, so not an attempt: the caller may simply retry.
-                    let mut tx = self.pool.begin().bounded().await?;
-                    verifications::give_back_attempt(&mut tx, id).await?;
-                    hits::refund(&mut *tx, &failures).await?;
-                    tx.commit().bounded().await?;
-                    return Err(HashError::Busy.into());
-                }
+                Ok(true) => Hashed::Right,
+                Ok(false) => Hashed::Wrong,
+                Err(HashError::Busy) => Hashed::Busy,
                 Err(e) => return Err(e.into()),
             },
-            None => false,
+            None => Hashed::Malformed,
         };
-        if matches {
-            // A right code gives back both reservations, together; it approves
-            // only while the code is still valid, however long the hash took.
-            let mut tx = self.pool.begin().bounded().await?;
-            let approved = verifications::approve(&mut tx, id, &reserved.code_hash).await?;
-            if approved {
+        match next(hashed) {
+            Next::GiveBack => {
+                let mut tx = self.pool.begin().bounded().await?;
+                verifications::give_back_attempt(&mut tx, id).await?;
                 hits::refund(&mut *tx, &failures).await?;
+                tx.commit().bounded().await?;
+                return Err(HashError::Busy.into());
             }
-            tx.commit().bounded().await?;
-            if approved {
-                self.finished(id, client, VerificationStatus::Approved);
-                tracing::info!(verification = %id, "approved");
-                self.metrics.verification(&client.name, "approved");
-                return self.find(client, id).await;
+            Next::Approve => {
+                // A right code gives back both reservations, together; it approves
+                // only while the code is still valid, however long the hash took.
+                let mut tx = self.pool.begin().bounded().await?;
+                let approved = verifications::approve(&mut tx, id, &reserved.code_hash).await?;
+                if approved {
+                    hits::refund(&mut *tx, &failures).await?;
+                }
+                tx.commit().bounded().await?;
+                if approved {
+                    self.finished(id, client, VerificationStatus::Approved);
+                    tracing::info!(verification = %id, "approved");
+                    self.metrics.verification(&client.name, "approved");
+                    return self.find(client, id).await;
+                }
+                let state = verifications::state(&self.pool, id, client.id).await?;
+                if late(state.as_ref().map(|s| (s.status, s.expired))) {
+                    hits::refund(&self.pool, &failures).await?;
+                    return Err(self.refusal(client, id).await?.for_verify(id));
+                }
             }
-            // Approved by a parallel request, expired while it was hashed, or a
-            // resend replaced the code meanwhile.
-            let state = verifications::state(&self.pool, id, client.id).await?;
-            if state
-                .as_ref()
-                .is_some_and(|s| s.status != VerificationStatus::Pending || s.expired)
-            {
-                // The right code, a moment late (a double click): not a failure.
-                hits::refund(&self.pool, &failures).await?;
-                return Err(self.refusal(client, id).await?.for_verify(id));
-            }
+            Next::Count => {}
         }
         // Reaching the limit needs no status change: a verification whose failed
         // attempts reached the limit reads as `max_attempts_reached`, and a right
         // code whose attempt was reserved before that can still approve it.
         tracing::info!(verification = %id, failed_attempts = reserved.failed_attempts, "wrong code");
-        if reserved.failed_attempts >= reserved.max_attempts {
+        if locks(reserved.failed_attempts, reserved.max_attempts) {
             self.clients.cooldowns().drop_all();
             self.metrics.verification(&client.name, "locked");
             // No status changes here: the event is recorded on its own.
@@ -144,5 +143,98 @@ impl OtpService {
             id: id.0,
             attempts_remaining: rules::attempts_remaining(reserved.failed_attempts, reserved.max_attempts),
         })
+    }
+}
+
+/// What the hash said of the code given.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Hashed {
+    /// Not a code at all: no hash needed.
+    Malformed,
+    /// No hashing thread was free in time: not judged.
+    Busy,
+    Right,
+    Wrong,
+}
+
+/// What `judge` does with what the hash said.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Next {
+    /// Not an attempt: the reservations go back, the caller may retry.
+    GiveBack,
+    /// Approve, if the code is still the valid one.
+    Approve,
+    /// A failed attempt.
+    Count,
+}
+
+fn next(hashed: Hashed) -> Next {
+    match hashed {
+        Hashed::Busy => Next::GiveBack,
+        Hashed::Right => Next::Approve,
+        // A malformed code is a failed attempt too.
+        Hashed::Malformed | Hashed::Wrong => Next::Count,
+    }
+}
+
+/// A right code that did not approve is late when the verification was
+/// approved by a parallel request or expired while it was hashed (a double
+/// click: no failure). Still pending and valid, a resend replaced the code
+/// meanwhile, and it counts as a wrong one.
+fn late(state: Option<(VerificationStatus, bool)>) -> bool {
+    state.is_some_and(|(status, expired)| status != VerificationStatus::Pending || expired)
+}
+
+/// Whether the failed attempts reached the limit (the verification reads as
+/// `max_attempts_reached` from now on).
+fn locks(failed_attempts: i32, max_attempts: i32) -> bool {
+    failed_attempts >= max_attempts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_the_hash_said_decides_the_next_step() {
+        let table = [
+            (Hashed::Malformed, Next::Count),
+            (Hashed::Busy, Next::GiveBack),
+            (Hashed::Right, Next::Approve),
+            (Hashed::Wrong, Next::Count),
+        ];
+        for (hashed, expected) in table {
+            assert_eq!(next(hashed), expected, "{hashed:?}");
+        }
+    }
+
+    #[test]
+    fn a_right_code_that_did_not_approve_is_late_only_once_finished_or_expired() {
+        use VerificationStatus as S;
+        let table = [
+            (None, false),
+            (Some((S::Pending, false)), false),
+            (Some((S::Pending, true)), true),
+            (Some((S::Approved, false)), true),
+            (Some((S::Canceled, false)), true),
+            (Some((S::Expired, true)), true),
+        ];
+        for (state, expected) in table {
+            assert_eq!(late(state), expected, "{state:?}");
+        }
+    }
+
+    #[test]
+    fn the_attempt_that_reaches_the_limit_locks() {
+        let table = [
+            (0, 5, false),
+            (4, 5, false),
+            (5, 5, true),
+            (6, 5, true),
+            (1, 1, true),
+        ];
+        for (failed, max, expected) in table {
+            assert_eq!(locks(failed, max), expected, "{failed}/{max}");
+        }
     }
 }

@@ -4,6 +4,7 @@
 //! rules' thresholds are decided in Rust.
 
 use crate::store::Bounded;
+use crate::store::{long_scan, scan_call};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -70,19 +71,23 @@ statement!(
 /// client's unverified codes reach `least`.
 pub async fn unverified(
     pool: &PgPool,
+    limit: Duration,
     scope: &str,
     window: Duration,
     baseline: Duration,
     least: i64,
 ) -> Result<Vec<UnverifiedCounts>, sqlx::Error> {
-    sqlx::query_as(UNVERIFIED)
+    let mut scan = long_scan(pool, limit).await?;
+    let rows = sqlx::query_as(UNVERIFIED)
         .bind(scope)
         .bind(window)
         .bind(baseline)
         .bind(least)
-        .fetch_all(pool)
-        .bounded()
-        .await
+        .fetch_all(&mut *scan)
+        .bounded_for(scan_call(limit))
+        .await?;
+    scan.commit().bounded().await?;
+    Ok(rows)
 }
 
 /// One client's verifications on one prefix, over the last `window`.
@@ -111,15 +116,19 @@ statement!(
 /// with at least `least` of them over the last `window`.
 pub async fn conversion(
     pool: &PgPool,
+    limit: Duration,
     window: Duration,
     least: i64,
 ) -> Result<Vec<ConversionCounts>, sqlx::Error> {
-    sqlx::query_as(CONVERSION)
+    let mut scan = long_scan(pool, limit).await?;
+    let rows = sqlx::query_as(CONVERSION)
         .bind(window)
         .bind(least)
-        .fetch_all(pool)
-        .bounded()
-        .await
+        .fetch_all(&mut *scan)
+        .bounded_for(scan_call(limit))
+        .await?;
+    scan.commit().bounded().await?;
+    Ok(rows)
 }
 
 /// One client's end-user network, over the last `window`.
@@ -147,13 +156,17 @@ statement!(
 /// reach `least`.
 pub async fn network_countries(
     pool: &PgPool,
+    limit: Duration,
     window: Duration,
     least: i64,
 ) -> Result<Vec<NetworkCounts>, sqlx::Error> {
-    sqlx::query_as(NETWORK_COUNTRIES)
+    let mut scan = long_scan(pool, limit).await?;
+    let rows = sqlx::query_as(NETWORK_COUNTRIES)
         .bind(window)
         .bind(least)
-        .fetch_all(pool)
-        .bounded()
-        .await
+        .fetch_all(&mut *scan)
+        .bounded_for(scan_call(limit))
+        .await?;
+    scan.commit().bounded().await?;
+    Ok(rows)
 }

@@ -18,7 +18,7 @@ macro_rules! statement {
 }
 
 /// The key id a sealed text names (`1 || key id || nonce || ciphertext`, see
-/// `delivery::sealing`) as SQL, or null for a text sealed before key ids.
+/// `crypto::sealing`) as SQL, or null for a text sealed before key ids.
 /// `substring`, not `get_byte`: an empty value is no error.
 macro_rules! sealed_key_id {
     ($column:literal) => {
@@ -57,7 +57,6 @@ pub mod limits;
 mod migrations;
 pub mod outbox;
 pub mod rate_cells;
-pub mod retention;
 pub mod senders;
 pub mod stats;
 pub mod test_numbers;
@@ -73,7 +72,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool};
 
 pub use migrations::run_migrations;
-pub use timeouts::{Bounded, Limits, call_timeout, timed_out};
+pub use timeouts::{Bounded, Limits, call_timeout, long_scan, scan_call, timed_out};
 
 /// The form a `DATABASE_URL` must have, for messages that say what to do.
 pub const URL_FORM: &str = "postgres://user@host:5432/database";

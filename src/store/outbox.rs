@@ -21,7 +21,6 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
-use crate::delivery::gateway::SEND_TIMEOUT;
 use crate::domain::{MessageId, VerificationId};
 
 /// How long a claimed message is reserved for its sender: longer than the
@@ -75,7 +74,7 @@ macro_rules! waiting_to_send {
 }
 
 /// A send started now would reach the gateway before the code expires;
-/// `$timeout` is the parameter holding `SEND_TIMEOUT` in seconds.
+/// `$timeout` is the parameter holding the send timeout in seconds.
 macro_rules! in_time {
     ($timeout:literal) => {
         concat!("expires_at > now() + make_interval(secs => ", $timeout, ")")
@@ -146,12 +145,16 @@ statement!(
 /// worth sending: a slow step since the claim must not let another sender in,
 /// nor a code reach the gateway after it expired.
 /// Returns when the send starts (the database's clock), or `None` when it must not.
-pub async fn renew(pool: &PgPool, message: &Claimed) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+pub async fn renew(
+    pool: &PgPool,
+    message: &Claimed,
+    send_timeout: Duration,
+) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
     sqlx::query_scalar(RENEW)
         .bind(message.id)
         .bind(message.claim)
         .bind(LEASE.as_secs_f64())
-        .bind(SEND_TIMEOUT.as_secs_f64())
+        .bind(send_timeout.as_secs_f64())
         .fetch_optional(pool)
         .bounded()
         .await

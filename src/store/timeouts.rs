@@ -15,6 +15,7 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use futures_util::future::Map;
 use sqlx::postgres::PgConnectOptions;
+use sqlx::{PgPool, Postgres, Transaction};
 use tokio::time::Timeout;
 use tokio::time::error::Elapsed;
 
@@ -84,8 +85,39 @@ type Flatten<T> = fn(Result<Result<T, sqlx::Error>, Elapsed>) -> Result<T, sqlx:
 /// A call of the database that gives up after `call_timeout()`.
 pub trait Bounded<T>: Future<Output = Result<T, sqlx::Error>> + Sized {
     fn bounded(self) -> Map<Timeout<Self>, Flatten<T>> {
-        tokio::time::timeout(call_timeout(), self).map(flatten as Flatten<T>)
+        self.bounded_for(call_timeout())
     }
+
+    /// The same with a limit of its own: a scan in a `long_scan` transaction.
+    fn bounded_for(self, limit: Duration) -> Map<Timeout<Self>, Flatten<T>> {
+        tokio::time::timeout(limit, self).map(flatten as Flatten<T>)
+    }
+}
+
+statement!(SET_STATEMENT_TIMEOUT = "select set_config('statement_timeout', $1, true)");
+
+/// A transaction whose statements may each run for `limit`, longer than the
+/// statement timeout that bounds a request's: for the background scans over
+/// a day or two weeks of verifications (the fraud detector's counts), which
+/// would otherwise be cancelled at every pass on a busy database. Its calls
+/// use `bounded_for(scan_call(limit))`.
+pub async fn long_scan(
+    pool: &PgPool,
+    limit: Duration,
+) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    let mut scan = pool.begin().bounded().await?;
+    sqlx::query(SET_STATEMENT_TIMEOUT)
+        .bind(limit.as_millis().to_string())
+        .execute(&mut *scan)
+        .bounded()
+        .await?;
+    Ok(scan)
+}
+
+/// How long a call in a `long_scan` of `limit` waits: the server's own limit
+/// and a call timeout more, so that the server's cancel is what ends it.
+pub fn scan_call(limit: Duration) -> Duration {
+    limit + call_timeout()
 }
 
 impl<T, F: Future<Output = Result<T, sqlx::Error>>> Bounded<T> for F {}
@@ -105,6 +137,11 @@ mod tests {
         let outcome = never.bounded().await;
         assert!(matches!(outcome, Err(sqlx::Error::Io(ref e)) if e.kind() == std::io::ErrorKind::TimedOut));
         assert!(started.elapsed() >= call_timeout());
+        // The service answers it as the outage it is: 503, never 500.
+        assert!(matches!(
+            crate::error::Error::from(timed_out()),
+            crate::error::Error::Unavailable { .. }
+        ));
         assert!(
             async { Ok::<_, sqlx::Error>(7) }
                 .bounded()

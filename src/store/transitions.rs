@@ -200,7 +200,7 @@ impl Rules for RequestedRules {
 mod sql;
 pub(crate) use sql::{
     decide_ended, decide_requested, decide_settled, ended_columns, record_decided, record_events,
-    settled_columns,
+    settled_columns, settling,
 };
 
 #[cfg(test)]

@@ -232,3 +232,38 @@ async fn a_prefix_that_usually_converts_more_has_a_higher_bound() {
     let flag = wait_for_flag(&app, "unverified_day", "prefix", "591777").await;
     assert_eq!(flag["threshold"], 30.0);
 }
+
+/// The detector's counts scan a day or two weeks of verifications: on a busy
+/// database they take longer than a request's statement may. They run in a
+/// `long_scan`, whose statements the request's statement timeout does not
+/// cancel; on the same connections a plain statement is cancelled.
+#[tokio::test]
+async fn the_detectors_scans_outlast_the_statement_timeout_of_requests() {
+    let database = TestDatabase::create().await;
+    let options = database.options().options([("statement_timeout", "100")]);
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await
+        .unwrap();
+    let cancelled = sqlx::query("select pg_sleep(0.5)").execute(&pool).await;
+    let code = cancelled
+        .unwrap_err()
+        .as_database_error()
+        .unwrap()
+        .code()
+        .unwrap()
+        .into_owned();
+    assert_eq!(code, "57014", "a plain statement is cancelled at 100 ms");
+
+    let mut scan = otp_service::store::long_scan(&pool, Duration::from_secs(10))
+        .await
+        .unwrap();
+    sqlx::query("select pg_sleep(0.5)")
+        .execute(&mut *scan)
+        .await
+        .expect("a scan's statement runs past the request's statement timeout");
+    scan.commit().await.unwrap();
+    // And only that transaction's: the connection is back at 100 ms.
+    assert!(sqlx::query("select pg_sleep(0.5)").execute(&pool).await.is_err());
+}

@@ -7,7 +7,8 @@
 use std::time::Duration;
 
 use otp_service::config::Schedule;
-use otp_service::store::{retention, webhook_events};
+use otp_service::retention;
+use otp_service::store::webhook_events;
 use serde_json::Value;
 use sqlx::postgres::PgListener;
 use sqlx::{Executor, PgPool};

@@ -71,50 +71,200 @@ impl Delivery {
         queues: Vec<outbox::Waiting>,
     ) -> Result<(), Error> {
         let senders = &self.inner.senders;
-        let in_service = statuses.iter().filter(|s| s.in_service()).count() as f64;
-        if in_service == 0.0 {
-            return Err(Error::DeliveryUnavailable {
-                detail: "no WhatsApp session can deliver codes now; nothing was stored or sent".into(),
-                retry_after: 60,
-            });
+        let keys = Keys {
+            in_service: statuses.iter().filter(|s| s.in_service()).count(),
+            rate_per_minute: senders.rate_per_minute(),
+            free_slots: senders.free_slots(&statuses),
+        };
+        decide(client, rules.share, rules.max_queued, ttl, keys, queues)
+    }
+}
+
+/// What the keys can send: how many are in service, at what rate each, and
+/// how many sends they can make at once now.
+#[derive(Debug, Clone, Copy)]
+struct Keys {
+    in_service: usize,
+    rate_per_minute: u32,
+    free_slots: u32,
+}
+
+/// The admission decision, apart from reading what it needs: a new code of
+/// `client` (its `share`, its `max_queued`) living `ttl`, with `keys` and
+/// every client's queue.
+fn decide(
+    client: ClientId,
+    share: u32,
+    max_queued: u32,
+    ttl: Duration,
+    keys: Keys,
+    queues: Vec<outbox::Waiting>,
+) -> Result<(), Error> {
+    if keys.in_service == 0 {
+        return Err(Error::DeliveryUnavailable {
+            detail: "no WhatsApp session can deliver codes now; nothing was stored or sent".into(),
+            retry_after: 60,
+        });
+    }
+    let queues: Vec<ClientQueue> = queues
+        .into_iter()
+        .map(|w| ClientQueue {
+            client: w.client_id,
+            share: w.share.max(1) as u32,
+            waiting: w.waiting.max(0) as u64,
+        })
+        .collect();
+    let per_second = keys.in_service as f64 * f64::from(keys.rate_per_minute) / 60.0;
+    // Never counting the last SEND_TIMEOUT, when a message is no longer handed over.
+    let budget = (ttl.as_secs_f64() * QUEUE_SHARE_OF_TTL).min(ttl.saturating_sub(SEND_TIMEOUT).as_secs_f64());
+    let in_time = f64::from(keys.free_slots) + per_second * budget;
+    match fair::admit(client, share, max_queued, &queues, in_time, per_second) {
+        Admission::Admit => Ok(()),
+        Admission::QueueFull { waiting, retry_after } => Err(Error::DeliveryUnavailable {
+            detail: format!(
+                "this client has {waiting} messages waiting for the gateway, as many as it may; \
+                 nothing was stored or sent"
+            ),
+            retry_after,
+        }),
+        // How far back it would stand is not said: it depends on other clients' queues.
+        Admission::TooLate { retry_after, .. } => Err(Error::DeliveryUnavailable {
+            detail: "with this client's share of the gateway, a new code would expire before it could be \
+                     sent; nothing was stored or sent"
+                .into(),
+            retry_after,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn waiting(client: ClientId, share: i32, waiting: i64) -> outbox::Waiting {
+        outbox::Waiting {
+            client_id: client,
+            share,
+            waiting,
         }
-        let queues: Vec<ClientQueue> = queues
-            .into_iter()
-            .map(|w| ClientQueue {
-                client: w.client_id,
-                share: w.share.max(1) as u32,
-                waiting: w.waiting.max(0) as u64,
-            })
-            .collect();
-        let per_second = in_service * f64::from(senders.rate_per_minute()) / 60.0;
-        // Never counting the last SEND_TIMEOUT, when a message is no longer handed over.
-        let budget =
-            (ttl.as_secs_f64() * QUEUE_SHARE_OF_TTL).min(ttl.saturating_sub(SEND_TIMEOUT).as_secs_f64());
-        let in_time = f64::from(senders.free_slots(&statuses)) + per_second * budget;
-        match fair::admit(
-            client,
-            rules.share,
-            rules.max_queued,
-            &queues,
-            in_time,
-            per_second,
-        ) {
-            Admission::Admit => Ok(()),
-            Admission::QueueFull { waiting, retry_after } => Err(Error::DeliveryUnavailable {
-                detail: format!(
-                    "this client has {waiting} messages waiting for the gateway, as many as it may; \
-                     nothing was stored or sent"
-                ),
-                retry_after,
-            }),
-            // How far back it would stand is not said: it depends on other clients' queues.
-            Admission::TooLate { retry_after, .. } => Err(Error::DeliveryUnavailable {
-                detail:
-                    "with this client's share of the gateway, a new code would expire before it could be \
-                         sent; nothing was stored or sent"
-                        .into(),
-                retry_after,
-            }),
+    }
+
+    /// A case, its keys, the code's lifetime, the client's queue, another
+    /// client's queue, its `max_queued`, and what it is refused with (its
+    /// `retry_after` and words of its detail).
+    type Case = (
+        &'static str,
+        Keys,
+        Duration,
+        i64,
+        i64,
+        u32,
+        Option<(u64, &'static str)>,
+    );
+
+    /// `in_service` keys at 60 a minute each.
+    fn keys(in_service: usize, free_slots: u32) -> Keys {
+        Keys {
+            in_service,
+            rate_per_minute: 60,
+            free_slots,
         }
+    }
+
+    #[test]
+    fn a_code_is_admitted_only_if_it_can_be_sent_before_it_expires() {
+        let (own, other) = (ClientId::new(), ClientId::new());
+        let minutes = |m: u64| Duration::from_secs(m * 60);
+        let table: [Case; 8] = [
+            (
+                "no key in service",
+                keys(0, 5),
+                minutes(5),
+                0,
+                0,
+                100,
+                Some((60, "no WhatsApp session")),
+            ),
+            ("an empty queue", keys(1, 0), minutes(5), 0, 0, 100, None),
+            (
+                "its queue is full",
+                keys(1, 0),
+                minutes(5),
+                100,
+                0,
+                100,
+                Some((1, "has 100 messages")),
+            ),
+            // 301st in line; 270 s (90 % of 300) at one a second: 31 s short.
+            (
+                "too far back",
+                keys(1, 0),
+                minutes(5),
+                300,
+                0,
+                1000,
+                Some((31, "would expire")),
+            ),
+            (
+                "twice the keys, twice as far",
+                keys(2, 0),
+                minutes(5),
+                300,
+                0,
+                1000,
+                None,
+            ),
+            (
+                "another client's flood",
+                keys(1, 0),
+                minutes(5),
+                0,
+                100_000,
+                100,
+                None,
+            ),
+            // The last SEND_TIMEOUT of a code's life does not count: only a free slot now.
+            (
+                "a short code and no free slot",
+                keys(1, 0),
+                Duration::from_secs(10),
+                0,
+                0,
+                100,
+                Some((1, "would expire")),
+            ),
+            (
+                "a short code and a free slot",
+                keys(1, 1),
+                Duration::from_secs(10),
+                0,
+                0,
+                100,
+                None,
+            ),
+        ];
+        for (case, keys, ttl, own_waiting, other_waiting, max_queued, refused) in table {
+            let queues = vec![waiting(own, 1, own_waiting), waiting(other, 1, other_waiting)];
+            let decided = decide(own, 1, max_queued, ttl, keys, queues);
+            match (decided, refused) {
+                (Ok(()), None) => {}
+                (Err(Error::DeliveryUnavailable { detail, retry_after }), Some((after, words))) => {
+                    assert_eq!(retry_after, after, "{case}");
+                    assert!(detail.contains(words), "{case}: {detail}");
+                }
+                (decided, _) => panic!("{case}: {decided:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_larger_share_stands_further_forward() {
+        let (own, other) = (ClientId::new(), ClientId::new());
+        let queues = || vec![waiting(own, 3, 180), waiting(other, 1, 100_000)];
+        let ttl = Duration::from_secs(300);
+        // 270 s at one a second: with share 3 it stands at 181 + 181 / 3, with
+        // share 1 at 181 + 181.
+        assert!(decide(own, 3, 1000, ttl, keys(1, 0), queues()).is_ok());
+        assert!(decide(own, 1, 1000, ttl, keys(1, 0), queues()).is_err());
     }
 }

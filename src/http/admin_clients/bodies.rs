@@ -6,8 +6,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
+use phonenumber::country::Id as CountryId;
+
 use crate::clients::admin::ClientView;
-use crate::domain::SettingsChange;
+use crate::domain::setting_kinds::{self as kinds, Kind};
+use crate::domain::{ClientSettings, CodeLength, Effective, Locale, SettingsChange, for_each_client_setting};
 use crate::http::admin_webhooks::WebhookReport;
 
 /// Tells a field sent as `null` (`Some(None)`) from one left out (`None`,
@@ -16,102 +19,160 @@ fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Optio
     Option::<T>::deserialize(d).map(Some)
 }
 
-/// One struct per body that carries settings, each with every settings field:
-/// serde cannot refuse unknown fields of a struct that flattens another.
+/// One struct per body that carries settings, each with every settings field
+/// (from the table in `domain::client_settings`): serde cannot refuse unknown
+/// fields of a struct that flattens another.
 macro_rules! with_settings {
     (
-        $(#[$attr:meta])*
-        pub struct $name:ident { $($(#[$field_attr:meta])* pub $field:ident: $ty:ty,)* }
+        [
+            $(#[$attr:meta])*
+            pub struct $name:ident { $($(#[$field_attr:meta])* pub $extra:ident: $ty:ty,)* }
+        ]
+        $(
+            $(#[doc = $doc:literal])*
+            $field:ident ($variant:ident): $kind:ident [$($raw:tt)+] => [$($shown:tt)+] {
+                check: $check:expr,
+                fallback: $fallback:expr,
+                schema: ($($schema:tt)*),
+                view: ($($view:tt)*),
+                effective: ($($effective:tt)*),
+                flag: ($($flag:tt)*),
+            }
+        )*
     ) => {
         #[derive(Debug, Deserialize, ToSchema)]
         #[serde(deny_unknown_fields)]
         $(#[$attr])*
         pub struct $name {
-            $($(#[$field_attr])* pub $field: $ty,)*
-            /// What `{app}` stands for in the message; by default the client's name. 1 to 64 characters.
-            #[serde(default, deserialize_with = "present")]
-            #[schema(value_type = Option<String>, example = "Tienda Sol")]
-            pub display_name: Option<Option<String>>,
-            /// Weight in the gateway's fair share between clients, 1 to 1000; by default 1.
-            #[serde(default, deserialize_with = "present")]
-            #[schema(value_type = Option<i64>, minimum = 1, maximum = 1000, example = 2)]
-            pub share: Option<Option<i64>>,
-            /// Messages the client may have waiting in the queue, 1 to 1000000.
-            #[serde(default, deserialize_with = "present")]
-            #[schema(value_type = Option<i64>, minimum = 1, maximum = 1000000)]
-            pub max_queued: Option<Option<i64>>,
-            /// Calls a minute under `/otp`, at least 1; by default `OTP_CLIENT_REQUESTS_PER_MINUTE`.
-            #[serde(default, deserialize_with = "present")]
-            #[schema(value_type = Option<i64>, minimum = 1, maximum = 2147483647, example = 600)]
-            pub requests_per_minute: Option<Option<i64>>,
-            /// Digits of a code, 6 to 10 (4 and 5 too with `OTP_ALLOW_WEAK_CODES`).
-            #[serde(default, deserialize_with = "present")]
-            #[schema(value_type = Option<i64>, example = 8)]
-            pub code_length: Option<Option<i64>>,
-            /// Lifetime of a code, 30 to 600 s (up to 86400 with `OTP_ALLOW_WEAK_CODES`).
-            #[serde(default, deserialize_with = "present")]
-            #[schema(value_type = Option<i64>, example = 300)]
-            pub ttl_seconds: Option<Option<i64>>,
-            /// Wrong codes per verification, 1 to 100.
-            #[serde(default, deserialize_with = "present")]
-            #[schema(value_type = Option<i64>, minimum = 1, maximum = 100)]
-            pub max_attempts: Option<Option<i64>>,
-            /// Seconds between two sends of a verification, 0 to 3600.
-            #[serde(default, deserialize_with = "present")]
-            #[schema(value_type = Option<i64>, minimum = 0, maximum = 3600)]
-            pub resend_cooldown_seconds: Option<Option<i64>>,
-            /// Sends per verification, 1 to 100.
-            #[serde(default, deserialize_with = "present")]
-            #[schema(value_type = Option<i64>, minimum = 1, maximum = 100)]
-            pub max_sends: Option<Option<i64>>,
-            /// ISO 3166-1 alpha-2 codes of the countries whose numbers it may ask
-            /// codes for; an empty list is every country.
-            #[serde(default, deserialize_with = "present")]
-            #[schema(value_type = Option<Vec<String>>, example = json!(["BO", "PE"]))]
-            pub allowed_countries: Option<Option<Vec<String>>>,
-            /// `es`, `en` or `pt`, for requests that name no locale.
-            #[serde(default, deserialize_with = "present")]
-            #[schema(value_type = Option<String>, example = "es")]
-            pub default_locale: Option<Option<String>>,
-            /// The Spanish message: must contain `{code}`; may use `{minutes}` and `{app}`.
-            #[serde(default, deserialize_with = "present")]
-            #[schema(value_type = Option<String>, example = "{app}: tu código es *{code}*")]
-            pub template_es: Option<Option<String>>,
-            /// The English message, as `template_es`.
-            #[serde(default, deserialize_with = "present")]
-            #[schema(value_type = Option<String>)]
-            pub template_en: Option<Option<String>>,
-            /// The Portuguese message, as `template_es`.
-            #[serde(default, deserialize_with = "present")]
-            #[schema(value_type = Option<String>)]
-            pub template_pt: Option<Option<String>>,
+            $($(#[$field_attr])* pub $extra: $ty,)*
+            $(
+                $(#[doc = $doc])*
+                #[serde(default, deserialize_with = "present")]
+                #[schema(value_type = Option<$($raw)+>, $($schema)*)]
+                pub $field: Option<Option<$($raw)+>>,
+            )*
         }
 
         impl $name {
             /// The settings part of the body, not yet checked.
             pub fn settings_change(self) -> SettingsChange {
                 SettingsChange {
-                    display_name: self.display_name.into(),
-                    share: self.share.into(),
-                    max_queued: self.max_queued.into(),
-                    requests_per_minute: self.requests_per_minute.into(),
-                    code_length: self.code_length.into(),
-                    ttl_seconds: self.ttl_seconds.into(),
-                    max_attempts: self.max_attempts.into(),
-                    resend_cooldown_seconds: self.resend_cooldown_seconds.into(),
-                    max_sends: self.max_sends.into(),
-                    allowed_countries: self.allowed_countries.into(),
-                    default_locale: self.default_locale.into(),
-                    template_es: self.template_es.into(),
-                    template_en: self.template_en.into(),
-                    template_pt: self.template_pt.into(),
+                    $($field: self.$field.into(),)*
                 }
             }
         }
     };
 }
 
-with_settings! {
+/// What a client has set itself, and every setting as its requests get it.
+macro_rules! settings_views {
+    (
+        []
+        $(
+            $(#[doc = $doc:literal])*
+            $field:ident ($variant:ident): $kind:ident [$($raw:tt)+] => [$($shown:tt)+] {
+                check: $check:expr,
+                fallback: $fallback:expr,
+                schema: ($($schema:tt)*),
+                view: ($($view:tt)*),
+                effective: ($($effective:tt)*),
+                flag: ($($flag:tt)*),
+            }
+        )*
+    ) => {
+        /// What the client has set itself. A field it leaves to the service's default
+        /// is left out (never `null`); `effective` has every field.
+        #[derive(Debug, Default, Serialize, ToSchema)]
+        pub struct OwnSettings {
+            $(
+                $($view)*
+                #[serde(skip_serializing_if = "Option::is_none")]
+                #[schema(nullable = false)]
+                pub $field: Option<$($shown)+>,
+            )*
+        }
+
+        /// Every setting as the client's requests get it: its own, or the service's default.
+        #[derive(Debug, Serialize, ToSchema)]
+        pub struct EffectiveSettings {
+            $($($view)* $($effective)* pub $field: $($shown)+,)*
+            pub templates: Templates,
+        }
+
+        impl OwnSettings {
+            fn new(own: &ClientSettings) -> Self {
+                Self {
+                    $($field: own.$field.as_ref().map(<kinds::$kind as Shown>::shown),)*
+                }
+            }
+        }
+
+        impl EffectiveSettings {
+            fn new(effective: &Effective) -> Self {
+                Self {
+                    $($field: <kinds::$kind as Shown>::shown(&effective.$field),)*
+                    templates: Templates {
+                        es: effective.template_es.clone(),
+                        en: effective.template_en.clone(),
+                        pt: effective.template_pt.clone(),
+                    },
+                }
+            }
+        }
+    };
+}
+
+for_each_client_setting!(settings_views);
+
+/// How the API shows a setting of each kind.
+trait Shown: Kind {
+    type Shown;
+    fn shown(value: &Self::Value) -> Self::Shown;
+}
+
+impl Shown for kinds::Count {
+    type Shown = u32;
+    fn shown(value: &u32) -> u32 {
+        *value
+    }
+}
+
+impl Shown for kinds::Digits {
+    type Shown = u32;
+    fn shown(value: &CodeLength) -> u32 {
+        value.digits() as u32
+    }
+}
+
+impl Shown for kinds::Name {
+    type Shown = String;
+    fn shown(value: &String) -> String {
+        value.clone()
+    }
+}
+
+impl Shown for kinds::Template {
+    type Shown = String;
+    fn shown(value: &String) -> String {
+        value.clone()
+    }
+}
+
+impl Shown for kinds::Countries {
+    type Shown = Vec<String>;
+    fn shown(value: &Vec<CountryId>) -> Vec<String> {
+        value.iter().map(|c| c.as_ref().to_owned()).collect()
+    }
+}
+
+impl Shown for kinds::Lang {
+    type Shown = String;
+    fn shown(value: &Locale) -> String {
+        value.as_str().to_owned()
+    }
+}
+
+for_each_client_setting!(with_settings {
     /// A new client, with any settings of its own.
     #[schema(example = json!({"name": "shop", "display_name": "Tienda Sol", "ttl_seconds": 300}))]
     pub struct NewClient {
@@ -119,9 +180,9 @@ with_settings! {
         #[schema(example = "shop")]
         pub name: String,
     }
-}
+});
 
-with_settings! {
+for_each_client_setting!(with_settings {
     /// A change to a client's settings (JSON merge patch): a field left out is
     /// kept, `null` puts it back to the service's default, a value sets it.
     /// Checked whole: one refused field and nothing changes.
@@ -136,7 +197,7 @@ with_settings! {
         #[schema(value_type = Option<String>, example = "https://shop.example/otp-events")]
         pub webhook_url: Option<Option<String>>,
     }
-}
+});
 
 /// A client as operators see it; never its key.
 #[derive(Debug, Serialize, ToSchema)]
@@ -167,74 +228,6 @@ pub struct ClientReport {
     pub webhook: Option<WebhookReport>,
 }
 
-/// What the client has set itself. A field it leaves to the service's default
-/// is left out (never `null`); `effective` has every field.
-#[derive(Debug, Default, Serialize, ToSchema)]
-pub struct OwnSettings {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
-    pub display_name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
-    pub share: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
-    pub max_queued: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
-    pub requests_per_minute: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
-    pub code_length: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
-    pub ttl_seconds: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
-    pub max_attempts: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
-    pub resend_cooldown_seconds: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
-    pub max_sends: Option<u32>,
-    /// Empty: every country.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
-    pub allowed_countries: Option<Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
-    pub default_locale: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
-    pub template_es: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
-    pub template_en: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
-    pub template_pt: Option<String>,
-}
-
-/// Every setting as the client's requests get it: its own, or the service's default.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct EffectiveSettings {
-    pub display_name: String,
-    pub share: u32,
-    pub max_queued: u32,
-    pub requests_per_minute: u32,
-    pub code_length: u32,
-    pub ttl_seconds: u32,
-    pub max_attempts: u32,
-    pub resend_cooldown_seconds: u32,
-    pub max_sends: u32,
-    /// Empty: every country.
-    pub allowed_countries: Vec<String>,
-    /// `es`, `en` or `pt`.
-    pub default_locale: String,
-    pub templates: Templates,
-}
-
 /// The message text per locale.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Templates {
@@ -245,44 +238,12 @@ pub struct Templates {
 
 impl From<ClientView> for ClientReport {
     fn from(view: ClientView) -> Self {
-        let (own, effective) = (view.record.settings, view.effective);
-        let countries =
-            |list: &[phonenumber::country::Id]| list.iter().map(|c| c.as_ref().to_owned()).collect();
-        let [es, en, pt] = effective.templates;
         Self {
+            settings: OwnSettings::new(&view.record.settings),
+            effective: EffectiveSettings::new(&view.effective),
             name: view.record.name,
             created_at: view.record.created_at,
             revoked_at: view.record.revoked_at,
-            settings: OwnSettings {
-                display_name: own.display_name,
-                share: own.share,
-                max_queued: own.max_queued,
-                requests_per_minute: own.requests_per_minute,
-                code_length: own.code_length.map(|l| l.digits() as u32),
-                ttl_seconds: own.ttl_seconds,
-                max_attempts: own.max_attempts,
-                resend_cooldown_seconds: own.resend_cooldown_seconds,
-                max_sends: own.max_sends,
-                allowed_countries: own.allowed_countries.as_deref().map(countries),
-                default_locale: own.default_locale.map(|l| l.as_str().to_owned()),
-                template_es: own.template_es,
-                template_en: own.template_en,
-                template_pt: own.template_pt,
-            },
-            effective: EffectiveSettings {
-                display_name: effective.display_name,
-                share: effective.share,
-                max_queued: effective.max_queued,
-                requests_per_minute: effective.requests_per_minute,
-                code_length: effective.code_length.digits() as u32,
-                ttl_seconds: effective.ttl_seconds,
-                max_attempts: effective.max_attempts,
-                resend_cooldown_seconds: effective.resend_cooldown_seconds,
-                max_sends: effective.max_sends,
-                allowed_countries: countries(&effective.allowed_countries),
-                default_locale: effective.default_locale.as_str().to_owned(),
-                templates: Templates { es, en, pt },
-            },
             webhook: None,
         }
     }
@@ -318,4 +279,68 @@ pub struct RotatedKey {
     pub name: String,
     /// The client's new API key, shown this once; the old one no longer works.
     pub key: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::domain::Change;
+
+    #[test]
+    fn a_patch_keeps_clears_and_sets() {
+        let patch: SettingsPatch = serde_json::from_value(json!({
+            "max_queued": 5, "ttl_seconds": null, "allowed_countries": ["BO"], "webhook_url": null
+        }))
+        .unwrap();
+        assert_eq!(patch.webhook_url, Some(None));
+        let change = patch.settings_change();
+        assert_eq!(change.max_queued, Change::Set(5));
+        assert_eq!(change.ttl_seconds, Change::Clear);
+        assert_eq!(change.allowed_countries, Change::Set(vec!["BO".into()]));
+        assert_eq!(change.template_pt, Change::Keep);
+    }
+
+    #[test]
+    fn a_body_refuses_what_is_no_setting() {
+        assert!(serde_json::from_value::<SettingsPatch>(json!({"max_queue": 5})).is_err());
+        assert!(serde_json::from_value::<NewClient>(json!({"name": "shop", "webhook_url": null})).is_err());
+        let new: NewClient = serde_json::from_value(json!({"name": "shop", "share": 2})).unwrap();
+        assert_eq!(new.settings_change().share, Change::Set(2));
+    }
+
+    #[test]
+    fn the_views_show_own_settings_and_effective_ones() {
+        let own = ClientSettings {
+            code_length: Some(CodeLength::new(8).unwrap()),
+            allowed_countries: Some(vec![CountryId::BO]),
+            ..Default::default()
+        };
+        let shown = serde_json::to_value(OwnSettings::new(&own)).unwrap();
+        assert_eq!(shown, json!({"code_length": 8, "allowed_countries": ["BO"]}));
+        let defaults = crate::domain::Defaults {
+            max_queued: 100,
+            requests_per_minute: 300,
+            code_length: CodeLength::new(6).unwrap(),
+            ttl_seconds: 300,
+            max_attempts: 5,
+            resend_cooldown_seconds: 30,
+            max_sends: 5,
+            allowed_countries: Vec::new(),
+            default_locale: Locale::Es,
+            templates: ["es {code}".into(), "en {code}".into(), "pt {code}".into()],
+        };
+        let effective =
+            serde_json::to_value(EffectiveSettings::new(&own.effective("shop", &defaults))).unwrap();
+        assert_eq!(
+            effective,
+            json!({
+                "display_name": "shop", "share": 1, "max_queued": 100, "requests_per_minute": 300,
+                "code_length": 8, "ttl_seconds": 300, "max_attempts": 5, "resend_cooldown_seconds": 30,
+                "max_sends": 5, "allowed_countries": ["BO"], "default_locale": "es",
+                "templates": {"es": "es {code}", "en": "en {code}", "pt": "pt {code}"}
+            })
+        );
+    }
 }

@@ -7,9 +7,8 @@ use std::time::Duration;
 
 use sqlx::{Postgres, Transaction};
 
-use super::settle::settling;
 use crate::domain::{ClientId, FailureReason, MessageId, MessageStatus, VerificationId};
-use crate::store::transitions::{Rules, SETTLED, settled_columns};
+use crate::store::transitions::{Rules, SETTLED, settled_columns, settling};
 
 pub struct NewMessage<'a> {
     pub verification_id: VerificationId,

@@ -3,32 +3,14 @@
 //! outcome decided in `domain::transitions`.
 
 use crate::store::Bounded;
+use std::time::Duration;
 
 use sqlx::PgPool;
 
 use super::Claimed;
-use crate::delivery::gateway::SEND_TIMEOUT;
 use crate::domain::{FailureReason, MessageId, MessageStatus, VerificationId};
-use crate::store::transitions::{Rules, SETTLED, settled_columns};
+use crate::store::transitions::{Rules, SETTLED, settled_columns, settling};
 use crate::store::verifications::{self, waiting};
-
-/// Settles messages with `$change` (returning `settled_columns!`), writing
-/// what each settling tells (`decide_settled!`, its rules bound after the
-/// statement's own parameters), then `$answer`; after `$before`, a common
-/// table expression of the statement's own.
-macro_rules! settling {
-    ($before:literal, $change:expr, $answer:literal, $($p:literal),+) => {
-        concat!(
-            "with ", $before, " settled as (", $change, ")",
-            $crate::store::transitions::decide_settled!("settled", $($p),+),
-            " ", $answer
-        )
-    };
-    ($change:expr, $answer:literal, $($p:literal),+) => {
-        $crate::store::outbox::settle::settling!("", $change, $answer, $($p),+)
-    };
-}
-pub(crate) use settling;
 
 statement!(
     MARK_SENT = settling!(
@@ -158,9 +140,12 @@ statement!(
 /// gateway before their code expires (`expired_before_send`), and messages of
 /// verifications that stopped waiting for them (`canceled`).
 /// Returns the reason of each message given up, with its client's name.
-pub async fn expire_overdue(pool: &PgPool) -> Result<Vec<(FailureReason, String)>, sqlx::Error> {
+pub async fn expire_overdue(
+    pool: &PgPool,
+    send_timeout: Duration,
+) -> Result<Vec<(FailureReason, String)>, sqlx::Error> {
     let query = sqlx::query_as(EXPIRE_OVERDUE)
-        .bind(SEND_TIMEOUT.as_secs_f64())
+        .bind(send_timeout.as_secs_f64())
         .bind(MessageStatus::Failed)
         .bind(FailureReason::ExpiredBeforeSend)
         .bind(FailureReason::Canceled);

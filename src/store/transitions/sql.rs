@@ -150,3 +150,21 @@ macro_rules! record_events {
     };
 }
 pub(crate) use record_events;
+
+/// Settles messages with `$change` (returning `settled_columns!`), writing
+/// what each settling tells (`decide_settled!`, its rules bound after the
+/// statement's own parameters), then `$answer`; after `$before`, a common
+/// table expression of the statement's own.
+macro_rules! settling {
+    ($before:literal, $change:expr, $answer:literal, $($p:literal),+) => {
+        concat!(
+            "with ", $before, " settled as (", $change, ")",
+            $crate::store::transitions::decide_settled!("settled", $($p),+),
+            " ", $answer
+        )
+    };
+    ($change:expr, $answer:literal, $($p:literal),+) => {
+        $crate::store::transitions::settling!("", $change, $answer, $($p),+)
+    };
+}
+pub(crate) use settling;
