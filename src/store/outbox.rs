@@ -8,12 +8,12 @@
 //! sender that lost its lease can no longer change the message.
 //!
 //! Conditions name a status as a literal (`status = 'queued'`, or a function
-//! of V19 that the planner inlines), which is what lets the planner use the
+//! of V17 that the planner inlines), which is what lets the planner use the
 //! partial index `outbox_messages_due`; values written are bound typed.
 //!
 //! The SQL functions it calls, and the migration holding each one's live
 //! definition: `message_waiting`, `waiting_by_client`,
-//! `verification_waiting` (V19); `lock_client_queue`, `take_sender_slots` (V12).
+//! `verification_waiting` (V17); `lock_client_queue`, `take_sender_slots` (V12).
 
 use crate::store::Bounded;
 use std::time::Duration;
@@ -62,7 +62,7 @@ macro_rules! claimed_columns {
 }
 
 /// Queued and unexpired: a message still waiting to be sent
-/// (`message_waiting`, V19, the one place it is written; the count admission
+/// (`message_waiting`, V17, the one place it is written; the count admission
 /// reads, `waiting_by_client()`, calls it too).
 macro_rules! waiting_to_send {
     () => {

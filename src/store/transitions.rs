@@ -3,7 +3,7 @@
 //! decisions are `domain::transitions`' (`events_for`, `outcome`,
 //! `approval_bucket`), bound into the statement as a table of every case, and
 //! the statement joins the rows it changed to that table. No trigger decides
-//! them (V18 dropped the ones that did); the database keeps only what must
+//! them (V16 dropped the ones that did); the database keeps only what must
 //! be atomic with the change: an event at most once per verification where
 //! Rust says so, behind the verification's earlier pending events, and only
 //! for a client whose endpoint is set and enabled.

@@ -2,7 +2,7 @@
 //!
 //! The SQL functions it calls, and the migration holding each one's live
 //! definition: `reserve_attempt`, `verification_waiting`,
-//! `verification_attemptable` (V19); `take_limit_slot_in` (V12).
+//! `verification_attemptable` (V17); `take_limit_slot_in` (V12).
 
 use crate::store::Bounded;
 use std::time::Duration;
@@ -14,7 +14,7 @@ use crate::domain::{ClientId, FailureReason, MessageStatus, VerificationId, Veri
 use crate::store::limits::{self, HitId, Window};
 
 /// Pending and not locked: a verification still waiting for its code
-/// (`verification_waiting`, V19, the one place it is written); `$alias`
+/// (`verification_waiting`, V17, the one place it is written); `$alias`
 /// names the table in a join.
 macro_rules! waiting {
     () => {
@@ -35,7 +35,7 @@ macro_rules! waiting {
 pub(crate) use waiting;
 
 /// Waiting and unexpired: a verification whose code may still be tried
-/// (`verification_attemptable`, V19, which `reserve_attempt` calls too).
+/// (`verification_attemptable`, V17, which `reserve_attempt` calls too).
 macro_rules! attemptable {
     () => {
         "verification_attemptable(status, failed_attempts, max_attempts, expires_at)"
@@ -166,7 +166,7 @@ statement!(
 /// checks it is attemptable, and takes a hit of `windows`, all of one bucket
 /// (one row that each counts): all of it or nothing, so parallel guesses can
 /// pass neither the verification's limit nor a window (`reserve_attempt`,
-/// V19). The bucket is named by what comes before the phone: the statement
+/// V17). The bucket is named by what comes before the phone: the statement
 /// appends the verification's.
 pub async fn reserve_attempt(
     db: impl PgExecutor<'_>,
