@@ -11,6 +11,7 @@ mod prefix;
 mod purpose;
 mod status;
 mod text_enum;
+mod transitions;
 
 pub(crate) use client_settings::for_each_client_setting;
 pub use client_settings::kinds as setting_kinds;
@@ -23,3 +24,6 @@ pub use phone::{PhoneError, PhoneNumber, mask as mask_phone, parse_country};
 pub use prefix::{Prefix, PrefixAction, PrefixRule, decide as decide_prefix};
 pub use purpose::Purpose;
 pub use status::{DeliveryError, DeliveryStatus, FailureReason, KeyState, MessageStatus, VerificationStatus};
+pub use transitions::{
+    APPROVAL_BUCKETS, EventType, Outcome, Transition, approval_bucket, events_for, outcome,
+};

@@ -64,6 +64,7 @@ pub mod senders;
 pub mod stats;
 pub mod test_numbers;
 mod timeouts;
+mod transitions;
 pub mod verifications;
 pub mod webhook_events;
 pub mod webhooks;

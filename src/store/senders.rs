@@ -3,6 +3,7 @@
 //! has free) is decided in `delivery::senders`.
 //!
 //! Conditions name stored values as literals; values written are bound typed.
+//! `take_sender_slots`, the one SQL function it calls, is defined in V12.
 
 use crate::store::Bounded;
 use std::time::Duration;
