@@ -77,7 +77,9 @@ impl Application {
         let sealer = Sealer::new(&peppers);
         let pepper_report = pepper_check::check(&pool, &peppers, &sealer).await?;
         if fake_gateway.is_none() {
-            real_database(&pool).await?;
+            crate::clients::dev_database::give_up(&pool)
+                .await
+                .context("could not take this database's `serve --dev` mark away")?;
         }
         let webhook_admin = WebhookAdmin::new(
             pool.clone(),
@@ -280,22 +282,6 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
-}
-
-/// The real service starting on a database `serve --dev` had taken: from
-/// now on it is a real one, which `--dev` refuses once it holds what the real
-/// service made.
-async fn real_database(pool: &sqlx::PgPool) -> anyhow::Result<()> {
-    let was_dev = crate::clients::dev_database::give_up(pool)
-        .await
-        .context("could not take this database's `serve --dev` mark away")?;
-    if was_dev {
-        tracing::warn!(
-            "this database was a `serve --dev` database until now; the real service makes it a real one: \
-             `serve --dev` will refuse it once it holds verifications made here"
-        );
-    }
-    Ok(())
 }
 
 /// The part of the shutdown timeout for finishing what is in flight; the rest

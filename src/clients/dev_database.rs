@@ -41,10 +41,16 @@ pub async fn is_dev(pool: &PgPool) -> Result<bool, ClientError> {
     Ok(store::is_marked(pool).await?)
 }
 
-/// The real service starts on the database: it is a real one from now on.
-/// Whether it was `serve --dev`'s until now.
-pub async fn give_up(pool: &PgPool) -> Result<bool, ClientError> {
-    Ok(store::unmark(pool).await?)
+/// The real service starts on the database: it is a real one from now on,
+/// which `--dev` refuses once it holds what the real service made.
+pub async fn give_up(pool: &PgPool) -> Result<(), ClientError> {
+    if store::unmark(pool).await? {
+        tracing::warn!(
+            "this database was a `serve --dev` database until now; the real service makes it a real one: \
+             `serve --dev` will refuse it once it holds clients or verifications made from now on"
+        );
+    }
+    Ok(())
 }
 
 /// Names for a database of `--dev`'s own beside `current`, best first.
