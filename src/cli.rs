@@ -19,6 +19,9 @@ pub use clients::{ClientsCommand, TestNumbersCommand};
 
 /// The key the fake gateway accepts when none is given (and `serve --dev`'s).
 pub const DEV_GATEWAY_KEY: &str = "dev-gateway-key";
+/// Only for `serve --dev`: a fixed pepper, so codes survive restarts on a
+/// laptop; the command line uses it against a `--dev` database.
+pub const DEV_PEPPER: &str = "development-pepper-never-use-in-production";
 
 #[derive(Debug, Parser)]
 #[command(

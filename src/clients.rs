@@ -12,10 +12,13 @@ use chrono::{DateTime, Utc};
 use crate::config::PolicySettings;
 use crate::delivery::Templates;
 use crate::domain::{Change, ClientId, ClientSettings, Defaults, FieldError, Locale, SettingsChange};
+use crate::store::client_removal as store_removal;
+pub use crate::store::client_removal::Removed;
 use crate::store::clients as store;
 
 pub mod admin;
 pub mod cache;
+pub mod dev_database;
 pub mod test_numbers;
 
 const KEY_PREFIX: &str = "otpk_";
@@ -183,6 +186,21 @@ pub async fn revoke(pool: &PgPool, name: &str) -> Result<(), ClientError> {
     Ok(())
 }
 
+/// How long each statement of a removal may run: a client's whole history
+/// goes, which can be far more than a request's statement ever touches.
+const REMOVAL_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Removes a client and everything that is its: its key stops working on
+/// every replica (the delete is told like any change to `clients`), its
+/// verifications and their queued messages, its test numbers, its webhook
+/// endpoint and undelivered events, its stats and fraud flags. Cannot be
+/// undone; `revoke` keeps the history.
+pub async fn remove(pool: &PgPool, name: &str) -> Result<Removed, ClientError> {
+    store_removal::remove(pool, name, REMOVAL_LIMIT)
+        .await?
+        .ok_or_else(|| ClientError::Unknown(name.to_owned()))
+}
+
 pub async fn set_requests_per_minute(
     pool: &PgPool,
     name: &str,
@@ -214,20 +232,6 @@ impl From<store::ClientRow> for Client {
             settings: row.settings.settings(),
         }
     }
-}
-
-/// Why `serve --dev` must not use this database, if it must not: it holds
-/// clients or verifications that `--dev` did not make.
-pub async fn dev_refusal(pool: &PgPool) -> Result<Option<String>, ClientError> {
-    let clients = store::count_not_made_by_dev(pool).await?;
-    let verifications = crate::store::verifications::count_not_made_by_dev(pool).await?;
-    Ok((clients > 0 || verifications > 0).then(|| {
-        format!(
-            "serve --dev will not use this database: it holds {clients} clients and {verifications} verifications \
-             that serve --dev did not make, so it looks like a real one. Point DATABASE_URL at a database of its own, \
-             e.g. DATABASE_URL=postgres://postgres@127.0.0.1:5432/otp_service_dev"
-        )
-    }))
 }
 
 /// What a client gets for what it leaves unset (`OTP_CLIENT_*` and the

@@ -76,6 +76,11 @@ impl Application {
         let peppers = Peppers::new(pepper, previous);
         let sealer = Sealer::new(&peppers);
         let pepper_report = pepper_check::check(&pool, &peppers, &sealer).await?;
+        if fake_gateway.is_none() {
+            crate::clients::dev_database::give_up(&pool)
+                .await
+                .context("could not take this database's `serve --dev` mark away")?;
+        }
         let webhook_admin = WebhookAdmin::new(
             pool.clone(),
             sealer.clone(),

@@ -38,7 +38,8 @@ pub enum ClientsCommand {
     /// Give a client a new key, printed once; the old key stops working at once.
     RotateKey { name: String },
     /// Give a client's webhook a new signing secret, printed once; the old one
-    /// also signs for 24 hours. Needs the service's OTP_PEPPER.
+    /// also signs for 24 hours. Needs the service's OTP_PEPPER (not against a
+    /// `serve --dev` database); another pepper is refused.
     RotateWebhookSecret {
         name: String,
         #[arg(long, env = "OTP_PEPPER", value_name = "OTP_PEPPER", hide_env_values = true)]
@@ -46,6 +47,11 @@ pub enum ClientsCommand {
     },
     /// Revoke a client's key: its requests get 401 from now on.
     Revoke { name: String },
+    /// Remove a client for good, with its verifications (their queued messages
+    /// are never sent), test numbers, webhook endpoint and undelivered webhook
+    /// events, stats and fraud flags. Its key stops working on every running
+    /// replica at once. Cannot be undone: `revoke` keeps the history.
+    Remove { name: String },
     /// Numbers that send nothing and verify with a fixed code (for app-store reviewers).
     TestNumbers {
         #[command(subcommand)]
@@ -55,7 +61,8 @@ pub enum ClientsCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum TestNumbersCommand {
-    /// Add a test number (or replace its code and end). Needs the service's OTP_PEPPER.
+    /// Add a test number (or replace its code and end). Needs the service's OTP_PEPPER
+    /// (not against a `serve --dev` database); another pepper is refused.
     Add {
         name: String,
         /// In international form: +59170000000.
@@ -131,9 +138,13 @@ pub async fn run(
             let name = args.name.clone();
             let url = args.webhook_url.clone();
             let clear = args.unset.contains(&Field::WebhookUrl);
-            let pepper = args.pepper.clone();
+            // A pepper the service does not hold is refused before anything changes.
+            let admin = match &url {
+                Some(_) => Some(webhooks::admin(pool, webhook_settings, args.pepper.clone()).await?),
+                None => None,
+            };
             let record = clients::change(pool, &name, args.change(), policy.allow_weak_codes).await?;
-            webhooks::set(pool, webhook_settings, &name, url.as_deref(), clear, pepper).await?;
+            webhooks::set(pool, &name, url.as_deref(), clear, admin).await?;
             eprintln!("client `{name}` changed; running services use it from their next request");
             print_settings(&record, policy);
             webhooks::print_endpoint(pool, &name).await?;
@@ -149,6 +160,17 @@ pub async fn run(
         ClientsCommand::Revoke { name } => {
             clients::revoke(pool, &name).await?;
             println!("client `{name}` revoked");
+        }
+        ClientsCommand::Remove { name } => {
+            let removed = clients::remove(pool, &name).await?;
+            println!(
+                "client `{name}` removed, with {} verifications ({} messages never sent), {} test numbers \
+                 and {} undelivered webhook events; its key no longer works",
+                removed.verifications,
+                removed.queued_messages,
+                removed.test_numbers,
+                removed.pending_webhook_events
+            );
         }
         ClientsCommand::TestNumbers { action } => {
             run_test_numbers(pool, action, policy.allow_weak_codes).await?
@@ -172,7 +194,8 @@ async fn run_test_numbers(pool: &PgPool, action: TestNumbersCommand, allow_weak:
             until,
             pepper,
         } => {
-            let peppers = service_pepper(pepper.pepper, "the code is hashed with it, as every code")?;
+            let peppers =
+                service_pepper(pool, pepper.pepper, "the code is hashed with it, as every code").await?;
             let hasher =
                 CodeHasher::new(peppers, &pepper.hashing, &Metrics::new()).map_err(anyhow::Error::msg)?;
             let number =

@@ -12,15 +12,35 @@ use crate::store;
 use anyhow::Context;
 use clap::Subcommand;
 use secrecy::{ExposeSecret, SecretString};
+use sqlx::PgPool;
 
-/// The service's own OTP_PEPPER, given to a command that needs it (`why`).
-pub(super) fn service_pepper(pepper: Option<SecretString>, why: &str) -> anyhow::Result<Peppers> {
-    let pepper = pepper.with_context(|| format!("OTP_PEPPER (the service's own) is needed: {why}"))?;
+/// The service's own OTP_PEPPER, given to a command that needs it (`why`):
+/// the one given, or under a `serve --dev` database without one, `--dev`'s.
+/// Refused when it is not the pepper the service holds (as its last start
+/// recorded it), since what it hashed or sealed would never work.
+pub(super) async fn service_pepper(
+    pool: &PgPool,
+    pepper: Option<SecretString>,
+    why: &str,
+) -> anyhow::Result<Peppers> {
+    let pepper = match pepper {
+        Some(pepper) => pepper,
+        None if crate::clients::dev_database::is_dev(pool).await? => super::DEV_PEPPER.to_owned().into(),
+        None => anyhow::bail!(
+            "OTP_PEPPER (the service's own) is needed: {why}. Against a `serve --dev` database it is not"
+        ),
+    };
     anyhow::ensure!(
         pepper.expose_secret().len() >= MIN_SECRET_LEN,
         "OTP_PEPPER must be at least {MIN_SECRET_LEN} bytes"
     );
-    Ok(Peppers::new(pepper, Vec::new()))
+    let peppers = Peppers::new(pepper, Vec::new());
+    match crate::otp::peppers_in_use::check(pool, peppers.current()).await? {
+        Ok(None) => {}
+        Ok(Some(note)) => eprintln!("note: {note}"),
+        Err(refusal) => anyhow::bail!("{refusal}; nothing was changed"),
+    }
+    Ok(peppers)
 }
 
 #[derive(Debug, Subcommand)]

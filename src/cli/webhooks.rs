@@ -9,12 +9,16 @@ use crate::config::WebhookSettings;
 use crate::crypto::Sealer;
 use crate::webhooks::WebhookAdmin;
 
-fn admin(
+/// The webhooks' admin with the service's own pepper (or a refusal, before
+/// anything is changed).
+pub(super) async fn admin(
     pool: &PgPool,
     settings: &WebhookSettings,
     pepper: Option<SecretString>,
 ) -> anyhow::Result<WebhookAdmin> {
-    let peppers = super::peppers::service_pepper(pepper, "the webhook's signing secret is sealed with it")?;
+    let peppers =
+        super::peppers::service_pepper(pool, pepper, "the webhook's signing secret is sealed with it")
+            .await?;
     let sealer = Sealer::new(&peppers);
     Ok(WebhookAdmin::new(
         pool.clone(),
@@ -23,22 +27,24 @@ fn admin(
     ))
 }
 
-/// Sets or clears the webhook URL, printing a new secret when one is made.
+/// Sets or clears the webhook URL, printing a new secret when one is made;
+/// `admin` (from `admin`) is there when a URL is.
 pub async fn set(
     pool: &PgPool,
-    settings: &WebhookSettings,
     name: &str,
     url: Option<&str>,
     clear: bool,
-    pepper: Option<SecretString>,
+    admin: Option<WebhookAdmin>,
 ) -> anyhow::Result<()> {
     if clear {
         // Clearing seals nothing: no pepper needed.
         crate::webhooks::admin::clear(pool, name).await?;
         eprintln!("client `{name}` has no webhook any more");
     }
-    let Some(url) = url else { return Ok(()) };
-    match admin(pool, settings, pepper)?.set_url(name, url).await? {
+    let (Some(url), Some(admin)) = (url, admin) else {
+        return Ok(());
+    };
+    match admin.set_url(name, url).await? {
         Some(secret) => {
             eprintln!(
                 "client `{name}` webhooks go to {url}. Its signing secret is shown this once; store it now:"
@@ -56,7 +62,7 @@ pub async fn rotate(
     name: &str,
     pepper: Option<SecretString>,
 ) -> anyhow::Result<()> {
-    let secret = admin(pool, settings, pepper)?.rotate_secret(name).await?;
+    let secret = admin(pool, settings, pepper).await?.rotate_secret(name).await?;
     eprintln!(
         "client `{name}` has a new webhook signing secret; the old one also signs for 24 hours. Shown this once:"
     );

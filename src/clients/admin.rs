@@ -93,6 +93,13 @@ impl ClientAdmin {
         Ok(key)
     }
 
+    /// Removes the client and what is its (see `clients::remove`).
+    pub async fn remove(&self, name: &str) -> Result<super::Removed, ClientError> {
+        let removed = super::remove(&self.pool, Self::known(name)?).await?;
+        self.cache.drop_all();
+        Ok(removed)
+    }
+
     pub async fn test_numbers(&self, name: &str) -> Result<Vec<TestNumber>, ClientError> {
         test_numbers::list(&self.pool, Self::known(name)?).await
     }

@@ -1,7 +1,7 @@
 //! `/admin/clients`: the operators' API for clients, as the `clients` command
 //! of the CLI does it. Keys are shown once, when made; never afterwards.
 
-use actix_web::{HttpRequest, HttpResponse, get, patch, post, web};
+use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
 use secrecy::ExposeSecret;
 
 use super::AppState;
@@ -165,5 +165,60 @@ pub async fn rotate_client_key(
     Ok(HttpResponse::Ok().json(RotatedKey {
         name: name.into_inner(),
         key: key.expose_secret().to_owned(),
+    }))
+}
+
+/// What went with a removed client.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct RemovedClient {
+    pub name: String,
+    /// Its verifications, whatever their state.
+    pub verifications: i64,
+    /// Messages that were still waiting to be sent, and never will be.
+    pub queued_messages: i64,
+    pub test_numbers: i64,
+    /// Webhook events not delivered yet, and never delivered now.
+    pub pending_webhook_events: i64,
+}
+
+/// Remove a client, and everything that is its.
+///
+/// Its key stops working at once on every replica (`401`). Its verifications
+/// go (a code still pending can no longer be checked) with their queued
+/// messages (never sent now), and so do its test numbers, its webhook
+/// endpoint and undelivered webhook events, its stats and its fraud flags.
+/// Cannot be undone: to stop a client and keep its history, rotate its key
+/// instead, or revoke it with `otp-service clients revoke`. Under `serve --dev`,
+/// removing `dev` ends the printed key; the next start makes a new one.
+#[utoipa::path(
+    tag = "admin",
+    params(("name" = String, Path, description = "The client's name")),
+    responses(
+        (status = 200, description = "Removed, with what went with it", body = RemovedClient),
+        (status = 404, description = "`not_found`: no client of that name, or admin endpoints are off (`OTP_ADMIN_KEY` unset)", body = Problem),
+        AdminChangeGuard,
+    ),
+    security(("admin_key" = []))
+)]
+#[delete("/clients/{name}")]
+pub async fn remove_client(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    name: web::Path<String>,
+) -> Result<HttpResponse> {
+    require_same_origin(&request)?;
+    let removed = state.clients.remove(&name).await?;
+    tracing::warn!(
+        client = name.as_str(),
+        verifications = removed.verifications,
+        queued_messages = removed.queued_messages,
+        "client removed by an operator, with its verifications"
+    );
+    Ok(HttpResponse::Ok().json(RemovedClient {
+        name: name.into_inner(),
+        verifications: removed.verifications,
+        queued_messages: removed.queued_messages,
+        test_numbers: removed.test_numbers,
+        pending_webhook_events: removed.pending_webhook_events,
     }))
 }

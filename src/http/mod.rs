@@ -95,6 +95,7 @@ pub fn documented_routes(cfg: &mut ServiceConfig) {
             .service(admin_clients::get_client)
             .service(admin_clients::change_client)
             .service(admin_clients::rotate_client_key)
+            .service(admin_clients::remove_client)
             .service(admin_webhooks::rotate_webhook_secret)
             .service(admin_fraud_flags::list_flags)
             .service(admin_fraud_flags::block_flag)

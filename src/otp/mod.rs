@@ -5,6 +5,7 @@ mod enqueue;
 pub mod idempotency;
 pub mod limits;
 pub mod pepper_uses;
+pub mod peppers_in_use;
 pub mod rate;
 mod rules;
 mod service;

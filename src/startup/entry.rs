@@ -10,13 +10,10 @@ use clap::{CommandFactory, Parser};
 use secrecy::ExposeSecret;
 
 use super::Application;
-use crate::cli::{self, Cli, Command, DEV_GATEWAY_KEY};
+use crate::cli::{self, Cli, Command, DEV_GATEWAY_KEY, DEV_PEPPER};
 use crate::config::{self, LogFormat, SecretList, Settings};
 use crate::delivery::fake_gateway::FakeGateway;
 use crate::{dev_key, store, telemetry};
-
-/// Only for `serve --dev`: a fixed pepper, so codes survive restarts on a laptop.
-const DEV_PEPPER: &str = "development-pepper-never-use-in-production";
 
 /// What `main` runs: the config file, the flags, then the command.
 pub fn main() -> ExitCode {
@@ -98,7 +95,7 @@ async fn serve_dev(mut settings: Settings) -> anyhow::Result<()> {
         .context("could not apply the database migrations (is PostgreSQL running and DATABASE_URL right?)")?;
     let limits = cli::store_limits(&settings.database).map_err(anyhow::Error::msg)?;
     let pool = store::pool(options.clone(), limits);
-    let refusal = crate::clients::dev_refusal(&pool).await;
+    let refusal = crate::clients::dev_database::take(&pool, &options).await;
     pool.close().await;
     if let Some(refusal) = refusal? {
         anyhow::bail!(refusal);

@@ -11,7 +11,7 @@ use crate::otp::{Protected, pepper_uses};
 use crate::webhooks::reseal::reseal_secrets;
 
 /// Refuses a start without a pepper that a test number in use needs; then
-/// re-seals the webhook secrets under the current pepper, and warns of
+/// records the peppers' key ids, re-seals the webhook secrets under the current pepper, and warns of
 /// what no configured pepper can check or open. Returns the latter.
 pub async fn check(pool: &PgPool, peppers: &Peppers, sealer: &Sealer) -> anyhow::Result<Protected> {
     let configured: Vec<KeyId> = peppers.all().iter().map(|p| p.id).collect();
@@ -25,6 +25,10 @@ pub async fn check(pool: &PgPool, peppers: &Peppers, sealer: &Sealer) -> anyhow:
         bail!(refusal);
     }
     let unserved = uses.unserved(&configured);
+    // What the command line checks its pepper against.
+    crate::otp::peppers_in_use::record(pool, peppers)
+        .await
+        .context("could not record the key ids of the configured peppers")?;
     match reseal_secrets(pool, sealer).await {
         Ok(done) if done.resealed > 0 || done.changed_meanwhile > 0 => tracing::info!(
             clients = done.resealed,

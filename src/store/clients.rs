@@ -84,13 +84,16 @@ pub struct ClientRecord {
 
 statement!(
     INSERT = concat!(
-        "insert into clients (id, name, key_hash, ",
+        "insert into clients (id, name, key_hash, made_by_dev, ",
         settings_columns!(),
-        ") values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+        ") values ($1, $2, $3, exists (select 1 from dev_database),
+                   $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
          on conflict (name) do nothing"
     )
 );
-/// Inserts a client with its settings; `false` when the name is taken.
+/// Inserts a client with its settings; `false` when the name is taken. In a
+/// `serve --dev` database (V20), whoever makes it, it is marked as made by
+/// `--dev`, so that the database stays one.
 pub async fn insert(
     db: impl PgExecutor<'_>,
     name: &str,
@@ -287,13 +290,4 @@ statement!(
 /// The client with this id, revoked or not (what its events were made under).
 pub async fn by_id(db: impl PgExecutor<'_>, id: ClientId) -> Result<Option<ClientRow>, sqlx::Error> {
     sqlx::query_as(BY_ID).bind(id).fetch_optional(db).bounded().await
-}
-
-statement!(COUNT_NOT_MADE_BY_DEV = "select count(*) from clients where not made_by_dev");
-/// Clients that `serve --dev` did not make.
-pub async fn count_not_made_by_dev(db: impl PgExecutor<'_>) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(COUNT_NOT_MADE_BY_DEV)
-        .fetch_one(db)
-        .bounded()
-        .await
 }

@@ -47,7 +47,9 @@ pub fn statements() -> impl Iterator<Item = &'static Statement> {
     inventory::iter::<Statement>.into_iter()
 }
 
+pub mod client_removal;
 pub mod clients;
+pub mod dev_database;
 pub mod fraud_blocks;
 pub mod fraud_counts;
 pub mod fraud_flags;
@@ -56,6 +58,7 @@ pub mod idempotency;
 pub mod limits;
 mod migrations;
 pub mod outbox;
+pub mod peppers_in_use;
 pub mod rate_cells;
 pub mod senders;
 pub mod stats;

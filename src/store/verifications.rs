@@ -312,12 +312,3 @@ statement!(
 pub async fn pending_by_pepper(db: impl PgExecutor<'_>) -> Result<Vec<super::HashKeyCount>, sqlx::Error> {
     sqlx::query_as(PENDING_BY_PEPPER).fetch_all(db).bounded().await
 }
-
-statement!(COUNT_NOT_MADE_BY_DEV = "select count(*) from verifications where not made_by_dev");
-/// Verifications that `serve --dev` did not make.
-pub async fn count_not_made_by_dev(db: impl PgExecutor<'_>) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(COUNT_NOT_MADE_BY_DEV)
-        .fetch_one(db)
-        .bounded()
-        .await
-}

@@ -70,10 +70,10 @@ async fn serve_dev_creates_its_database_and_shows_codes_in_the_inbox() {
 
 /// A data directory of its own (`XDG_DATA_HOME`), so that no test writes in
 /// the user's; removed at the end.
-struct DataHome(std::path::PathBuf);
+pub(crate) struct DataHome(pub(crate) std::path::PathBuf);
 
 impl DataHome {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self(std::env::temp_dir().join(format!("otp-data-{}", uuid::Uuid::new_v4().simple())))
     }
 }
@@ -85,17 +85,26 @@ impl Drop for DataHome {
 }
 
 /// `serve --dev` as a process, once it has printed its banner.
-struct DevProcess {
+pub(crate) struct DevProcess {
     child: tokio::process::Child,
     // Kept, so that the process never blocks on a full pipe.
     _stdout: tokio::io::BufReader<tokio::process::ChildStdout>,
-    banner: String,
-    key: String,
-    base: String,
+    pub(crate) banner: String,
+    pub(crate) key: String,
+    pub(crate) base: String,
 }
 
 impl DevProcess {
-    async fn start(database_url: &str, data_home: &std::path::Path) -> Self {
+    pub(crate) async fn start(database_url: &str, data_home: &std::path::Path) -> Self {
+        Self::start_with(database_url, data_home, &[]).await
+    }
+
+    /// The same, with more of the environment (`OTP_ADMIN_KEY`, say).
+    pub(crate) async fn start_with(
+        database_url: &str,
+        data_home: &std::path::Path,
+        env: &[(&str, &str)],
+    ) -> Self {
         use tokio::io::AsyncBufReadExt;
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -108,6 +117,7 @@ impl DevProcess {
             .env("OTP_LISTEN", format!("127.0.0.1:{port}"))
             .env("XDG_DATA_HOME", data_home)
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .kill_on_drop(true)
@@ -142,7 +152,7 @@ impl DevProcess {
     }
 
     /// The status of a call with `key` that only authentication can refuse.
-    async fn status_with(&self, key: &str) -> u16 {
+    pub(crate) async fn status_with(&self, key: &str) -> u16 {
         reqwest::Client::new()
             .get(format!("{}/otp/0193b6c2-7a1e-7c3d-9f2e-3b1d5e8a9c01", self.base))
             .header("X-Api-Key", key)
@@ -153,7 +163,7 @@ impl DevProcess {
             .as_u16()
     }
 
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         self.child.kill().await.unwrap();
     }
 }

@@ -41,7 +41,8 @@ macro_rules! settings_flags {
             /// A setting to give back to the service's default (repeatable).
             #[arg(long, value_enum)]
             pub(super) unset: Vec<Field>,
-            /// The service's OTP_PEPPER: needed with --webhook-url, to seal the signing secret.
+            /// The service's OTP_PEPPER: needed with --webhook-url, to seal the signing secret
+            /// (not against a `serve --dev` database); another pepper is refused.
             #[arg(long, env = "OTP_PEPPER", value_name = "OTP_PEPPER", hide_env_values = true)]
             pub(super) pepper: Option<SecretString>,
         }
