@@ -42,8 +42,10 @@ pub enum Error {
     IdempotencyKeyReused,
     #[error("a request with this Idempotency-Key is still being answered; retry shortly")]
     IdempotencyKeyInUse,
-    #[error("too many wrong codes for this verification; request a new one")]
-    MaxAttemptsReached { id: Uuid, retry_after: u64 },
+    #[error(
+        "this verification's wrong codes are used up, so even the right code is refused now; request a new code (POST /otp/request with the same phone and purpose), which can be done at once"
+    )]
+    MaxAttemptsReached { id: Uuid },
     #[error("a new code can be sent in {retry_after} s")]
     ResendTooSoon { id: Uuid, retry_after: u64 },
     #[error("{detail}")]

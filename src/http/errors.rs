@@ -114,8 +114,9 @@ impl Error {
 
     fn retry_after(&self) -> Option<u64> {
         match self {
+            // No `max_attempts_reached`: a new request is answered at once, so
+            // a client that honoured a wait would wait for nothing.
             Error::ResendTooSoon { retry_after, .. }
-            | Error::MaxAttemptsReached { retry_after, .. }
             | Error::RateLimited { retry_after, .. }
             | Error::SuspectedFraud { retry_after }
             | Error::DeliveryUnavailable { retry_after, .. }
