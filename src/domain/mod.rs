@@ -19,7 +19,9 @@ pub use code::{CodeLength, OtpCode};
 pub use ids::{ClientId, MessageId, SenderId, VerificationId, WebhookEventId};
 pub use locale::Locale;
 pub use network::{network, parse_network};
-pub use phone::{PhoneError, PhoneNumber, mask as mask_phone, parse_country};
+pub use phone::{
+    CountryFrom, PhoneError, PhoneNumber, invalid_phone_detail, mask as mask_phone, parse_country,
+};
 pub use prefix::{Prefix, PrefixAction, PrefixRule, decide as decide_prefix};
 pub use purpose::Purpose;
 pub use status::{DeliveryError, DeliveryStatus, FailureReason, KeyState, MessageStatus, VerificationStatus};

@@ -130,7 +130,7 @@ pub async fn add_test_number(
     request: HttpRequest,
     state: web::Data<AppState>,
     name: web::Path<String>,
-    body: web::Json<NewTestNumber>,
+    body: super::body::JsonBody<NewTestNumber>,
 ) -> Result<HttpResponse> {
     require_same_origin(&request)?;
     let phone = phone(&body.phone)?;

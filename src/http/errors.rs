@@ -73,7 +73,7 @@ impl Error {
             Error::Unauthorized | Error::AdminUnauthorized => {
                 (S::UNAUTHORIZED, "unauthorized", "Unauthorized")
             }
-            Error::CountryNotAllowed => (S::FORBIDDEN, "country_not_allowed", "Country not allowed"),
+            Error::CountryNotAllowed { .. } => (S::FORBIDDEN, "country_not_allowed", "Country not allowed"),
             Error::CrossOrigin => (S::FORBIDDEN, "cross_origin", "Cross-origin request refused"),
             Error::NotFound(_) => (S::NOT_FOUND, "not_found", "Not found"),
             Error::MethodNotAllowed { .. } => {

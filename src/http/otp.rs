@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::AppState;
 use super::errors::Problem;
 use crate::clients::Client;
-use crate::domain::{PhoneError, PhoneNumber, Purpose};
+use crate::domain::{CountryFrom, PhoneError, PhoneNumber, Purpose, invalid_phone_detail, parse_country};
 use crate::error::{Error, Result};
 use crate::http::responses::{ClientErrors, Unauthorized};
 use crate::otp::idempotency::{Answer, IdempotencyKey};
@@ -54,7 +54,13 @@ impl AppState {
     fn phone(&self, raw: &str, country: Option<&str>) -> Result<PhoneNumber> {
         let default_country = self.default_country.map(|c| c.as_ref().to_owned());
         PhoneNumber::parse(raw, country.or(default_country.as_deref())).map_err(|e| match e {
-            PhoneError::Invalid => Error::InvalidPhone(e.to_string()),
+            PhoneError::Invalid => {
+                let read_with = match country {
+                    Some(given) => parse_country(given).ok().map(|id| (id, CountryFrom::Request)),
+                    None => self.default_country.map(|id| (id, CountryFrom::Default)),
+                };
+                Error::InvalidPhone(invalid_phone_detail(raw, read_with))
+            }
             PhoneError::UnknownCountry => Error::InvalidRequest(e.to_string()),
         })
     }
@@ -118,7 +124,7 @@ pub async fn request_code(
     client: Client,
     state: web::Data<AppState>,
     request: HttpRequest,
-    body: web::Json<CodeRequest>,
+    body: super::body::JsonBody<CodeRequest>,
 ) -> Result<HttpResponse> {
     let name = client.name.clone();
     let answer = answer_request(client, &state, &request, body.into_inner()).await;
@@ -199,7 +205,7 @@ async fn answer_request(
 pub async fn verify_code(
     client: Client,
     state: web::Data<AppState>,
-    body: web::Json<CodeCheck>,
+    body: super::body::JsonBody<CodeCheck>,
 ) -> Result<HttpResponse> {
     let body = body.into_inner();
     let target = match (body.id, body.phone.as_deref()) {
