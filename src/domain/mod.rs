@@ -11,6 +11,7 @@ mod prefix;
 mod purpose;
 mod status;
 mod text_enum;
+mod until;
 
 pub(crate) use client_settings::for_each_client_setting;
 pub use client_settings::kinds as setting_kinds;
@@ -25,3 +26,4 @@ pub use phone::{
 pub use prefix::{Prefix, PrefixAction, PrefixRule, decide as decide_prefix};
 pub use purpose::Purpose;
 pub use status::{DeliveryError, DeliveryStatus, FailureReason, KeyState, MessageStatus, VerificationStatus};
+pub use until::parse_until;
