@@ -217,6 +217,8 @@ async fn serve_dev(mut settings: Settings) -> anyhow::Result<()> {
         tracing::warn!("--dev: using the fixed development pepper; never do this in production");
         settings.pepper = Some(DEV_PEPPER.to_owned().into());
     }
+    // A laptop's webhook receiver listens on loopback (http://127.0.0.1:…).
+    settings.webhooks.allow_private = true;
     let options = store::connect_options(settings.database.url())
         .context("DATABASE_URL is not a valid PostgreSQL URL")?;
     if store::create_database_if_missing(&options)

@@ -71,6 +71,10 @@ impl Application {
         let sealer = Sealer::new(&peppers);
         let pepper_report = pepper_check::check(&pool, &peppers, &sealer).await?;
         let webhook_admin = WebhookAdmin::new(pool.clone(), sealer.clone(), settings.webhooks.policy());
+        // For `clients set --webhook-url`, which accepts what the service accepts.
+        crate::webhooks::admin::record_policy(&pool, settings.webhooks.policy())
+            .await
+            .context("could not record the webhook URL settings")?;
         let metrics = Metrics::new();
         let hasher =
             CodeHasher::new(peppers.clone(), &settings.hashing, &metrics).map_err(anyhow::Error::msg)?;

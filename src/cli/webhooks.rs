@@ -8,15 +8,19 @@ use sqlx::PgPool;
 use crate::config::WebhookSettings;
 use crate::delivery::Sealer;
 use crate::webhooks::WebhookAdmin;
+use crate::webhooks::admin::CliPolicy;
 
-fn admin(
+/// URLs are checked as the service checks them (its settings, recorded at
+/// its start), not only by this command's own OTP_WEBHOOK_ALLOW_*.
+async fn admin(
     pool: &PgPool,
     settings: &WebhookSettings,
     pepper: Option<SecretString>,
-) -> anyhow::Result<WebhookAdmin> {
+) -> anyhow::Result<(WebhookAdmin, CliPolicy)> {
     let peppers = super::clients::service_pepper(pepper, "the webhook's signing secret is sealed with it")?;
     let sealer = Sealer::new(&peppers);
-    Ok(WebhookAdmin::new(pool.clone(), sealer, settings.policy()))
+    let policy = crate::webhooks::admin::policy_for_cli(pool, settings.policy()).await?;
+    Ok((WebhookAdmin::new(pool.clone(), sealer, policy.accepted()), policy))
 }
 
 /// Sets or clears the webhook URL, printing a new secret when one is made.
@@ -34,7 +38,12 @@ pub async fn set(
         eprintln!("client `{name}` has no webhook any more");
     }
     let Some(url) = url else { return Ok(()) };
-    match admin(pool, settings, pepper)?.set_url(name, url).await? {
+    let (admin, policy) = admin(pool, settings, pepper).await?;
+    let answer = admin.set_url(name, url).await?;
+    if let Some(warning) = policy.service_refuses(url).await {
+        eprintln!("warning: {warning}");
+    }
+    match answer {
         Some(secret) => {
             eprintln!(
                 "client `{name}` webhooks go to {url}. Its signing secret is shown this once; store it now:"
@@ -52,7 +61,7 @@ pub async fn rotate(
     name: &str,
     pepper: Option<SecretString>,
 ) -> anyhow::Result<()> {
-    let secret = admin(pool, settings, pepper)?.rotate_secret(name).await?;
+    let secret = admin(pool, settings, pepper).await?.0.rotate_secret(name).await?;
     eprintln!(
         "client `{name}` has a new webhook signing secret; the old one also signs for 24 hours. Shown this once:"
     );
