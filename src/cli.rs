@@ -275,7 +275,7 @@ async fn serve_dev(mut settings: Settings) -> anyhow::Result<()> {
         _ => format!("{base}/metrics (set OTP_METRICS_LISTEN to serve it on a port of its own)"),
     };
     println!(
-        "\notp-service (dev) on {base}\n  client `dev`: {origin}\n  key: {key}\n  codes sent: {base}/dev/messages\n  docs: {base}/docs/\n  admin pages: {admin}\n  metrics: {metrics}\n\n  export OTP_KEY={key}\n",
+        "\notp-service (dev) on {base}\n  client `dev`: {origin}\n  key: {key}\n  codes sent: {base}/dev/messages\n  gateway failures: {base}/dev/gateway (docs/api.md, \"Trying the failures\")\n  docs: {base}/docs/\n  admin pages: {admin}\n  metrics: {metrics}\n\n  export OTP_KEY={key}\n",
         key = key.expose_secret()
     );
     app.run_until_stopped().await

@@ -8,6 +8,7 @@ mod admin_test_numbers;
 mod admin_webhooks;
 mod auth;
 pub mod body;
+mod dev;
 pub mod errors;
 pub mod headers;
 pub mod metrics;
@@ -117,9 +118,16 @@ pub fn documented_routes(cfg: &mut ServiceConfig) {
     .service(metrics::metrics);
 }
 
-/// Routes outside the API contract: the dev inbox exists only under `--dev`.
+/// Routes outside the API contract, only under `--dev`: the inbox, and the
+/// built-in gateway's failure switches.
 pub fn dev_routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/dev/messages", web::get().to(ops::dev_messages));
+    cfg.route("/dev/messages", web::get().to(ops::dev_messages))
+        .service(
+            web::resource("/dev/gateway")
+                .route(web::get().to(dev::show))
+                .route(web::put().to(dev::change))
+                .route(web::delete().to(dev::reset)),
+        );
 }
 
 /// Bodies taken as `web::Json`: malformed JSON, wrong types, unknown or

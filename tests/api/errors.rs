@@ -217,3 +217,24 @@ async fn each_refusal_names_the_field_the_problem_and_the_fix() {
         assert!(detail(&body).contains(says), "{says}: {body}");
     }
 }
+
+/// The gateway's failure switches exist only under `serve --dev`.
+#[tokio::test]
+async fn there_is_no_dev_gateway_outside_dev() {
+    let app = spawn_app().await;
+    for method in [
+        reqwest::Method::GET,
+        reqwest::Method::PUT,
+        reqwest::Method::DELETE,
+    ] {
+        let answer = app
+            .http
+            .request(method.clone(), format!("{}/dev/gateway", app.address))
+            .json(&json!({"down": true}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 404, "{method}");
+    }
+    assert_eq!(app.get_open("/dev/messages").await.status(), 404);
+}
