@@ -9,7 +9,9 @@ use sqlx::PgPool;
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::{Change, ClientId, ClientSettings, FieldError, SettingsChange};
+use crate::config::PolicySettings;
+use crate::delivery::Templates;
+use crate::domain::{Change, ClientId, ClientSettings, Defaults, FieldError, Locale, SettingsChange};
 use crate::store::clients as store;
 
 pub mod admin;
@@ -226,6 +228,44 @@ pub async fn dev_refusal(pool: &PgPool) -> Result<Option<String>, ClientError> {
              e.g. DATABASE_URL=postgres://postgres@127.0.0.1:5432/otp_service_dev"
         )
     }))
+}
+
+/// What a client gets for what it leaves unset (`OTP_CLIENT_*` and the
+/// policy settings).
+pub fn defaults(policy: &PolicySettings) -> Defaults {
+    let templates = Templates::from_settings(policy);
+    Defaults {
+        max_queued: policy.client_max_queued,
+        requests_per_minute: policy.client_requests_per_minute,
+        code_length: policy.code_length,
+        ttl_seconds: policy.ttl_seconds,
+        max_attempts: policy.max_attempts,
+        resend_cooldown_seconds: policy.resend_cooldown_seconds,
+        max_sends: policy.max_sends,
+        allowed_countries: policy.allowed_countries.0.clone(),
+        default_locale: policy.default_locale,
+        templates: Locale::ALL.map(|l| templates.get(l).to_owned()),
+    }
+}
+
+impl From<ClientError> for crate::error::Error {
+    fn from(e: ClientError) -> Self {
+        match e {
+            ClientError::Unknown(_) => crate::error::Error::NotFound("no client of that name"),
+            ClientError::NoSuchTestNumber => {
+                crate::error::Error::NotFound("the client has no such test number")
+            }
+            ClientError::Exists(name) => crate::error::Error::ClientExists(name),
+            ClientError::BadName => crate::error::Error::InvalidRequest(e.to_string()),
+            ClientError::Invalid(field) => crate::error::Error::InvalidField(field),
+            ClientError::Hashing(message) => {
+                // Busy workers, as a verify's hash would be: the operator retries.
+                tracing::warn!(error = %message, "could not hash a test number's code; answering 503");
+                crate::error::Error::Unavailable { retry_after: 2 }
+            }
+            ClientError::Database(e) => e.into(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -5,17 +5,17 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use phonenumber::country::Id as CountryId;
 use secrecy::{ExposeSecret, SecretString};
-
-use crate::domain::{CodeLength, Defaults, Locale};
 
 mod checks;
 mod file;
 mod fraud;
+mod policy;
 mod webhooks;
 
-pub use fraud::FraudSettings;
+pub use crate::crypto::HashSettings;
+pub use fraud::{FraudMode, FraudSettings};
+pub use policy::{CountryList, PolicySettings};
 pub use webhooks::{Schedule, WebhookSettings};
 
 pub use file::with_config_file;
@@ -173,123 +173,6 @@ pub struct GatewaySettings {
     pub burst: Option<u32>,
 }
 
-#[derive(Debug, Clone, clap::Args)]
-pub struct PolicySettings {
-    /// Digits in a code, 4 to 10.
-    #[arg(long, env = "OTP_CODE_LENGTH", value_name = "OTP_CODE_LENGTH", default_value = "6", value_parser = code_length)]
-    pub code_length: CodeLength,
-    /// How long a code is valid, in seconds.
-    #[arg(long, env = "OTP_TTL_SECONDS", value_name = "OTP_TTL_SECONDS", default_value_t = 600,
-          value_parser = clap::value_parser!(u32).range(30..=86_400))]
-    pub ttl_seconds: u32,
-    /// Wrong codes allowed per verification.
-    #[arg(long, env = "OTP_MAX_ATTEMPTS", value_name = "OTP_MAX_ATTEMPTS", default_value_t = 5,
-          value_parser = clap::value_parser!(u32).range(1..=100))]
-    pub max_attempts: u32,
-    /// Allow codes of fewer than 6 digits or living over 600 s (logged at every start).
-    #[arg(long, env = "OTP_ALLOW_WEAK_CODES", value_name = "OTP_ALLOW_WEAK_CODES",
-          default_value_t = false, action = clap::ArgAction::Set)]
-    pub allow_weak_codes: bool,
-    /// Seconds between two sends of one verification (0 to 3600).
-    #[arg(
-        long,
-        env = "OTP_RESEND_COOLDOWN_SECONDS",
-        value_name = "OTP_RESEND_COOLDOWN_SECONDS",
-        default_value_t = 30,
-        value_parser = clap::value_parser!(u32).range(0..=3600)
-    )]
-    pub resend_cooldown_seconds: u32,
-    /// Sends per verification (the first one included).
-    #[arg(long, env = "OTP_MAX_SENDS", value_name = "OTP_MAX_SENDS", default_value_t = 5,
-          value_parser = clap::value_parser!(u32).range(1..=100))]
-    pub max_sends: u32,
-    /// Sends per phone per hour, counted per client: another client's sends do not count.
-    #[arg(
-        long,
-        env = "OTP_PHONE_SENDS_PER_HOUR",
-        value_name = "OTP_PHONE_SENDS_PER_HOUR",
-        default_value_t = 10,
-        value_parser = clap::value_parser!(u32).range(1..=i32::MAX as i64)
-    )]
-    pub phone_sends_per_hour: u32,
-    /// Sends per phone per hour across all clients (default: 3 × OTP_PHONE_SENDS_PER_HOUR).
-    #[arg(
-        long,
-        env = "OTP_PHONE_SENDS_PER_HOUR_ALL_CLIENTS",
-        value_name = "OTP_PHONE_SENDS_PER_HOUR_ALL_CLIENTS",
-        value_parser = clap::value_parser!(u32).range(1..=i32::MAX as i64)
-    )]
-    pub phone_sends_per_hour_all_clients: Option<u32>,
-    /// Failed attempts per (client, phone) per hour, across all verifications.
-    #[arg(
-        long,
-        env = "OTP_PHONE_FAILURES_PER_HOUR",
-        value_name = "OTP_PHONE_FAILURES_PER_HOUR",
-        default_value_t = 20,
-        value_parser = clap::value_parser!(u32).range(1..=i32::MAX as i64)
-    )]
-    pub phone_failures_per_hour: u32,
-    /// Failed attempts per (client, phone) per day, across all verifications.
-    #[arg(
-        long,
-        env = "OTP_PHONE_FAILURES_PER_DAY",
-        value_name = "OTP_PHONE_FAILURES_PER_DAY",
-        default_value_t = 100,
-        value_parser = clap::value_parser!(u32).range(1..=i32::MAX as i64)
-    )]
-    pub phone_failures_per_day: u32,
-    /// Requests per (client, end-user IP) per hour, when `end_user_ip` is given.
-    #[arg(
-        long,
-        env = "OTP_IP_REQUESTS_PER_HOUR",
-        value_name = "OTP_IP_REQUESTS_PER_HOUR",
-        default_value_t = 20,
-        value_parser = clap::value_parser!(u32).range(1..=i32::MAX as i64)
-    )]
-    pub ip_requests_per_hour: u32,
-    /// Requests per client per minute, for clients without their own limit.
-    #[arg(
-        long,
-        env = "OTP_CLIENT_REQUESTS_PER_MINUTE",
-        value_name = "OTP_CLIENT_REQUESTS_PER_MINUTE",
-        default_value_t = 300,
-        value_parser = clap::value_parser!(u32).range(1..=i32::MAX as i64)
-    )]
-    pub client_requests_per_minute: u32,
-    /// Messages a client may have waiting for the gateway, for clients without their own cap.
-    #[arg(
-        long,
-        env = "OTP_CLIENT_MAX_QUEUED",
-        value_name = "OTP_CLIENT_MAX_QUEUED",
-        default_value_t = 100,
-        value_parser = clap::value_parser!(u32).range(1..=1_000_000)
-    )]
-    pub client_max_queued: u32,
-    /// Comma-separated ISO 3166-1 codes; empty allows every country.
-    #[arg(long, env = "OTP_ALLOWED_COUNTRIES", value_name = "OTP_ALLOWED_COUNTRIES", value_parser = country_list, default_value = "")]
-    pub allowed_countries: CountryList,
-    /// Country used to read national numbers.
-    #[arg(long, env = "OTP_DEFAULT_COUNTRY", value_name = "OTP_DEFAULT_COUNTRY", value_parser = country)]
-    pub default_country: Option<CountryId>,
-    /// `es`, `en` or `pt`.
-    #[arg(
-        long,
-        env = "OTP_DEFAULT_LOCALE",
-        value_name = "OTP_DEFAULT_LOCALE",
-        default_value = "es"
-    )]
-    pub default_locale: Locale,
-    /// Message text for `es`; must contain {code}, may contain {minutes} and {app} (the client's display name).
-    #[arg(long, env = "OTP_TEMPLATE_ES", value_name = "OTP_TEMPLATE_ES", value_parser = template)]
-    pub template_es: Option<String>,
-    /// Message text for `en`.
-    #[arg(long, env = "OTP_TEMPLATE_EN", value_name = "OTP_TEMPLATE_EN", value_parser = template)]
-    pub template_en: Option<String>,
-    /// Message text for `pt`.
-    #[arg(long, env = "OTP_TEMPLATE_PT", value_name = "OTP_TEMPLATE_PT", value_parser = template)]
-    pub template_pt: Option<String>,
-}
-
 /// What hashing a code needs outside the service (a test number's, from the
 /// command line): the service's own pepper, so that the service can check it.
 #[derive(Debug, Clone, clap::Args)]
@@ -313,68 +196,6 @@ pub struct PepperList {
     pub previous_peppers: Option<SecretList>,
 }
 
-#[derive(Debug, Clone, clap::Args)]
-pub struct HashSettings {
-    /// argon2id memory, KiB (8 to 1048576).
-    #[arg(
-        long = "argon2-memory-kib",
-        env = "OTP_ARGON2_MEMORY_KIB",
-        value_name = "OTP_ARGON2_MEMORY_KIB",
-        default_value_t = 19_456,
-        value_parser = clap::value_parser!(u32).range(8..=1_048_576)
-    )]
-    pub memory_kib: u32,
-    /// argon2id iterations (1 to 20).
-    #[arg(
-        long = "argon2-iterations",
-        env = "OTP_ARGON2_ITERATIONS",
-        value_name = "OTP_ARGON2_ITERATIONS",
-        default_value_t = 2,
-        value_parser = clap::value_parser!(u32).range(1..=20)
-    )]
-    pub iterations: u32,
-    /// argon2id lanes (1 to 16).
-    #[arg(
-        long = "argon2-parallelism",
-        env = "OTP_ARGON2_PARALLELISM",
-        value_name = "OTP_ARGON2_PARALLELISM",
-        default_value_t = 1,
-        value_parser = clap::value_parser!(u32).range(1..=16)
-    )]
-    pub parallelism: u32,
-    /// Hashing threads, each with one argon2 buffer of its own; 0: one per core.
-    #[arg(
-        long = "hash-workers",
-        env = "OTP_HASH_WORKERS",
-        value_name = "OTP_HASH_WORKERS",
-        default_value_t = 0,
-        value_parser = clap::value_parser!(u32).range(0..=256)
-    )]
-    pub workers: u32,
-    /// How long a request waits for a free hashing thread before `503 unavailable`, in ms.
-    #[arg(
-        long = "hash-wait-ms",
-        env = "OTP_HASH_WAIT_MS",
-        value_name = "OTP_HASH_WAIT_MS",
-        default_value_t = 5000,
-        value_parser = clap::value_parser!(u64).range(1..=60_000)
-    )]
-    pub wait_ms: u64,
-}
-
-impl HashSettings {
-    pub fn workers(&self) -> usize {
-        match self.workers {
-            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
-            n => n as usize,
-        }
-    }
-
-    pub fn wait(&self) -> Duration {
-        Duration::from_millis(self.wait_ms)
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
     Json,
@@ -384,9 +205,6 @@ pub enum LogFormat {
 /// Comma-separated secrets, each kept secret.
 #[derive(Debug, Clone)]
 pub struct SecretList(pub Vec<SecretString>);
-
-#[derive(Debug, Clone, Default)]
-pub struct CountryList(pub Vec<CountryId>);
 
 impl Settings {
     /// The settings from the environment and the defaults, with no flags.
@@ -428,74 +246,15 @@ fn secret_list(raw: &str) -> Result<SecretList, String> {
     Ok(SecretList(items))
 }
 
-fn code_length(raw: &str) -> Result<CodeLength, String> {
-    let digits: u8 = raw.parse().map_err(|_| format!("`{raw}` is not a number"))?;
-    CodeLength::new(digits)
-}
-
-fn country(raw: &str) -> Result<CountryId, String> {
-    crate::domain::parse_country(raw).map_err(|_| format!("`{raw}` is not an ISO 3166-1 alpha-2 code"))
-}
-
-fn country_list(raw: &str) -> Result<CountryList, String> {
-    raw.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(country)
-        .collect::<Result<_, _>>()
-        .map(CountryList)
-}
-
-fn template(raw: &str) -> Result<String, String> {
-    if raw.contains("{code}") {
-        Ok(raw.to_owned())
-    } else {
-        Err("a message template must contain {code}".into())
-    }
-}
-
-impl PolicySettings {
-    /// What a client gets for what it leaves unset.
-    pub fn client_defaults(&self) -> Defaults {
-        let templates = crate::delivery::Templates::from_settings(self);
-        Defaults {
-            max_queued: self.client_max_queued,
-            requests_per_minute: self.client_requests_per_minute,
-            code_length: self.code_length,
-            ttl_seconds: self.ttl_seconds,
-            max_attempts: self.max_attempts,
-            resend_cooldown_seconds: self.resend_cooldown_seconds,
-            max_sends: self.max_sends,
-            allowed_countries: self.allowed_countries.0.clone(),
-            default_locale: self.default_locale,
-            templates: Locale::ALL.map(|l| templates.get(l).to_owned()),
-        }
-    }
-
-    pub fn phone_sends_per_hour_all_clients(&self) -> u32 {
-        self.phone_sends_per_hour_all_clients
-            .unwrap_or(self.phone_sends_per_hour.saturating_mul(3))
-    }
-}
-
 impl DatabaseSettings {
     pub fn url(&self) -> &str {
         self.url.expose_secret()
     }
 
-    /// The time limits of the database, once `check_limits` accepted them.
-    pub fn limits(&self) -> crate::store::Limits {
-        crate::store::Limits {
-            statement: Duration::from_millis(self.statement_timeout_ms),
-            call: Duration::from_millis(self.call_timeout_ms),
-            keepalive: Duration::from_secs(self.keepalive_seconds),
-        }
-    }
-
     /// The call timeout must outlast the statement timeout: else a statement
     /// that is merely slow is given up on by the service while PostgreSQL still
     /// runs it, and its connection is thrown away, instead of cancelled cleanly.
-    pub fn check_limits(&self) -> Result<crate::store::Limits, String> {
+    pub fn check_limits(&self) -> Result<(), String> {
         if self.call_timeout_ms <= self.statement_timeout_ms {
             return Err(format!(
                 "OTP_DB_CALL_TIMEOUT_MS ({}) must be longer than OTP_DB_STATEMENT_TIMEOUT_MS ({}): \
@@ -503,6 +262,6 @@ impl DatabaseSettings {
                 self.call_timeout_ms, self.statement_timeout_ms
             ));
         }
-        Ok(self.limits())
+        Ok(())
     }
 }

@@ -4,9 +4,7 @@
 use phonenumber::country::Id as CountryId;
 use uuid::Uuid;
 
-use crate::clients::ClientError;
 use crate::domain::{FieldError, VerificationStatus};
-use crate::otp::HashError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -97,36 +95,6 @@ impl From<sqlx::Error> for Error {
 fn unavailable(e: sqlx::Error) -> Error {
     tracing::warn!(error = %e, "database unavailable");
     Error::Unavailable { retry_after: 5 }
-}
-
-impl From<HashError> for Error {
-    fn from(e: HashError) -> Self {
-        match e {
-            HashError::Busy => {
-                tracing::warn!("every hashing worker stayed busy for the whole wait; answering 503");
-                Error::Unavailable { retry_after: 2 }
-            }
-            HashError::Failed(message) => Error::Internal(anyhow::anyhow!(message)),
-        }
-    }
-}
-
-impl From<ClientError> for Error {
-    fn from(e: ClientError) -> Self {
-        match e {
-            ClientError::Unknown(_) => Error::NotFound("no client of that name"),
-            ClientError::NoSuchTestNumber => Error::NotFound("the client has no such test number"),
-            ClientError::Exists(name) => Error::ClientExists(name),
-            ClientError::BadName => Error::InvalidRequest(e.to_string()),
-            ClientError::Invalid(field) => Error::InvalidField(field),
-            ClientError::Hashing(message) => {
-                // Busy workers, as a verify's hash would be: the operator retries.
-                tracing::warn!(error = %message, "could not hash a test number's code; answering 503");
-                Error::Unavailable { retry_after: 2 }
-            }
-            ClientError::Database(e) => e.into(),
-        }
-    }
 }
 
 /// SQLSTATEs a server sends while it stops, starts, is full or too slow: the
@@ -220,7 +188,6 @@ mod tests {
             Error::Unavailable { .. }
         ));
         for garbage in [
-            crate::store::timed_out(),
             sqlx::Error::Protocol("unexpected response from SSLRequest: 0x48".into()),
             sqlx::Error::WorkerCrashed,
             sqlx::Error::PoolTimedOut,

@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    otp_service::cli::main()
+    otp_service::startup::main()
 }

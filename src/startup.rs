@@ -13,20 +13,25 @@ use crate::access::Access;
 use crate::clients::admin::ClientAdmin;
 use crate::clients::cache::ClientCache;
 use crate::config::Settings;
+use crate::crypto::{CodeHasher, Peppers, Sealer};
 use crate::delivery::fake_gateway::FakeGateway;
 use crate::delivery::gateway::WaconectaClient;
-use crate::delivery::{Delivery, Sealer, Sender, Senders};
+use crate::delivery::{Delivery, Sender, Senders};
 use crate::fraud::FraudMode;
 use crate::fraud::detect::Detector;
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
 use crate::operations::Operations;
-use crate::otp::{CodeHasher, LimitSettings, OtpService, Peppers, Policy};
+use crate::otp::{LimitSettings, OtpService, Policy};
+use crate::retention;
 use crate::store;
 use crate::tasks::Tasks;
 use crate::webhooks::{WebhookAdmin, Webhooks};
 
+mod entry;
 mod pepper_check;
+
+pub use entry::main;
 
 pub struct Application {
     port: u16,
@@ -52,8 +57,9 @@ impl Application {
     pub async fn build(settings: Settings, fake_gateway: Option<FakeGateway>) -> anyhow::Result<Self> {
         let options = store::connect_options(settings.database.url())
             .context("DATABASE_URL is not a valid PostgreSQL URL")?;
-        let limits = settings.database.check_limits().map_err(anyhow::Error::msg)?;
-        let request_budget = settings.check_request_budget().map_err(anyhow::Error::msg)?;
+        let limits = crate::cli::store_limits(&settings.database).map_err(anyhow::Error::msg)?;
+        let request_budget =
+            crate::otp::idempotency::check_request_budget(&settings).map_err(anyhow::Error::msg)?;
         store::run_migrations(&options).await.context(
             "could not apply the database migrations (is PostgreSQL running and DATABASE_URL right?)",
         )?;
@@ -70,9 +76,13 @@ impl Application {
         let peppers = Peppers::new(pepper, previous);
         let sealer = Sealer::new(&peppers);
         let pepper_report = pepper_check::check(&pool, &peppers, &sealer).await?;
-        let webhook_admin = WebhookAdmin::new(pool.clone(), sealer.clone(), settings.webhooks.policy());
+        let webhook_admin = WebhookAdmin::new(
+            pool.clone(),
+            sealer.clone(),
+            crate::webhooks::url_policy(&settings.webhooks),
+        );
         // For `clients set --webhook-url`, which accepts what the service accepts.
-        crate::webhooks::admin::record_policy(&pool, settings.webhooks.policy())
+        crate::webhooks::admin::record_policy(&pool, crate::webhooks::url_policy(&settings.webhooks))
             .await
             .context("could not record the webhook URL settings")?;
         let metrics = Metrics::new();
@@ -96,7 +106,7 @@ impl Application {
             pool.clone(),
             client_cache.clone(),
             hasher.clone(),
-            settings.policy.client_defaults(),
+            crate::clients::defaults(&settings.policy),
             settings.policy.allow_weak_codes,
         );
         let otp = OtpService::new(
@@ -112,8 +122,8 @@ impl Application {
             pool.clone(),
             sealer,
             otp.clone(),
-            settings.webhooks.egress(),
-            settings.webhooks.schedule(),
+            crate::webhooks::egress(&settings.webhooks),
+            crate::webhooks::retry_schedule(&settings.webhooks),
             metrics.clone(),
             client_cache.webhook_events(),
         )?;
@@ -211,7 +221,7 @@ impl Application {
         let listener = tokio::spawn(self.client_cache.clone().listen(shutdown.clone()));
         let webhooks = tokio::spawn(self.webhooks.clone().run(shutdown.clone()));
         let detector = self.detector.map(|d| tokio::spawn(d.run(shutdown.clone())));
-        let sweeper = tokio::spawn(store::retention::run(
+        let sweeper = tokio::spawn(retention::run(
             self.pool.clone(),
             self.retention,
             self.metrics.clone(),
@@ -341,7 +351,7 @@ fn limit_settings(settings: &Settings) -> LimitSettings {
 /// The rules as the settings give them; `dev` marks what `serve --dev` stores.
 fn policy(settings: &Settings, limits: LimitSettings, dev: bool, request_budget: Duration) -> Policy {
     Policy {
-        defaults: settings.policy.client_defaults(),
+        defaults: crate::clients::defaults(&settings.policy),
         send_wait: settings.send_wait(),
         dev,
         limits,

@@ -111,9 +111,10 @@ pub async fn argon2_reference(workers: usize, phase: std::time::Duration) -> any
     let mut settings = Settings::from_env()?.hashing;
     settings.workers = workers as u32;
     let peppers =
-        otp_service::otp::Peppers::new("bench-pepper-bench-pepper-bench-pepper".to_owned().into(), vec![]);
-    let hasher = otp_service::otp::CodeHasher::new(peppers, &settings, &otp_service::metrics::Metrics::new())
-        .map_err(anyhow::Error::msg)?;
+        otp_service::crypto::Peppers::new("bench-pepper-bench-pepper-bench-pepper".to_owned().into(), vec![]);
+    let hasher =
+        otp_service::crypto::CodeHasher::new(peppers, &settings, &otp_service::metrics::Metrics::new())
+            .map_err(anyhow::Error::msg)?;
     let code = OtpCode::generate(CodeLength::default());
     per_second(2 * workers, phase, || async {
         hasher.hash(&code).await?;

@@ -8,12 +8,13 @@ use clap::Subcommand;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::PgPool;
 
+use super::peppers::service_pepper;
 use super::webhooks;
 use crate::clients::{self, test_numbers};
-use crate::config::{MIN_SECRET_LEN, PepperSettings, PolicySettings, WebhookSettings};
+use crate::config::{PepperSettings, PolicySettings, WebhookSettings};
+use crate::crypto::CodeHasher;
 use crate::domain::PhoneNumber;
 use crate::metrics::Metrics;
-use crate::otp::{CodeHasher, Peppers};
 pub use settings::SetArgs;
 use settings::{Field, print_settings};
 
@@ -147,16 +148,6 @@ pub async fn run(
         }
     }
     Ok(())
-}
-
-/// The service's own OTP_PEPPER, given to a command that needs it (`why`).
-pub(super) fn service_pepper(pepper: Option<SecretString>, why: &str) -> anyhow::Result<Peppers> {
-    let pepper = pepper.with_context(|| format!("OTP_PEPPER (the service's own) is needed: {why}"))?;
-    anyhow::ensure!(
-        pepper.expose_secret().len() >= MIN_SECRET_LEN,
-        "OTP_PEPPER must be at least {MIN_SECRET_LEN} bytes"
-    );
-    Ok(Peppers::new(pepper, Vec::new()))
 }
 
 fn phone(raw: &str) -> anyhow::Result<PhoneNumber> {

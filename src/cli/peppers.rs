@@ -5,12 +5,23 @@
 use std::fmt::Write;
 
 use crate::config::{DatabaseSettings, MIN_SECRET_LEN, PepperList};
-use crate::otp::pepper::{KeyId, Pepper};
+use crate::crypto::Peppers;
+use crate::crypto::pepper::{KeyId, Pepper};
 use crate::otp::{PepperUses, Protected, pepper_uses};
 use crate::store;
 use anyhow::Context;
 use clap::Subcommand;
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
+
+/// The service's own OTP_PEPPER, given to a command that needs it (`why`).
+pub(super) fn service_pepper(pepper: Option<SecretString>, why: &str) -> anyhow::Result<Peppers> {
+    let pepper = pepper.with_context(|| format!("OTP_PEPPER (the service's own) is needed: {why}"))?;
+    anyhow::ensure!(
+        pepper.expose_secret().len() >= MIN_SECRET_LEN,
+        "OTP_PEPPER must be at least {MIN_SECRET_LEN} bytes"
+    );
+    Ok(Peppers::new(pepper, Vec::new()))
+}
 
 #[derive(Debug, Subcommand)]
 pub enum PeppersCommand {
@@ -34,7 +45,10 @@ pub async fn run(
             store::run_migrations(&options)
                 .await
                 .context(super::DATABASE_HINT)?;
-            let pool = store::pool(options, database.check_limits().map_err(anyhow::Error::msg)?);
+            let pool = store::pool(
+                options,
+                super::store_limits(database).map_err(anyhow::Error::msg)?,
+            );
             let uses = pepper_uses(&pool).await;
             pool.close().await;
             print!("{}", status(&named, &uses?));

@@ -6,7 +6,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sqlx::PgPool;
 
 use crate::config::WebhookSettings;
-use crate::delivery::Sealer;
+use crate::crypto::Sealer;
 use crate::webhooks::WebhookAdmin;
 use crate::webhooks::admin::CliPolicy;
 
@@ -17,9 +17,10 @@ async fn admin(
     settings: &WebhookSettings,
     pepper: Option<SecretString>,
 ) -> anyhow::Result<(WebhookAdmin, CliPolicy)> {
-    let peppers = super::clients::service_pepper(pepper, "the webhook's signing secret is sealed with it")?;
+    let peppers = super::peppers::service_pepper(pepper, "the webhook's signing secret is sealed with it")?;
     let sealer = Sealer::new(&peppers);
-    let policy = crate::webhooks::admin::policy_for_cli(pool, settings.policy()).await?;
+    let own = crate::webhooks::url_policy(settings);
+    let policy = crate::webhooks::admin::policy_for_cli(pool, own).await?;
     Ok((WebhookAdmin::new(pool.clone(), sealer, policy.accepted()), policy))
 }
 

@@ -10,8 +10,8 @@ use sqlx::PgPool;
 use super::cache::ClientCache;
 use super::test_numbers::{self, TestNumber};
 use super::{ClientError, ClientRecord};
+use crate::crypto::CodeHasher;
 use crate::domain::{Defaults, Effective, PhoneNumber, SettingsChange};
-use crate::otp::CodeHasher;
 
 /// A client with the settings it gets: its own over the service's defaults.
 #[derive(Debug, Clone)]

@@ -29,8 +29,8 @@ use crate::metrics::Metrics;
 use crate::otp::cooldowns::{Cooldowns, FINISHED_CHANNEL};
 use crate::store::clients as store;
 use crate::store::test_numbers::{self, ActiveTestNumber};
+use crate::store::webhook_events::CHANNEL as WEBHOOK_CHANNEL;
 use crate::store::{Bounded, call_timeout, ping_on};
-use crate::webhooks::CHANNEL as WEBHOOK_CHANNEL;
 
 pub const CHANNEL: &str = "otp_clients_changed";
 const MAX_AGE: Duration = Duration::from_secs(5);

@@ -6,8 +6,8 @@ use chrono::{DateTime, Duration as Days, Utc};
 use sqlx::PgPool;
 
 use super::ClientError;
+use crate::crypto::CodeHasher;
 use crate::domain::{FieldError, OtpCode, PhoneNumber};
-use crate::otp::CodeHasher;
 use crate::store::{clients as client_store, test_numbers as store};
 
 /// How long a test number lasts when no end is given, and at most.
@@ -26,7 +26,7 @@ pub struct TestNumber {
 impl TestNumber {
     /// Whether a request for it now would be answered without sending (an
     /// ended one is sent to as any number, and deleted by the retention
-    /// sweeper `store::retention::ENDED_TEST_NUMBERS_KEPT` after its end).
+    /// sweeper `retention::ENDED_TEST_NUMBERS_KEPT` after its end).
     pub fn active(&self) -> bool {
         self.until > Utc::now()
     }

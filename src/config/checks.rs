@@ -93,14 +93,4 @@ impl Settings {
         }
         Ok(())
     }
-
-    /// How long a request with an `Idempotency-Key` may run: refused when the
-    /// waits these settings allow could outlast its claim.
-    pub fn check_request_budget(&self) -> Result<std::time::Duration, String> {
-        crate::otp::idempotency::request_budget(
-            self.hashing.wait(),
-            self.send_wait(),
-            std::time::Duration::from_millis(self.database.call_timeout_ms),
-        )
-    }
 }

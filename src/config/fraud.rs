@@ -2,8 +2,6 @@
 
 use std::time::Duration;
 
-use crate::fraud::FraudMode;
-
 #[derive(Debug, Clone, clap::Args)]
 pub struct FraudSettings {
     /// `off`, `record` (flag, log and count) or `enforce` (also refuse what a flag matches).
@@ -18,6 +16,18 @@ pub struct FraudSettings {
         default_value_t = 30.0
     )]
     pub check_seconds: f64,
+}
+
+/// What the detector's flags do (`OTP_FRAUD_MODE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum FraudMode {
+    /// No detection (manual blocks still refuse).
+    Off,
+    /// Flags are raised, logged and counted; nothing is refused for them.
+    #[default]
+    Record,
+    /// Also, a client's requests matching one of its own flags are refused.
+    Enforce,
 }
 
 impl FraudSettings {

@@ -4,9 +4,6 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-use crate::webhooks::schedule::DEFAULT_SCHEDULE;
-use crate::webhooks::{Egress, UrlPolicy};
-
 #[derive(Debug, Clone, clap::Args)]
 pub struct WebhookSettings {
     /// Allow plain-http webhook URLs to any host (without it: https, or http to loopback,
@@ -50,26 +47,4 @@ fn schedule(raw: &str) -> Result<Schedule, String> {
         })
         .collect::<Result<Vec<_>, _>>()
         .map(Schedule)
-}
-
-impl WebhookSettings {
-    pub fn policy(&self) -> UrlPolicy {
-        UrlPolicy {
-            allow_http: self.allow_http,
-            allow_private: self.allow_private,
-        }
-    }
-
-    pub fn egress(&self) -> Egress {
-        Egress {
-            policy: self.policy(),
-            proxy: self.proxy.clone(),
-        }
-    }
-
-    pub fn schedule(&self) -> Vec<Duration> {
-        self.retry_schedule
-            .as_ref()
-            .map_or_else(|| DEFAULT_SCHEDULE.to_vec(), |s| s.0.clone())
-    }
 }

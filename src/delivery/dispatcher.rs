@@ -13,10 +13,10 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::gateway::WaconectaClient;
+use super::gateway::{SEND_TIMEOUT, WaconectaClient};
 use super::recent::Recent;
-use super::sealing::Sealer;
 use super::senders::{SenderStatus, Senders, next_free_slot};
+use crate::crypto::Sealer;
 use crate::domain::MessageId;
 use crate::metrics::Metrics;
 use crate::store::outbox::{self, Claimed};
@@ -162,11 +162,11 @@ impl Delivery {
     async fn claim_first(&self, id: MessageId) -> Result<Option<(Claimed, Option<Taken<'_>>)>, sqlx::Error> {
         let senders = &self.inner.senders;
         let sender = senders.in_turn();
-        let (rate, burst) = (senders.rate_per_minute(), senders.burst());
+        let limit = senders.key_limit();
         let claimed = self
             .claiming(|pool| async move {
                 let key = sender.map(|s| &s.id);
-                let claimed = outbox::claim_with_slot(&pool, id, key, rate, burst).await?;
+                let claimed = outbox::claim_with_slot(&pool, id, key, limit, SEND_TIMEOUT).await?;
                 Ok(Vec::from_iter(claimed))
             })
             .await?;
@@ -229,7 +229,7 @@ impl Delivery {
                 .clamp(Duration::from_millis(10), POLL_INTERVAL);
         }
         let claimed = self
-            .claiming(|pool| async move { outbox::claim_due(&pool, i64::from(free)).await })
+            .claiming(|pool| async move { outbox::claim_due(&pool, i64::from(free), SEND_TIMEOUT).await })
             .await;
         match claimed {
             Ok(batch) if batch.is_empty() => POLL_INTERVAL,
@@ -258,7 +258,7 @@ impl Delivery {
     }
 
     async fn round_start(&self) -> Result<Vec<SenderStatus>, sqlx::Error> {
-        let given_up = outbox::expire_overdue(&self.inner.pool).await?;
+        let given_up = outbox::expire_overdue(&self.inner.pool, SEND_TIMEOUT).await?;
         for (reason, client) in &given_up {
             self.inner.metrics.message(client, "given_up", reason.as_str());
         }

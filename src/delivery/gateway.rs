@@ -212,13 +212,21 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
                 .unwrap_or(Duration::ZERO)
         }
     };
-    Some(super::plan::bounded(wait))
+    Some(bounded(wait))
+}
+
+/// The longest a `Retry-After` from the gateway may rest a key: a proxy's
+/// "come back tomorrow" must not take a key away for a day.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(15 * 60);
+
+/// A `Retry-After` as long as the gateway asked, up to `MAX_RETRY_AFTER`.
+pub fn bounded(retry_after: Duration) -> Duration {
+    retry_after.min(MAX_RETRY_AFTER)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::delivery::plan::MAX_RETRY_AFTER;
 
     fn env(message: &str) -> Option<Envelope> {
         Some(Envelope {

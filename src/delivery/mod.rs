@@ -8,11 +8,9 @@ pub mod fake_gateway;
 pub mod gateway;
 pub mod plan;
 mod recent;
-mod sealing;
 pub mod senders;
 mod templates;
 
 pub use dispatcher::Delivery;
-pub use sealing::Sealer;
 pub use senders::{Sender, SenderState, SenderStatus, Senders};
 pub use templates::{Templates, render};

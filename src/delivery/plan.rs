@@ -5,12 +5,9 @@ use std::time::Duration;
 
 use tracing::Level;
 
-use super::gateway::SendOutcome;
+use super::gateway::{SendOutcome, bounded};
 use crate::domain::{FailureReason, KeyState};
 
-/// The longest a `Retry-After` from the gateway may rest a key: a proxy's
-/// "come back tomorrow" must not take a key away for a day.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(15 * 60);
 /// How long a key rests after a 429 that did not say how long.
 pub const RATE_LIMIT_REST: Duration = Duration::from_secs(10);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
@@ -271,11 +268,6 @@ fn requeue(after: Duration, error: &str) -> MessageStep {
         error: error.into(),
         counted: true,
     }
-}
-
-/// A `Retry-After` as long as the gateway asked, up to `MAX_RETRY_AFTER`.
-pub fn bounded(retry_after: Duration) -> Duration {
-    retry_after.min(MAX_RETRY_AFTER)
 }
 
 /// The backoff, or longer if the gateway asked for longer.

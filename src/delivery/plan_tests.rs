@@ -1,6 +1,7 @@
 //! Every answer class of docs/waconecta.md, and the ones it does not name.
 
 use super::*;
+use crate::delivery::gateway::MAX_RETRY_AFTER;
 
 const SECOND: Duration = Duration::from_secs(1);
 

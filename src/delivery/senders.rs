@@ -189,7 +189,7 @@ impl Senders {
     /// transaction that must not wait for a second connection).
     pub async fn statuses_on(&self, db: impl PgExecutor<'_>) -> Result<Vec<SenderStatus>, sqlx::Error> {
         let at = std::time::Instant::now();
-        let rows = store::rows(db, &self.ids()).await?;
+        let rows = store::rows(db, &self.ids(), self.key_limit()).await?;
         let statuses = self.statuses_of(&rows);
         self.recent.put(at, statuses.clone());
         Ok(statuses)
@@ -280,6 +280,17 @@ impl Senders {
         self.burst
     }
 
+    /// How the store counts each key's sends: this rate and burst, over the
+    /// gateway's window and the burst window.
+    pub fn key_limit(&self) -> store::KeyLimit {
+        store::KeyLimit {
+            rate: self.rate_per_minute,
+            burst: self.burst,
+            window: WINDOW,
+            burst_window: BURST_WINDOW,
+        }
+    }
+
     /// Takes up to `wanted` slots of the next keys that have them, round robin,
     /// one transaction per key: a backlog goes out without a round trip per message.
     pub async fn take_slots(&self, wanted: usize) -> Result<Vec<(&Sender, i64)>, sqlx::Error> {
@@ -302,8 +313,7 @@ impl Senders {
     /// At most `wanted` slots of one key, atomically across replicas: the key's
     /// row stays locked while its window is counted and the slots are written.
     async fn try_take_many(&self, sender: &Sender, wanted: usize) -> Result<Vec<i64>, sqlx::Error> {
-        let slots =
-            store::take_slots(&self.pool, &sender.id, wanted, self.rate_per_minute, self.burst).await?;
+        let slots = store::take_slots(&self.pool, &sender.id, wanted, self.key_limit()).await?;
         self.spent(sender, slots.len());
         Ok(slots)
     }

@@ -11,6 +11,7 @@ mod prefix;
 mod purpose;
 mod status;
 mod text_enum;
+mod transitions;
 mod until;
 
 pub(crate) use client_settings::for_each_client_setting;
@@ -26,4 +27,7 @@ pub use phone::{
 pub use prefix::{Prefix, PrefixAction, PrefixRule, decide as decide_prefix};
 pub use purpose::Purpose;
 pub use status::{DeliveryError, DeliveryStatus, FailureReason, KeyState, MessageStatus, VerificationStatus};
+pub use transitions::{
+    APPROVAL_BUCKETS, EventType, Outcome, Transition, approval_bucket, events_for, outcome,
+};
 pub use until::parse_until;

@@ -68,17 +68,7 @@ pub async fn remove(pool: &PgPool, prefix: &Prefix) -> Result<bool, sqlx::Error>
     store::remove(pool, prefix.digits()).await
 }
 
-/// What the detector's flags do (`OTP_FRAUD_MODE`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum FraudMode {
-    /// No detection (manual blocks still refuse).
-    Off,
-    /// Flags are raised, logged and counted; nothing is refused for them.
-    #[default]
-    Record,
-    /// Also, a client's requests matching one of its own flags are refused.
-    Enforce,
-}
+pub use crate::config::FraudMode;
 
 /// Prefixes, blocks and flags, for the admin API.
 #[derive(Clone)]

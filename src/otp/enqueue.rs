@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::limits::Bucket;
 use super::rules;
-use super::service::{NewVerification, OtpService, key};
+use super::service::{NewVerification, OtpService, Outgoing, key};
 use crate::clients::Client;
 use crate::domain::{Effective, MessageId, VerificationId};
 use crate::error::{Error, Result};
@@ -134,13 +134,6 @@ impl OtpService {
         }
         Ok((verification_id, message_id))
     }
-}
-
-/// What a request sends: a sealed text to queue, or nothing (a test number).
-#[derive(Clone, Copy)]
-pub(super) enum Outgoing<'a> {
-    Queue { body: &'a [u8] },
-    TestNumber,
 }
 
 /// How an enqueue ended, when it did not: a race to lose, or an error.

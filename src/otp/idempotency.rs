@@ -17,6 +17,7 @@ use uuid::Uuid;
 use super::service::Cutoff;
 use super::{NewVerification, OtpService, Verification};
 use crate::clients::Client;
+use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::store::idempotency as store;
 
@@ -34,6 +35,16 @@ const MARGIN: Duration = Duration::from_secs(5);
 /// code is queued, besides the claim: a request makes a handful, nearly
 /// always each far faster. Room, not a bound: the deadline is the bound.
 const CALLS: u32 = 4;
+
+/// How long a request with an `Idempotency-Key` may run: refused when the
+/// waits these settings allow could outlast its claim.
+pub fn check_request_budget(settings: &Settings) -> Result<Duration, String> {
+    request_budget(
+        settings.hashing.wait(),
+        settings.send_wait(),
+        Duration::from_millis(settings.database.call_timeout_ms),
+    )
+}
 
 /// Database calls after the code is queued, besides the first attempt (whose
 /// wait is `send_wait`, calls included): the read of the answer.

@@ -2,10 +2,8 @@
 
 pub mod cooldowns;
 mod enqueue;
-mod hasher;
 pub mod idempotency;
 pub mod limits;
-pub mod pepper;
 pub mod pepper_uses;
 pub mod rate;
 mod rules;
@@ -14,9 +12,7 @@ mod terminal;
 mod verification;
 mod verify;
 
-pub use hasher::{CodeHasher, HashError, THREAD_PREFIX as HASH_THREAD_PREFIX};
 pub use limits::LimitSettings;
-pub use pepper::Peppers;
 pub use pepper_uses::{PepperUses, Protected, pepper_uses};
 pub use service::{NewVerification, OtpService, Policy, VerifyTarget};
 pub use verification::Verification;

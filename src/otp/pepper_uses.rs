@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use sqlx::PgPool;
 
-use super::pepper::KeyId;
+use crate::crypto::KeyId;
 use crate::store::test_numbers::{self, TestNumberKey};
 use crate::store::{HashKeyCount, SealKeyCount, outbox, verifications, webhooks};
 

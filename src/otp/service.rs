@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 
-use super::enqueue::Outgoing;
+use super::Verification;
 use super::limits::{Bucket, LimitSettings};
 use super::rules::{self, Refusal};
 use super::terminal::Terminal;
-use super::{CodeHasher, Verification};
 use crate::clients::Client;
 use crate::clients::cache::ClientCache;
+use crate::crypto::CodeHasher;
 use crate::delivery::{Delivery, render};
 use crate::domain::{
     Defaults, DeliveryError, Effective, FailureReason, Locale, MessageId, OtpCode, PhoneNumber, Purpose,
@@ -44,6 +44,13 @@ pub struct NewVerification {
     pub purpose: Purpose,
     pub locale: Locale,
     pub end_user_ip: Option<IpAddr>,
+}
+
+/// What a request sends: a sealed text to queue, or nothing (a test number).
+#[derive(Clone, Copy)]
+pub(super) enum Outgoing<'a> {
+    Queue { body: &'a [u8] },
+    TestNumber,
 }
 
 pub enum VerifyTarget {

@@ -5,9 +5,10 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::limits::Hit;
 use super::rules::{self, Refusal};
-use super::{HashError, OtpService, Verification, VerifyTarget};
+use super::{OtpService, Verification, VerifyTarget};
 use crate::clients::Client;
-use crate::domain::{OtpCode, VerificationId, VerificationStatus};
+use crate::crypto::HashError;
+use crate::domain::{OtpCode, Transition, VerificationId, VerificationStatus};
 use crate::error::{Error, Result};
 use crate::store::verifications::Reservation;
 use crate::store::{limits as hits, verifications, webhooks};
@@ -133,10 +134,8 @@ impl OtpService {
         if locks(reserved.failed_attempts, reserved.max_attempts) {
             self.clients.cooldowns().drop_all();
             self.metrics.verification(&client.name, "locked");
-            // No status changes here, so no trigger tells the client's webhook.
-            if let Err(e) =
-                webhooks::record(&self.pool, client.id, id, "verification.max_attempts_reached").await
-            {
+            // No status changes here: the event is recorded on its own.
+            if let Err(e) = webhooks::record(&self.pool, client.id, id, Transition::AttemptsRanOut).await {
                 tracing::warn!(error = %e, verification = %id, "could not record the max_attempts_reached webhook event");
             }
         }

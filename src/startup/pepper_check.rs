@@ -4,9 +4,10 @@
 use anyhow::{Context, bail};
 use sqlx::PgPool;
 
-use crate::delivery::Sealer;
-use crate::otp::pepper::KeyId;
-use crate::otp::{Peppers, Protected, pepper_uses};
+use crate::crypto::Peppers;
+use crate::crypto::Sealer;
+use crate::crypto::pepper::KeyId;
+use crate::otp::{Protected, pepper_uses};
 use crate::webhooks::reseal::reseal_secrets;
 
 /// Refuses a start without a pepper that a test number in use needs; then

@@ -1,6 +1,10 @@
 //! The `limit_hits` table: the sliding windows of the abuse limits, one row
-//! per counted event, taken through `take_limit_slot` (V2__limits.sql), which
-//! counts and inserts under a per-window lock.
+//! per counted event, taken through `take_limit_slot`, which counts and
+//! inserts under a per-window lock.
+//!
+//! The SQL functions it calls, and the migration holding each one's live
+//! definition: `take_limit_slot`, `take_limit_slot_in`, `limit_slot_wait`
+//! (V12, which replaced V2's).
 
 use crate::store::Bounded;
 use std::time::Duration;

@@ -18,7 +18,7 @@ macro_rules! statement {
 }
 
 /// The key id a sealed text names (`1 || key id || nonce || ciphertext`, see
-/// `delivery::sealing`) as SQL, or null for a text sealed before key ids.
+/// `crypto::sealing`) as SQL, or null for a text sealed before key ids.
 /// `substring`, not `get_byte`: an empty value is no error.
 macro_rules! sealed_key_id {
     ($column:literal) => {
@@ -57,11 +57,11 @@ pub mod limits;
 mod migrations;
 pub mod outbox;
 pub mod rate_cells;
-pub mod retention;
 pub mod senders;
 pub mod stats;
 pub mod test_numbers;
 mod timeouts;
+mod transitions;
 pub mod verifications;
 pub mod webhook_events;
 pub mod webhooks;

@@ -7,9 +7,13 @@
 //! Each claim increments `claims`; that number is the claim's token, and a
 //! sender that lost its lease can no longer change the message.
 //!
-//! Conditions name a status as a literal (`status = 'queued'`), which is what
-//! lets the planner use the partial index `outbox_messages_due`; values written
-//! are bound typed.
+//! Conditions name a status as a literal (`status = 'queued'`, or a function
+//! of V17 that the planner inlines), which is what lets the planner use the
+//! partial index `outbox_messages_due`; values written are bound typed.
+//!
+//! The SQL functions it calls, and the migration holding each one's live
+//! definition: `message_waiting`, `waiting_by_client`,
+//! `verification_waiting` (V17); `lock_client_queue`, `take_sender_slots` (V12).
 
 use crate::store::Bounded;
 use std::time::Duration;
@@ -17,9 +21,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
-use crate::delivery::gateway::SEND_TIMEOUT;
-use crate::domain::{FailureReason, MessageId, MessageStatus, VerificationId};
-use crate::store::verifications::{self, waiting};
+use crate::domain::{MessageId, VerificationId};
 
 /// How long a claimed message is reserved for its sender: longer than the
 /// gateway client's whole timeout, so a live sender never loses its claim,
@@ -59,19 +61,20 @@ macro_rules! claimed_columns {
     };
 }
 
-/// Queued and unexpired: a message still waiting to be sent. The count
-/// admission reads, `waiting_by_client()` (V12), says the same in SQL.
+/// Queued and unexpired: a message still waiting to be sent
+/// (`message_waiting`, V17, the one place it is written; the count admission
+/// reads, `waiting_by_client()`, calls it too).
 macro_rules! waiting_to_send {
     () => {
-        "status = 'queued' and expires_at > now()"
+        "message_waiting(status, expires_at)"
     };
     ($alias:literal) => {
-        concat!($alias, ".status = 'queued' and ", $alias, ".expires_at > now()")
+        concat!("message_waiting(", $alias, ".status, ", $alias, ".expires_at)")
     };
 }
 
 /// A send started now would reach the gateway before the code expires;
-/// `$timeout` is the parameter holding `SEND_TIMEOUT` in seconds.
+/// `$timeout` is the parameter holding the send timeout in seconds.
 macro_rules! in_time {
     ($timeout:literal) => {
         concat!("expires_at > now() + make_interval(secs => ", $timeout, ")")
@@ -121,75 +124,14 @@ macro_rules! claimable {
 mod claims;
 mod counts;
 mod requests;
+mod settle;
 
 pub use claims::{ClaimedWithSlot, FAIR_SHARE_MEMORY, claim_due, claim_with_slot, make_due};
 pub use counts::{
     QueueStats, Waiting, depth, lock_client_queue, stats, waiting_by_client, waiting_by_pepper,
 };
 pub use requests::{NewMessage, give_up_queued, insert, insert_for_test_number, supersede_queued};
-
-statement!(
-    MARK_SENT = "with counted as (update sender_sends set sent_at = clock_timestamp() where id = $4)
-         update outbox_messages
-         set status = $3, body_sealed = null, leased_until = null, sent_at = now(),
-             provider_message_id = $2, last_error = null
-         where id = $1 and status = 'queued'",
-);
-/// Records a send, and counts the key's slot it took (`slot`) from now, in
-/// one statement (as `senders::touch` does). A message that went out is
-/// recorded as sent whoever holds its lease now: it did go out.
-pub async fn mark_sent(
-    db: impl sqlx::PgExecutor<'_>,
-    id: MessageId,
-    provider_message_id: Option<&str>,
-    slot: Option<i64>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(MARK_SENT)
-        .bind(id)
-        .bind(provider_message_id)
-        .bind(MessageStatus::Sent)
-        .bind(slot)
-        .execute(db)
-        .bounded()
-        .await?;
-    Ok(())
-}
-
-statement!(
-    MARK_FAILED = "update outbox_messages
-         set status = $3, body_sealed = null, leased_until = null, failure = $4, last_error = $5
-         where id = $1 and claims = $2 and status = 'queued'
-         returning verification_id",
-);
-/// Gives the message up for `reason` (`error` is what operators read), and
-/// its verification (if still pending) becomes `failed` in the same
-/// transaction; says whether it did.
-pub async fn mark_failed(
-    pool: &PgPool,
-    message: &Claimed,
-    reason: FailureReason,
-    error: &str,
-) -> Result<bool, sqlx::Error> {
-    let mut tx = pool.begin().bounded().await?;
-    // The verification's row first, as requests (resend, cancel) lock them: the
-    // same order everywhere, so the two never deadlock.
-    verifications::lock(&mut tx, message.verification_id).await?;
-    let verification: Option<VerificationId> = sqlx::query_scalar(MARK_FAILED)
-        .bind(message.id)
-        .bind(message.claim)
-        .bind(MessageStatus::Failed)
-        .bind(reason)
-        .bind(error)
-        .fetch_optional(&mut *tx)
-        .bounded()
-        .await?;
-    let mut failed = false;
-    if let Some(verification) = verification {
-        failed = verifications::fail_if_pending(&mut *tx, verification).await?;
-    }
-    tx.commit().bounded().await?;
-    Ok(failed)
-}
+pub use settle::{expire_overdue, mark_failed, mark_sent};
 
 statement!(
     RENEW = concat!(
@@ -203,12 +145,16 @@ statement!(
 /// worth sending: a slow step since the claim must not let another sender in,
 /// nor a code reach the gateway after it expired.
 /// Returns when the send starts (the database's clock), or `None` when it must not.
-pub async fn renew(pool: &PgPool, message: &Claimed) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+pub async fn renew(
+    pool: &PgPool,
+    message: &Claimed,
+    send_timeout: Duration,
+) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
     sqlx::query_scalar(RENEW)
         .bind(message.id)
         .bind(message.claim)
         .bind(LEASE.as_secs_f64())
-        .bind(SEND_TIMEOUT.as_secs_f64())
+        .bind(send_timeout.as_secs_f64())
         .fetch_optional(pool)
         .bounded()
         .await
@@ -264,36 +210,4 @@ pub async fn release<'e>(
         .bounded()
         .await?
         .rows_affected())
-}
-
-statement!(
-    EXPIRE_OVERDUE = concat!(
-        "update outbox_messages m
-         set status = $2, body_sealed = null, leased_until = null,
-             failure = case when not (",
-        in_time!("m", "$1"),
-        ") then $3 else $4 end
-         from verifications v
-         where v.id = m.verification_id and m.status = 'queued' and ",
-        unleased!("m"),
-        " and (not (",
-        in_time!("m", "$1"),
-        ") or not (",
-        waiting!("v"),
-        ")) returning m.failure, (select name from clients c where c.id = m.client_id)"
-    )
-);
-/// Gives up what can no longer be useful: messages that could not reach the
-/// gateway before their code expires (`expired_before_send`), and messages of
-/// verifications that stopped waiting for them (`canceled`).
-/// Returns the reason of each message given up, with its client's name.
-pub async fn expire_overdue(pool: &PgPool) -> Result<Vec<(FailureReason, String)>, sqlx::Error> {
-    sqlx::query_as(EXPIRE_OVERDUE)
-        .bind(SEND_TIMEOUT.as_secs_f64())
-        .bind(MessageStatus::Failed)
-        .bind(FailureReason::ExpiredBeforeSend)
-        .bind(FailureReason::Canceled)
-        .fetch_all(pool)
-        .bounded()
-        .await
 }

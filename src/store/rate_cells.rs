@@ -1,5 +1,5 @@
 //! The `rate_cells` table: request-rate windows as one GCRA row each, taken
-//! through `take_rate_cells` (V7__fast_refusals.sql) with synchronous commit
+//! through `take_rate_cells` (defined in V7__fast_refusals.sql) with synchronous commit
 //! off. For windows where losing a few counts in a crash is harmless only.
 
 use crate::store::Bounded;

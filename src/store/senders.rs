@@ -3,6 +3,7 @@
 //! has free) is decided in `delivery::senders`.
 //!
 //! Conditions name stored values as literals; values written are bound typed.
+//! `take_sender_slots`, the one SQL function it calls, is defined in V12.
 
 use crate::store::Bounded;
 use std::time::Duration;
@@ -10,11 +11,20 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sqlx::{PgExecutor, PgPool};
 
-use crate::delivery::senders::{BURST_WINDOW, WINDOW};
 use crate::domain::{KeyState, SenderId};
 
-/// The per-key rate counts the last `WINDOW` (about a minute); what is older
-/// only takes room.
+/// How a key's sends are counted: at most `rate` in `window`, and `burst` in
+/// `burst_window`. Delivery decides them; the store counts with them.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyLimit {
+    pub rate: u32,
+    pub burst: u32,
+    pub window: Duration,
+    pub burst_window: Duration,
+}
+
+/// The per-key rate counts the last minute or so; what is older only takes
+/// room.
 pub const SENDS_KEPT: Duration = Duration::from_secs(10 * 60);
 
 /// One key's row, with its sends in the current window.
@@ -30,7 +40,7 @@ pub struct KeyRow {
     pub recent: i64,
     /// Seconds until the oldest send in the window leaves it.
     pub oldest_for: Option<f64>,
-    /// Sends in the last `BURST_WINDOW`.
+    /// Sends in the last `burst_window`.
     pub recent_burst: i64,
     /// Seconds until the oldest of those leaves it.
     pub burst_oldest_for: Option<f64>,
@@ -60,11 +70,15 @@ statement!(
          group by s.id",
 );
 /// The rows of `ids` (in no order; a key without a row has none).
-pub async fn rows(db: impl PgExecutor<'_>, ids: &[SenderId]) -> Result<Vec<KeyRow>, sqlx::Error> {
+pub async fn rows(
+    db: impl PgExecutor<'_>,
+    ids: &[SenderId],
+    limit: KeyLimit,
+) -> Result<Vec<KeyRow>, sqlx::Error> {
     sqlx::query_as(ROWS)
         .bind(ids)
-        .bind(WINDOW.as_secs_f64())
-        .bind(BURST_WINDOW.as_secs_f64())
+        .bind(limit.window.as_secs_f64())
+        .bind(limit.burst_window.as_secs_f64())
         .fetch_all(db)
         .bounded()
         .await
@@ -74,22 +88,21 @@ statement!(TAKE_SLOTS = "select take_sender_slots($1, $2, $3, $4, $5, $6)");
 /// Takes up to `wanted` slots of one key, atomically across replicas, in one
 /// statement (`take_sender_slots`, V12): the key's row stays locked while its
 /// windows are counted and the slots are written, so no more than `rate` are
-/// taken in `WINDOW` nor `burst` in `BURST_WINDOW`. None when the key is out
+/// taken in `window` nor `burst` in `burst_window`. None when the key is out
 /// of service or resting.
 pub async fn take_slots(
     pool: &PgPool,
     id: &SenderId,
     wanted: usize,
-    rate: u32,
-    burst: u32,
+    limit: KeyLimit,
 ) -> Result<Vec<i64>, sqlx::Error> {
     sqlx::query_scalar(TAKE_SLOTS)
         .bind(id)
         .bind(i32::try_from(wanted).unwrap_or(i32::MAX))
-        .bind(i64::from(rate))
-        .bind(i64::from(burst))
-        .bind(WINDOW.as_secs_f64())
-        .bind(BURST_WINDOW.as_secs_f64())
+        .bind(i64::from(limit.rate))
+        .bind(i64::from(limit.burst))
+        .bind(limit.window.as_secs_f64())
+        .bind(limit.burst_window.as_secs_f64())
         .fetch_all(pool)
         .bounded()
         .await

@@ -1,5 +1,5 @@
-//! The conversion stats: `stats_events`, written by triggers (V9) in the
-//! transaction of each fact, folded by the sweeper into `verification_stats`
+//! The conversion stats: `stats_events`, written by the statement of each
+//! fact (`store::transitions`), folded by the sweeper into `verification_stats`
 //! and `approval_time_stats`, one row per (client, day, country). Reads add
 //! the events not folded yet, so a figure is there from its commit.
 
@@ -161,7 +161,7 @@ pub struct FigureRow {
 }
 
 /// Approvals of one group whose time from request fell in `bucket`
-/// (its lower end in seconds; see `stats_approval_bucket` in V9).
+/// (its lower end in seconds; see `domain::approval_bucket`).
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct BucketRow {
     pub key: String,

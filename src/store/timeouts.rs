@@ -137,6 +137,11 @@ mod tests {
         let outcome = never.bounded().await;
         assert!(matches!(outcome, Err(sqlx::Error::Io(ref e)) if e.kind() == std::io::ErrorKind::TimedOut));
         assert!(started.elapsed() >= call_timeout());
+        // The service answers it as the outage it is: 503, never 500.
+        assert!(matches!(
+            crate::error::Error::from(timed_out()),
+            crate::error::Error::Unavailable { .. }
+        ));
         assert!(
             async { Ok::<_, sqlx::Error>(7) }
                 .bounded()

@@ -1,4 +1,8 @@
 //! The `verifications` table: every statement that reads or writes it.
+//!
+//! The SQL functions it calls, and the migration holding each one's live
+//! definition: `reserve_attempt`, `verification_waiting`,
+//! `verification_attemptable` (V17); `take_limit_slot_in` (V12).
 
 use crate::store::Bounded;
 use std::time::Duration;
@@ -9,37 +13,39 @@ use sqlx::{PgExecutor, Postgres, Transaction};
 use crate::domain::{ClientId, FailureReason, MessageStatus, VerificationId, VerificationStatus};
 use crate::store::limits::{self, HitId, Window};
 
-/// Pending and not locked: a verification still waiting for its code. The one
-/// place this condition is written; `$alias` names the table in a join.
+/// Pending and not locked: a verification still waiting for its code
+/// (`verification_waiting`, V17, the one place it is written); `$alias`
+/// names the table in a join.
 macro_rules! waiting {
     () => {
-        "status = 'pending' and failed_attempts < max_attempts"
+        "verification_waiting(status, failed_attempts, max_attempts)"
     };
     ($alias:literal) => {
         concat!(
+            "verification_waiting(",
             $alias,
-            ".status = 'pending' and ",
+            ".status, ",
             $alias,
-            ".failed_attempts < ",
+            ".failed_attempts, ",
             $alias,
-            ".max_attempts"
+            ".max_attempts)"
         )
     };
 }
 pub(crate) use waiting;
 
-/// Waiting and unexpired: a verification whose code may still be tried.
+/// Waiting and unexpired: a verification whose code may still be tried
+/// (`verification_attemptable`, V17, which `reserve_attempt` calls too).
 macro_rules! attemptable {
     () => {
-        concat!(
-            $crate::store::verifications::waiting!(),
-            " and expires_at > now()"
-        )
+        "verification_attemptable(status, failed_attempts, max_attempts, expires_at)"
     };
 }
 
 statement!(LOCK = "select 1 from verifications where id = $1 for update");
+mod ends;
 mod requests;
+pub use ends::{approve, cancel, expire_due, fail_if_pending, mark_expired};
 pub use requests::{
     Key, NewVerification, Resendable, close_finished_and_lock_resendable, insert, insert_with_message,
     is_one_pending_violation, resend, resendable_and_waits,
@@ -50,21 +56,6 @@ pub use requests::{
 pub async fn lock(tx: &mut Transaction<'_, Postgres>, id: VerificationId) -> Result<(), sqlx::Error> {
     sqlx::query(LOCK).bind(id).execute(&mut **tx).bounded().await?;
     Ok(())
-}
-
-statement!(
-    FAIL_IF_PENDING =
-        "update verifications set status = 'failed', updated_at = now() where id = $1 and status = 'pending'",
-);
-/// Marks a pending verification `failed` (its code could not be delivered);
-/// says whether it was pending.
-pub async fn fail_if_pending(db: impl PgExecutor<'_>, id: VerificationId) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(FAIL_IF_PENDING)
-        .bind(id)
-        .execute(db)
-        .bounded()
-        .await?;
-    Ok(done.rows_affected() == 1)
 }
 
 statement!(
@@ -175,7 +166,7 @@ statement!(
 /// checks it is attemptable, and takes a hit of `windows`, all of one bucket
 /// (one row that each counts): all of it or nothing, so parallel guesses can
 /// pass neither the verification's limit nor a window (`reserve_attempt`,
-/// V12). The bucket is named by what comes before the phone: the statement
+/// V17). The bucket is named by what comes before the phone: the statement
 /// appends the verification's.
 pub async fn reserve_attempt(
     db: impl PgExecutor<'_>,
@@ -245,48 +236,6 @@ pub async fn give_back_attempt(
     Ok(())
 }
 
-statement!(APPROVE = "update verifications
-         set status = 'approved', verified_at = now(), failed_attempts = failed_attempts - 1, updated_at = now()
-         where id = $1 and status = 'pending' and code_hash = $2 and expires_at > now()",);
-/// Approves with the code that was compared (a resend since replaced it: no),
-/// while it is still valid, giving its reserved attempt back. Only one
-/// request can win it.
-pub async fn approve(
-    tx: &mut Transaction<'_, Postgres>,
-    id: VerificationId,
-    code_hash: &str,
-) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(APPROVE)
-        .bind(id)
-        .bind(code_hash)
-        .execute(&mut **tx)
-        .bounded()
-        .await?;
-    Ok(done.rows_affected() == 1)
-}
-
-statement!(
-    CANCEL = concat!(
-        "update verifications set status = 'canceled', updated_at = now()
-         where id = $1 and client_id = $2 and ",
-        attemptable!()
-    )
-);
-/// Cancels an attemptable verification; says whether it did.
-pub async fn cancel(
-    tx: &mut Transaction<'_, Postgres>,
-    id: VerificationId,
-    client: ClientId,
-) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(CANCEL)
-        .bind(id)
-        .bind(client)
-        .execute(&mut **tx)
-        .bounded()
-        .await?;
-    Ok(done.rows_affected() == 1)
-}
-
 statement!(
     PENDING_ID = "select id from verifications
          where client_id = $1 and phone = $2 and purpose = $3 and status = 'pending' and expires_at > now()",
@@ -330,33 +279,6 @@ pub async fn state(
         .bind(id)
         .bind(client)
         .fetch_optional(db)
-        .bounded()
-        .await
-}
-
-statement!(
-    MARK_EXPIRED = "update verifications set status = 'expired', updated_at = now()
-         where id = $1 and status = 'pending' and expires_at <= now()",
-);
-/// Marks one pending verification whose code expired `expired`; says whether it did.
-pub async fn mark_expired(db: impl PgExecutor<'_>, id: VerificationId) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(MARK_EXPIRED).bind(id).execute(db).bounded().await?;
-    Ok(done.rows_affected() == 1)
-}
-
-statement!(
-    EXPIRE_DUE = "update verifications set status = 'expired', updated_at = now()
-         where id in (select id from verifications
-                      where status = 'pending' and expires_at <= now()
-                      limit $1 for update skip locked)
-         returning (select name from clients c where c.id = client_id)",
-);
-/// Marks up to `batch` pending verifications whose code expired `expired`;
-/// returns the name of each one's client.
-pub async fn expire_due(db: impl PgExecutor<'_>, batch: i64) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query_scalar(EXPIRE_DUE)
-        .bind(batch)
-        .fetch_all(db)
         .bounded()
         .await
 }

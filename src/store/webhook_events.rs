@@ -26,6 +26,9 @@ pub struct Claimed {
     pub previous_secret_sealed: Option<Vec<u8>>,
 }
 
+/// Notified by `webhook_events`' trigger whenever an event is recorded.
+pub const CHANNEL: &str = "otp_webhook_events";
+
 statement!(
     CLAIM = "with picked as (
              select q.id, q.nth

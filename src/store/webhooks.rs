@@ -1,6 +1,6 @@
 //! Webhook endpoints (columns of `clients`) and the events they are told of
-//! (`webhook_events`, written by the triggers of V8__webhooks.sql in the
-//! transaction of each change).
+//! (`webhook_events`, written by the statement of each change: see
+//! `store::transitions`).
 
 use crate::store::Bounded;
 use std::time::Duration;
@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 
-use crate::domain::{ClientId, VerificationId};
+use crate::domain::{ClientId, Transition, VerificationId, events_for};
 
 statement!(
     SET_ENDPOINT = "with old as (
@@ -207,19 +207,30 @@ pub async fn reseal(
     Ok(done.rows_affected() == 1)
 }
 
-statement!(RECORD = "select record_webhook_event($1, $2, $3)");
-/// Records an event that no status change carries (a verification whose
-/// attempts ran out); the same function the triggers use.
+statement!(
+    RECORD = concat!(
+        "with decided as (select $1::uuid as client_id, $2::uuid as verification_id, $3::text as event,
+                                 $4::bool as once)",
+        crate::store::transitions::record_events!("decided"),
+        " select 1"
+    )
+);
+/// Records the event of a transition that changes no status (a verification
+/// whose attempts ran out), as the statements that change one record theirs.
 pub async fn record(
     db: impl PgExecutor<'_>,
     client: ClientId,
     verification: VerificationId,
-    kind: &str,
+    transition: Transition,
 ) -> Result<(), sqlx::Error> {
+    let Some(event) = events_for(transition) else {
+        return Ok(());
+    };
     sqlx::query(RECORD)
         .bind(client)
         .bind(verification)
-        .bind(kind)
+        .bind(event.as_str())
+        .bind(event.once())
         .execute(db)
         .bounded()
         .await?;

@@ -10,7 +10,7 @@ use sqlx::PgPool;
 use super::endpoint::UrlPolicy;
 use super::{sealed_for, signing};
 use crate::clients::ClientError;
-use crate::delivery::Sealer;
+use crate::crypto::Sealer;
 use crate::domain::FieldError;
 use crate::store::webhooks as store;
 

@@ -21,7 +21,8 @@ use secrecy::SecretBox;
 use sqlx::PgPool;
 use tokio::sync::Notify;
 
-use crate::delivery::Sealer;
+use crate::config::WebhookSettings;
+use crate::crypto::Sealer;
 use crate::domain::ClientId;
 use crate::metrics::Metrics;
 use crate::otp::OtpService;
@@ -30,8 +31,31 @@ pub use admin::{EndpointView, WebhookAdmin};
 pub use client::Egress;
 pub use endpoint::UrlPolicy;
 
-/// Notified by `webhook_events`' trigger whenever an event is recorded.
-pub const CHANNEL: &str = "otp_webhook_events";
+/// Which URLs clients may set (`OTP_WEBHOOK_ALLOW_HTTP`, `OTP_WEBHOOK_ALLOW_PRIVATE`).
+pub fn url_policy(settings: &WebhookSettings) -> UrlPolicy {
+    UrlPolicy {
+        allow_http: settings.allow_http,
+        allow_private: settings.allow_private,
+    }
+}
+
+/// Where webhooks may go, and through which proxy (`OTP_WEBHOOK_PROXY`).
+pub fn egress(settings: &WebhookSettings) -> Egress {
+    Egress {
+        policy: url_policy(settings),
+        proxy: settings.proxy.clone(),
+    }
+}
+
+/// The retry schedule: `OTP_WEBHOOK_RETRY_SCHEDULE`, or Svix's.
+pub fn retry_schedule(settings: &WebhookSettings) -> Vec<Duration> {
+    settings
+        .retry_schedule
+        .as_ref()
+        .map_or_else(|| schedule::DEFAULT_SCHEDULE.to_vec(), |s| s.0.clone())
+}
+
+pub use crate::store::webhook_events::CHANNEL;
 
 /// The webhook worker of this replica.
 #[derive(Clone)]

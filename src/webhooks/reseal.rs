@@ -12,7 +12,7 @@
 use sqlx::PgPool;
 
 use super::sealed_for;
-use crate::delivery::Sealer;
+use crate::crypto::Sealer;
 use crate::store::webhooks as store;
 
 /// What one pass did, by client.

@@ -181,13 +181,17 @@ async fn slots_go_to_waiting_clients_in_proportion_to_their_shares() {
         .execute(&app.pool)
         .await
         .unwrap();
-    let claimed = otp_service::store::outbox::claim_due(&app.pool, 20)
-        .await
-        .unwrap();
+    let claimed =
+        otp_service::store::outbox::claim_due(&app.pool, 20, otp_service::delivery::gateway::SEND_TIMEOUT)
+            .await
+            .unwrap();
     let heavy = claimed.iter().filter(|m| m.client == "heavy").count();
     assert_eq!((heavy, claimed.len() - heavy), (15, 5), "3 to 1");
     // What each was served in the last minute counts: the next claims keep to 3 to 1.
-    let next = otp_service::store::outbox::claim_due(&app.pool, 8).await.unwrap();
+    let next =
+        otp_service::store::outbox::claim_due(&app.pool, 8, otp_service::delivery::gateway::SEND_TIMEOUT)
+            .await
+            .unwrap();
     let light = next.iter().filter(|m| m.client == "light").count();
     assert_eq!(light, 2, "{light} of 8");
 }

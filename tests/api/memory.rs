@@ -1,7 +1,7 @@
 //! Hashing on a fixed set of threads, each with one buffer: memory stays bounded.
 
 use futures_util::future::join_all;
-use otp_service::otp::HASH_THREAD_PREFIX;
+use otp_service::crypto::HASH_THREAD_PREFIX;
 use serde_json::json;
 
 use crate::helpers::*;

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use otp_service::clients::{self, test_numbers};
 use otp_service::config::{SecretList, Settings};
-use otp_service::delivery::Sealer;
+use otp_service::crypto::{CodeHasher, Peppers, Sealer};
 use otp_service::domain::PhoneNumber;
 use otp_service::metrics::Metrics;
-use otp_service::otp::{CodeHasher, Peppers, Protected};
+use otp_service::otp::Protected;
 use otp_service::startup::Application;
 use otp_service::webhooks::reseal::reseal_secrets;
 use otp_service::webhooks::{UrlPolicy, WebhookAdmin};

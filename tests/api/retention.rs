@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use otp_service::store::retention;
+use otp_service::retention;
 use serde_json::json;
 use uuid::Uuid;
 

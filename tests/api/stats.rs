@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use otp_service::store::retention;
+use otp_service::retention;
 use reqwest::Method;
 use serde_json::{Value, json};
 

@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use otp_service::config::Schedule;
-use otp_service::delivery::Sealer;
-use otp_service::otp::Peppers;
+use otp_service::crypto::Peppers;
+use otp_service::crypto::Sealer;
 use otp_service::webhooks::{UrlPolicy, WebhookAdmin};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use otp_service::delivery::Sealer;
-use otp_service::otp::Peppers;
+use otp_service::crypto::Peppers;
+use otp_service::crypto::Sealer;
 use otp_service::webhooks::{UrlPolicy, WebhookAdmin};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
@@ -99,9 +99,7 @@ async fn locked_canceled_expired_and_failed_deliveries_are_told() {
         .execute(&app.pool)
         .await
         .unwrap();
-    otp_service::store::retention::expire_pending(&app.pool)
-        .await
-        .unwrap();
+    otp_service::retention::expire_pending(&app.pool).await.unwrap();
     app.fake.reject_number(&nth_phone(4)[1..]);
     let rejected = app.post("/otp/request", &json!({"phone": nth_phone(4)})).await;
     assert_eq!(rejected.status(), 422);

@@ -68,7 +68,7 @@ macro_rules! settings_flags {
         /// Every setting the client gets, and whether it is its own or the default.
         pub(super) fn print_settings(record: &ClientRecord, policy: &PolicySettings) {
             let own = &record.settings;
-            let effective = own.effective(&record.name, &policy.client_defaults());
+            let effective = own.effective(&record.name, &crate::clients::defaults(policy));
             let state = match record.revoked_at {
                 Some(t) => format!("revoked {}", t.format("%Y-%m-%d %H:%M:%S UTC")),
                 None => "active".into(),

@@ -11,6 +11,7 @@ use sqlx::Connection;
 
 use super::Delivery;
 use super::held::Sent;
+use crate::delivery::gateway::SEND_TIMEOUT;
 use crate::delivery::plan::{self, KeyStep, Log, MessageStep, Step};
 use crate::delivery::senders::{Sender, Slot};
 use crate::store::Bounded;
@@ -66,7 +67,7 @@ impl Delivery {
         };
         let renewed = match renewed {
             Some(at) => Some(at),
-            None => outbox::renew(&self.inner.pool, message).await?,
+            None => outbox::renew(&self.inner.pool, message, SEND_TIMEOUT).await?,
         };
         let Some(send_started) = renewed else {
             // Another sender holds it now, or it can no longer arrive in time.

@@ -7,9 +7,8 @@ use std::time::Duration;
 use sqlx::PgPool;
 
 use super::{Claimed, LEASE};
-use crate::delivery::gateway::SEND_TIMEOUT;
-use crate::delivery::senders::{BURST_WINDOW, WINDOW};
 use crate::domain::{MessageId, SenderId};
+use crate::store::senders::KeyLimit;
 use crate::store::verifications::waiting;
 
 /// How far back a client's sends count as the service it has had.
@@ -65,23 +64,24 @@ impl AsRef<Claimed> for ClaimedWithSlot {
 /// queue takes its turn in the fair order instead (`make_due`). In the same
 /// statement, a slot of the key `sender` (as `senders::take_slots` takes it,
 /// with the key's `rate` and `burst`): the first attempt in one round trip.
-/// No slot when the key has none, or without a key.
+/// No slot when the key has none, or without a key. A message is claimable
+/// while more than `send_timeout` of its code's life is left.
 pub async fn claim_with_slot(
     pool: &PgPool,
     id: MessageId,
     sender: Option<&SenderId>,
-    rate: u32,
-    burst: u32,
+    limit: KeyLimit,
+    send_timeout: Duration,
 ) -> Result<Option<ClaimedWithSlot>, sqlx::Error> {
     sqlx::query_as(CLAIM_WITH_SLOT)
         .bind(id)
         .bind(LEASE.as_secs_f64())
-        .bind(SEND_TIMEOUT.as_secs_f64())
+        .bind(send_timeout.as_secs_f64())
         .bind(sender)
-        .bind(i64::from(rate))
-        .bind(i64::from(burst))
-        .bind(WINDOW.as_secs_f64())
-        .bind(BURST_WINDOW.as_secs_f64())
+        .bind(i64::from(limit.rate))
+        .bind(i64::from(limit.burst))
+        .bind(limit.window.as_secs_f64())
+        .bind(limit.burst_window.as_secs_f64())
         .fetch_optional(pool)
         .bounded()
         .await
@@ -136,11 +136,15 @@ statement!(
 /// A client alone so gets every slot; clients waiting together get slots in
 /// proportion to their shares. Rows another replica is claiming at this
 /// moment are skipped.
-pub async fn claim_due(pool: &PgPool, limit: i64) -> Result<Vec<Claimed>, sqlx::Error> {
+pub async fn claim_due(
+    pool: &PgPool,
+    limit: i64,
+    send_timeout: Duration,
+) -> Result<Vec<Claimed>, sqlx::Error> {
     sqlx::query_as(CLAIM_DUE)
         .bind(limit)
         .bind(LEASE.as_secs_f64())
-        .bind(SEND_TIMEOUT.as_secs_f64())
+        .bind(send_timeout.as_secs_f64())
         .bind(FAIR_SHARE_MEMORY.as_secs_f64())
         .fetch_all(pool)
         .bounded()

@@ -55,7 +55,7 @@ pub struct Waiting {
 statement!(WAITING_BY_CLIENT = "select client_id, share, waiting from waiting_by_client()");
 /// Waiting messages of each client that has some, with its share: what
 /// admission needs to place a new message in the fair order
-/// (`waiting_by_client`, V12).
+/// (`waiting_by_client`, V17).
 pub async fn waiting_by_client(db: impl PgExecutor<'_>) -> Result<Vec<Waiting>, sqlx::Error> {
     sqlx::query_as(WAITING_BY_CLIENT).fetch_all(db).bounded().await
 }

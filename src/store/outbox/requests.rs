@@ -8,6 +8,7 @@ use std::time::Duration;
 use sqlx::{Postgres, Transaction};
 
 use crate::domain::{ClientId, FailureReason, MessageId, MessageStatus, VerificationId};
+use crate::store::transitions::{Rules, SETTLED, settled_columns, settling};
 
 pub struct NewMessage<'a> {
     pub verification_id: VerificationId,
@@ -45,9 +46,26 @@ pub async fn insert(
 }
 
 statement!(
-    INSERT_FOR_TEST_NUMBER = "insert into outbox_messages
-             (id, verification_id, client_id, phone_digits, status, expires_at, sent_at, last_error)
-         values ($1, $2, $3, $4, $5, now(), now(), 'test number: nothing was sent')",
+    INSERT_FOR_TEST_NUMBER = settling!(
+        concat!(
+            "insert into outbox_messages
+                 (id, verification_id, client_id, phone_digits, status, expires_at, sent_at, last_error)
+             values ($1, $2, $3, $4, $5, now(), now(), 'test number: nothing was sent')
+             returning ",
+            settled_columns!()
+        ),
+        "select count(*) from settled",
+        "$6",
+        "$7",
+        "$8",
+        "$9",
+        "$10",
+        "$11",
+        "$12",
+        "$13",
+        "$14",
+        "$15"
+    )
 );
 /// The message of a test number: recorded as sent, and never handed to the
 /// gateway (it has no text, and is not queued).
@@ -58,15 +76,13 @@ pub async fn insert_for_test_number(
     phone_digits: &str,
 ) -> Result<MessageId, sqlx::Error> {
     let id = MessageId::new();
-    sqlx::query(INSERT_FOR_TEST_NUMBER)
+    let query = sqlx::query(INSERT_FOR_TEST_NUMBER)
         .bind(id)
         .bind(verification_id)
         .bind(client_id)
         .bind(phone_digits)
-        .bind(MessageStatus::Sent)
-        .execute(&mut **tx)
-        .bounded()
-        .await?;
+        .bind(MessageStatus::Sent);
+    SETTLED.bind_to(query).execute(&mut **tx).bounded().await?;
     Ok(id)
 }
 
@@ -89,9 +105,25 @@ pub async fn supersede_queued(
 }
 
 statement!(
-    GIVE_UP_QUEUED =
-        "update outbox_messages set status = $2, body_sealed = null, leased_until = null, failure = $3
-         where verification_id = $1 and status = 'queued'",
+    GIVE_UP_QUEUED = settling!(
+        concat!(
+            "update outbox_messages set status = $2, body_sealed = null, leased_until = null, failure = $3
+             where verification_id = $1 and status = 'queued'
+             returning ",
+            settled_columns!()
+        ),
+        "select count(*) from settled",
+        "$4",
+        "$5",
+        "$6",
+        "$7",
+        "$8",
+        "$9",
+        "$10",
+        "$11",
+        "$12",
+        "$13"
+    )
 );
 /// Gives up the queued message of a verification that stopped waiting for it.
 pub async fn give_up_queued(
@@ -99,12 +131,10 @@ pub async fn give_up_queued(
     verification_id: VerificationId,
     reason: FailureReason,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(GIVE_UP_QUEUED)
+    let query = sqlx::query(GIVE_UP_QUEUED)
         .bind(verification_id)
         .bind(MessageStatus::Failed)
-        .bind(reason)
-        .execute(&mut **tx)
-        .bounded()
-        .await?;
+        .bind(reason);
+    SETTLED.bind_to(query).execute(&mut **tx).bounded().await?;
     Ok(())
 }

@@ -9,6 +9,7 @@ use sqlx::{PgExecutor, Postgres, Transaction};
 use crate::domain::{ClientId, MessageId, MessageStatus, VerificationId};
 use crate::store::limits::{self, Window};
 use crate::store::outbox::NewMessage;
+use crate::store::transitions::{ENDED, REQUESTED, Rules, decide_ended, decide_requested, ended_columns};
 
 /// Who a verification is for: the key of the one-pending-per-request rule.
 pub struct Key<'a> {
@@ -113,7 +114,8 @@ macro_rules! close_finished {
                  updated_at = now()
              where client_id = $1 and phone = $2 and purpose = $3 and status = 'pending' and not (",
             attemptable!(),
-            ") returning status = 'expired' as expired"
+            ") returning status = 'expired' as expired, ",
+            ended_columns!()
         )
     };
 }
@@ -122,7 +124,9 @@ statement!(
     CLOSE_FINISHED_AND_LOCK_RESENDABLE = concat!(
         "with closed as (",
         close_finished!(),
-        "), resendable as (",
+        ")",
+        decide_ended!("closed", "$5", "$6", "$7", "$8", "$9", "$10", "$11", "$12", "$13"),
+        ", resendable as (",
         select_resendable!(),
         " for update)
          select (select bool_or(expired) from closed) as closed_expired, r.*
@@ -149,14 +153,12 @@ pub async fn close_finished_and_lock_resendable(
     key: &Key<'_>,
     cooldown_seconds: u32,
 ) -> Result<(bool, Option<Resendable>), sqlx::Error> {
-    let row: ClosedAndResendable = sqlx::query_as(CLOSE_FINISHED_AND_LOCK_RESENDABLE)
+    let query = sqlx::query_as(CLOSE_FINISHED_AND_LOCK_RESENDABLE)
         .bind(key.client)
         .bind(key.phone)
         .bind(key.purpose)
-        .bind(f64::from(cooldown_seconds))
-        .fetch_one(&mut **tx)
-        .bounded()
-        .await?;
+        .bind(f64::from(cooldown_seconds));
+    let row: ClosedAndResendable = ENDED.bind_to(query).fetch_one(&mut **tx).bounded().await?;
     let resendable = Resendable::of(row.id, row.sends, row.cooldown_left, row.expires_in);
     Ok((row.closed_expired == Some(true), resendable))
 }
@@ -213,7 +215,23 @@ macro_rules! insert_verification {
     };
 }
 
-statement!(INSERT = insert_verification!());
+/// What a new verification's decisions read of it (`decide_requested!`).
+macro_rules! requested_columns {
+    () => {
+        " returning id, client_id, created_at, country, test_number"
+    };
+}
+
+statement!(
+    INSERT = concat!(
+        "with inserted as (",
+        insert_verification!(),
+        requested_columns!(),
+        ")",
+        decide_requested!("inserted", "$14", "$15", "$16", "$17", "$18", "$19", "$20"),
+        " select count(*) from inserted"
+    )
+);
 /// Inserts a pending verification. A second one for the same key fails on
 /// `verifications_one_pending` (`is_one_pending_violation`).
 pub async fn insert(
@@ -221,7 +239,8 @@ pub async fn insert(
     new: &NewVerification<'_>,
 ) -> Result<VerificationId, sqlx::Error> {
     let id = VerificationId::new();
-    bind_new(sqlx::query(INSERT), id, new)
+    REQUESTED
+        .bind_to(bind_new(sqlx::query(INSERT), id, new))
         .execute(&mut **tx)
         .bounded()
         .await?;
@@ -232,8 +251,10 @@ statement!(
     INSERT_WITH_MESSAGE = concat!(
         "with verification as (",
         insert_verification!(),
-        " returning id)
-         insert into outbox_messages
+        requested_columns!(),
+        ")",
+        decide_requested!("verification", "$20", "$21", "$22", "$23", "$24", "$25", "$26"),
+        " insert into outbox_messages
              (id, verification_id, client_id, phone_digits, body_sealed, status, expires_at, next_attempt_at)
          select $14, id, $2, $15, $16, $17, now() + make_interval(secs => $18), now() + make_interval(secs => $19)
          from verification"
@@ -247,16 +268,14 @@ pub async fn insert_with_message(
     message: &NewMessage<'_>,
 ) -> Result<MessageId, sqlx::Error> {
     let id = MessageId::new();
-    bind_new(sqlx::query(INSERT_WITH_MESSAGE), message.verification_id, new)
+    let query = bind_new(sqlx::query(INSERT_WITH_MESSAGE), message.verification_id, new)
         .bind(id)
         .bind(message.phone_digits)
         .bind(message.body_sealed)
         .bind(MessageStatus::Queued)
         .bind(message.ttl.as_secs_f64())
-        .bind(message.first_attempt_in.as_secs_f64())
-        .execute(&mut **tx)
-        .bounded()
-        .await?;
+        .bind(message.first_attempt_in.as_secs_f64());
+    REQUESTED.bind_to(query).execute(&mut **tx).bounded().await?;
     Ok(id)
 }
 

@@ -10,7 +10,7 @@ use rand::rngs::SysRng;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 
-use crate::otp::pepper::{KEY_ID_LEN, KeyId, Peppers};
+use super::pepper::{KEY_ID_LEN, KeyId, Peppers};
 
 const NONCE_LEN: usize = 12;
 /// The first byte of a sealed text that names its pepper: `1 || key id || nonce

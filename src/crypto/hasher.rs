@@ -16,7 +16,7 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::pepper::{Pepper, Peppers};
-use crate::config::HashSettings;
+use super::settings::HashSettings;
 use crate::domain::OtpCode;
 use crate::metrics::Metrics;
 
@@ -219,6 +219,19 @@ fn compute(
         )
         .map_err(failed)?;
     Ok(out)
+}
+
+// The service's answer to a hash that could not be made.
+impl From<HashError> for crate::error::Error {
+    fn from(e: HashError) -> Self {
+        match e {
+            HashError::Busy => {
+                tracing::warn!("every hashing worker stayed busy for the whole wait; answering 503");
+                crate::error::Error::Unavailable { retry_after: 2 }
+            }
+            HashError::Failed(message) => crate::error::Error::Internal(anyhow::anyhow!(message)),
+        }
+    }
 }
 
 #[cfg(test)]

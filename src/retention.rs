@@ -1,5 +1,6 @@
-//! Housekeeping: pending verifications whose time is up become `expired`, and
-//! rows that have served their purpose are deleted.
+//! Housekeeping, the service's background sweep: pending verifications whose
+//! time is up become `expired`, and rows that have served their purpose are
+//! deleted, each with the store's typed delete of its table.
 //!
 //! Every statement touches at most `BATCH` rows, picked with `for update skip
 //! locked`: it holds its locks for milliseconds, never waits on a request, and
@@ -12,8 +13,8 @@ use sqlx::PgPool;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
-use super::{idempotency, limits, senders, stats, test_numbers, verifications, webhook_events};
 use crate::metrics::Metrics;
+use crate::store::{idempotency, limits, senders, stats, test_numbers, verifications, webhook_events};
 
 /// Rows per statement.
 const BATCH: i64 = 500;
