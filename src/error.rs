@@ -1,6 +1,7 @@
 //! Every way a call can fail, one case per row of the error table in docs/api.md.
 //! `http::errors` turns each into an RFC 9457 problem document.
 
+use phonenumber::country::Id as CountryId;
 use uuid::Uuid;
 
 use crate::domain::{FieldError, VerificationStatus};
@@ -10,7 +11,7 @@ pub enum Error {
     #[error("{0}")]
     InvalidRequest(String),
     /// A setting (or a test number's code or end) that is refused, by name.
-    #[error("{}", .0.detail)]
+    #[error("{0}")]
     InvalidField(FieldError),
     #[error("{0}")]
     InvalidPhone(String),
@@ -20,8 +21,11 @@ pub enum Error {
     AdminUnauthorized,
     #[error("a browser request from a page of another origin is refused")]
     CrossOrigin,
-    #[error("phone numbers of this country are not accepted")]
-    CountryNotAllowed,
+    #[error("{}", country_refusal(*.country, .allowed))]
+    CountryNotAllowed {
+        country: Option<CountryId>,
+        allowed: Vec<CountryId>,
+    },
     #[error("{0}")]
     NotFound(&'static str),
     #[error("a client named `{0}` already exists")]
@@ -40,8 +44,10 @@ pub enum Error {
     IdempotencyKeyReused,
     #[error("a request with this Idempotency-Key is still being answered; retry shortly")]
     IdempotencyKeyInUse,
-    #[error("too many wrong codes for this verification; request a new one")]
-    MaxAttemptsReached { id: Uuid, retry_after: u64 },
+    #[error(
+        "this verification's wrong codes are used up, so even the right code is refused now; request a new code (POST /otp/request with the same phone and purpose), which can be done at once"
+    )]
+    MaxAttemptsReached { id: Uuid },
     #[error("a new code can be sent in {retry_after} s")]
     ResendTooSoon { id: Uuid, retry_after: u64 },
     #[error("{detail}")]
@@ -146,6 +152,22 @@ impl Error {
             _ => "",
         }
     }
+}
+
+/// `country_not_allowed`'s detail: the number's country, the list, and the
+/// ways out. The list is the calling client's own (or the service's default).
+fn country_refusal(country: Option<CountryId>, allowed: &[CountryId]) -> String {
+    let country = country.map_or_else(
+        || "a number of no single country".to_owned(),
+        |c| format!("a number of {}", c.as_ref()),
+    );
+    let allowed: Vec<&str> = allowed.iter().map(|c| c.as_ref()).collect();
+    format!(
+        "`phone` is {country}, and this client sends codes only to numbers of {} (its \
+         `allowed_countries`, or the service's OTP_ALLOWED_COUNTRIES): ask the person for a \
+         number of one of these countries, or have an operator widen the list",
+        allowed.join(", ")
+    )
 }
 
 #[cfg(test)]

@@ -86,6 +86,10 @@ impl Application {
             sealer.clone(),
             crate::webhooks::url_policy(&settings.webhooks),
         );
+        // For `clients set --webhook-url`, which accepts what the service accepts.
+        crate::webhooks::admin::record_policy(&pool, crate::webhooks::url_policy(&settings.webhooks))
+            .await
+            .context("could not record the webhook URL settings")?;
         let metrics = Metrics::new();
         let hasher =
             CodeHasher::new(peppers.clone(), &settings.hashing, &metrics).map_err(anyhow::Error::msg)?;

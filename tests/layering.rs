@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-const TABLES: [&str; 14] = [
+const TABLES: [&str; 15] = [
     "verifications",
     "outbox_messages",
     "senders",
@@ -19,6 +19,7 @@ const TABLES: [&str; 14] = [
     "fraud_prefixes",
     "fraud_flags",
     "fraud_blocks",
+    "webhook_url_policy",
 ];
 
 fn sources(dir: &Path, found: &mut Vec<PathBuf>) {

@@ -3,7 +3,7 @@
 //! its next request).
 
 use anyhow::Context;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use clap::Subcommand;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::PgPool;
@@ -86,14 +86,7 @@ pub enum TestNumbersCommand {
 }
 
 pub(super) fn until(raw: &str) -> Result<DateTime<Utc>, String> {
-    if let Ok(day) = NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
-        // The whole of that day.
-        let next = day.succ_opt().ok_or("the date is out of range")?;
-        return Ok(next.and_hms_opt(0, 0, 0).expect("midnight").and_utc());
-    }
-    DateTime::parse_from_rfc3339(raw)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| format!("`{raw}` is neither YYYY-MM-DD nor an RFC 3339 time"))
+    crate::domain::parse_until(raw)
 }
 
 pub async fn run(

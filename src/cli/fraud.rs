@@ -137,12 +137,23 @@ pub async fn run(pool: &PgPool, action: FraudCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A block's UNTIL: one without an end holds until it is removed, and says
+/// so (not "removed", which read as if it already was).
+fn until_column(until: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
+    match until {
+        None => "no end (until removed)".to_owned(),
+        Some(end) if end <= now => format!("{} (ended)", time(end)),
+        Some(end) => time(end),
+    }
+}
+
 async fn list(pool: &PgPool) -> anyhow::Result<()> {
     println!(
         "{:<28} {:<8} {:<25} SINCE",
         "BLOCKED OR ALLOWED", "ACTION", "UNTIL"
     );
-    let until = |until: Option<DateTime<Utc>>| until.map_or("(removed by hand)".into(), time);
+    let now = Utc::now();
+    let until = |until: Option<DateTime<Utc>>| until_column(until, now);
     for entry in fraud::list(pool).await? {
         let (action, until) = match entry.rule.action {
             PrefixAction::Allow => ("allow", "-".to_owned()),
@@ -164,4 +175,20 @@ async fn list(pool: &PgPool) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_active_block_is_never_listed_as_removed() {
+        let now = Utc::now();
+        let column = until_column(None, now);
+        assert_eq!(column, "no end (until removed)");
+        let later = now + chrono::Duration::hours(1);
+        assert_eq!(until_column(Some(later), now), time(later));
+        let earlier = now - chrono::Duration::hours(1);
+        assert!(until_column(Some(earlier), now).ends_with("(ended)"));
+    }
 }

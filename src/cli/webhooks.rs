@@ -8,23 +8,24 @@ use sqlx::PgPool;
 use crate::config::WebhookSettings;
 use crate::crypto::Sealer;
 use crate::webhooks::WebhookAdmin;
+use crate::webhooks::admin::CliPolicy;
 
 /// The webhooks' admin with the service's own pepper (or a refusal, before
-/// anything is changed).
+/// anything is changed). URLs are checked as the service checks them (its
+/// settings, recorded at its start), not only by this command's own
+/// OTP_WEBHOOK_ALLOW_*.
 pub(super) async fn admin(
     pool: &PgPool,
     settings: &WebhookSettings,
     pepper: Option<SecretString>,
-) -> anyhow::Result<WebhookAdmin> {
+) -> anyhow::Result<(WebhookAdmin, CliPolicy)> {
     let peppers =
         super::peppers::service_pepper(pool, pepper, "the webhook's signing secret is sealed with it")
             .await?;
     let sealer = Sealer::new(&peppers);
-    Ok(WebhookAdmin::new(
-        pool.clone(),
-        sealer,
-        crate::webhooks::url_policy(settings),
-    ))
+    let own = crate::webhooks::url_policy(settings);
+    let policy = crate::webhooks::admin::policy_for_cli(pool, own).await?;
+    Ok((WebhookAdmin::new(pool.clone(), sealer, policy.accepted()), policy))
 }
 
 /// Sets or clears the webhook URL, printing a new secret when one is made;
@@ -34,17 +35,21 @@ pub async fn set(
     name: &str,
     url: Option<&str>,
     clear: bool,
-    admin: Option<WebhookAdmin>,
+    admin: Option<(WebhookAdmin, CliPolicy)>,
 ) -> anyhow::Result<()> {
     if clear {
         // Clearing seals nothing: no pepper needed.
         crate::webhooks::admin::clear(pool, name).await?;
         eprintln!("client `{name}` has no webhook any more");
     }
-    let (Some(url), Some(admin)) = (url, admin) else {
+    let (Some(url), Some((admin, policy))) = (url, admin) else {
         return Ok(());
     };
-    match admin.set_url(name, url).await? {
+    let answer = admin.set_url(name, url).await?;
+    if let Some(warning) = policy.service_refuses(url).await {
+        eprintln!("warning: {warning}");
+    }
+    match answer {
         Some(secret) => {
             eprintln!(
                 "client `{name}` webhooks go to {url}. Its signing secret is shown this once; store it now:"
@@ -62,7 +67,7 @@ pub async fn rotate(
     name: &str,
     pepper: Option<SecretString>,
 ) -> anyhow::Result<()> {
-    let secret = admin(pool, settings, pepper).await?.rotate_secret(name).await?;
+    let secret = admin(pool, settings, pepper).await?.0.rotate_secret(name).await?;
     eprintln!(
         "client `{name}` has a new webhook signing secret; the old one also signs for 24 hours. Shown this once:"
     );

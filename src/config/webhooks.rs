@@ -6,12 +6,15 @@ use secrecy::SecretString;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct WebhookSettings {
-    /// Allow plain-http webhook URLs to any host (without it: https, or http to loopback).
+    /// Allow plain-http webhook URLs to any host (without it: https, or http to loopback,
+    /// which also needs OTP_WEBHOOK_ALLOW_PRIVATE).
     #[arg(long = "webhook-allow-http", env = "OTP_WEBHOOK_ALLOW_HTTP", value_name = "OTP_WEBHOOK_ALLOW_HTTP", default_value_t = false, action = clap::ArgAction::Set)]
     pub allow_http: bool,
 
     /// Allow webhook URLs that resolve to addresses not on the public internet (private,
-    /// loopback, link-local, or an IPv6 form of one).
+    /// loopback, link-local, or an IPv6 form of one). `serve --dev` sets it. The service
+    /// records both settings at its start, and `clients set --webhook-url` accepts what
+    /// they allow.
     #[arg(long = "webhook-allow-private", env = "OTP_WEBHOOK_ALLOW_PRIVATE", value_name = "OTP_WEBHOOK_ALLOW_PRIVATE", default_value_t = false, action = clap::ArgAction::Set)]
     pub allow_private: bool,
 

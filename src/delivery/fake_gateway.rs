@@ -15,7 +15,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+mod control;
 mod qr;
+pub use control::Switches;
 pub use qr::{DEV_QR_TEXT, QrFormat, qr_png, qr_svg};
 
 /// A message the fake accepted.
@@ -74,6 +76,8 @@ struct FakeState {
     script: VecDeque<Scripted>,
     /// Answers every send with 503 while set, as during a gateway outage.
     down: bool,
+    /// How late every answer comes (`/dev/gateway`'s slow gateway).
+    delay: Duration,
     /// Sends that arrived, answered yet or not.
     received: usize,
     qr_format: QrFormat,
@@ -234,7 +238,7 @@ impl FakeGateway {
                     Verdict::DelayThenAnswer(after, status, message),
                 );
             }
-            None => Verdict::DelayThenAccept(Duration::ZERO),
+            None => Verdict::DelayThenAccept(state.delay),
         };
         if let Verdict::Answer(..) = verdict {
             return (Some(sender), number, verdict);

@@ -6,7 +6,7 @@
 use phonenumber::country::Id as CountryId;
 
 use super::{CodeLength, Locale};
-use checks::{code_length, countries, display_name, language, template, within};
+use checks::{code_length, countries, display_name, language, template, ttl, within};
 use kinds::Kind;
 
 mod checks;

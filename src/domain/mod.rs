@@ -12,6 +12,7 @@ mod purpose;
 mod status;
 mod text_enum;
 mod transitions;
+mod until;
 
 pub(crate) use client_settings::for_each_client_setting;
 pub use client_settings::kinds as setting_kinds;
@@ -20,10 +21,13 @@ pub use code::{CodeLength, OtpCode};
 pub use ids::{ClientId, MessageId, SenderId, VerificationId, WebhookEventId};
 pub use locale::Locale;
 pub use network::{network, parse_network};
-pub use phone::{PhoneError, PhoneNumber, mask as mask_phone, parse_country};
+pub use phone::{
+    CountryFrom, PhoneError, PhoneNumber, invalid_phone_detail, mask as mask_phone, parse_country,
+};
 pub use prefix::{Prefix, PrefixAction, PrefixRule, decide as decide_prefix};
 pub use purpose::Purpose;
 pub use status::{DeliveryError, DeliveryStatus, FailureReason, KeyState, MessageStatus, VerificationStatus};
 pub use transitions::{
     APPROVAL_BUCKETS, EventType, Outcome, Transition, approval_bucket, events_for, outcome,
 };
+pub use until::parse_until;

@@ -92,6 +92,56 @@ pub fn parse_country(code: &str) -> Result<CountryId, PhoneError> {
     upper.parse().map_err(|_| PhoneError::UnknownCountry)
 }
 
+/// Where the country a number without `+` is read with came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CountryFrom {
+    /// The request's `country`.
+    Request,
+    /// The service's `OTP_DEFAULT_COUNTRY`.
+    Default,
+}
+
+/// What to tell whoever sent `raw`, which `PhoneNumber::parse` refused as
+/// `Invalid` (having read it with `country`, if any): the field, what is
+/// wrong, and how to send it instead. Never the number itself.
+pub fn invalid_phone_detail(raw: &str, country: Option<(CountryId, CountryFrom)>) -> String {
+    let trimmed = raw.trim();
+    let readable = !trimmed.is_empty()
+        && trimmed.len() <= 32
+        && trimmed
+            .chars()
+            .all(|c| c.is_ascii_digit() || " +-.()".contains(c));
+    if !readable {
+        return "`phone` must be a phone number: digits, with `+`, spaces, dashes, dots or \
+                parentheses, at most 32 characters (e.g. +591 696-57008)"
+            .to_owned();
+    }
+    if trimmed.starts_with('+') {
+        return "`phone` is not a valid international number: check the calling code after \
+                `+` and the digits (e.g. +591 696-57008)"
+            .to_owned();
+    }
+    match country {
+        None => "`phone` is not a valid international number, and a number without `+` is read \
+                 as national only with a country, which neither the request's `country` nor the \
+                 service's OTP_DEFAULT_COUNTRY gives: send it with `+` and the calling code \
+                 (+591 696-57008), or give `country` (an ISO 3166-1 code such as BO)"
+            .to_owned(),
+        Some((id, from)) => {
+            let source = match from {
+                CountryFrom::Request => "the request's `country`",
+                CountryFrom::Default => "the service's OTP_DEFAULT_COUNTRY, as the request gave no `country`",
+            };
+            format!(
+                "`phone` is neither a valid national number of {} ({source}) nor a valid \
+                 international number: check its digits, give the right `country`, or send it \
+                 with `+` and the calling code (+591 696-57008)",
+                id.as_ref()
+            )
+        }
+    }
+}
+
 /// Masks all but the first four and last three characters.
 pub fn mask(e164: &str) -> String {
     let chars: Vec<char> = e164.chars().collect();
@@ -162,6 +212,34 @@ mod tests {
             PhoneNumber::parse("69657008", Some("XX")),
             Err(PhoneError::UnknownCountry)
         );
+    }
+
+    #[test]
+    fn a_refused_number_is_told_how_to_send_it() {
+        let detail = |raw, country| invalid_phone_detail(raw, country);
+        let without_country = detail("69657008", None);
+        assert!(
+            without_country.contains("`country`") && without_country.contains("OTP_DEFAULT_COUNTRY"),
+            "{without_country}"
+        );
+        let with_default = detail("123", Some((CountryId::BO, CountryFrom::Default)));
+        assert!(
+            with_default.contains("of BO") && with_default.contains("OTP_DEFAULT_COUNTRY"),
+            "{with_default}"
+        );
+        let with_request = detail("123", Some((CountryId::PE, CountryFrom::Request)));
+        assert!(
+            with_request.contains("of PE (the request's `country`)"),
+            "{with_request}"
+        );
+        assert!(detail("+591 123", None).contains("calling code after `+`"));
+        assert!(detail("call me", None).starts_with("`phone` must be a phone number"));
+        for refused in [without_country, with_default, with_request] {
+            assert!(
+                !refused.contains("69657008") && !refused.contains("123 "),
+                "{refused}"
+            );
+        }
     }
 
     #[test]

@@ -98,7 +98,7 @@ pub async fn set_prefix(
     request: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Json<PrefixChange>,
+    body: super::body::JsonBody<PrefixChange>,
 ) -> Result<HttpResponse> {
     require_same_origin(&request)?;
     let prefix = prefix(&path)?;

@@ -153,7 +153,7 @@ pub async fn block_flag(
     request: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Json<BlockChange>,
+    body: super::body::JsonBody<BlockChange>,
 ) -> Result<HttpResponse> {
     require_same_origin(&request)?;
     let id: i64 = path.parse().map_err(|_| {
@@ -228,7 +228,7 @@ pub async fn set_block(
     request: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
-    body: web::Json<BlockChange>,
+    body: super::body::JsonBody<BlockChange>,
 ) -> Result<HttpResponse> {
     require_same_origin(&request)?;
     let subject = subject(&path.0, &path.1)?;

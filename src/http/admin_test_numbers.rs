@@ -13,7 +13,7 @@ use super::AppState;
 use super::admin::require_same_origin;
 use super::errors::Problem;
 use crate::clients::test_numbers::TestNumber;
-use crate::domain::{FieldError, PhoneNumber};
+use crate::domain::{FieldError, PhoneNumber, parse_until};
 use crate::error::{Error, Result};
 use crate::http::responses::{AdminAuth, AdminChangeGuard, AdminGuard, CrossOrigin};
 
@@ -56,9 +56,11 @@ pub struct NewTestNumber {
     /// The fixed code, 6 to 10 digits (4 and 5 too with `OTP_ALLOW_WEAK_CODES`).
     #[schema(value_type = String, example = "123456")]
     pub code: SecretString,
-    /// When it ends (RFC 3339), in the future and at most 365 days away; by
-    /// default 90 days from now.
-    #[schema(value_type = Option<String>, format = DateTime)]
+    /// When it ends, in the future and at most 365 days away; by default 90
+    /// days from now. A date (`2027-03-01`: the whole of that UTC day) or an
+    /// RFC 3339 time (`2027-03-01T12:00:00Z`), as `clients test-numbers add
+    /// --until` takes.
+    #[schema(value_type = Option<String>, example = "2027-03-01")]
     pub until: Option<String>,
 }
 
@@ -72,14 +74,12 @@ fn phone(raw: &str) -> Result<PhoneNumber> {
 /// wrong an `until` as one in the past.
 fn until(raw: Option<&str>) -> Result<Option<DateTime<Utc>>> {
     raw.map(|raw| {
-        DateTime::parse_from_rfc3339(raw)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(|_| {
-                Error::InvalidField(FieldError {
-                    field: "until",
-                    detail: "must be an RFC 3339 time, e.g. 2027-02-19T00:00:00Z".into(),
-                })
+        parse_until(raw).map_err(|detail| {
+            Error::InvalidField(FieldError {
+                field: "until",
+                detail,
             })
+        })
     })
     .transpose()
 }
@@ -130,7 +130,7 @@ pub async fn add_test_number(
     request: HttpRequest,
     state: web::Data<AppState>,
     name: web::Path<String>,
-    body: web::Json<NewTestNumber>,
+    body: super::body::JsonBody<NewTestNumber>,
 ) -> Result<HttpResponse> {
     require_same_origin(&request)?;
     let phone = phone(&body.phone)?;

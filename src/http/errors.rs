@@ -73,7 +73,7 @@ impl Error {
             Error::Unauthorized | Error::AdminUnauthorized => {
                 (S::UNAUTHORIZED, "unauthorized", "Unauthorized")
             }
-            Error::CountryNotAllowed => (S::FORBIDDEN, "country_not_allowed", "Country not allowed"),
+            Error::CountryNotAllowed { .. } => (S::FORBIDDEN, "country_not_allowed", "Country not allowed"),
             Error::CrossOrigin => (S::FORBIDDEN, "cross_origin", "Cross-origin request refused"),
             Error::NotFound(_) => (S::NOT_FOUND, "not_found", "Not found"),
             Error::MethodNotAllowed { .. } => {
@@ -114,8 +114,9 @@ impl Error {
 
     fn retry_after(&self) -> Option<u64> {
         match self {
+            // No `max_attempts_reached`: a new request is answered at once, so
+            // a client that honoured a wait would wait for nothing.
             Error::ResendTooSoon { retry_after, .. }
-            | Error::MaxAttemptsReached { retry_after, .. }
             | Error::RateLimited { retry_after, .. }
             | Error::SuspectedFraud { retry_after }
             | Error::DeliveryUnavailable { retry_after, .. }

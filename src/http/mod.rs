@@ -7,6 +7,8 @@ mod admin_fraud_flags;
 mod admin_test_numbers;
 mod admin_webhooks;
 mod auth;
+pub mod body;
+mod dev;
 pub mod errors;
 pub mod headers;
 pub mod metrics;
@@ -117,60 +119,41 @@ pub fn documented_routes(cfg: &mut ServiceConfig) {
     .service(metrics::metrics);
 }
 
-/// Routes outside the API contract: the dev inbox exists only under `--dev`.
+/// Routes outside the API contract, only under `--dev`: the inbox, and the
+/// built-in gateway's failure switches.
 pub fn dev_routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/dev/messages", web::get().to(ops::dev_messages));
+    cfg.route("/dev/messages", web::get().to(ops::dev_messages))
+        .service(
+            web::resource("/dev/gateway")
+                .route(web::get().to(dev::show))
+                .route(web::put().to(dev::change))
+                .route(web::delete().to(dev::reset)),
+        );
 }
 
-/// Malformed JSON, wrong types, unknown or missing fields: `400 invalid_request`.
+/// Bodies taken as `web::Json`: malformed JSON, wrong types, unknown or
+/// missing fields are `400 invalid_request`. Handlers read theirs with
+/// `body::JsonBody`, whose refusal also names the field.
 pub fn json_config() -> web::JsonConfig {
     web::JsonConfig::default()
-        .limit(16 * 1024)
+        .limit(body::LIMIT)
         .error_handler(|e, _| Error::InvalidRequest(describe_body_error(&e)).into())
 }
 
 /// A JSON object body as `T`: serde reads a struct from an array too
 /// (`[null, null]` would be an empty patch), so anything but an object is
-/// `400 invalid_request`, and the rest is read as `json_config` reads bodies.
+/// `400 invalid_request`, and a refusal names the field at fault.
 pub fn object_body<T: serde::de::DeserializeOwned>(body: serde_json::Value) -> Result<T, Error> {
-    if !body.is_object() {
-        return Err(Error::InvalidRequest("the body must be a JSON object".into()));
-    }
-    serde_json::from_value(body).map_err(|e| {
-        Error::InvalidRequest(describe_body_error(
-            &actix_web::error::JsonPayloadError::Deserialize(e),
-        ))
-    })
+    body::from_value(body)
 }
 
-/// Says what is wrong with a body without repeating any of its values: a
-/// parser message such as "invalid type: integer `123456`" would put a code
-/// into the answer and the logs.
+/// Says what is wrong with a body without repeating any of its values.
 fn describe_body_error(e: &actix_web::error::JsonPayloadError) -> String {
     use actix_web::error::JsonPayloadError as E;
     match e {
-        E::Deserialize(e) if e.is_data() => {
-            let message = e.to_string();
-            let named = ["unknown field", "missing field", "duplicate field"]
-                .iter()
-                .any(|kind| message.starts_with(kind));
-            if named {
-                // These name the field (never its value) and what is expected.
-                message.split(" at line").next().unwrap_or_default().to_owned()
-            } else {
-                let expected = message
-                    .split(", expected ")
-                    .nth(1)
-                    .and_then(|rest| rest.split(" at line").next());
-                match expected {
-                    Some(expected) => format!("a field has the wrong type or value: expected {expected}"),
-                    None => "a field has the wrong type or value".to_owned(),
-                }
-            }
-        }
         E::Deserialize(_) => "the body is not valid JSON".to_owned(),
         E::ContentType => "the body must be JSON, sent with Content-Type: application/json".to_owned(),
-        E::Overflow { .. } | E::OverflowKnownLength { .. } => "the body is too large".to_owned(),
+        E::Overflow { .. } | E::OverflowKnownLength { .. } => "the body is larger than 16 KiB".to_owned(),
         _ => "the body could not be read".to_owned(),
     }
 }

@@ -33,14 +33,17 @@ impl Modify for ApiKeySecurity {
             "api_key",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
                 "X-Api-Key",
-                "The calling application's key, from `otp-service clients add NAME`",
+                "**Your application's key** (`otpk_…`), for `/otp`, `/webhooks` and `/stats`: \
+                 printed once by `otp-service clients add NAME`, or by `serve --dev` on its \
+                 `export OTP_KEY=` line. Paste it here to try the client operations.",
             ))),
         );
         components.add_security_scheme(
             "admin_key",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
                 "X-Admin-Key",
-                "The operators' key, `OTP_ADMIN_KEY`",
+                "**Operators only**, for `/admin`: the value of `OTP_ADMIN_KEY` (not a client's \
+                 key). Leave it empty to try the client operations.",
             ))),
         );
     }
@@ -98,8 +101,34 @@ fn problems_as_problem_json(api: &mut utoipa::openapi::OpenApi) {
     }
 }
 
+/// The security schemes in the order Swagger UI's *Authorize* dialog should
+/// list them: the client key first, since that is what a newcomer has.
+const SCHEME_ORDER: [&str; 2] = ["api_key", "admin_key"];
+
+/// The document as served at `/openapi.json` and committed. utoipa keeps the
+/// security schemes in a map sorted by name, which put `admin_key` first in
+/// the *Authorize* dialog (and users pasted their API key there): each name
+/// is printed behind a control character and its rank, which sort in
+/// `SCHEME_ORDER`, then the marks are taken out of the text.
 pub fn to_json(api: &utoipa::openapi::OpenApi) -> String {
+    let mut api = api.clone();
+    if let Some(components) = api.components.as_mut() {
+        let schemes = std::mem::take(&mut components.security_schemes);
+        for (name, scheme) in schemes {
+            let rank = SCHEME_ORDER
+                .iter()
+                .position(|n| *n == name)
+                .unwrap_or(SCHEME_ORDER.len());
+            components
+                .security_schemes
+                .insert(format!("\u{1}{rank:02}{name}"), scheme);
+        }
+    }
     let mut json = api.to_pretty_json().expect("the OpenAPI document serialises");
+    // serde_json writes the control character as `\u0001`.
+    while let Some(start) = json.find("\"\\u0001") {
+        json.replace_range(start + 1..start + 9, "");
+    }
     json.push('\n');
     json
 }

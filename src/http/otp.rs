@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::AppState;
 use super::errors::Problem;
 use crate::clients::Client;
-use crate::domain::{PhoneError, PhoneNumber, Purpose};
+use crate::domain::{CountryFrom, PhoneError, PhoneNumber, Purpose, invalid_phone_detail, parse_country};
 use crate::error::{Error, Result};
 use crate::http::responses::{ClientErrors, Unauthorized};
 use crate::otp::idempotency::{Answer, IdempotencyKey};
@@ -54,7 +54,13 @@ impl AppState {
     fn phone(&self, raw: &str, country: Option<&str>) -> Result<PhoneNumber> {
         let default_country = self.default_country.map(|c| c.as_ref().to_owned());
         PhoneNumber::parse(raw, country.or(default_country.as_deref())).map_err(|e| match e {
-            PhoneError::Invalid => Error::InvalidPhone(e.to_string()),
+            PhoneError::Invalid => {
+                let read_with = match country {
+                    Some(given) => parse_country(given).ok().map(|id| (id, CountryFrom::Request)),
+                    None => self.default_country.map(|id| (id, CountryFrom::Default)),
+                };
+                Error::InvalidPhone(invalid_phone_detail(raw, read_with))
+            }
             PhoneError::UnknownCountry => Error::InvalidRequest(e.to_string()),
         })
     }
@@ -118,7 +124,7 @@ pub async fn request_code(
     client: Client,
     state: web::Data<AppState>,
     request: HttpRequest,
-    body: web::Json<CodeRequest>,
+    body: super::body::JsonBody<CodeRequest>,
 ) -> Result<HttpResponse> {
     let name = client.name.clone();
     let answer = answer_request(client, &state, &request, body.into_inner()).await;
@@ -186,8 +192,8 @@ async fn answer_request(
         (status = 409, description = "`not_pending`: approved, canceled or failed", body = Problem),
         (status = 410, description = "`expired`", body = Problem),
         (status = 422, description = "`invalid_code`, with `attempts_remaining`", body = Problem),
-        (status = 429, description = "`max_attempts_reached`, or `rate_limited` (the phone's wrong codes in the last hour, or the client's requests per minute)", body = Problem,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 429, description = "`max_attempts_reached` (no `Retry-After`: waiting does not help, a new code can be requested at once), or `rate_limited` (the phone's wrong codes in the last hour, or the client's requests per minute) with `Retry-After`", body = Problem,
+            headers(("Retry-After" = u64, description = "Seconds to wait (`rate_limited` only)"))),
         (status = 503, description = "`unavailable`: the database does not answer, or no hashing thread was free within `OTP_HASH_WAIT_MS` (the attempt is not counted)", body = Problem,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
         Unauthorized,
@@ -199,7 +205,7 @@ async fn answer_request(
 pub async fn verify_code(
     client: Client,
     state: web::Data<AppState>,
-    body: web::Json<CodeCheck>,
+    body: super::body::JsonBody<CodeCheck>,
 ) -> Result<HttpResponse> {
     let body = body.into_inner();
     let target = match (body.id, body.phone.as_deref()) {

@@ -22,7 +22,8 @@ pub fn server(
     drain: Duration,
     metrics_elsewhere: bool,
 ) -> std::io::Result<Server> {
-    let document = http::openapi::document();
+    // Served as committed, so that the schemes keep their order (see `to_json`).
+    let document = web::Bytes::from(http::openapi::to_json(&http::openapi::document()));
     let dev = state.fake_gateway.is_some();
     let server = HttpServer::new(move || {
         let (app, _) = App::new()
@@ -45,15 +46,27 @@ pub fn server(
                 }
             })
             .service(
-                SwaggerUi::new("/docs/{_:.*}")
-                    .url("/openapi.json", document.clone())
-                    .config(
-                        utoipa_swagger_ui::Config::default()
-                            // The API key survives a reload of the page.
-                            .persist_authorization(true)
-                            .try_it_out_enabled(true)
-                            .display_request_duration(true),
-                    ),
+                SwaggerUi::new("/docs/{_:.*}").config(
+                    utoipa_swagger_ui::Config::new(["/openapi.json"])
+                        // The API key survives a reload of the page.
+                        .persist_authorization(true)
+                        .try_it_out_enabled(true)
+                        .display_request_duration(true),
+                ),
+            )
+            .route(
+                "/openapi.json",
+                web::get().to({
+                    let document = document.clone();
+                    move || {
+                        let document = document.clone();
+                        async move {
+                            actix_web::HttpResponse::Ok()
+                                .content_type("application/json")
+                                .body(document)
+                        }
+                    }
+                }),
             )
             .route(
                 "/docs",

@@ -13,10 +13,9 @@ pub enum Refusal {
     Expired {
         mark: bool,
     },
-    /// Its wrong codes are used up: until `retry_after` s from now, when it expires.
-    Locked {
-        retry_after: u64,
-    },
+    /// Its wrong codes are used up. Waiting does not help (a new request
+    /// replaces it at once), so its answer carries no `Retry-After`.
+    Locked,
     NotPending(VerificationStatus),
 }
 
@@ -26,14 +25,11 @@ pub fn refusal(state: Option<&State>) -> Option<Refusal> {
     let Some(state) = state else {
         return Some(Refusal::NotFound);
     };
-    let locked = Refusal::Locked {
-        retry_after: state.expires_in.max(1) as u64,
-    };
     Some(match state.status {
         VerificationStatus::Pending if state.expired => Refusal::Expired { mark: true },
-        VerificationStatus::Pending if state.failed_attempts >= state.max_attempts => locked,
+        VerificationStatus::Pending if state.failed_attempts >= state.max_attempts => Refusal::Locked,
         VerificationStatus::Pending => return None,
-        VerificationStatus::MaxAttemptsReached => locked,
+        VerificationStatus::MaxAttemptsReached => Refusal::Locked,
         VerificationStatus::Expired => Refusal::Expired { mark: false },
         status => Refusal::NotPending(status),
     })
@@ -45,10 +41,7 @@ impl Refusal {
         match self {
             Refusal::NotFound => Error::NotFound("no such verification"),
             Refusal::Expired { .. } => Error::Expired { id: id.0 },
-            Refusal::Locked { retry_after } => Error::MaxAttemptsReached {
-                id: id.0,
-                retry_after,
-            },
+            Refusal::Locked => Error::MaxAttemptsReached { id: id.0 },
             Refusal::NotPending(status) => Error::NotPending { id: id.0, status },
         }
     }
@@ -60,7 +53,7 @@ impl Refusal {
                 id: id.0,
                 status: VerificationStatus::Expired,
             },
-            Refusal::Locked { .. } => Error::NotPending {
+            Refusal::Locked => Error::NotPending {
                 id: id.0,
                 status: VerificationStatus::MaxAttemptsReached,
             },
@@ -121,13 +114,10 @@ mod tests {
             Some(Refusal::Expired { mark: true }),
             "expiry wins over the lock"
         );
-        assert_eq!(
-            refusal(Some(&state(S::Pending, false, 5))),
-            Some(Refusal::Locked { retry_after: 42 })
-        );
+        assert_eq!(refusal(Some(&state(S::Pending, false, 5))), Some(Refusal::Locked));
         assert_eq!(
             refusal(Some(&state(S::MaxAttemptsReached, false, 5))),
-            Some(Refusal::Locked { retry_after: 42 })
+            Some(Refusal::Locked)
         );
         assert_eq!(
             refusal(Some(&state(S::Expired, true, 0))),
@@ -152,7 +142,7 @@ mod tests {
             }
         ));
         assert!(matches!(
-            Refusal::Locked { retry_after: 1 }.for_cancel(id),
+            Refusal::Locked.for_cancel(id),
             Error::NotPending {
                 status: VerificationStatus::MaxAttemptsReached,
                 ..

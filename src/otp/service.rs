@@ -296,7 +296,10 @@ impl OtpService {
         let rules = self.rules(client);
         let allowed = &rules.allowed_countries;
         if !allowed.is_empty() && !phone.country().is_some_and(|c| allowed.contains(&c)) {
-            return Err(Error::CountryNotAllowed);
+            return Err(Error::CountryNotAllowed {
+                country: phone.country(),
+                allowed: allowed.clone(),
+            });
         }
         Ok(())
     }

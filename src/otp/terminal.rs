@@ -35,10 +35,8 @@ struct Held {
 #[derive(Debug, Clone, PartialEq)]
 enum Remembered {
     Final(Refusal),
-    /// Locked until the code expires at `expires_at`.
-    Locked {
-        expires_at: Instant,
-    },
+    /// Locked, as long as it is believed.
+    Locked,
 }
 
 impl Terminal {
@@ -53,9 +51,7 @@ impl Terminal {
         }
         Some(match &held.refusal {
             Remembered::Final(refusal) => refusal.clone(),
-            Remembered::Locked { expires_at } => Refusal::Locked {
-                retry_after: expires_at.saturating_duration_since(now).as_secs().max(1),
-            },
+            Remembered::Locked => Refusal::Locked,
         })
     }
 
@@ -98,12 +94,7 @@ fn lasting(refusal: &Refusal, now: Instant) -> Option<(Remembered, Option<Instan
         Refusal::NotPending(VerificationStatus::Pending) => None,
         // Marked or not, its time is up for good.
         Refusal::Expired { .. } => Some((Remembered::Final(Refusal::Expired { mark: false }), None)),
-        Refusal::Locked { retry_after } => Some((
-            Remembered::Locked {
-                expires_at: now + Duration::from_secs(*retry_after),
-            },
-            Some(now + LOCK_BELIEVED),
-        )),
+        Refusal::Locked => Some((Remembered::Locked, Some(now + LOCK_BELIEVED))),
         Refusal::NotPending(_) => Some((Remembered::Final(refusal.clone()), None)),
     }
 }
@@ -166,23 +157,13 @@ mod tests {
     }
 
     #[test]
-    fn a_lock_is_believed_for_a_second_and_counts_down_to_expiry() {
+    fn a_lock_is_believed_for_a_second() {
         let now = Instant::now();
-        let (remembered, until) = lasting(&Refusal::Locked { retry_after: 120 }, now).unwrap();
+        let (remembered, until) = lasting(&Refusal::Locked, now).unwrap();
         assert_eq!(until, Some(now + LOCK_BELIEVED));
-        assert_eq!(
-            remembered,
-            Remembered::Locked {
-                expires_at: now + Duration::from_secs(120)
-            }
-        );
+        assert_eq!(remembered, Remembered::Locked);
         let terminal = Terminal::default();
-        terminal.remember(id(1), client(1), &Refusal::Locked { retry_after: 120 });
-        assert!(matches!(
-            terminal.refusal(id(1), client(1)),
-            Some(Refusal::Locked {
-                retry_after: 119 | 120
-            })
-        ));
+        terminal.remember(id(1), client(1), &Refusal::Locked);
+        assert_eq!(terminal.refusal(id(1), client(1)), Some(Refusal::Locked));
     }
 }

@@ -78,6 +78,8 @@ async fn serve_dev(mut settings: Settings) -> anyhow::Result<()> {
         tracing::warn!("--dev: using the fixed development pepper; never do this in production");
         settings.pepper = Some(DEV_PEPPER.to_owned().into());
     }
+    // A laptop's webhook receiver listens on loopback (http://127.0.0.1:…).
+    settings.webhooks.allow_private = true;
     let options = store::connect_options(settings.database.url())
         .context("DATABASE_URL is not a valid PostgreSQL URL")?;
     if store::create_database_if_missing(&options)
@@ -134,7 +136,7 @@ async fn serve_dev(mut settings: Settings) -> anyhow::Result<()> {
         _ => format!("{base}/metrics (set OTP_METRICS_LISTEN to serve it on a port of its own)"),
     };
     println!(
-        "\notp-service (dev) on {base}\n  client `dev`: {origin}\n  key: {key}\n  codes sent: {base}/dev/messages\n  docs: {base}/docs/\n  admin pages: {admin}\n  metrics: {metrics}\n\n  export OTP_KEY={key}\n",
+        "\notp-service (dev) on {base}\n  client `dev`: {origin}\n  key: {key}\n  codes sent: {base}/dev/messages\n  gateway failures: {base}/dev/gateway (docs/api.md, \"Trying the failures\")\n  docs: {base}/docs/\n  admin pages: {admin}\n  metrics: {metrics}\n\n  export OTP_KEY={key}\n",
         key = key.expose_secret()
     );
     app.run_until_stopped().await

@@ -92,7 +92,7 @@ statement!(
     )
 );
 /// Inserts a client with its settings; `false` when the name is taken. In a
-/// `serve --dev` database (V20), whoever makes it, it is marked as made by
+/// `serve --dev` database (V18), whoever makes it, it is marked as made by
 /// `--dev`, so that the database stays one.
 pub async fn insert(
     db: impl PgExecutor<'_>,

@@ -1,4 +1,4 @@
-//! The mark of a `serve --dev` database (V20), and what decides whether a
+//! The mark of a `serve --dev` database (V18), and what decides whether a
 //! database without it may become one.
 
 use sqlx::PgPool;

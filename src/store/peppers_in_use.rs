@@ -1,4 +1,4 @@
-//! The key ids of the peppers the last start configured (V20).
+//! The key ids of the peppers the last start configured (V18).
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;

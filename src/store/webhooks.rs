@@ -236,3 +236,30 @@ pub async fn record(
         .await?;
     Ok(())
 }
+
+statement!(
+    RECORD_URL_POLICY = "insert into webhook_url_policy (allow_http, allow_private) values ($1, $2)
+         on conflict (only_row) do update
+         set allow_http = excluded.allow_http, allow_private = excluded.allow_private, recorded_at = now()",
+);
+/// Records which webhook URLs the starting replica accepts.
+pub async fn record_url_policy(
+    db: impl PgExecutor<'_>,
+    allow_http: bool,
+    allow_private: bool,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(RECORD_URL_POLICY)
+        .bind(allow_http)
+        .bind(allow_private)
+        .execute(db)
+        .bounded()
+        .await
+        .map(|_| ())
+}
+
+statement!(URL_POLICY = "select allow_http, allow_private from webhook_url_policy");
+/// `(allow_http, allow_private)` as the replica started last recorded them;
+/// `None` before any has started on this database.
+pub async fn url_policy(db: impl PgExecutor<'_>) -> Result<Option<(bool, bool)>, sqlx::Error> {
+    sqlx::query_as(URL_POLICY).fetch_optional(db).bounded().await
+}

@@ -118,3 +118,52 @@ pub async fn endpoint(pool: &PgPool, client: &str) -> Result<Option<EndpointView
         disabled_at: row.disabled_at,
     }))
 }
+
+/// Records which URLs this service accepts, for the command line to read
+/// (`policy_for_cli`). The replica started last speaks for the service.
+pub async fn record_policy(pool: &PgPool, policy: UrlPolicy) -> Result<(), sqlx::Error> {
+    store::record_url_policy(pool, policy.allow_http, policy.allow_private).await
+}
+
+/// What `clients set --webhook-url` accepts: what the service accepts (as
+/// recorded at its start), and what the command line's own settings allow
+/// besides. The second is said to whoever sets a URL only the CLI allows.
+pub async fn policy_for_cli(pool: &PgPool, own: UrlPolicy) -> Result<CliPolicy, sqlx::Error> {
+    let service = store::url_policy(pool)
+        .await?
+        .map(|(allow_http, allow_private)| UrlPolicy {
+            allow_http,
+            allow_private,
+        });
+    Ok(CliPolicy { service, own })
+}
+
+/// The service's recorded URL policy beside the command line's own.
+#[derive(Debug, Clone, Copy)]
+pub struct CliPolicy {
+    /// `None` until a service has started on this database.
+    pub service: Option<UrlPolicy>,
+    pub own: UrlPolicy,
+}
+
+impl CliPolicy {
+    /// Either one's permission is enough to set a URL.
+    pub fn accepted(&self) -> UrlPolicy {
+        let service = self.service.unwrap_or_default();
+        UrlPolicy {
+            allow_http: self.own.allow_http || service.allow_http,
+            allow_private: self.own.allow_private || service.allow_private,
+        }
+    }
+
+    /// A warning when `url` passes only by the command line's own settings,
+    /// which the service would refuse at every delivery.
+    pub async fn service_refuses(&self, url: &str) -> Option<String> {
+        let service = self.service?;
+        let refusal = service.check(url).await.err()?;
+        Some(format!(
+            "the service, as last started on this database, refuses this URL ({refusal}): set the same \
+             OTP_WEBHOOK_ALLOW_* on `serve`, or its deliveries will fail"
+        ))
+    }
+}

@@ -1,7 +1,7 @@
 //! Which webhook URLs may be called: `https`, or plain `http` to loopback
 //! only (or with `OTP_WEBHOOK_ALLOW_HTTP`), and never an address inside the
 //! service's network (private, loopback, link-local…) unless
-//! `OTP_WEBHOOK_ALLOW_PRIVATE`: a client must not make the service call its
+//! `OTP_WEBHOOK_ALLOW_PRIVATE`; so plain `http` to loopback needs that too: a client must not make the service call its
 //! neighbours (server-side request forgery). Checked when the URL is set and
 //! again at every delivery, by the resolver the webhook client connects with,
 //! so a name that later resolves elsewhere is refused too.
@@ -26,11 +26,11 @@ pub enum UrlRefusal {
     #[error("the webhook URL is not a valid absolute URL")]
     Invalid,
     #[error(
-        "the webhook URL must be https (plain http only to loopback, or with OTP_WEBHOOK_ALLOW_HTTP=true)"
+        "the webhook URL must be https: plain http goes only to loopback (127.0.0.1, ::1, localhost; which, being private, also needs OTP_WEBHOOK_ALLOW_PRIVATE=true), or anywhere with OTP_WEBHOOK_ALLOW_HTTP=true"
     )]
     NotHttps,
     #[error(
-        "the webhook URL resolves to an address that is not on the public internet (private, loopback, link-local, or an IPv6 form of one), which the service does not call (OTP_WEBHOOK_ALLOW_PRIVATE=true allows it)"
+        "the webhook URL resolves to an address that is not on the public internet (private, loopback, link-local, or an IPv6 form of one), which the service does not call: OTP_WEBHOOK_ALLOW_PRIVATE=true on `serve` allows it (`serve --dev` allows it by default, for a receiver on the same machine)"
     )]
     Private,
     #[error("the webhook URL's host does not resolve")]

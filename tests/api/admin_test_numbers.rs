@@ -187,3 +187,59 @@ async fn a_test_number_code_of_fewer_than_6_digits_needs_weak_codes_allowed() {
     let verified = weak.verify(json!({"id": requested["id"], "code": "4242"})).await;
     assert_eq!(verified.status(), 200);
 }
+
+/// `until` reads alike on the command line and over HTTP: a date (the whole
+/// of that UTC day) or an RFC 3339 time.
+#[tokio::test]
+async fn until_takes_a_date_or_a_time_from_the_cli_and_over_http() {
+    let app = admin_app().await;
+    let numbers = "/clients/test-client/test-numbers";
+    let day = (chrono::Utc::now() + chrono::Duration::days(30)).date_naive();
+    let end_of_day = day.succ_opt().unwrap().and_hms_opt(0, 0, 0).unwrap().and_utc();
+    // An offset of its own, as a client abroad would send it.
+    let time = (chrono::Utc::now() + chrono::Duration::days(10))
+        .with_timezone(&chrono::FixedOffset::west_opt(4 * 3600).unwrap());
+    let listed_until = |listed: &Value, phone: &str| -> chrono::DateTime<chrono::Utc> {
+        let number = listed.as_array().unwrap().iter().find(|n| n["phone"] == phone);
+        number.expect("listed")["until"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+
+    let (by_date, by_time) = (nth_phone(3), nth_phone(4));
+    let added = admin(&app, Method::POST, numbers)
+        .json(&json!({"phone": by_date, "code": "123456", "until": day.to_string()}));
+    assert_eq!(json_of(added, 201).await["active"], true);
+    let added = admin(&app, Method::POST, numbers)
+        .json(&json!({"phone": by_time, "code": "123456", "until": time.to_rfc3339()}));
+    json_of(added, 201).await;
+    let listed = json_of(admin(&app, Method::GET, numbers), 200).await;
+    assert_eq!(listed_until(&listed, &by_date), end_of_day);
+    assert_eq!(listed_until(&listed, &by_time).timestamp(), time.timestamp());
+
+    let (cli_date, cli_time) = (nth_phone(5), nth_phone(6));
+    for (phone, until) in [(&cli_date, day.to_string()), (&cli_time, time.to_rfc3339())] {
+        let add = ["clients", "test-numbers", "add", "test-client", phone, "123456"];
+        let added = cli(&app, &[], &[&add[..], &["--until", &until]].concat());
+        assert!(
+            added.status.success(),
+            "{}",
+            String::from_utf8_lossy(&added.stderr)
+        );
+    }
+    let listed = json_of(admin(&app, Method::GET, numbers), 200).await;
+    assert_eq!(listed_until(&listed, &cli_date), end_of_day);
+    assert_eq!(listed_until(&listed, &cli_time).timestamp(), time.timestamp());
+
+    let refused = admin(&app, Method::POST, numbers)
+        .json(&json!({"phone": nth_phone(7), "code": "123456", "until": "2027-02-30"}));
+    let body = problem(refused.send().await.unwrap(), 400, "invalid_request").await;
+    assert_eq!(body["field"], "until");
+    let detail = body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("YYYY-MM-DD") && detail.contains("RFC 3339"),
+        "{body}"
+    );
+}

@@ -215,3 +215,85 @@ async fn serve_dev_keeps_its_key_across_restarts() {
     assert_eq!(third.status_with(&third.key).await, 404);
     third.stop().await;
 }
+
+/// `/dev/gateway` under `serve --dev`: a number not on WhatsApp, an outage,
+/// a slow gateway and an ended session, each switched on and off over HTTP.
+#[tokio::test]
+async fn serve_dev_lets_the_gateway_fail_on_demand() {
+    let database = TestDatabase::create().await;
+    let data_home = DataHome::new();
+    let dev = DevProcess::start(&database.url, &data_home.0).await;
+    assert!(dev.banner.contains("/dev/gateway"), "{}", dev.banner);
+    let http = reqwest::Client::new();
+    let gateway = format!("{}/dev/gateway", dev.base);
+    let switch = |body: serde_json::Value| http.put(&gateway).json(&body).send();
+    let request = |phone: &'static str| {
+        http.post(format!("{}/otp/request", dev.base))
+            .header("X-Api-Key", &dev.key)
+            .json(&json!({"phone": phone, "purpose": "signup"}))
+            .send()
+    };
+
+    // A number not on WhatsApp.
+    let switched: serde_json::Value = switch(json!({"reject": "+591 696-57008"}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(switched["rejected_numbers"], json!(["59169657008"]), "{switched}");
+    let rejected = request("+59169657008").await.unwrap();
+    assert_eq!(rejected.status(), 422);
+    let body: serde_json::Value = rejected.json().await.unwrap();
+    assert_eq!(body["code"], "phone_rejected", "{body}");
+    switch(json!({"accept": "+59169657008"})).await.unwrap();
+    assert_eq!(request("+59169657008").await.unwrap().status(), 202);
+
+    // An outage: the code is queued, and sent once the gateway is back.
+    switch(json!({"down": true})).await.unwrap();
+    let queued: serde_json::Value = request("+59169657009").await.unwrap().json().await.unwrap();
+    assert_eq!(queued["delivery_status"], "queued", "{queued}");
+    let reset: serde_json::Value = http.delete(&gateway).send().await.unwrap().json().await.unwrap();
+    assert_eq!(reset["down"], false, "{reset}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let inbox: Vec<serde_json::Value> = http
+            .get(format!("{}/dev/messages", dev.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if inbox.iter().any(|m| m["number"] == "59169657009") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the queued code was never sent"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // A slow gateway: the request answers before the gateway does (past
+    // OTP_SEND_WAIT_MS, 3 s by default).
+    switch(json!({"delay_ms": 4000})).await.unwrap();
+    let waiting: serde_json::Value = request("+59169657010").await.unwrap().json().await.unwrap();
+    let status = waiting["delivery_status"].as_str().unwrap();
+    assert!(["queued", "sending"].contains(&status), "{waiting}");
+
+    // An ended session: switched and shown.
+    let slow: serde_json::Value = switch(json!({"delay_ms": 1500, "session_ended": true}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(slow["delay_ms"], 1500);
+    assert_eq!(slow["session_ended"], true);
+    let refused = switch(json!({"delay_ms": 600000})).await.unwrap();
+    assert_eq!(refused.status(), 400);
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert!(body["detail"].as_str().unwrap().contains("`delay_ms`"), "{body}");
+    dev.stop().await;
+}

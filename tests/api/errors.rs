@@ -144,3 +144,97 @@ async fn numbers_outside_the_allowed_countries_are_refused_before_anything_is_st
     let response = app.request_code(json!({"phone": "+51 912 345 678"})).await;
     assert_eq!(response.status(), 202);
 }
+
+fn detail(body: &serde_json::Value) -> &str {
+    body["detail"].as_str().unwrap_or_default()
+}
+
+/// Every 4xx names the field, what is wrong with its value, and the fix.
+#[tokio::test]
+async fn each_refusal_names_the_field_the_problem_and_the_fix() {
+    let app = spawn_app_with(|s| {
+        s.admin_key = Some(ADMIN_KEY.to_owned().into());
+        s.policy.allowed_countries =
+            otp_service::config::CountryList(vec!["BO".parse().unwrap(), "AR".parse().unwrap()]);
+    })
+    .await;
+
+    // A field of the wrong type: named, with what is expected, never its value.
+    let body = problem(
+        app.request_code(json!({"phone": 59169657008u64})).await,
+        400,
+        "invalid_request",
+    )
+    .await;
+    assert_eq!(
+        detail(&body),
+        "`phone`: wrong type or value, expected a string",
+        "{body}"
+    );
+    let body = problem(
+        app.verify(json!({"phone": PHONE, "code": 987654})).await,
+        400,
+        "invalid_request",
+    )
+    .await;
+    assert!(detail(&body).starts_with("`code`: "), "{body}");
+    assert!(!body.to_string().contains("987654"), "{body}");
+
+    // A national number without a country: the two ways to give one.
+    let body = problem(
+        app.request_code(json!({"phone": "69657008"})).await,
+        400,
+        "invalid_phone",
+    )
+    .await;
+    for says in ["`phone`", "`country`", "OTP_DEFAULT_COUNTRY", "+591"] {
+        assert!(detail(&body).contains(says), "{says}: {body}");
+    }
+
+    // Another country: which one, and the list.
+    let body = problem(
+        app.request_code(json!({"phone": "+51 912 345 678"})).await,
+        403,
+        "country_not_allowed",
+    )
+    .await;
+    for says in ["of PE", "BO, AR", "allowed_countries", "OTP_ALLOWED_COUNTRIES"] {
+        assert!(detail(&body).contains(says), "{says}: {body}");
+    }
+
+    // A code length under NIST's bound: the setting that allows it.
+    let refused = app
+        .http
+        .patch(format!("{}/admin/clients/test-client", app.address))
+        .header("X-Admin-Key", ADMIN_KEY)
+        .json(&json!({"code_length": 4}))
+        .send()
+        .await
+        .unwrap();
+    let body = problem(refused, 400, "invalid_request").await;
+    assert_eq!(body["field"], "code_length");
+    for says in ["`code_length`", "not 4", "OTP_ALLOW_WEAK_CODES=true"] {
+        assert!(detail(&body).contains(says), "{says}: {body}");
+    }
+}
+
+/// The gateway's failure switches exist only under `serve --dev`.
+#[tokio::test]
+async fn there_is_no_dev_gateway_outside_dev() {
+    let app = spawn_app().await;
+    for method in [
+        reqwest::Method::GET,
+        reqwest::Method::PUT,
+        reqwest::Method::DELETE,
+    ] {
+        let answer = app
+            .http
+            .request(method.clone(), format!("{}/dev/gateway", app.address))
+            .json(&json!({"down": true}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 404, "{method}");
+    }
+    assert_eq!(app.get_open("/dev/messages").await.status(), 404);
+}

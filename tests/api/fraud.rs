@@ -71,6 +71,12 @@ async fn a_blocked_prefix_is_refused_at_once_but_never_a_test_number_nor_an_allo
     assert_eq!(app.request_code(json!({"phone": PHONE})).await.status(), 202);
     let listed = String::from_utf8_lossy(&fraud(&app, &["list"]).stdout).into_owned();
     assert!(listed.contains("+591696") && listed.contains("block"), "{listed}");
+    // A block without an end is active: never listed as removed.
+    let blocked = listed.lines().find(|l| l.starts_with("+591696 ")).unwrap();
+    assert!(
+        blocked.contains("no end") && !blocked.contains("removed by hand"),
+        "{listed}"
+    );
     assert!(
         listed.contains("+59169657") && listed.contains("allow"),
         "{listed}"

@@ -381,7 +381,11 @@ pub async fn problem(response: Response, status: u16, code: &str) -> Value {
     assert_eq!(body["code"], code, "{body}");
     assert_eq!(body["status"], status);
     assert!(body["type"].is_string() && body["title"].is_string() && body["detail"].is_string());
-    if status == 429 || status == 503 {
+    if code == "max_attempts_reached" {
+        // Waiting does not help: a new request is answered at once.
+        assert!(retry_after.is_none(), "no Retry-After on {code}");
+        assert!(body.get("retry_after").is_none(), "{body}");
+    } else if status == 429 || status == 503 {
         let header: u64 = retry_after
             .expect("Retry-After")
             .to_str()

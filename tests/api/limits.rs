@@ -159,3 +159,32 @@ async fn the_pools_run_at_read_committed_whatever_the_servers_default() {
     }
     plain.close().await;
 }
+
+/// `max_attempts_reached` tells a client to request a new code, and a new
+/// request is answered at once: a `Retry-After` would have it wait for nothing.
+#[tokio::test]
+async fn a_locked_verification_says_no_wait_and_a_new_code_comes_at_once() {
+    let app = spawn_app_with(|s| s.policy.max_attempts = 1).await;
+    let v = app.requested("signup").await;
+    let id = v["id"].as_str().unwrap();
+    let code = app.last_code_to(PHONE_DIGITS);
+    problem(
+        app.verify(json!({"id": id, "code": wrong_code(&code)})).await,
+        422,
+        "invalid_code",
+    )
+    .await;
+    let locked = app.verify(json!({"id": id, "code": code})).await;
+    assert!(locked.headers().get("retry-after").is_none(), "{locked:?}");
+    let body = problem(locked, 429, "max_attempts_reached").await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("request a new code"),
+        "{body}"
+    );
+
+    let again = app.requested("signup").await;
+    assert_ne!(again["id"], v["id"], "a new verification, at once");
+    let code = app.last_code_to(PHONE_DIGITS);
+    let approved = app.verify(json!({"id": again["id"], "code": code})).await;
+    assert_eq!(approved.status(), 200);
+}

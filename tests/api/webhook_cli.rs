@@ -24,6 +24,9 @@ fn cli(app: &TestApp, env: &[(&str, &str)], args: &[&str]) -> std::process::Outp
 async fn clients_set_refuses_private_and_plain_http_urls_and_shows_the_secret_once() {
     let app = spawn().await;
     let receiver = Receiver::start(&[]);
+    // As recorded by a service that allows no private address (this one
+    // does, for its receiver: put back below).
+    record_url_policy(&app, false).await;
     let text = |o: &std::process::Output| {
         format!(
             "{}{}",
@@ -52,6 +55,7 @@ async fn clients_set_refuses_private_and_plain_http_urls_and_shows_the_secret_on
             .await
             .unwrap();
     assert_eq!(none, None);
+    record_url_policy(&app, true).await;
 
     let allowed = [("OTP_WEBHOOK_ALLOW_PRIVATE", "true")];
     let set = cli(
@@ -104,4 +108,82 @@ async fn clients_set_refuses_private_and_plain_http_urls_and_shows_the_secret_on
     );
     assert!(cleared.status.success(), "{}", text(&cleared));
     assert!(text(&cleared).contains("no webhook"));
+}
+
+async fn record_url_policy(app: &TestApp, allow_private: bool) {
+    sqlx::query("update webhook_url_policy set allow_private = $1")
+        .bind(allow_private)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+}
+
+fn said(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// The command line accepts the URLs the service accepts, read from what the
+/// service recorded at its start: no OTP_WEBHOOK_ALLOW_* to repeat.
+#[tokio::test]
+async fn clients_set_accepts_what_the_service_accepts_without_its_settings() {
+    let app = spawn().await;
+    let receiver = Receiver::start(&[]);
+    assert!(receiver.url.starts_with("http://127.0.0.1"), "{}", receiver.url);
+    let set = cli(
+        &app,
+        &[],
+        &["clients", "set", "test-client", "--webhook-url", &receiver.url],
+    );
+    assert!(set.status.success(), "{}", said(&set));
+    assert!(!said(&set).contains("warning"), "{}", said(&set));
+    let stdout = String::from_utf8_lossy(&set.stdout).into_owned();
+    let secret = stdout.lines().next().unwrap_or_default().to_owned();
+    request(&app, &app.api_key, PHONE).await;
+    let got = receiver.wait_for(1, WAIT).await;
+    assert!(got[0].verifies_with(&secret));
+}
+
+/// A service that allows no private address: the refusal says that plain
+/// http to loopback needs OTP_WEBHOOK_ALLOW_PRIVATE, and a URL let through
+/// only by the command line's own setting is set with a warning.
+#[tokio::test]
+async fn loopback_needs_allow_private_and_the_cli_says_when_the_service_would_refuse() {
+    let app = spawn_app().await;
+    let receiver = Receiver::start(&[]);
+    let args = ["clients", "set", "test-client", "--webhook-url", &receiver.url];
+    let refused = cli(&app, &[], &args);
+    assert!(!refused.status.success());
+    let text = said(&refused);
+    assert!(
+        text.contains("OTP_WEBHOOK_ALLOW_PRIVATE=true") && text.contains("loopback"),
+        "{text}"
+    );
+    let refused = cli(
+        &app,
+        &[],
+        &[
+            "clients",
+            "set",
+            "test-client",
+            "--webhook-url",
+            "http://example.com/hooks",
+        ],
+    );
+    let text = said(&refused);
+    assert!(
+        text.contains("plain http goes only to loopback") && text.contains("OTP_WEBHOOK_ALLOW_PRIVATE"),
+        "{text}"
+    );
+
+    let set = cli(&app, &[("OTP_WEBHOOK_ALLOW_PRIVATE", "true")], &args);
+    assert!(set.status.success(), "{}", said(&set));
+    assert!(
+        said(&set).contains("warning: the service, as last started on this database, refuses this URL"),
+        "{}",
+        said(&set)
+    );
 }

@@ -34,12 +34,31 @@ pub(super) fn within(field: &'static str, n: i64, range: RangeInclusive<i64>) ->
 pub(super) fn code_length(field: &'static str, n: i64, allow_weak: bool) -> Result<CodeLength, FieldError> {
     let range = if allow_weak { 4..=10 } else { 6..=10 };
     if range.contains(&n) {
-        Ok(CodeLength::new(n as u8).expect("in range"))
+        return Ok(CodeLength::new(n as u8).expect("in range"));
+    }
+    let detail = if allow_weak {
+        format!("must be 4 to 10 digits, not {n}")
     } else {
-        refuse(
-            field,
-            format!("must be {} to {} digits, not {n}", range.start(), range.end()),
+        format!(
+            "must be 6 to 10 digits (NIST SP 800-63B), not {n}; 4 or 5 digits only with \
+             OTP_ALLOW_WEAK_CODES=true on the service"
         )
+    };
+    refuse(field, detail)
+}
+
+/// Without `allow_weak`, a code lives at most 10 minutes (NIST SP 800-63B).
+pub(super) fn ttl(field: &'static str, n: i64, allow_weak: bool) -> Result<u32, FieldError> {
+    match (allow_weak, within(field, n, 30..=600)) {
+        (false, Err(_)) if n > 600 => refuse(
+            field,
+            format!(
+                "must be 30 to 600 s (NIST SP 800-63B), not {n}; up to 86400 only with \
+                 OTP_ALLOW_WEAK_CODES=true on the service"
+            ),
+        ),
+        (false, checked) => checked,
+        (true, _) => within(field, n, 30..=86_400),
     }
 }
 

@@ -69,7 +69,7 @@ macro_rules! for_each_client_setting {
             }
             /// Lifetime of a code, 30 to 600 s (up to 86400 with `OTP_ALLOW_WEAK_CODES`).
             ttl_seconds (TtlSeconds): Count [i64] => [u32] {
-                check: |field, n, weak| within(field, n, if weak { 30..=86_400 } else { 30..=600 }),
+                check: ttl,
                 fallback: |_, defaults| defaults.ttl_seconds,
                 schema: (example = 300),
                 view: (),

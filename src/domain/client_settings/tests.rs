@@ -51,22 +51,20 @@ fn weak_codes_need_the_operators_consent() {
         code_length: Change::Set(4),
         ..Default::default()
     };
-    assert_eq!(
-        short()
-            .apply(&ClientSettings::default(), false)
-            .unwrap_err()
-            .field,
-        "code_length"
+    let refused = short().apply(&ClientSettings::default(), false).unwrap_err();
+    assert_eq!(refused.field, "code_length");
+    assert!(
+        refused.detail.contains("not 4") && refused.detail.contains("OTP_ALLOW_WEAK_CODES=true"),
+        "the refusal names the way out: {refused}"
     );
     assert!(short().apply(&ClientSettings::default(), true).is_ok());
     let long = || SettingsChange {
         ttl_seconds: Change::Set(900),
         ..Default::default()
     };
-    assert_eq!(
-        long().apply(&ClientSettings::default(), false).unwrap_err().field,
-        "ttl_seconds"
-    );
+    let refused = long().apply(&ClientSettings::default(), false).unwrap_err();
+    assert_eq!(refused.field, "ttl_seconds");
+    assert!(refused.detail.contains("OTP_ALLOW_WEAK_CODES=true"), "{refused}");
     assert!(long().apply(&ClientSettings::default(), true).is_ok());
 }
 
