@@ -15,6 +15,9 @@ pub struct PepperInUse {
     pub since: DateTime<Utc>,
 }
 
+// Replicas starting together replace the record one after the other: without
+// the lock both would delete nothing and insert the same key ids.
+statement!(LOCK = "lock table peppers_in_use in exclusive mode");
 statement!(FORGET = "delete from peppers_in_use");
 statement!(RECORD = "insert into peppers_in_use (key_id, current) values ($1, $2)");
 statement!(READ = "select key_id, current, since from peppers_in_use order by current desc, key_id");
@@ -23,6 +26,7 @@ statement!(READ = "select key_id, current, since from peppers_in_use order by cu
 /// previous ones.
 pub async fn record(pool: &PgPool, current: &[u8], previous: &[Vec<u8>]) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().bounded().await?;
+    sqlx::query(LOCK).execute(&mut *tx).bounded().await?;
     sqlx::query(FORGET).execute(&mut *tx).bounded().await?;
     let all = std::iter::once((current, true)).chain(previous.iter().map(|id| (id.as_slice(), false)));
     for (id, is_current) in all {

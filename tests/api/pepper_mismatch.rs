@@ -132,3 +132,20 @@ async fn a_pepper_the_service_does_not_hold_is_refused_naming_the_mismatch() {
     let right = cli(&app.database_url, &[("OTP_PEPPER", NEW_PEPPER)], &add);
     assert!(right.status.success(), "{}", said(&right));
 }
+
+/// Replicas starting together each record their peppers: the records replace
+/// one another, none fails on the other's rows (two replicas did, at random,
+/// with a duplicate key).
+#[tokio::test]
+async fn replicas_starting_together_record_their_peppers_without_failing() {
+    use otp_service::store::peppers_in_use;
+    let app = spawn_app().await;
+    let (current, previous) = (b"current-id".to_vec(), vec![b"previous-id".to_vec()]);
+    let starts = (0..8).map(|_| peppers_in_use::record(&app.pool, &current, &previous));
+    for recorded in futures_util::future::join_all(starts).await {
+        recorded.expect("each start records its peppers");
+    }
+    let held = peppers_in_use::read(&app.pool).await.unwrap();
+    let ids: Vec<(Vec<u8>, bool)> = held.into_iter().map(|p| (p.key_id, p.current)).collect();
+    assert_eq!(ids, [(current, true), (previous[0].clone(), false)]);
+}
