@@ -8,7 +8,9 @@ use crate::store::{long_scan, scan_call};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::query::QueryAs;
+use sqlx::{FromRow, PgPool, Postgres};
 
 use crate::domain::ClientId;
 
@@ -77,17 +79,16 @@ pub async fn unverified(
     baseline: Duration,
     least: i64,
 ) -> Result<Vec<UnverifiedCounts>, sqlx::Error> {
-    let mut scan = long_scan(pool, limit).await?;
-    let rows = sqlx::query_as(UNVERIFIED)
-        .bind(scope)
-        .bind(window)
-        .bind(baseline)
-        .bind(least)
-        .fetch_all(&mut *scan)
-        .bounded_for(scan_call(limit))
-        .await?;
-    scan.commit().bounded().await?;
-    Ok(rows)
+    scan_all(
+        pool,
+        limit,
+        sqlx::query_as(UNVERIFIED)
+            .bind(scope)
+            .bind(window)
+            .bind(baseline)
+            .bind(least),
+    )
+    .await
 }
 
 /// One client's verifications on one prefix, over the last `window`.
@@ -120,15 +121,7 @@ pub async fn conversion(
     window: Duration,
     least: i64,
 ) -> Result<Vec<ConversionCounts>, sqlx::Error> {
-    let mut scan = long_scan(pool, limit).await?;
-    let rows = sqlx::query_as(CONVERSION)
-        .bind(window)
-        .bind(least)
-        .fetch_all(&mut *scan)
-        .bounded_for(scan_call(limit))
-        .await?;
-    scan.commit().bounded().await?;
-    Ok(rows)
+    scan_all(pool, limit, sqlx::query_as(CONVERSION).bind(window).bind(least)).await
 }
 
 /// One client's end-user network, over the last `window`.
@@ -160,13 +153,25 @@ pub async fn network_countries(
     window: Duration,
     least: i64,
 ) -> Result<Vec<NetworkCounts>, sqlx::Error> {
+    scan_all(
+        pool,
+        limit,
+        sqlx::query_as(NETWORK_COUNTRIES).bind(window).bind(least),
+    )
+    .await
+}
+
+/// Every row `query` answers, read in a `long_scan` of `limit`.
+async fn scan_all<O>(
+    pool: &PgPool,
+    limit: Duration,
+    query: QueryAs<'_, Postgres, O, PgArguments>,
+) -> Result<Vec<O>, sqlx::Error>
+where
+    O: Send + Unpin + for<'r> FromRow<'r, PgRow>,
+{
     let mut scan = long_scan(pool, limit).await?;
-    let rows = sqlx::query_as(NETWORK_COUNTRIES)
-        .bind(window)
-        .bind(least)
-        .fetch_all(&mut *scan)
-        .bounded_for(scan_call(limit))
-        .await?;
+    let rows = query.fetch_all(&mut *scan).bounded_for(scan_call(limit)).await?;
     scan.commit().bounded().await?;
     Ok(rows)
 }
