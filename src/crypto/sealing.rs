@@ -11,6 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 
 use super::pepper::{KEY_ID_LEN, KeyId, Peppers};
+use crate::domain::{OtpCode, VerificationId};
 
 const NONCE_LEN: usize = 12;
 /// The first byte of a sealed text that names its pepper: `1 || key id || nonce
@@ -83,6 +84,21 @@ impl Sealer {
             .map(|text| self.seal(&text, phone_digits))
     }
 
+    /// A verification's code, sealed for a resend of that verification alone
+    /// to open (`open_code`): bound to its id, not to the phone, so a sealed
+    /// code moved to another verification or into a message opens nowhere.
+    pub fn seal_code(&self, code: &OtpCode, verification: VerificationId) -> Vec<u8> {
+        let text = SecretString::from(code.expose().to_owned());
+        self.seal(&text, &code_binding(verification))
+    }
+
+    /// The code `seal_code` sealed for `verification`, or `None` if no
+    /// configured pepper opens it (or it is not a code).
+    pub fn open_code(&self, sealed: &[u8], verification: VerificationId) -> Option<OtpCode> {
+        let text = self.open(sealed, &code_binding(verification))?;
+        OtpCode::parse_any_length(text.expose_secret())
+    }
+
     /// The text, or `None` if it was sealed under a pepper no longer configured,
     /// or altered.
     pub fn open(&self, sealed: &[u8], phone_digits: &str) -> Option<SecretString> {
@@ -102,6 +118,11 @@ impl Sealer {
                 .find_map(|(_, cipher)| open_with(cipher, sealed, phone_digits))
         })
     }
+}
+
+/// What a sealed code is bound to; no phone's digits look like it.
+fn code_binding(verification: VerificationId) -> String {
+    format!("code:{verification}")
 }
 
 fn open_with(cipher: &ChaCha20Poly1305, sealed: &[u8], phone_digits: &str) -> Option<SecretString> {
@@ -163,6 +184,34 @@ mod tests {
         let mut altered = sealed.clone();
         *altered.last_mut().unwrap() ^= 1;
         assert!(sealer.open(&altered, "59169657008").is_none());
+    }
+
+    #[test]
+    fn a_code_opens_for_its_own_verification_only_and_while_its_pepper_is_held() {
+        let sealer = sealer_of("a", &[]);
+        let (id, other) = (VerificationId::new(), VerificationId::new());
+        let code = OtpCode::parse_any_length("012345").unwrap();
+        let sealed = sealer.seal_code(&code, id);
+        assert!(!String::from_utf8_lossy(&sealed).contains("012345"));
+        assert_eq!(sealer.open_code(&sealed, id).unwrap().expose(), "012345");
+        assert!(
+            sealer.open_code(&sealed, other).is_none(),
+            "bound to its verification"
+        );
+        assert!(
+            sealer.open(&sealed, "59169657008").is_none(),
+            "not a message's text"
+        );
+        assert_eq!(
+            sealer_of("b", &["a"]).open_code(&sealed, id).unwrap().expose(),
+            "012345"
+        );
+        assert!(
+            sealer_of("b", &[]).open_code(&sealed, id).is_none(),
+            "its pepper rotated away"
+        );
+        let text = sealer.seal(&SecretString::from("hola".to_owned()), &code_binding(id));
+        assert!(sealer.open_code(&text, id).is_none(), "not a code");
     }
 
     #[test]

@@ -17,7 +17,7 @@ use super::gateway::{SEND_TIMEOUT, WaconectaClient};
 use super::recent::Recent;
 use super::senders::{SenderStatus, Senders, next_free_slot};
 use crate::crypto::Sealer;
-use crate::domain::MessageId;
+use crate::domain::{MessageId, OtpCode, VerificationId};
 use crate::metrics::Metrics;
 use crate::store::outbox::{self, Claimed};
 use crate::tasks::Tasks;
@@ -95,6 +95,16 @@ impl Delivery {
 
     pub fn seal(&self, text: &SecretString, phone_digits: &str) -> Vec<u8> {
         self.inner.sealer.seal(text, phone_digits)
+    }
+
+    /// A verification's code, sealed for its resends (`Sealer::seal_code`).
+    pub fn seal_code(&self, code: &OtpCode, verification: VerificationId) -> Vec<u8> {
+        self.inner.sealer.seal_code(code, verification)
+    }
+
+    /// The code `seal_code` sealed, if a pepper of the service still opens it.
+    pub fn open_code(&self, sealed: &[u8], verification: VerificationId) -> Option<OtpCode> {
+        self.inner.sealer.open_code(sealed, verification)
     }
 
     /// Messages waiting to be sent (due or not).

@@ -3,7 +3,7 @@
 //! hands slots out in virtual-finish-time order: a client's k-th waiting
 //! message finishes at (its sends in the last minute + k) / its share, and the
 //! smallest goes first. Here is the same order seen from a new request: where
-//! its message would stand, and so whether it can go out before it expires.
+//! its message would stand (and `estimate` says when that place's send comes).
 
 use crate::domain::ClientId;
 
@@ -15,21 +15,13 @@ pub struct ClientQueue {
     pub waiting: u64,
 }
 
-/// What admission decides for a new message of a client.
+/// Where a new message of a client would stand, if it may queue at all.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Admission {
-    Admit,
+    /// At `position` in the fair order (`position`).
+    Placed { position: f64 },
     /// The client already has `max_queued` messages waiting.
-    QueueFull {
-        waiting: u64,
-        retry_after: u64,
-    },
-    /// Its message would stand at `position` in the fair order, past what the
-    /// keys can send before the code expires.
-    TooLate {
-        position: f64,
-        retry_after: u64,
-    },
+    QueueFull { waiting: u64, retry_after: u64 },
 }
 
 /// The sends that go out up to and including a new message of `own`, if every
@@ -60,17 +52,15 @@ fn waiting_of(own: ClientId, queues: &[ClientQueue]) -> u64 {
     queues.iter().find(|q| q.client == own).map_or(0, |q| q.waiting)
 }
 
-/// Admits a new message of `own` if the client's queue has room and the
-/// message, at its place in the fair order, can be handed to a key within the
-/// `in_time` sends the keys can make before its code expires (`per_second`
-/// being their rate). A flood by one client so refuses that client's excess,
-/// never another's requests.
+/// Places a new message of `own` in the fair order if the client's queue has
+/// room (`per_second`, the keys' rate, says when it will have). Only the
+/// client's own queue and place count: a flood by one client refuses that
+/// client's excess, never another's requests.
 pub fn admit(
     own: ClientId,
     own_share: u32,
     max_queued: u32,
     queues: &[ClientQueue],
-    in_time: f64,
     per_second: f64,
 ) -> Admission {
     let waiting = waiting_of(own, queues);
@@ -82,17 +72,13 @@ pub fn admit(
             retry_after: seconds(excess / rate),
         };
     }
-    let position = position(own, own_share, queues);
-    if position > in_time {
-        return Admission::TooLate {
-            position,
-            retry_after: seconds((position - in_time) / per_second),
-        };
+    Admission::Placed {
+        position: position(own, own_share, queues),
     }
-    Admission::Admit
 }
 
-fn seconds(s: f64) -> u64 {
+/// Whole seconds to wait, at least 1, for a `Retry-After`.
+pub fn seconds(s: f64) -> u64 {
     if s.is_finite() {
         s.ceil().max(1.0) as u64
     } else {
@@ -144,33 +130,20 @@ mod tests {
     }
 
     #[test]
-    fn admission_refuses_the_flooder_and_admits_the_newcomer() {
-        let (a, b) = (ClientId::new(), ClientId::new());
-        // 30 a minute, 270 s of a code's life: about 135 sends in time.
-        let per_second = 0.5;
-        let in_time = 135.0;
-        let queues = [queue(a, 1, 134)];
-        assert_eq!(admit(a, 1, 1000, &queues, in_time, per_second), Admission::Admit);
-        let queues = [queue(a, 1, 140)];
-        assert!(matches!(
-            admit(a, 1, 1000, &queues, in_time, per_second),
-            Admission::TooLate { retry_after: 12, .. }
-        ));
-        assert_eq!(admit(b, 1, 1000, &queues, in_time, per_second), Admission::Admit);
-    }
-
-    #[test]
-    fn a_full_queue_says_when_it_has_room() {
+    fn a_full_queue_says_when_it_has_room_and_another_client_is_placed() {
         let (a, b) = (ClientId::new(), ClientId::new());
         let queues = [queue(a, 1, 100), queue(b, 1, 10)];
         // A gets half of 0.5/s: one message leaves its queue every 4 s.
         assert_eq!(
-            admit(a, 1, 100, &queues, 1000.0, 0.5),
+            admit(a, 1, 100, &queues, 0.5),
             Admission::QueueFull {
                 waiting: 100,
                 retry_after: 4
             }
         );
-        assert_eq!(admit(b, 1, 100, &queues, 1000.0, 0.5), Admission::Admit);
+        assert_eq!(
+            admit(b, 1, 100, &queues, 0.5),
+            Admission::Placed { position: 22.0 }
+        );
     }
 }

@@ -3,6 +3,7 @@
 //! Waconecta client, and a fake Waconecta for development and tests.
 
 mod dispatcher;
+pub mod estimate;
 pub mod fair;
 pub mod fake_gateway;
 pub mod gateway;

@@ -3,17 +3,19 @@
 //! the gateway's limit together.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::{PgExecutor, PgPool};
 
 use super::recent::Recent;
 use crate::domain::{FailureReason, KeyState, SenderId};
 use crate::store::senders as store;
+
+mod status;
+pub use status::{SenderState, SenderStatus, next_free_slot};
 
 /// The window the gateway counts in, plus a margin for the time a message takes
 /// to reach it: a slot taken here is counted there a few milliseconds later.
@@ -24,37 +26,6 @@ pub const WINDOW: Duration = Duration::from_millis(60_500);
 /// minute, so a client that comes while another floods waits seconds for a
 /// slot, not the rest of the minute.
 pub const BURST_WINDOW: Duration = Duration::from_secs(15);
-
-/// The state of one gateway key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum SenderState {
-    Ok,
-    /// Resting after a `429` until `resting_until`.
-    BackingOff,
-    /// `Session has ended`: the WhatsApp session needs re-linking (QR code), then `resume`.
-    SessionEnded,
-    /// `401`: the key is wrong or revoked.
-    Unauthorized,
-}
-
-impl SenderState {
-    pub const ALL: [SenderState; 4] = [
-        SenderState::Ok,
-        SenderState::BackingOff,
-        SenderState::SessionEnded,
-        SenderState::Unauthorized,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SenderState::Ok => "ok",
-            SenderState::BackingOff => "backing_off",
-            SenderState::SessionEnded => "session_ended",
-            SenderState::Unauthorized => "unauthorized",
-        }
-    }
-}
 
 /// One gateway key (one linked WhatsApp session), known by its name; the key
 /// itself is never shown.
@@ -76,39 +47,6 @@ impl Sender {
             container_token,
         }
     }
-}
-
-/// What a key can do right now.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct SenderStatus {
-    #[schema(example = "sender-1")]
-    pub name: String,
-    pub state: SenderState,
-    /// Messages handed to this key in the last minute.
-    pub sent_last_minute: u32,
-    pub resting_until: Option<DateTime<Utc>>,
-    #[schema(example = "gateway answered 503")]
-    pub last_error: Option<String>,
-    #[serde(skip)]
-    pub next_free_slot_in: Duration,
-    /// Slots it may be handed now (the minute's and the burst's room).
-    #[serde(skip)]
-    pub free: u32,
-}
-
-impl SenderStatus {
-    pub fn in_service(&self) -> bool {
-        matches!(self.state, SenderState::Ok | SenderState::BackingOff)
-    }
-}
-
-/// How soon a key in service will have a free slot; `None` when none is in service.
-pub fn next_free_slot(statuses: &[SenderStatus]) -> Option<Duration> {
-    statuses
-        .iter()
-        .filter(|s| s.in_service())
-        .map(|s| s.next_free_slot_in)
-        .min()
 }
 
 pub enum Slot<'a> {
@@ -190,12 +128,17 @@ impl Senders {
     pub async fn statuses_on(&self, db: impl PgExecutor<'_>) -> Result<Vec<SenderStatus>, sqlx::Error> {
         let at = std::time::Instant::now();
         let rows = store::rows(db, &self.ids(), self.key_limit()).await?;
-        let statuses = self.statuses_of(&rows);
+        let statuses = self.statuses_of(&rows, at);
         self.recent.put(at, statuses.clone());
         Ok(statuses)
     }
 
-    fn statuses_of(&self, rows: &[store::KeyRow]) -> Vec<SenderStatus> {
+    /// The statuses of `rows`, read at `at`.
+    fn statuses_of(&self, rows: &[store::KeyRow], at: Instant) -> Vec<SenderStatus> {
+        let instant = |seconds_ago: f64| {
+            at.checked_sub(Duration::from_secs_f64(seconds_ago.max(0.0)))
+                .unwrap_or(at)
+        };
         self.list
             .iter()
             .map(|sender| {
@@ -234,6 +177,9 @@ impl Senders {
                     next_free_slot_in: Duration::from_secs_f64(
                         resting_for.unwrap_or(0.0).max(full_for).max(burst_full_for),
                     ),
+                    sent_at: row
+                        .map_or_else(Vec::new, |r| r.sent_ago.iter().map(|ago| instant(*ago)).collect()),
+                    rests_until: resting_for.map(|rest| at + Duration::from_secs_f64(rest)),
                 }
             })
             .collect()
@@ -330,6 +276,8 @@ impl Senders {
             if let Some(status) = statuses.iter_mut().find(|s| s.name == sender.name) {
                 status.free = status.free.saturating_sub(n);
                 status.sent_last_minute = status.sent_last_minute.saturating_add(n);
+                let now = Instant::now();
+                status.sent_at.extend(std::iter::repeat_n(now, n as usize));
             }
         });
     }

@@ -11,10 +11,7 @@ use super::limits::Bucket;
 use super::rules;
 use super::service::OtpService;
 use crate::clients::Client;
-use crate::delivery::render;
-use crate::domain::{
-    DeliveryError, Effective, Locale, MessageId, OtpCode, PhoneNumber, Purpose, VerificationId,
-};
+use crate::domain::{DeliveryError, Effective, Locale, MessageId, PhoneNumber, Purpose, VerificationId};
 use crate::error::{Error, Result};
 use crate::store::verifications;
 
@@ -23,13 +20,6 @@ pub struct NewVerification {
     pub purpose: Purpose,
     pub locale: Locale,
     pub end_user_ip: Option<IpAddr>,
-}
-
-/// What a request sends: a sealed text to queue, or nothing (a test number).
-#[derive(Clone, Copy)]
-pub(super) enum Outgoing<'a> {
-    Queue { body: &'a [u8] },
-    TestNumber,
 }
 
 impl OtpService {
@@ -98,31 +88,25 @@ impl OtpService {
         } else {
             &phone_windows
         };
-        if let Some(refusal) = self.resend_refusal(&key, &rules, windows).await? {
-            return Err(refusal);
-        }
+        let resending = self.resend_or_refusal(&key, &rules, windows).await?;
         if let Some(code_hash) = test_number {
             let (verification_id, _) = self
-                .enqueue_once(client, &rules, input, &code_hash, Outgoing::TestNumber)
+                .enqueue_once(client, &rules, input, Some(&code_hash), None)
                 .await?;
             tracing::info!(verification = %verification_id, "test number: code stored, nothing sent");
             return Ok(Queued::TestNumber(verification_id));
         }
         let ttl = Duration::from_secs(rules.ttl_seconds.into());
         self.delivery.admit(client.id, &rules, ttl).await?;
-
-        let code = OtpCode::generate(rules.code_length);
-        let code_hash = self.hasher.hash(&code).await?;
-        let text = render(rules.template(input.locale), &code, ttl, &rules.display_name);
-        let body = self.delivery.seal(&text, input.phone.gateway_digits());
-        drop(text);
-        drop(code);
-
-        let outgoing = Outgoing::Queue { body: &body };
-        let (verification_id, message_id) = self
-            .enqueue_once(client, &rules, input, &code_hash, outgoing)
-            .await?;
-        tracing::info!(verification = %verification_id, "code queued");
+        // A resend sends the code already sent, and needs no argon2 work;
+        // should the transaction find nothing to resend after all, it comes
+        // back for a new code.
+        let fresh = match resending {
+            true => None,
+            false => Some(self.fresh_code(&rules).await?),
+        };
+        let (verification_id, message_id) = self.enqueue_once(client, &rules, input, None, fresh).await?;
+        tracing::info!(verification = %verification_id, resend = resending, "code queued");
         Ok(Queued::Message(verification_id, message_id))
     }
 
@@ -166,38 +150,38 @@ impl OtpService {
         })
     }
 
-    /// Why the pending verification for `key` may not be resent now, or why
-    /// one of `windows` refuses a new send, if either does: from memory when
-    /// memory refuses the resend, else from one read.
-    async fn resend_refusal(
+    /// Refuses a resend of the pending verification for `key` that is too
+    /// soon or one too many, or a send one of `windows` refuses: from memory
+    /// when memory refuses the resend, else from one read. Otherwise says
+    /// whether the request resends a pending verification, as that read saw it.
+    async fn resend_or_refusal(
         &self,
         key: &verifications::Key<'_>,
         rules: &Effective,
         windows: &[Bucket],
-    ) -> Result<Option<Error>> {
+    ) -> Result<bool> {
         let cooldowns = self.clients.cooldowns();
         if let Some(refusal) = cooldowns
             .recall(key)
             .and_then(|p| rules::resend_refusal(&p, rules.max_sends))
         {
-            return Ok(Some(refusal));
+            return Err(refusal);
         }
         let (epoch, read_at) = (cooldowns.epoch(), std::time::Instant::now());
         let looked_at: Vec<_> = windows.iter().map(Bucket::window).collect();
         let (pending, waits) =
             verifications::resendable_and_waits(&self.pool, key, rules.resend_cooldown_seconds, &looked_at)
                 .await?;
-        if let Some(pending) = pending {
-            cooldowns.keep(epoch, key, &pending, read_at);
-            if let Some(refusal) = rules::resend_refusal(&pending, rules.max_sends) {
-                return Ok(Some(refusal));
+        if let Some(pending) = &pending {
+            cooldowns.keep(epoch, key, pending, read_at);
+            if let Some(refusal) = rules::resend_refusal(pending, rules.max_sends) {
+                return Err(refusal);
             }
         }
-        Ok(windows
-            .iter()
-            .zip(waits)
-            .find(|(_, wait)| *wait > 0.0)
-            .map(|(bucket, wait)| bucket.refused(wait)))
+        match windows.iter().zip(waits).find(|(_, wait)| *wait > 0.0) {
+            Some((bucket, wait)) => Err(bucket.refused(wait)),
+            None => Ok(pending.is_some()),
+        }
     }
 
     /// `OTP_ALLOWED_COUNTRIES`: refused before anything is counted, stored or sent.

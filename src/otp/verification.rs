@@ -15,6 +15,7 @@ use crate::store::verifications::ViewRow;
     "locale": "es",
     "status": "pending",
     "delivery_status": "sent",
+    "estimated_send_at": null,
     "attempts_remaining": 5,
     "sends": 1,
     "expires_at": "2026-11-21T10:52:00Z",
@@ -33,6 +34,15 @@ pub struct Verification {
     /// Why delivery failed; present only when `delivery_status` is `failed`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delivery_error: Option<DeliveryError>,
+    /// While the code's message waits for the gateway (`delivery_status`
+    /// `queued` or `sending`): when it should go out, given this client's
+    /// place in the gateway's fair order, the keys' windows and any rest the
+    /// gateway asked for: the figure the request was admitted by, always
+    /// before `expires_at`. Once that time has passed and the message still
+    /// waits, the time of reading (it goes as soon as the keys allow).
+    /// `null` once sent or given up, for a test number, and when the
+    /// verification is no longer pending.
+    pub estimated_send_at: Option<DateTime<Utc>>,
     /// Wrong codes still allowed.
     pub attempts_remaining: u32,
     /// How many codes have been sent for this verification.
@@ -68,6 +78,7 @@ impl Verification {
             status: row.status,
             delivery_status,
             delivery_error,
+            estimated_send_at: row.estimated_send_at,
             attempts_remaining: u32::try_from(row.max_attempts - row.failed_attempts).unwrap_or(0),
             sends,
             expires_at: row.expires_at,

@@ -44,6 +44,8 @@ pub struct KeyRow {
     pub recent_burst: i64,
     /// Seconds until the oldest of those leaves it.
     pub burst_oldest_for: Option<f64>,
+    /// Seconds since each send in the window.
+    pub sent_ago: Vec<f64>,
 }
 
 statement!(REGISTER = "insert into senders (id) select unnest($1::text[]) on conflict (id) do nothing");
@@ -62,7 +64,9 @@ statement!(
                 count(x.sent_at) filter (where x.sent_at > clock_timestamp() - make_interval(secs => $3))
                     as recent_burst,
                 extract(epoch from min(x.sent_at) filter (where x.sent_at > clock_timestamp() - make_interval(secs => $3))
-                    + make_interval(secs => $3) - clock_timestamp())::float8 as burst_oldest_for
+                    + make_interval(secs => $3) - clock_timestamp())::float8 as burst_oldest_for,
+                coalesce(array_agg(extract(epoch from clock_timestamp() - x.sent_at)::float8)
+                             filter (where x.sent_at is not null), '{}') as sent_ago
          from senders s
          left join sender_sends x
                 on x.sender_id = s.id and x.sent_at > clock_timestamp() - make_interval(secs => $2)

@@ -47,8 +47,8 @@ mod ends;
 mod requests;
 pub use ends::{approve, cancel, expire_due, fail_if_pending, mark_expired};
 pub use requests::{
-    Key, NewVerification, Resendable, close_finished_and_lock_resendable, insert, insert_with_message,
-    is_one_pending_violation, resend, resendable_and_waits,
+    Found, Key, NewVerification, ResendCode, Resendable, close_finished_and_lock_resendable, insert,
+    insert_with_message, is_one_pending_violation, resend, resendable_and_waits,
 };
 
 /// Locks the verification's row: every writer that also touches its messages
@@ -76,10 +76,12 @@ select v.id, v.phone, v.purpose, v.locale,
        v.failed_attempts, v.max_attempts, v.sends, v.last_sent_at, v.expires_at, v.created_at, v.verified_at,
        m.status as message_status,
        coalesce(m.leased_until > now(), false) as message_leased,
-       m.failure as message_failure
+       m.failure as message_failure,
+       case when m.status = 'queued' and v.status = 'pending' and v.expires_at > now()
+            then greatest(m.estimated_send_at, now()) end as estimated_send_at
 from verifications v
 left join lateral (
-    select status, leased_until, failure
+    select status, leased_until, failure, estimated_send_at
     from outbox_messages
     where verification_id = v.id and status <> 'superseded'
     order by created_at desc
@@ -107,6 +109,9 @@ pub struct ViewRow {
     pub message_leased: bool,
     /// Why the current message was given up, if it was.
     pub message_failure: Option<FailureReason>,
+    /// While the current message waits for a pending verification: when it
+    /// should go out, as admission estimated it, or now once that has passed.
+    pub estimated_send_at: Option<DateTime<Utc>>,
 }
 
 pub async fn view(

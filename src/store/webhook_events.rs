@@ -18,6 +18,8 @@ pub struct Claimed {
     pub verification_id: VerificationId,
     pub kind: String,
     pub occurred_at: DateTime<Utc>,
+    /// Which of its verification's sends the event tells of (a message's events).
+    pub send_number: Option<i32>,
     pub payload: Option<String>,
     /// Attempts made, this one included.
     pub attempts: i32,
@@ -56,7 +58,7 @@ statement!(
          where e.id = p.id and c.id = e.client_id and e.status = 'pending'
            and (e.leased_until is null or e.leased_until <= now())
          returning e.id, e.client_id, c.name as client_name, e.verification_id, e.type as kind, e.occurred_at,
-                   e.payload, e.attempts, c.webhook_url as url, c.webhook_secret_sealed as secret_sealed,
+                   e.send_number, e.payload, e.attempts, c.webhook_url as url, c.webhook_secret_sealed as secret_sealed,
                    case when c.webhook_previous_until > now() then c.webhook_previous_secret_sealed end
                        as previous_secret_sealed",
 );

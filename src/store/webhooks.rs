@@ -210,7 +210,7 @@ pub async fn reseal(
 statement!(
     RECORD = concat!(
         "with decided as (select $1::uuid as client_id, $2::uuid as verification_id, $3::text as event,
-                                 $4::bool as once)",
+                                 $4::bool as once, null::integer as send_number)",
         crate::store::transitions::record_events!("decided"),
         " select 1"
     )

@@ -138,6 +138,7 @@ impl Webhooks {
         let body = WebhookEvent {
             kind,
             timestamp: event.occurred_at,
+            send: event.send_number.and_then(|n| u32::try_from(n).ok()),
             data,
         };
         Ok(Some(

@@ -18,12 +18,18 @@ pub struct NewMessage<'a> {
     pub ttl: Duration,
     /// When the dispatcher may take the message if nobody sent it before.
     pub first_attempt_in: Duration,
+    /// When it should go out, from now: the figure admission admitted it by.
+    pub estimated_in: Duration,
+    /// Which of its verification's sends it is (1 for the first).
+    pub send_number: i32,
 }
 
 statement!(
     INSERT = "insert into outbox_messages
-             (id, verification_id, client_id, phone_digits, body_sealed, status, expires_at, next_attempt_at)
-         values ($1, $2, $8, $3, $4, $5, now() + make_interval(secs => $6), now() + make_interval(secs => $7))",
+             (id, verification_id, client_id, phone_digits, body_sealed, status, expires_at, next_attempt_at,
+              estimated_send_at, send_number)
+         values ($1, $2, $8, $3, $4, $5, now() + make_interval(secs => $6), now() + make_interval(secs => $7),
+                 now() + make_interval(secs => $9), $10)",
 );
 pub async fn insert(
     tx: &mut Transaction<'_, Postgres>,
@@ -39,6 +45,8 @@ pub async fn insert(
         .bind(message.ttl.as_secs_f64())
         .bind(message.first_attempt_in.as_secs_f64())
         .bind(message.client_id)
+        .bind(message.estimated_in.as_secs_f64())
+        .bind(message.send_number)
         .execute(&mut **tx)
         .bounded()
         .await?;
@@ -49,13 +57,13 @@ statement!(
     INSERT_FOR_TEST_NUMBER = settling!(
         concat!(
             "insert into outbox_messages
-                 (id, verification_id, client_id, phone_digits, status, expires_at, sent_at, last_error)
-             values ($1, $2, $3, $4, $5, now(), now(), 'test number: nothing was sent')
+                 (id, verification_id, client_id, phone_digits, status, expires_at, sent_at, last_error,
+                  send_number)
+             values ($1, $2, $3, $4, $5, now(), now(), 'test number: nothing was sent', $6)
              returning ",
             settled_columns!()
         ),
         "select count(*) from settled",
-        "$6",
         "$7",
         "$8",
         "$9",
@@ -64,16 +72,19 @@ statement!(
         "$12",
         "$13",
         "$14",
-        "$15"
+        "$15",
+        "$16"
     )
 );
 /// The message of a test number: recorded as sent, and never handed to the
-/// gateway (it has no text, and is not queued).
+/// gateway (it has no text, and is not queued). `send_number` as for
+/// `NewMessage`.
 pub async fn insert_for_test_number(
     tx: &mut Transaction<'_, Postgres>,
     verification_id: VerificationId,
     client_id: ClientId,
     phone_digits: &str,
+    send_number: i32,
 ) -> Result<MessageId, sqlx::Error> {
     let id = MessageId::new();
     let query = sqlx::query(INSERT_FOR_TEST_NUMBER)
@@ -81,7 +92,8 @@ pub async fn insert_for_test_number(
         .bind(verification_id)
         .bind(client_id)
         .bind(phone_digits)
-        .bind(MessageStatus::Sent);
+        .bind(MessageStatus::Sent)
+        .bind(send_number);
     SETTLED.bind_to(query).execute(&mut **tx).bounded().await?;
     Ok(id)
 }

@@ -22,7 +22,7 @@ macro_rules! decide_ended {
             ", decided as (
                  select s.id as verification_id, s.client_id, s.created_at, s.country, null::text as failure,
                         extract(epoch from s.verified_at - s.created_at)::float8 as approval_seconds,
-                        r.event, r.once, r.outcome, r.timed
+                        null::integer as send_number, r.event, r.once, r.outcome, r.timed
                  from ", $source, " s
                  join unnest(", $p1, "::text[], ", $p2, "::bool[], ", $p3, "::bool[], ", $p4, "::text[], ",
             $p5, "::bool[], ", $p6, "::text[], ", $p7, "::bool[])
@@ -37,7 +37,7 @@ pub(crate) use decide_ended;
 /// What a statement that settles messages returns of each, for `decide_settled!`.
 macro_rules! settled_columns {
     () => {
-        "id, verification_id, client_id, status, failure"
+        "id, verification_id, client_id, status, failure, send_number"
     };
     ($alias:literal) => {
         concat!(
@@ -50,7 +50,9 @@ macro_rules! settled_columns {
             $alias,
             ".status, ",
             $alias,
-            ".failure"
+            ".failure, ",
+            $alias,
+            ".send_number"
         )
     };
 }
@@ -65,7 +67,8 @@ macro_rules! decide_settled {
      $p7:literal, $p8:literal, $p9:literal, $p10:literal) => {
         concat!(
             ", facts as (
-                 select s.id, s.verification_id, s.client_id, s.status, s.failure, v.created_at, v.country,
+                 select s.id, s.verification_id, s.client_id, s.status, s.failure, s.send_number, v.created_at,
+                        v.country,
                         coalesce(v.test_number, true) as test_number,
                         s.status = 'sent' and not exists (
                             select 1 from outbox_messages o
@@ -74,7 +77,7 @@ macro_rules! decide_settled {
                  from ", $source, " s left join verifications v on v.id = s.verification_id),
              decided as (
                  select f.verification_id, f.client_id, f.created_at, f.country, f.failure,
-                        null::float8 as approval_seconds, r.event, r.once, r.outcome, r.timed
+                        null::float8 as approval_seconds, f.send_number, r.event, r.once, r.outcome, r.timed
                  from facts f
                  join unnest(", $p1, "::text[], ", $p2, "::text[], ", $p3, "::bool[], ", $p4, "::bool[], ",
             $p5, "::text[], ", $p6, "::bool[], ", $p7, "::text[], ", $p8, "::bool[])
@@ -96,7 +99,8 @@ macro_rules! decide_requested {
         concat!(
             ", decided as (
                  select s.id as verification_id, s.client_id, s.created_at, s.country, null::text as failure,
-                        null::float8 as approval_seconds, r.event, r.once, r.outcome, r.timed
+                        null::float8 as approval_seconds, null::integer as send_number, r.event, r.once, r.outcome,
+                        r.timed
                  from ", $source, " s
                  join unnest(", $p1, "::bool[], ", $p2, "::text[], ", $p3, "::bool[], ", $p4, "::text[], ",
             $p5, "::bool[]) as r (test_number, event, once, outcome, timed)
@@ -130,15 +134,15 @@ macro_rules! record_decided {
 pub(crate) use record_decided;
 
 /// Records the events of `$source` (`verification_id`, `client_id`, `event`,
-/// `once`): only for a client whose endpoint is set and enabled, a `once`
+/// `once`, `send_number`): only for a client whose endpoint is set and enabled, a `once`
 /// event only if its verification has not had it, each due no sooner than
 /// the verification's earlier pending events (they go out in order).
 macro_rules! record_events {
     ($source:literal) => {
         concat!(
             ", events as (
-                 insert into webhook_events (id, client_id, verification_id, type, next_attempt_at)
-                 select gen_random_uuid(), d.client_id, d.verification_id, d.event,
+                 insert into webhook_events (id, client_id, verification_id, type, send_number, next_attempt_at)
+                 select gen_random_uuid(), d.client_id, d.verification_id, d.event, d.send_number,
                         greatest(clock_timestamp(),
                                  (select max(p.next_attempt_at) from webhook_events p
                                   where p.verification_id = d.verification_id and p.status = 'pending'))

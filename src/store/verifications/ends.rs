@@ -1,6 +1,7 @@
 //! The statements that end a pending verification, each writing what its
 //! end tells (`store::transitions`): the webhook event and the stats outcome
-//! decided in `domain::transitions`.
+//! decided in `domain::transitions`. Each erases the sealed code too: an
+//! ended verification is never resent.
 
 use crate::store::Bounded;
 
@@ -24,7 +25,8 @@ macro_rules! ending {
 
 statement!(
     FAIL_IF_PENDING = ending!(
-        "update verifications set status = 'failed', updated_at = now() where id = $1 and status = 'pending'",
+        "update verifications set status = 'failed', code_sealed = null, updated_at = now()
+         where id = $1 and status = 'pending'",
         "$2",
         "$3",
         "$4",
@@ -50,7 +52,8 @@ pub async fn fail_if_pending(db: impl PgExecutor<'_>, id: VerificationId) -> Res
 statement!(
     APPROVE = ending!(
         "update verifications
-         set status = 'approved', verified_at = now(), failed_attempts = failed_attempts - 1, updated_at = now()
+         set status = 'approved', verified_at = now(), failed_attempts = failed_attempts - 1, code_sealed = null,
+             updated_at = now()
          where id = $1 and status = 'pending' and code_hash = $2 and expires_at > now()",
         "$3", "$4", "$5", "$6", "$7", "$8", "$9", "$10", "$11"
     )
@@ -74,7 +77,7 @@ pub async fn approve(
 statement!(
     CANCEL = ending!(
         concat!(
-            "update verifications set status = 'canceled', updated_at = now()
+            "update verifications set status = 'canceled', code_sealed = null, updated_at = now()
              where id = $1 and client_id = $2 and ",
             attemptable!()
         ),
@@ -105,7 +108,7 @@ pub async fn cancel(
 
 statement!(
     MARK_EXPIRED = ending!(
-        "update verifications set status = 'expired', updated_at = now()
+        "update verifications set status = 'expired', code_sealed = null, updated_at = now()
          where id = $1 and status = 'pending' and expires_at <= now()",
         "$2",
         "$3",
@@ -131,7 +134,7 @@ pub async fn mark_expired(db: impl PgExecutor<'_>, id: VerificationId) -> Result
 statement!(
     EXPIRE_DUE = concat!(
         "with ended as (
-             update verifications set status = 'expired', updated_at = now()
+             update verifications set status = 'expired', code_sealed = null, updated_at = now()
              where id in (select id from verifications
                           where status = 'pending' and expires_at <= now()
                           limit $1 for update skip locked)

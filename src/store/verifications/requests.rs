@@ -47,12 +47,16 @@ impl Resendable {
 
 macro_rules! select_resendable {
     () => {
+        select_resendable!("")
+    };
+    ($more:literal) => {
         concat!(
             "select id, sends,
                     ceil(extract(epoch from last_sent_at + make_interval(secs => $4) - now()))::bigint
                         as cooldown_left,
-                    ceil(extract(epoch from expires_at - now()))::bigint as expires_in
-             from verifications
+                    ceil(extract(epoch from expires_at - now()))::bigint as expires_in",
+            $more,
+            " from verifications
              where client_id = $1 and phone = $2 and purpose = $3 and ",
             attemptable!()
         )
@@ -111,7 +115,7 @@ macro_rules! close_finished {
         concat!(
             "update verifications
              set status = case when expires_at <= now() then 'expired' else 'max_attempts_reached' end,
-                 updated_at = now()
+                 code_sealed = null, updated_at = now()
              where client_id = $1 and phone = $2 and purpose = $3 and status = 'pending' and not (",
             attemptable!(),
             ") returning status = 'expired' as expired, ",
@@ -127,7 +131,7 @@ statement!(
         ")",
         decide_ended!("closed", "$5", "$6", "$7", "$8", "$9", "$10", "$11", "$12", "$13"),
         ", resendable as (",
-        select_resendable!(),
+        select_resendable!(", code_sealed"),
         " for update)
          select (select bool_or(expired) from closed) as closed_expired, r.*
          from (select) one left join resendable r on true"
@@ -141,51 +145,92 @@ struct ClosedAndResendable {
     sends: Option<i32>,
     cooldown_left: Option<i64>,
     expires_in: Option<i64>,
+    code_sealed: Option<Vec<u8>>,
+}
+
+/// What a request's transaction found for its key.
+pub struct Found {
+    /// It marked the key's pending verification `expired`.
+    pub closed_expired: bool,
+    /// The verification it resends, locked until the transaction ends.
+    pub resendable: Option<Resendable>,
+    /// That verification's code, sealed (`None` for a test number's, or one
+    /// erased or made before codes were kept).
+    pub code_sealed: Option<Vec<u8>>,
 }
 
 /// In one statement: closes the pending verification of `key` if it expired
 /// or is locked, so that a new request starts a new one (and says whether it
-/// marked one `expired`); and the resendable verification, locked until the
-/// transaction ends. The two are never the same row (one is attemptable, the
-/// other not), so neither needs to see what the other did.
+/// marked one `expired`); and the resendable verification with its sealed
+/// code, locked until the transaction ends. The two are never the same row
+/// (one is attemptable, the other not), so neither needs to see what the
+/// other did.
 pub async fn close_finished_and_lock_resendable(
     tx: &mut Transaction<'_, Postgres>,
     key: &Key<'_>,
     cooldown_seconds: u32,
-) -> Result<(bool, Option<Resendable>), sqlx::Error> {
+) -> Result<Found, sqlx::Error> {
     let query = sqlx::query_as(CLOSE_FINISHED_AND_LOCK_RESENDABLE)
         .bind(key.client)
         .bind(key.phone)
         .bind(key.purpose)
         .bind(f64::from(cooldown_seconds));
     let row: ClosedAndResendable = ENDED.bind_to(query).fetch_one(&mut **tx).bounded().await?;
-    let resendable = Resendable::of(row.id, row.sends, row.cooldown_left, row.expires_in);
-    Ok((row.closed_expired == Some(true), resendable))
+    Ok(Found {
+        closed_expired: row.closed_expired == Some(true),
+        resendable: Resendable::of(row.id, row.sends, row.cooldown_left, row.expires_in),
+        code_sealed: row.code_sealed,
+    })
+}
+
+/// The code a resend sends.
+#[derive(Clone, Copy)]
+pub enum ResendCode<'a> {
+    /// The one already sent: its hash and sealed code are kept.
+    Same,
+    /// A new one (a test number's fixed code, or one made because the kept
+    /// code could not be opened): its hash, and the code sealed if kept.
+    New {
+        code_hash: &'a str,
+        code_sealed: Option<&'a [u8]>,
+    },
 }
 
 statement!(
     RESEND = "update verifications
-         set code_hash = $2, sends = sends + 1, locale = $3, last_sent_at = now(),
+         set code_hash = coalesce($2::text, code_hash),
+             code_sealed = case when $2::text is null then code_sealed else $5::bytea end,
+             sends = sends + 1, locale = $3, last_sent_at = now(),
              expires_at = now() + make_interval(secs => $4), updated_at = now()
-         where id = $1",
+         where id = $1
+         returning sends",
 );
-/// A resend: a new code, the expiry restarted, failed attempts kept.
+/// A resend: the expiry restarted, failed attempts kept, the code as `code`
+/// says. Returns which send it is (the verification's sends, this one
+/// included).
 pub async fn resend(
     tx: &mut Transaction<'_, Postgres>,
     id: VerificationId,
-    code_hash: &str,
+    code: ResendCode<'_>,
     locale: &str,
     ttl: Duration,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(RESEND)
+) -> Result<i32, sqlx::Error> {
+    let (code_hash, code_sealed) = match code {
+        ResendCode::Same => (None, None),
+        ResendCode::New {
+            code_hash,
+            code_sealed,
+        } => (Some(code_hash), code_sealed),
+    };
+    sqlx::query_scalar(RESEND)
         .bind(id)
         .bind(code_hash)
         .bind(locale)
         .bind(ttl.as_secs_f64())
-        .execute(&mut **tx)
+        .bind(code_sealed)
+        .fetch_one(&mut **tx)
         .bounded()
-        .await?;
-    Ok(())
+        .await
 }
 
 pub struct NewVerification<'a> {
@@ -203,15 +248,18 @@ pub struct NewVerification<'a> {
     pub prefix: &'a str,
     /// The end user's network (`otp::limits::network`), when given.
     pub end_user_network: Option<&'a str>,
+    /// The code, sealed for a resend to send it again (`None` for a test
+    /// number, whose code is the fixed one).
+    pub code_sealed: Option<&'a [u8]>,
 }
 
 macro_rules! insert_verification {
     () => {
         "insert into verifications
              (id, client_id, phone, purpose, locale, status, code_hash, max_attempts,
-              last_sent_at, expires_at, made_by_dev, country, test_number, prefix, end_user_network)
+              last_sent_at, expires_at, made_by_dev, country, test_number, prefix, end_user_network, code_sealed)
          values ($1, $2, $3, $4, $5, 'pending', $6, $7, now(), now() + make_interval(secs => $8), $9, $10, $11,
-                 $12, $13)"
+                 $12, $13, $14)"
     };
 }
 
@@ -228,7 +276,7 @@ statement!(
         insert_verification!(),
         requested_columns!(),
         ")",
-        decide_requested!("inserted", "$14", "$15", "$16", "$17", "$18", "$19", "$20"),
+        decide_requested!("inserted", "$15", "$16", "$17", "$18", "$19", "$20", "$21"),
         " select count(*) from inserted"
     )
 );
@@ -253,10 +301,12 @@ statement!(
         insert_verification!(),
         requested_columns!(),
         ")",
-        decide_requested!("verification", "$20", "$21", "$22", "$23", "$24", "$25", "$26"),
+        decide_requested!("verification", "$22", "$23", "$24", "$25", "$26", "$27", "$28"),
         " insert into outbox_messages
-             (id, verification_id, client_id, phone_digits, body_sealed, status, expires_at, next_attempt_at)
-         select $14, id, $2, $15, $16, $17, now() + make_interval(secs => $18), now() + make_interval(secs => $19)
+             (id, verification_id, client_id, phone_digits, body_sealed, status, expires_at, next_attempt_at,
+              estimated_send_at, send_number)
+         select $15, id, $2, $16, $17, $18, now() + make_interval(secs => $19), now() + make_interval(secs => $20),
+                now() + make_interval(secs => $21), 1
          from verification"
     )
 );
@@ -274,12 +324,13 @@ pub async fn insert_with_message(
         .bind(message.body_sealed)
         .bind(MessageStatus::Queued)
         .bind(message.ttl.as_secs_f64())
-        .bind(message.first_attempt_in.as_secs_f64());
+        .bind(message.first_attempt_in.as_secs_f64())
+        .bind(message.estimated_in.as_secs_f64());
     REQUESTED.bind_to(query).execute(&mut **tx).bounded().await?;
     Ok(id)
 }
 
-/// The new verification's columns, `$1` to `$13`.
+/// The new verification's columns, `$1` to `$14`.
 fn bind_new<'q>(
     query: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
     id: VerificationId,
@@ -299,6 +350,7 @@ fn bind_new<'q>(
         .bind(new.test_number)
         .bind(new.prefix)
         .bind(new.end_user_network)
+        .bind(new.code_sealed)
 }
 
 /// Two first requests for one key raced, and this one lost.
