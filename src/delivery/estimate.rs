@@ -44,9 +44,11 @@ impl Key {
     }
 
     /// Sends still counted at `t` by a window of `span` seconds (those after
-    /// `t - span`), and the first of them.
+    /// `t - span`), and the first of them. Written as `s + span`, the very
+    /// sum `next_free` waits until, so a send has left at that moment
+    /// exactly, whatever the rounding of `t - span`.
     fn counted(&self, t: f64, span: f64) -> (usize, usize) {
-        let first = self.sends.partition_point(|s| *s <= t - span);
+        let first = self.sends.partition_point(|s| *s + span <= t);
         (self.sends.len() - first, first)
     }
 
@@ -176,6 +178,17 @@ mod tests {
         assert_eq!(nth(1), 10.5);
         assert_eq!(nth(2), 20.5);
         assert_eq!(nth(3), 30.5);
+    }
+
+    #[test]
+    fn a_send_leaves_its_window_at_the_moment_reckoned_whatever_the_rounding() {
+        // -0.3 + 60.5 - 60.5 is not -0.3 in floating point.
+        let key = [KeyLoad {
+            sent_ago: vec![0.3],
+            resting_for: 0.0,
+        }];
+        assert_eq!(at(nth_send(&key, limit(1, 1), 1, 600.0)), -0.3 + 60.5);
+        assert_eq!(at(nth_send(&key, limit(1, 1), 2, 600.0)), -0.3 + 60.5 + 60.5);
     }
 
     #[test]
