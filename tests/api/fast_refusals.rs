@@ -58,15 +58,10 @@ async fn raw_post(address: &str, key: &str) -> String {
 
 /// The backends of the replicas' listening connections.
 async fn listeners(app: &TestApp) -> i64 {
-    sqlx::query_scalar(
-        "select count(*) from pg_stat_activity where datname = current_database() and query ilike 'listen%'",
-    )
-    .fetch_one(&app.pool)
-    .await
-    .unwrap()
+    listening_queries(app).await.len() as i64
 }
 
-/// What the replica's listening connection last ran: its `LISTEN`s, until
+/// What each replica's listening connection last ran: its `LISTEN`s, until
 /// a quiet spell makes it ping.
 async fn listening_queries(app: &TestApp) -> Vec<String> {
     sqlx::query_scalar(
