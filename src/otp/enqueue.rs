@@ -1,12 +1,12 @@
 //! Queuing a code: the verification and its message written in one
-//! transaction, with the windows and the admission they must pass. A resend
-//! sends the code already sent (kept sealed with the verification), so that
-//! whichever of its messages arrives first works and none is ever dead.
+//! transaction, with the windows and the admission they must pass. What
+//! code a message carries is `codes`' decision.
 
 use std::time::Duration;
 
 use sqlx::{Postgres, Transaction};
 
+use super::codes::{Fresh, Sent, resent_code};
 use super::limits::Bucket;
 use super::request::{NewVerification, key};
 use super::rules;
@@ -17,12 +17,6 @@ use crate::domain::{Effective, MessageId, OtpCode, VerificationId};
 use crate::error::{Error, Result};
 use crate::store::verifications::ResendCode;
 use crate::store::{self, Bounded, outbox, verifications};
-
-/// A new code and its hash: a request's argon2 work.
-pub(super) struct Fresh {
-    code: OtpCode,
-    hash: String,
-}
 
 /// What one enqueue writes: a client's request, with what it knows of its code.
 #[derive(Clone, Copy)]
@@ -42,38 +36,7 @@ impl Write<'_> {
     }
 }
 
-/// The code a message carries.
-enum Sent<'a> {
-    /// The one kept with the pending verification, sent again.
-    Kept(OtpCode),
-    /// A new one.
-    Fresh(&'a Fresh),
-}
-
-impl Sent<'_> {
-    fn code(&self) -> &OtpCode {
-        match self {
-            Sent::Kept(code) => code,
-            Sent::Fresh(fresh) => &fresh.code,
-        }
-    }
-}
-
-/// The code a resend sends: the one already sent while it can be opened
-/// (`kept`); else a new one, made for this request (`fresh`), or to be made
-/// first (`None`).
-fn resent_code(kept: Option<OtpCode>, fresh: Option<&Fresh>) -> Option<Sent<'_>> {
-    kept.map(Sent::Kept).or(fresh.map(Sent::Fresh))
-}
-
 impl OtpService {
-    /// A new code and its hash.
-    pub(super) async fn fresh_code(&self, rules: &Effective) -> Result<Fresh> {
-        let code = OtpCode::generate(rules.code_length);
-        let hash = self.hasher.hash(&code).await?;
-        Ok(Fresh { code, hash })
-    }
-
     /// `enqueue`, again when it could not be done as it was: once if it lost
     /// a race (two first requests for one phone: the loser then finds the
     /// winner's verification as a resend), and with a new code when the
@@ -160,17 +123,16 @@ impl OtpService {
         Ok(written)
     }
 
-    /// The code kept sealed with verification `id`, if a pepper of the
-    /// service still opens it.
-    fn kept_code(&self, sealed: &[u8], id: VerificationId) -> Option<OtpCode> {
-        let kept = self.delivery.open_code(sealed, id);
-        if kept.is_none() {
-            tracing::warn!(
-                verification = %id,
-                "the code kept for resends no longer opens (its pepper is no longer configured): the resend sends a new code, and the one sent before stops working"
-            );
-        }
-        kept
+    /// The text of `code` for this request (in its locale), sealed for the outbox.
+    fn body(&self, write: &Write<'_>, code: &OtpCode) -> Vec<u8> {
+        let rules = write.rules;
+        let text = render(
+            rules.template(write.input.locale),
+            code,
+            write.ttl(),
+            &rules.display_name,
+        );
+        self.delivery.seal(&text, write.input.phone.gateway_digits())
     }
 
     /// The pending verification `id` sent again, its expiry restarted, with
@@ -274,18 +236,6 @@ impl OtpService {
         }
     }
 
-    /// The text of `code` for this request (in its locale), sealed for the outbox.
-    fn body(&self, write: &Write<'_>, code: &OtpCode) -> Vec<u8> {
-        let rules = write.rules;
-        let text = render(
-            rules.template(write.input.locale),
-            code,
-            write.ttl(),
-            &rules.display_name,
-        );
-        self.delivery.seal(&text, write.input.phone.gateway_digits())
-    }
-
     /// The sealed text `body` as the outbox queues it for `verification_id`,
     /// its verification's `send_number`-th send, expected in `estimated_in`.
     fn message<'a>(
@@ -348,40 +298,5 @@ impl From<Enqueue> for Error {
             }
             Enqueue::Failed(e) => e,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn code(digits: &str) -> OtpCode {
-        OtpCode::parse_any_length(digits).unwrap()
-    }
-
-    #[test]
-    fn a_resend_sends_the_kept_code_and_a_new_one_only_when_the_kept_one_does_not_open() {
-        let fresh = Fresh {
-            code: code("222222"),
-            hash: "hash".into(),
-        };
-        let sent = |kept: Option<&str>, fresh: Option<&Fresh>| {
-            resent_code(kept.map(code), fresh).map(|s| {
-                let kept = matches!(s, Sent::Kept(_));
-                (kept, s.code().expose().to_owned())
-            })
-        };
-        assert_eq!(
-            sent(Some("111111"), Some(&fresh)),
-            Some((true, "111111".into())),
-            "the same code, even when a new one was made"
-        );
-        assert_eq!(sent(Some("111111"), None), Some((true, "111111".into())));
-        assert_eq!(
-            sent(None, Some(&fresh)),
-            Some((false, "222222".into())),
-            "the kept code does not open"
-        );
-        assert_eq!(sent(None, None), None, "a new code must be made first");
     }
 }

@@ -1,5 +1,6 @@
 //! The verification rules: request (and resend), verify, cancel.
 
+mod codes;
 pub mod cooldowns;
 mod enqueue;
 pub mod idempotency;

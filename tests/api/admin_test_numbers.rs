@@ -46,7 +46,10 @@ async fn a_test_number_added_over_http_sends_nothing_until_removed() {
     assert_eq!(requested.status(), 202);
     let requested: Value = requested.json().await.unwrap();
     assert_eq!(requested["delivery_status"], "sent");
-    assert!(requested["estimated_send_at"].is_null(), "nothing waits: {requested}");
+    assert!(
+        requested["estimated_send_at"].is_null(),
+        "nothing waits: {requested}"
+    );
     assert!(
         app.fake.last_message_to(&phone[1..]).is_none(),
         "nothing is sent to a test number"

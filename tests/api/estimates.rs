@@ -93,9 +93,11 @@ async fn at_the_back_of_a_queue_of_40_the_estimate_is_when_the_gateway_gets_the_
 
     let number = &nth_phone(119)[1..];
     let received = || app.fake.messages().into_iter().find(|m| m.number == number);
-    app.wait_for("B's last message at the gateway", Duration::from_secs(150), || async {
-        received().is_some()
-    })
+    app.wait_for(
+        "B's last message at the gateway",
+        Duration::from_secs(150),
+        || async { received().is_some() },
+    )
     .await;
     let received = received().unwrap().received_at;
     let off = seconds(estimated, received);
@@ -105,9 +107,11 @@ async fn at_the_back_of_a_queue_of_40_the_estimate_is_when_the_gateway_gets_the_
     );
     assert!(off.abs() < 3.0, "estimated {estimated}, received {received}");
 
-    app.wait_for("B's last message recorded as sent", Duration::from_secs(10), || async {
-        read(&app, &b, id).await["delivery_status"] == "sent"
-    })
+    app.wait_for(
+        "B's last message recorded as sent",
+        Duration::from_secs(10),
+        || async { read(&app, &b, id).await["delivery_status"] == "sent" },
+    )
     .await;
     let sent = read(&app, &b, id).await;
     assert!(sent["estimated_send_at"].is_null(), "{sent}");

@@ -107,10 +107,7 @@ async fn three_sends_carry_one_code_and_the_wrong_codes_stay_counted() {
     // One code live, never two: the one hash the verification was made with.
     assert_eq!(code_hash(&app, id).await, hash);
 
-    assert_eq!(
-        app.verify(json!({"id": id, "code": code})).await.status(),
-        200
-    );
+    assert_eq!(app.verify(json!({"id": id, "code": code})).await.status(), 200);
 }
 
 #[tokio::test]
@@ -128,9 +125,7 @@ async fn the_kept_code_is_erased_by_whatever_ends_the_verification() {
     assert!(!code_kept(&app, &approved).await, "approved");
 
     let canceled = id(&app.requested("canceled").await);
-    let cancel = app
-        .post(&format!("/otp/{canceled}/cancel"), &json!({}))
-        .await;
+    let cancel = app.post(&format!("/otp/{canceled}/cancel"), &json!({})).await;
     assert_eq!(cancel.status(), 200);
     assert!(!code_kept(&app, &canceled).await, "canceled");
 
@@ -189,12 +184,11 @@ async fn a_kept_code_no_pepper_opens_is_replaced_by_a_new_code() {
     assert_eq!(second["sends"], 2);
     assert_ne!(code_hash(&app, id).await, hash, "a new code, with its own hash");
     assert_eq!(hashes(&app).await, hashed + 1.0);
-    let kept: Vec<u8> =
-        sqlx::query_scalar("select code_sealed from verifications where id = $1::uuid")
-            .bind(id)
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
+    let kept: Vec<u8> = sqlx::query_scalar("select code_sealed from verifications where id = $1::uuid")
+        .bind(id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
     assert_ne!(kept, sealed, "the new code is kept for the next resend");
 
     let new_code = app.last_code_to(PHONE_DIGITS);

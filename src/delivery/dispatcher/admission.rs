@@ -205,15 +205,13 @@ mod tests {
         Result<f64, (u64, &'static str)>,
     );
 
-    #[test]
-    fn a_code_is_admitted_only_if_it_can_be_sent_before_it_expires_and_says_when() {
-        let (own, other) = (ClientId::new(), ClientId::new());
+    fn cases() -> [Case; 10] {
         let minutes = |m: u64| Duration::from_secs(m * 60);
         let resting = KeyLoad {
             sent_ago: vec![],
             resting_for: 7.0,
         };
-        let table: [Case; 10] = [
+        [
             (
                 "no key in service",
                 keys(0, idle()),
@@ -293,8 +291,13 @@ mod tests {
                 100,
                 Ok(0.0),
             ),
-        ];
-        for (case, keys, ttl, own_waiting, other_waiting, max_queued, expected) in table {
+        ]
+    }
+
+    #[test]
+    fn a_code_is_admitted_only_if_it_can_be_sent_before_it_expires_and_says_when() {
+        let (own, other) = (ClientId::new(), ClientId::new());
+        for (case, keys, ttl, own_waiting, other_waiting, max_queued, expected) in cases() {
             let queues = vec![waiting(own, 1, own_waiting), waiting(other, 1, other_waiting)];
             let decided = decide(own, 1, max_queued, ttl, &keys, queues);
             match (decided, expected) {

@@ -54,10 +54,8 @@ impl Delivery {
             Some(t) => (t.sender, t.slot, t.renewed),
             None => match senders.take_slot().await? {
                 Slot::Granted(sender, slot) => (sender, slot, None),
-                Slot::Wait(wait) => {
-                    return self
-                        .carry_out(message, plan::wait_for_slot(wait), None, None)
-                        .await;
+                Slot::Wait => {
+                    return self.carry_out(message, plan::wait_for_slot(), None, None).await;
                 }
                 Slot::NoneInService(reason) => {
                     let step = plan::no_key_in_service(reason);

@@ -104,7 +104,7 @@ statement!(
     CLAIM_DUE = concat!(
         "with due as (
              select id, client_id, next_attempt_at,
-                    row_number() over (partition by client_id order by next_attempt_at, id) as nth
+                    row_number() over (partition by client_id order by created_at, id) as nth
              from outbox_messages
              where next_attempt_at <= now() and ",
         claimable!("$3"),
@@ -131,7 +131,8 @@ statement!(
     )
 );
 /// Claims up to `limit` due messages in the fair order: each client's k-th
-/// due message finishes at (its claims in the last `FAIR_SHARE_MEMORY` + k) /
+/// due message (oldest first: a client's own messages go in the order they
+/// were queued) finishes at (its claims in the last `FAIR_SHARE_MEMORY` + k) /
 /// its share, and the earliest finish goes first (ties: the longest waiting).
 /// A client alone so gets every slot; clients waiting together get slots in
 /// proportion to their shares. Rows another replica is claiming at this
