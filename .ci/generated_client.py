@@ -7,8 +7,10 @@ with no field the schema does not name.
 Usage: generated_client.py BASE_URL API_KEY ADMIN_KEY (against `serve --dev`).
 """
 
+import datetime
 import json
 import sys
+import time
 import urllib.request
 
 from otp_service_client import AuthenticatedClient, Client
@@ -23,6 +25,7 @@ from otp_service_client.api.otp import (
 from otp_service_client.models import (
     CodeCheck,
     CodeRequest,
+    DeliveryStatus,
     Health,
     Problem,
     Readiness,
@@ -61,6 +64,9 @@ requested = request_code.sync_detailed(
     client=client, body=CodeRequest(phone=PHONE, purpose="generated-client")
 )
 verification = parsed(requested, Verification, 202)
+# Sent at once: nothing waits, so no estimate.
+assert verification.delivery_status == DeliveryStatus.SENT, verification.delivery_status
+assert verification.estimated_send_at is None, verification.estimated_send_at
 
 # The code, from the fake gateway's inbox (a dev route, outside the API).
 with urllib.request.urlopen(f"{base}/dev/messages") as answer:
@@ -87,6 +93,41 @@ assert parsed(canceled, Verification, 200).status == VerificationStatus.CANCELED
 again = cancel_verification.sync_detailed(client=client, id=other.id)
 assert parsed(again, Problem, 409).code == "not_pending"
 
+
+
+def dev_gateway(method, body=None):
+    data = None if body is None else json.dumps(body).encode()
+    change = urllib.request.Request(
+        f"{base}/dev/gateway", data=data, method=method, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(change) as answer:
+        assert answer.status == 200, answer.status
+
+
+# While the gateway is down the message waits: the answer says when it should
+# go out (a date-time the generated model reads), always before the code expires.
+dev_gateway("PUT", {"down": True})
+try:
+    waiting = parsed(
+        request_code.sync_detailed(client=client, body=CodeRequest(phone=PHONE, purpose="waits")),
+        Verification,
+        202,
+    )
+finally:
+    dev_gateway("DELETE")
+assert waiting.delivery_status == DeliveryStatus.QUEUED, waiting.delivery_status
+assert isinstance(waiting.estimated_send_at, datetime.datetime), waiting.estimated_send_at
+assert waiting.estimated_send_at < waiting.expires_at, (waiting.estimated_send_at, waiting.expires_at)
+deadline = time.monotonic() + 60
+while True:
+    read = parsed(get_verification.sync_detailed(client=client, id=waiting.id), Verification, 200)
+    if read.delivery_status == DeliveryStatus.SENT:
+        break
+    assert isinstance(read.estimated_send_at, datetime.datetime), read.estimated_send_at
+    assert time.monotonic() < deadline, "the waiting code never went out"
+    time.sleep(0.2)
+assert read.estimated_send_at is None, read.estimated_send_at
+
 wrong_key = key_client("X-Api-Key", "otpk_not-a-key")
 refused = request_code.sync_detailed(client=wrong_key, body=CodeRequest(phone=PHONE))
 assert parsed(refused, Problem, 401).code == "unauthorized"
@@ -101,4 +142,4 @@ assert report.senders[0].name == "sender-1"
 image = parsed(qr_image.sync_detailed(client=admin, name="sender-1"), File, 200)
 assert image.payload.read(8) == b"\x89PNG\r\n\x1a\n"
 
-print("the generated client requested, read and verified a code; every answer parsed")
+print("the generated client requested, read and verified a code, and read when a waiting one goes; every answer parsed")

@@ -138,7 +138,8 @@ pub struct Figures {
     pub sent: u64,
     /// Messages given up, by reason.
     pub delivery_failed: DeliveryFailures,
-    /// Verifications approved with the right code.
+    /// Verifications approved with the right code, once each: after a resend, with the code
+    /// of whichever of its messages arrived first (a resend sends the same code).
     pub approved: u64,
     /// Verifications whose code expired while they still had attempts left.
     pub expired: u64,

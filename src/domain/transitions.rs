@@ -12,8 +12,9 @@ use super::{FailureReason, MessageStatus, VerificationStatus};
 /// What happened to a verification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 pub enum EventType {
-    /// A code went out (one event per send, resends included). For a test
-    /// number, when its code was stored: nothing is sent to it.
+    /// A code went out (one event per send, resends included; the event's
+    /// `send` says which). For a test number, when its code was stored:
+    /// nothing is sent to it.
     #[serde(rename = "verification.sent")]
     Sent,
     /// A message could not be delivered; `data.delivery_error` says why.

@@ -77,11 +77,15 @@ fn purpose(raw: Option<&str>) -> Result<Purpose> {
 ///
 /// Creates a verification and sends its code over WhatsApp. A request for a
 /// phone and purpose that already has a pending verification is a resend: the
-/// same verification gets a new code, the old code stops working, the expiry
+/// same verification sends the same code again in a new message (in the
+/// resend's locale), so whichever message arrives first works; the expiry
 /// restarts, and failed attempts are not reset. The first delivery attempt is
 /// made before answering (at most `OTP_SEND_WAIT_MS`), unless another
 /// client's messages are waiting for the gateway (then it takes its turn in
-/// the fair share); `delivery_status` says how it went.
+/// the fair share); `delivery_status` says how it went, and while the message
+/// waits `estimated_send_at` says when it should go out (always before
+/// `expires_at`: a request whose message could not go out in time is refused
+/// with `503 delivery_unavailable`).
 ///
 /// The client's own settings (code length, lifetime, attempts, cooldown,
 /// sends, countries, default locale, message text) apply, the service's
@@ -242,7 +246,8 @@ pub async fn verify_code(
 
 /// Read a verification.
 ///
-/// Its status, delivery status, attempts left and times; never the code.
+/// Its status, delivery status, attempts left and times (while its message
+/// waits, `estimated_send_at`: when it should go out); never the code.
 /// Another client's verification is `404`, as one that does not exist.
 #[utoipa::path(
     tag = "otp",
