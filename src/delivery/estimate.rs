@@ -6,6 +6,9 @@
 //! place in the fair order (`fair::position`) and reads here when that
 //! place's send comes: the figure it admits by is the one the answer shows.
 
+use std::time::Instant;
+
+use crate::delivery::senders::SenderStatus;
 use crate::store::senders::KeyLimit;
 
 /// One key in service, seen from now.
@@ -15,6 +18,22 @@ pub struct KeyLoad {
     pub sent_ago: Vec<f64>,
     /// Seconds it still rests (0 when it does not).
     pub resting_for: f64,
+}
+
+impl KeyLoad {
+    /// A key's sends and its rest as its status has them, seen from `now`.
+    pub fn of(status: &SenderStatus, now: Instant) -> Self {
+        Self {
+            sent_ago: status
+                .sent_at
+                .iter()
+                .map(|at| now.saturating_duration_since(*at).as_secs_f64())
+                .collect(),
+            resting_for: status
+                .rests_until
+                .map_or(0.0, |until| until.saturating_duration_since(now).as_secs_f64()),
+        }
+    }
 }
 
 /// Where the `nth` send from now falls.

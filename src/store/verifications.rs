@@ -45,11 +45,13 @@ macro_rules! attemptable {
 statement!(LOCK = "select 1 from verifications where id = $1 for update");
 mod ends;
 mod requests;
+mod resends;
 pub use ends::{approve, cancel, expire_due, fail_if_pending, mark_expired};
 pub use requests::{
-    Found, Key, NewVerification, ResendCode, Resendable, close_finished_and_lock_resendable, insert,
-    insert_with_message, is_one_pending_violation, resend, resendable_and_waits,
+    Found, Key, NewVerification, Resendable, close_finished_and_lock_resendable, insert, insert_with_message,
+    is_one_pending_violation, resendable_and_waits,
 };
+pub use resends::{ResendCode, resend};
 
 /// Locks the verification's row: every writer that also touches its messages
 /// takes this lock first, so the two never deadlock.

@@ -80,7 +80,7 @@ impl Delivery {
             loads: statuses
                 .iter()
                 .filter(|s| s.in_service())
-                .map(|s| s.load(now))
+                .map(|s| KeyLoad::of(s, now))
                 .collect(),
             limit: self.inner.senders.key_limit(),
         };
@@ -205,37 +205,76 @@ mod tests {
         Result<f64, (u64, &'static str)>,
     );
 
-    fn cases() -> [Case; 10] {
-        let minutes = |m: u64| Duration::from_secs(m * 60);
+    /// A code's usual life, and one that ends within `SEND_TIMEOUT` of a send.
+    const LIFE: Duration = Duration::from_secs(300);
+    const SHORT: Duration = Duration::from_secs(10);
+
+    /// Cases admitted, with the seconds until their send.
+    fn admitted() -> Vec<Case> {
         let resting = KeyLoad {
             sent_ago: vec![],
             resting_for: 7.0,
         };
-        [
-            (
-                "no key in service",
-                keys(0, idle()),
-                minutes(5),
-                0,
-                0,
-                100,
-                Err((60, "no WhatsApp session")),
-            ),
-            ("an idle key", keys(1, idle()), minutes(5), 0, 0, 100, Ok(0.0)),
-            ("a full key", keys(1, full()), minutes(5), 0, 0, 100, Ok(60.5)),
+        vec![
+            ("an idle key", keys(1, idle()), LIFE, 0, 0, 100, Ok(0.0)),
+            ("a full key", keys(1, full()), LIFE, 0, 0, 100, Ok(60.5)),
             (
                 "a key resting after a 429",
                 keys(1, resting),
-                minutes(5),
+                LIFE,
                 0,
                 0,
                 100,
                 Ok(7.0),
             ),
+            // 120 at 60.5, 121 and 181.5 s.
+            (
+                "twice the keys, twice as far",
+                keys(2, full()),
+                LIFE,
+                300,
+                0,
+                1000,
+                Ok(181.5),
+            ),
+            // Second, behind one message of the other client.
+            (
+                "another client's flood",
+                keys(1, full()),
+                LIFE,
+                0,
+                100_000,
+                100,
+                Ok(60.5),
+            ),
+            (
+                "a short code and a free slot",
+                keys(1, idle()),
+                SHORT,
+                0,
+                0,
+                100,
+                Ok(0.0),
+            ),
+        ]
+    }
+
+    /// Cases refused, with their `retry_after` and words of their detail.
+    fn refused() -> Vec<Case> {
+        vec![
+            (
+                "no key in service",
+                keys(0, idle()),
+                LIFE,
+                0,
+                0,
+                100,
+                Err((60, "no WhatsApp session")),
+            ),
             (
                 "its queue is full",
                 keys(1, full()),
-                minutes(5),
+                LIFE,
                 100,
                 0,
                 100,
@@ -246,50 +285,21 @@ mod tests {
             (
                 "too far back",
                 keys(1, full()),
-                minutes(5),
+                LIFE,
                 300,
                 0,
                 1000,
                 Err((61, "would expire")),
             ),
-            // 120 at 60.5, 121 and 181.5 s.
-            (
-                "twice the keys, twice as far",
-                keys(2, full()),
-                minutes(5),
-                300,
-                0,
-                1000,
-                Ok(181.5),
-            ),
-            // Second, behind one message of the other client.
-            (
-                "another client's flood",
-                keys(1, full()),
-                minutes(5),
-                0,
-                100_000,
-                100,
-                Ok(60.5),
-            ),
             // The last SEND_TIMEOUT of a code's life does not count: only a free slot now.
             (
                 "a short code and no free slot",
                 keys(1, full()),
-                Duration::from_secs(10),
+                SHORT,
                 0,
                 0,
                 100,
                 Err((1, "would expire")),
-            ),
-            (
-                "a short code and a free slot",
-                keys(1, idle()),
-                Duration::from_secs(10),
-                0,
-                0,
-                100,
-                Ok(0.0),
             ),
         ]
     }
@@ -297,7 +307,9 @@ mod tests {
     #[test]
     fn a_code_is_admitted_only_if_it_can_be_sent_before_it_expires_and_says_when() {
         let (own, other) = (ClientId::new(), ClientId::new());
-        for (case, keys, ttl, own_waiting, other_waiting, max_queued, expected) in cases() {
+        for (case, keys, ttl, own_waiting, other_waiting, max_queued, expected) in
+            admitted().into_iter().chain(refused())
+        {
             let queues = vec![waiting(own, 1, own_waiting), waiting(other, 1, other_waiting)];
             let decided = decide(own, 1, max_queued, ttl, &keys, queues);
             match (decided, expected) {

@@ -5,8 +5,6 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::delivery::estimate::KeyLoad;
-
 /// The state of one gateway key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -66,20 +64,6 @@ pub struct SenderStatus {
 impl SenderStatus {
     pub fn in_service(&self) -> bool {
         matches!(self.state, SenderState::Ok | SenderState::BackingOff)
-    }
-
-    /// Its sends and its rest seen from `now`, for `estimate::nth_send`.
-    pub fn load(&self, now: Instant) -> KeyLoad {
-        KeyLoad {
-            sent_ago: self
-                .sent_at
-                .iter()
-                .map(|at| now.saturating_duration_since(*at).as_secs_f64())
-                .collect(),
-            resting_for: self
-                .rests_until
-                .map_or(0.0, |until| until.saturating_duration_since(now).as_secs_f64()),
-        }
     }
 }
 
