@@ -38,6 +38,8 @@ mod shutdown;
 mod statements;
 mod stats;
 mod tenants;
+mod twilio;
+mod twilio_access;
 mod webhook_cli;
 mod webhook_egress;
 mod webhook_queues;
