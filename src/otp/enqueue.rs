@@ -123,16 +123,13 @@ impl OtpService {
         Ok(written)
     }
 
-    /// The text of `code` for this request (in its locale), sealed for the outbox.
+    /// The text of `code` for this request (in its locale, naming the app
+    /// it names), sealed for the outbox.
     fn body(&self, write: &Write<'_>, code: &OtpCode) -> Vec<u8> {
-        let rules = write.rules;
-        let text = render(
-            rules.template(write.input.locale),
-            code,
-            write.ttl(),
-            &rules.display_name,
-        );
-        self.delivery.seal(&text, write.input.phone.gateway_digits())
+        let (rules, input) = (write.rules, write.input);
+        let app = input.display_name.as_deref().unwrap_or(&rules.display_name);
+        let text = render(rules.template(input.locale), code, write.ttl(), app);
+        self.delivery.seal(&text, input.phone.gateway_digits())
     }
 
     /// The pending verification `id` sent again, its expiry restarted, with
@@ -209,6 +206,7 @@ impl OtpService {
             test_number: write.test_number.is_some(),
             prefix: input.phone.fraud_prefix(),
             end_user_network: network.as_deref(),
+            channel: input.channel,
             code_sealed: code_sealed.as_deref(),
         };
         // A new verification and its message, in one statement.

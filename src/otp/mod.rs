@@ -2,6 +2,7 @@
 
 mod codes;
 pub mod cooldowns;
+mod end;
 mod enqueue;
 pub mod idempotency;
 pub mod limits;

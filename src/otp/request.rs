@@ -11,7 +11,9 @@ use super::limits::Bucket;
 use super::rules;
 use super::service::OtpService;
 use crate::clients::Client;
-use crate::domain::{DeliveryError, Effective, Locale, MessageId, PhoneNumber, Purpose, VerificationId};
+use crate::domain::{
+    Channel, DeliveryError, Effective, Locale, MessageId, PhoneNumber, Purpose, VerificationId,
+};
 use crate::error::{Error, Result};
 use crate::store::verifications;
 
@@ -20,6 +22,12 @@ pub struct NewVerification {
     pub purpose: Purpose,
     pub locale: Locale,
     pub end_user_ip: Option<IpAddr>,
+    /// The channel asked for through `/twilio` (kept for its answers; every
+    /// code goes over WhatsApp); `None` through `/otp`.
+    pub channel: Option<Channel>,
+    /// What `{app}` stands for in this message instead of the client's
+    /// display name (`/twilio`'s `CustomFriendlyName`), checked as one.
+    pub display_name: Option<String>,
 }
 
 impl OtpService {

@@ -1,6 +1,6 @@
-//! The service and what its paths share: finding a verification, canceling
-//! it, and saying why one cannot be attempted (the request path is in
-//! `request`, verifying in `verify`).
+//! The service and what its paths share: finding a verification, and saying
+//! why one cannot be attempted (the request path is in `request`, verifying
+//! in `verify`, canceling and approving without a code in `end`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,12 +15,10 @@ use crate::clients::Client;
 use crate::clients::cache::ClientCache;
 use crate::crypto::CodeHasher;
 use crate::delivery::Delivery;
-use crate::domain::{
-    Defaults, Effective, FailureReason, PhoneNumber, Purpose, VerificationId, VerificationStatus,
-};
+use crate::domain::{Defaults, Effective, PhoneNumber, Purpose, VerificationId, VerificationStatus};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
-use crate::store::{Bounded, outbox, verifications};
+use crate::store::verifications;
 use crate::tasks::Tasks;
 
 /// The rules and limits the service defaults to; each client's own
@@ -108,23 +106,6 @@ impl OtpService {
     pub(super) fn finished(&self, id: VerificationId, client: &Client, status: VerificationStatus) {
         self.terminal.finished(id, client.id, status);
         self.clients.cooldowns().drop_all();
-    }
-
-    #[tracing::instrument(skip_all, fields(client = %client.name, verification = %id))]
-    pub async fn cancel(&self, client: &Client, id: VerificationId) -> Result<Verification> {
-        if let Some(refusal) = self.terminal.refusal(id, client.id) {
-            return Err(refusal.for_cancel(id));
-        }
-        let mut tx = self.pool.begin().bounded().await?;
-        if !verifications::cancel(&mut tx, id, client.id).await? {
-            tx.rollback().await?;
-            return Err(self.refusal(client, id).await?.for_cancel(id));
-        }
-        outbox::give_up_queued(&mut tx, id, FailureReason::Canceled).await?;
-        tx.commit().bounded().await?;
-        self.finished(id, client, VerificationStatus::Canceled);
-        self.metrics.verification(&client.name, "canceled");
-        self.find(client, id).await
     }
 
     #[tracing::instrument(skip_all, fields(client = %client.name, verification = %id))]

@@ -75,6 +75,9 @@ macro_rules! settings_flags {
                 None => "active".into(),
             };
             println!("client `{}` ({state})", record.name);
+            // What a Twilio SDK is given under /twilio: user name and service.
+            println!("  {:<24} {}", "twilio_account_sid", record.twilio_account_sid);
+            println!("  {:<24} {}", "twilio_service_sid", record.twilio_service_sid);
             $(println!(
                 "{}",
                 line(
@@ -149,6 +152,12 @@ impl Flag for kinds::Countries {
     }
 }
 
+impl Flag for kinds::Switch {
+    fn printed(value: &bool) -> String {
+        value.to_string()
+    }
+}
+
 impl Flag for kinds::Lang {
     fn printed(value: &Locale) -> String {
         value.to_string()
@@ -193,6 +202,23 @@ mod tests {
         );
         assert_eq!(change.share, Change::Keep);
         assert_eq!(change.display_name, Change::Keep);
+    }
+
+    #[test]
+    fn sms_as_whatsapp_takes_true_or_false() {
+        assert_eq!(
+            flags(&["--sms-as-whatsapp", "true"]).sms_as_whatsapp,
+            Change::Set(true)
+        );
+        assert_eq!(
+            flags(&["--sms-as-whatsapp", "false"]).sms_as_whatsapp,
+            Change::Set(false)
+        );
+        assert_eq!(
+            flags(&["--unset", "sms-as-whatsapp"]).sms_as_whatsapp,
+            Change::Clear
+        );
+        assert!(Set::try_parse_from(["set", "shop", "--sms-as-whatsapp", "yes please"]).is_err());
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use sqlx::{PgExecutor, Postgres, Transaction};
 
-use crate::domain::{ClientId, MessageId, MessageStatus, VerificationId};
+use crate::domain::{Channel, ClientId, MessageId, MessageStatus, VerificationId};
 use crate::store::limits::{self, Window};
 use crate::store::outbox::NewMessage;
 use crate::store::transitions::{ENDED, REQUESTED, Rules, decide_ended, decide_requested, ended_columns};
@@ -198,6 +198,8 @@ pub struct NewVerification<'a> {
     pub prefix: &'a str,
     /// The end user's network (`otp::limits::network`), when given.
     pub end_user_network: Option<&'a str>,
+    /// The channel asked for through `/twilio`; `None` through `/otp`.
+    pub channel: Option<Channel>,
     /// The code, sealed for a resend to send it again (`None` for a test
     /// number, whose code is the fixed one).
     pub code_sealed: Option<&'a [u8]>,
@@ -207,9 +209,10 @@ macro_rules! insert_verification {
     () => {
         "insert into verifications
              (id, client_id, phone, purpose, locale, status, code_hash, max_attempts,
-              last_sent_at, expires_at, made_by_dev, country, test_number, prefix, end_user_network, code_sealed)
+              last_sent_at, expires_at, made_by_dev, country, test_number, prefix, end_user_network, channel,
+              code_sealed)
          values ($1, $2, $3, $4, $5, 'pending', $6, $7, now(), now() + make_interval(secs => $8), $9, $10, $11,
-                 $12, $13, $14)"
+                 $12, $13, $14, $15)"
     };
 }
 
@@ -226,7 +229,7 @@ statement!(
         insert_verification!(),
         requested_columns!(),
         ")",
-        decide_requested!("inserted", "$15", "$16", "$17", "$18", "$19", "$20", "$21"),
+        decide_requested!("inserted", "$16", "$17", "$18", "$19", "$20", "$21", "$22"),
         " select count(*) from inserted"
     )
 );
@@ -251,12 +254,12 @@ statement!(
         insert_verification!(),
         requested_columns!(),
         ")",
-        decide_requested!("verification", "$22", "$23", "$24", "$25", "$26", "$27", "$28"),
+        decide_requested!("verification", "$23", "$24", "$25", "$26", "$27", "$28", "$29"),
         " insert into outbox_messages
              (id, verification_id, client_id, phone_digits, body_sealed, status, expires_at, next_attempt_at,
               estimated_send_at, send_number)
-         select $15, id, $2, $16, $17, $18, now() + make_interval(secs => $19), now() + make_interval(secs => $20),
-                now() + make_interval(secs => $21), 1
+         select $16, id, $2, $17, $18, $19, now() + make_interval(secs => $20), now() + make_interval(secs => $21),
+                now() + make_interval(secs => $22), 1
          from verification"
     )
 );
@@ -280,7 +283,7 @@ pub async fn insert_with_message(
     Ok(id)
 }
 
-/// The new verification's columns, `$1` to `$14`.
+/// The new verification's columns, `$1` to `$15`.
 fn bind_new<'q>(
     query: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
     id: VerificationId,
@@ -300,6 +303,7 @@ fn bind_new<'q>(
         .bind(new.test_number)
         .bind(new.prefix)
         .bind(new.end_user_network)
+        .bind(new.channel)
         .bind(new.code_sealed)
 }
 
