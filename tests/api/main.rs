@@ -38,6 +38,7 @@ mod shutdown;
 mod statements;
 mod stats;
 mod tenants;
+mod twilio_sdk;
 mod webhook_cli;
 mod webhook_egress;
 mod webhook_queues;
