@@ -44,7 +44,29 @@ impl Access {
     /// per-minute window: `401` for no such client, `429` past the window.
     /// Both from memory, as a rule (`ClientCache`, `Leases`).
     pub async fn caller(&self, key: &str) -> Result<Client> {
-        let client = self.clients.authenticate(key).await?.ok_or(Error::Unauthorized)?;
+        self.caller_if(key, |_| true).await
+    }
+
+    /// `caller`, for `/twilio`'s Basic credentials: the key's client must
+    /// also have `account_sid` as its Account SID, or the pair is wrong
+    /// (`401`, and nothing is counted against the client's window).
+    pub async fn twilio_caller(&self, account_sid: &str, key: &str) -> Result<Client> {
+        self.caller_if(key, |client| {
+            client
+                .twilio
+                .as_ref()
+                .is_some_and(|sids| sids.account.to_string() == account_sid)
+        })
+        .await
+    }
+
+    async fn caller_if(&self, key: &str, accept: impl FnOnce(&Client) -> bool) -> Result<Client> {
+        let client = self
+            .clients
+            .authenticate(key)
+            .await?
+            .filter(accept)
+            .ok_or(Error::Unauthorized)?;
         self.leases.take(&self.pool, &self.limits.client(&client)).await?;
         Ok(client)
     }

@@ -86,7 +86,12 @@ pub enum Command {
         action: peppers::PeppersCommand,
     },
     /// Print the OpenAPI document (the source of openapi/openapi.json).
-    Openapi,
+    Openapi {
+        /// The Twilio Verify compatible surface's document instead (the source
+        /// of openapi/twilio-verify.json).
+        #[arg(long)]
+        twilio: bool,
+    },
     /// Run the fake Waconecta gateway alone, for local work and tests.
     FakeGateway {
         #[arg(long, env = "FAKE_GATEWAY_LISTEN", default_value = "127.0.0.1:9090")]
@@ -147,8 +152,13 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             peppers: list,
             action,
         } => peppers::run(&database, &list, action).await,
-        Command::Openapi => {
-            print!("{}", http::openapi::to_json(&http::openapi::document()));
+        Command::Openapi { twilio } => {
+            let document = if twilio {
+                http::twilio::openapi::document()
+            } else {
+                http::openapi::document()
+            };
+            print!("{}", http::openapi::to_json(&document));
             Ok(())
         }
         Command::FakeGateway {

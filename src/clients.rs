@@ -11,7 +11,9 @@ use chrono::{DateTime, Utc};
 
 use crate::config::PolicySettings;
 use crate::delivery::Templates;
-use crate::domain::{Change, ClientId, ClientSettings, Defaults, FieldError, Locale, SettingsChange};
+use crate::domain::{
+    Change, ClientId, ClientSettings, Defaults, FieldError, Locale, SettingsChange, TwilioSids,
+};
 use crate::store::client_removal as store_removal;
 pub use crate::store::client_removal::Removed;
 use crate::store::clients as store;
@@ -28,6 +30,10 @@ const KEY_PREFIX: &str = "otpk_";
 pub struct Client {
     pub id: ClientId,
     pub name: String,
+    pub created_at: DateTime<Utc>,
+    /// Its Account and Service SIDs for `/twilio` (`None` only if the stored
+    /// ones were not SIDs, which V20's checks rule out).
+    pub twilio: Option<TwilioSids>,
     pub settings: ClientSettings,
 }
 
@@ -37,6 +43,10 @@ pub struct ClientRecord {
     pub name: String,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// The user name of `/twilio`'s Basic credentials (`AC…`).
+    pub twilio_account_sid: String,
+    /// The service in `/twilio`'s paths (`VA…`).
+    pub twilio_service_sid: String,
     pub settings: ClientSettings,
 }
 
@@ -47,6 +57,8 @@ impl From<store::ClientRecord> for ClientRecord {
             name: r.name,
             created_at: r.created_at,
             revoked_at: r.revoked_at,
+            twilio_account_sid: r.sids.twilio_account_sid,
+            twilio_service_sid: r.sids.twilio_service_sid,
         }
     }
 }
@@ -229,6 +241,8 @@ impl From<store::ClientRow> for Client {
         Self {
             id: row.id,
             name: row.name,
+            created_at: row.created_at,
+            twilio: TwilioSids::parse(&row.sids.twilio_account_sid, &row.sids.twilio_service_sid),
             settings: row.settings.settings(),
         }
     }

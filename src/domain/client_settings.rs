@@ -125,6 +125,12 @@ macro_rules! settings_types {
 
 for_each_client_setting!(settings_types);
 
+/// A display name as `display_name` takes it (trimmed, 1 to 64 characters,
+/// no control characters), for what else names the client in its messages.
+pub fn check_display_name(field: &'static str, name: String) -> Result<String, FieldError> {
+    display_name(field, name)
+}
+
 /// Gives the table's `check` its type, so that its closure needs none.
 fn check<K: Kind>(
     field: &'static str,

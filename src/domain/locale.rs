@@ -20,6 +20,13 @@ impl Locale {
             Locale::Pt => "pt",
         }
     }
+
+    /// The locale of a language tag by its language alone (`es-419`, `en-US`,
+    /// `pt_BR`, `ES`); `None` for a language the service has no text in.
+    pub fn of_language_tag(tag: &str) -> Option<Self> {
+        let language = tag.split(['-', '_']).next()?.to_ascii_lowercase();
+        Self::ALL.into_iter().find(|l| l.as_str() == language)
+    }
 }
 
 impl FromStr for Locale {
@@ -36,5 +43,30 @@ impl FromStr for Locale {
 impl fmt::Display for Locale {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Locale;
+
+    #[test]
+    fn a_language_tag_is_read_by_its_language() {
+        let table = [
+            ("es", Some(Locale::Es)),
+            ("es-419", Some(Locale::Es)),
+            ("es_MX", Some(Locale::Es)),
+            ("en-US", Some(Locale::En)),
+            ("EN-gb", Some(Locale::En)),
+            ("pt-BR", Some(Locale::Pt)),
+            ("pt", Some(Locale::Pt)),
+            ("fr", None),
+            ("zh-HK", None),
+            ("", None),
+            ("esp", None),
+        ];
+        for (tag, expected) in table {
+            assert_eq!(Locale::of_language_tag(tag), expected, "{tag}");
+        }
     }
 }

@@ -51,7 +51,7 @@ async fn caller(req: &ServiceRequest) -> Result<Client, Error> {
 /// actix closes the connection after the answer, and a flood of refused
 /// requests would cost a TCP handshake each. Only a body as small as the
 /// JSON limit, arriving within a second; anything else closes as before.
-async fn skip_body(req: &mut ServiceRequest) {
+pub(super) async fn skip_body(req: &mut ServiceRequest) {
     use futures_util::StreamExt;
     const MOST: usize = 16 * 1024;
     let mut payload = req.take_payload();

@@ -112,7 +112,7 @@ impl Error {
         }
     }
 
-    fn retry_after(&self) -> Option<u64> {
+    pub(crate) fn retry_after(&self) -> Option<u64> {
         match self {
             // No `max_attempts_reached`: a new request is answered at once, so
             // a client that honoured a wait would wait for nothing.

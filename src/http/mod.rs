@@ -18,6 +18,7 @@ mod ops;
 mod otp;
 mod server;
 mod stats;
+pub mod twilio;
 mod webhooks;
 
 pub use server::{metrics_server, server};
@@ -199,29 +200,38 @@ pub async fn fallback(req: HttpRequest) -> Result<HttpResponse, Error> {
 /// The methods (as an `Allow` value) of the documented path that `path` is:
 /// matching it exactly, or (unless `exact_only`) with `{parameters}` too.
 fn documented_route(path: &str, exact_only: bool) -> Option<String> {
-    static ROUTES: std::sync::LazyLock<Vec<(String, String)>> = std::sync::LazyLock::new(|| {
-        let document = openapi::document();
-        document
-            .paths
-            .paths
-            .iter()
-            .map(|(path, item)| {
-                let methods = [
-                    ("GET", &item.get),
-                    ("PUT", &item.put),
-                    ("POST", &item.post),
-                    ("DELETE", &item.delete),
-                    ("PATCH", &item.patch),
-                ];
-                let allowed: Vec<&str> = methods
-                    .iter()
-                    .filter(|(_, op)| op.is_some())
-                    .map(|(name, _)| *name)
-                    .collect();
-                (path.clone(), allowed.join(", "))
-            })
-            .collect()
-    });
+    static ROUTES: std::sync::LazyLock<Vec<(String, String)>> =
+        std::sync::LazyLock::new(|| methods_by_path(&openapi::document()));
+    route_methods(&ROUTES, path, exact_only)
+}
+
+/// Each path of `document`, with its methods as an `Allow` value.
+fn methods_by_path(document: &utoipa::openapi::OpenApi) -> Vec<(String, String)> {
+    document
+        .paths
+        .paths
+        .iter()
+        .map(|(path, item)| {
+            let methods = [
+                ("GET", &item.get),
+                ("PUT", &item.put),
+                ("POST", &item.post),
+                ("DELETE", &item.delete),
+                ("PATCH", &item.patch),
+            ];
+            let allowed: Vec<&str> = methods
+                .iter()
+                .filter(|(_, op)| op.is_some())
+                .map(|(name, _)| *name)
+                .collect();
+            (path.clone(), allowed.join(", "))
+        })
+        .collect()
+}
+
+/// The methods of the path of `routes` that `path` is: matching it exactly,
+/// or (unless `exact_only`) with `{parameters}` too.
+fn route_methods(routes: &[(String, String)], path: &str, exact_only: bool) -> Option<String> {
     let templated = |template: &str| {
         let (a, b): (Vec<&str>, Vec<&str>) = (template.split('/').collect(), path.split('/').collect());
         a.len() == b.len()
@@ -229,13 +239,13 @@ fn documented_route(path: &str, exact_only: bool) -> Option<String> {
                 .zip(&b)
                 .all(|(t, p)| t == p || (t.starts_with('{') && !p.is_empty()))
     };
-    let exact = ROUTES.iter().find(|(template, _)| template == path);
+    let exact = routes.iter().find(|(template, _)| template == path);
     exact
         .or_else(|| {
             if exact_only {
                 None
             } else {
-                ROUTES.iter().find(|(template, _)| templated(template))
+                routes.iter().find(|(template, _)| templated(template))
             }
         })
         .map(|(_, allow)| allow.clone())

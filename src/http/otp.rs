@@ -160,6 +160,8 @@ async fn answer_request(
                 })
             })
             .transpose()?,
+        channel: None,
+        display_name: None,
     };
     let Some(raw) = request.headers().get(IDEMPOTENCY_KEY_HEADER) else {
         let verification = state.otp.request(&client, input).await?;

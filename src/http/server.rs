@@ -35,6 +35,7 @@ pub fn server(
             .app_data(http::path_config())
             .app_data(http::query_config())
             .configure(http::documented_routes)
+            .configure(http::twilio::routes)
             .split_for_parts();
         app.wrap(actix_web::middleware::from_fn(http::metrics::record))
             .wrap(TracingLogger::<crate::telemetry::RequestLog>::new())

@@ -104,6 +104,7 @@ impl OtpService {
                     test_number: matches!(outgoing, Outgoing::TestNumber),
                     prefix: input.phone.fraud_prefix(),
                     end_user_network: network.as_deref(),
+                    channel: input.channel,
                 };
                 // A new verification and its message, in one statement.
                 let inserted = match outgoing {

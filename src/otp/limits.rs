@@ -233,6 +233,8 @@ mod tests {
         let client = Client {
             id: crate::domain::ClientId::new(),
             name: "shop".into(),
+            created_at: chrono::Utc::now(),
+            twilio: None,
             settings: Default::default(),
         };
         let phone = PhoneNumber::parse("+59169657008", None).unwrap();

@@ -1,6 +1,7 @@
 //! The verification rules: request (and resend), verify, cancel.
 
 pub mod cooldowns;
+mod end;
 mod enqueue;
 pub mod idempotency;
 pub mod limits;

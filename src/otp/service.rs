@@ -1,4 +1,3 @@
-use crate::store::Bounded;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,12 +14,12 @@ use crate::clients::cache::ClientCache;
 use crate::crypto::CodeHasher;
 use crate::delivery::{Delivery, render};
 use crate::domain::{
-    Defaults, DeliveryError, Effective, FailureReason, Locale, MessageId, OtpCode, PhoneNumber, Purpose,
+    Channel, Defaults, DeliveryError, Effective, Locale, MessageId, OtpCode, PhoneNumber, Purpose,
     VerificationId, VerificationStatus,
 };
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
-use crate::store::{outbox, verifications};
+use crate::store::verifications;
 use crate::tasks::Tasks;
 
 /// The rules and limits the service defaults to; each client's own
@@ -44,6 +43,12 @@ pub struct NewVerification {
     pub purpose: Purpose,
     pub locale: Locale,
     pub end_user_ip: Option<IpAddr>,
+    /// The channel asked for through `/twilio` (kept for its answers; every
+    /// code goes over WhatsApp); `None` through `/otp`.
+    pub channel: Option<Channel>,
+    /// What `{app}` stands for in this message instead of the client's
+    /// display name (`/twilio`'s `CustomFriendlyName`), checked as one.
+    pub display_name: Option<String>,
 }
 
 /// What a request sends: a sealed text to queue, or nothing (a test number).
@@ -197,7 +202,8 @@ impl OtpService {
 
         let code = OtpCode::generate(rules.code_length);
         let code_hash = self.hasher.hash(&code).await?;
-        let text = render(rules.template(input.locale), &code, ttl, &rules.display_name);
+        let app = input.display_name.as_deref().unwrap_or(&rules.display_name);
+        let text = render(rules.template(input.locale), &code, ttl, app);
         let body = self.delivery.seal(&text, input.phone.gateway_digits());
         drop(text);
         drop(code);
@@ -302,23 +308,6 @@ impl OtpService {
             });
         }
         Ok(())
-    }
-
-    #[tracing::instrument(skip_all, fields(client = %client.name, verification = %id))]
-    pub async fn cancel(&self, client: &Client, id: VerificationId) -> Result<Verification> {
-        if let Some(refusal) = self.terminal.refusal(id, client.id) {
-            return Err(refusal.for_cancel(id));
-        }
-        let mut tx = self.pool.begin().bounded().await?;
-        if !verifications::cancel(&mut tx, id, client.id).await? {
-            tx.rollback().await?;
-            return Err(self.refusal(client, id).await?.for_cancel(id));
-        }
-        outbox::give_up_queued(&mut tx, id, FailureReason::Canceled).await?;
-        tx.commit().bounded().await?;
-        self.finished(id, client, VerificationStatus::Canceled);
-        self.metrics.verification(&client.name, "canceled");
-        self.find(client, id).await
     }
 
     #[tracing::instrument(skip_all, fields(client = %client.name, verification = %id))]

@@ -3,7 +3,9 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::domain::{DeliveryError, DeliveryStatus, FailureReason, MessageStatus, VerificationStatus};
+use crate::domain::{
+    Channel, DeliveryError, DeliveryStatus, FailureReason, MessageStatus, VerificationStatus,
+};
 use crate::store::verifications::ViewRow;
 
 /// A verification: one phone number, one purpose, one code at a time.
@@ -43,6 +45,16 @@ pub struct Verification {
     pub resend_available_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub verified_at: Option<DateTime<Utc>>,
+    /// What only `/twilio` shows: when it last changed,
+    #[serde(skip)]
+    pub updated_at: DateTime<Utc>,
+    /// the channel asked for there (if it was),
+    #[serde(skip)]
+    pub channel: Option<Channel>,
+    /// and each send, resends included: its message's id, and when it went
+    /// out (or was queued, if it has not yet).
+    #[serde(skip)]
+    pub send_attempts: Vec<(Uuid, DateTime<Utc>)>,
 }
 
 impl Verification {
@@ -74,6 +86,9 @@ impl Verification {
             resend_available_at,
             created_at: row.created_at,
             verified_at: row.verified_at,
+            updated_at: row.updated_at,
+            channel: row.channel,
+            send_attempts: row.send_ids.into_iter().zip(row.send_times).collect(),
         }
     }
 }

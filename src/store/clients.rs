@@ -24,13 +24,14 @@ pub struct SettingsColumns {
     template_es: Option<String>,
     template_en: Option<String>,
     template_pt: Option<String>,
+    sms_as_whatsapp: Option<bool>,
 }
 
 macro_rules! settings_columns {
     () => {
         "display_name, share, max_queued, requests_per_minute, code_length, ttl_seconds, max_attempts,
          resend_cooldown_seconds, max_sends, allowed_countries, default_locale,
-         template_es, template_en, template_pt"
+         template_es, template_en, template_pt, sms_as_whatsapp"
     };
 }
 
@@ -58,6 +59,7 @@ impl SettingsColumns {
             template_es: self.template_es.clone(),
             template_en: self.template_en.clone(),
             template_pt: self.template_pt.clone(),
+            sms_as_whatsapp: self.sms_as_whatsapp,
         }
     }
 }
@@ -67,8 +69,18 @@ impl SettingsColumns {
 pub struct ClientRow {
     pub id: ClientId,
     pub name: String,
+    pub created_at: DateTime<Utc>,
+    #[sqlx(flatten)]
+    pub sids: Sids,
     #[sqlx(flatten)]
     pub settings: SettingsColumns,
+}
+
+/// A client's Twilio SIDs, as stored (V20 checks their form).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Sids {
+    pub twilio_account_sid: String,
+    pub twilio_service_sid: String,
 }
 
 /// A client as operators see it (never its key).
@@ -79,6 +91,8 @@ pub struct ClientRecord {
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
     #[sqlx(flatten)]
+    pub sids: Sids,
+    #[sqlx(flatten)]
     pub settings: SettingsColumns,
 }
 
@@ -87,7 +101,7 @@ statement!(
         "insert into clients (id, name, key_hash, made_by_dev, ",
         settings_columns!(),
         ") values ($1, $2, $3, exists (select 1 from dev_database),
-                   $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+                   $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
          on conflict (name) do nothing"
     )
 );
@@ -126,7 +140,7 @@ pub async fn upsert_dev(db: impl PgExecutor<'_>, name: &str, key_hash: &[u8]) ->
 
 statement!(
     LIST = concat!(
-        "select id, name, created_at, revoked_at, ",
+        "select id, name, created_at, revoked_at, twilio_account_sid, twilio_service_sid, ",
         settings_columns!(),
         " from clients order by name"
     )
@@ -137,7 +151,7 @@ pub async fn list(db: impl PgExecutor<'_>) -> Result<Vec<ClientRecord>, sqlx::Er
 
 statement!(
     BY_NAME = concat!(
-        "select id, name, created_at, revoked_at, ",
+        "select id, name, created_at, revoked_at, twilio_account_sid, twilio_service_sid, ",
         settings_columns!(),
         " from clients where name = $1"
     )
@@ -171,7 +185,7 @@ pub async fn rotate_key(db: impl PgExecutor<'_>, name: &str, key_hash: &[u8]) ->
 
 statement!(
     SETTINGS_FOR_UPDATE = concat!(
-        "select id, name, created_at, revoked_at, ",
+        "select id, name, created_at, revoked_at, twilio_account_sid, twilio_service_sid, ",
         settings_columns!(),
         " from clients where name = $1 for update"
     )
@@ -180,7 +194,7 @@ statement!(
     WRITE_SETTINGS = "update clients set display_name = $2, share = $3, max_queued = $4,
              requests_per_minute = $5, code_length = $6, ttl_seconds = $7, max_attempts = $8,
              resend_cooldown_seconds = $9, max_sends = $10, allowed_countries = $11, default_locale = $12,
-             template_es = $13, template_en = $14, template_pt = $15
+             template_es = $13, template_en = $14, template_pt = $15, sms_as_whatsapp = $16
          where id = $1",
 );
 /// Changes a client's settings with `change`, which sees the stored ones and
@@ -234,6 +248,7 @@ impl SettingsColumns {
             .bind(&self.template_es)
             .bind(&self.template_en)
             .bind(&self.template_pt)
+            .bind(self.sms_as_whatsapp)
     }
 }
 
@@ -260,13 +275,14 @@ impl From<&ClientSettings> for SettingsColumns {
             template_es: s.template_es.clone(),
             template_en: s.template_en.clone(),
             template_pt: s.template_pt.clone(),
+            sms_as_whatsapp: s.sms_as_whatsapp,
         }
     }
 }
 
 statement!(
     BY_KEY_HASH = concat!(
-        "select id, name, ",
+        "select id, name, created_at, twilio_account_sid, twilio_service_sid, ",
         settings_columns!(),
         " from clients where key_hash = $1 and revoked_at is null"
     )
@@ -282,7 +298,7 @@ pub async fn by_key_hash(db: impl PgExecutor<'_>, key_hash: &[u8]) -> Result<Opt
 
 statement!(
     BY_ID = concat!(
-        "select id, name, ",
+        "select id, name, created_at, twilio_account_sid, twilio_service_sid, ",
         settings_columns!(),
         " from clients where id = $1"
     )

@@ -10,7 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sqlx::{PgExecutor, Postgres, Transaction};
 
-use crate::domain::{ClientId, FailureReason, MessageStatus, VerificationId, VerificationStatus};
+use crate::domain::{Channel, ClientId, FailureReason, MessageStatus, VerificationId, VerificationStatus};
 use crate::store::limits::{self, HitId, Window};
 
 /// Pending and not locked: a verification still waiting for its code
@@ -45,7 +45,7 @@ macro_rules! attemptable {
 statement!(LOCK = "select 1 from verifications where id = $1 for update");
 mod ends;
 mod requests;
-pub use ends::{approve, cancel, expire_due, fail_if_pending, mark_expired};
+pub use ends::{approve, approve_without_code, cancel, expire_due, fail_if_pending, mark_expired};
 pub use requests::{
     Key, NewVerification, Resendable, close_finished_and_lock_resendable, insert, insert_with_message,
     is_one_pending_violation, resend, resendable_and_waits,
@@ -74,6 +74,10 @@ select v.id, v.phone, v.purpose, v.locale,
            else v.status
        end as status,
        v.failed_attempts, v.max_attempts, v.sends, v.last_sent_at, v.expires_at, v.created_at, v.verified_at,
+       v.updated_at, v.channel,
+       array(select id from outbox_messages where verification_id = v.id order by created_at) as send_ids,
+       array(select coalesce(sent_at, created_at) from outbox_messages
+             where verification_id = v.id order by created_at) as send_times,
        m.status as message_status,
        coalesce(m.leased_until > now(), false) as message_leased,
        m.failure as message_failure
@@ -103,6 +107,13 @@ pub struct ViewRow {
     pub expires_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     pub verified_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+    /// The channel asked for through `/twilio`, if it was.
+    pub channel: Option<Channel>,
+    /// Each of its sends (resends included): the message's id, and when it
+    /// went out (or was queued, if it has not).
+    pub send_ids: Vec<uuid::Uuid>,
+    pub send_times: Vec<DateTime<Utc>>,
     pub message_status: Option<MessageStatus>,
     pub message_leased: bool,
     /// Why the current message was given up, if it was.

@@ -38,6 +38,8 @@ mod shutdown;
 mod statements;
 mod stats;
 mod tenants;
+mod twilio;
+mod twilio_access;
 mod twilio_sdk;
 mod webhook_cli;
 mod webhook_egress;

@@ -75,6 +75,9 @@ macro_rules! settings_flags {
                 None => "active".into(),
             };
             println!("client `{}` ({state})", record.name);
+            // What a Twilio SDK is given under /twilio: user name and service.
+            println!("  {:<24} {}", "twilio_account_sid", record.twilio_account_sid);
+            println!("  {:<24} {}", "twilio_service_sid", record.twilio_service_sid);
             $(println!(
                 "{}",
                 line(
@@ -146,6 +149,12 @@ impl Flag for kinds::Countries {
             [] => "every country".to_owned(),
             list => list.iter().map(|c| c.as_ref()).collect::<Vec<_>>().join(","),
         }
+    }
+}
+
+impl Flag for kinds::Switch {
+    fn printed(value: &bool) -> String {
+        value.to_string()
     }
 }
 

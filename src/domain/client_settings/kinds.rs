@@ -25,6 +25,8 @@ pub enum Template {}
 pub enum Countries {}
 /// A language.
 pub enum Lang {}
+/// On or off.
+pub enum Switch {}
 
 impl Kind for Count {
     type Raw = i64;
@@ -54,4 +56,9 @@ impl Kind for Countries {
 impl Kind for Lang {
     type Raw = String;
     type Value = Locale;
+}
+
+impl Kind for Switch {
+    type Raw = bool;
+    type Value = bool;
 }

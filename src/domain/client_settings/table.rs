@@ -154,6 +154,16 @@ macro_rules! for_each_client_setting {
                 effective: (#[serde(skip)] #[allow(dead_code)]),
                 flag: (),
             }
+            /// Whether a request through `/twilio` for the `sms` channel is sent over
+            /// WhatsApp (the only channel there is); by default false: it is refused.
+            sms_as_whatsapp (SmsAsWhatsapp): Switch [bool] => [bool] {
+                check: |_, on, _| Ok(on),
+                fallback: |_, _| false,
+                schema: (example = true),
+                view: (),
+                effective: (),
+                flag: (#[doc = " Send the Twilio surface's `sms` requests over WhatsApp (true or false; default false)."]),
+            }
         }
     };
 }

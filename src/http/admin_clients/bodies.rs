@@ -165,6 +165,13 @@ impl Shown for kinds::Countries {
     }
 }
 
+impl Shown for kinds::Switch {
+    type Shown = bool;
+    fn shown(value: &bool) -> bool {
+        *value
+    }
+}
+
 impl Shown for kinds::Lang {
     type Shown = String;
     fn shown(value: &Locale) -> String {
@@ -205,11 +212,13 @@ for_each_client_setting!(with_settings {
     "name": "shop",
     "created_at": "2026-11-21T10:42:00Z",
     "revoked_at": null,
+    "twilio_account_sid": "AC5f0c8e9a2b7d4c1e8f3a6b9d0c2e4f71",
+    "twilio_service_sid": "VA9d2e4f6a8b0c1d3e5f7a9b1c3d5e7f90",
     "settings": {"display_name": "Tienda Sol", "ttl_seconds": 300},
     "effective": {
         "display_name": "Tienda Sol", "share": 1, "max_queued": 1000, "requests_per_minute": 300,
         "code_length": 6, "ttl_seconds": 300, "max_attempts": 5, "resend_cooldown_seconds": 30,
-        "max_sends": 5, "allowed_countries": [], "default_locale": "es",
+        "max_sends": 5, "allowed_countries": [], "default_locale": "es", "sms_as_whatsapp": false,
         "templates": {
             "es": "Tu código de verificación es *{code}*. Por tu seguridad, no lo compartas",
             "en": "Your verification code is *{code}*. For your security, do not share it",
@@ -222,6 +231,11 @@ pub struct ClientReport {
     pub created_at: DateTime<Utc>,
     /// When its key was revoked (its calls get `401`); null while it is active.
     pub revoked_at: Option<DateTime<Utc>>,
+    /// The user name of its Basic credentials under `/twilio` (Twilio's SDKs:
+    /// the account SID; the password is its API key). Kept for its life.
+    pub twilio_account_sid: String,
+    /// Its service under `/twilio` (`/twilio/v2/Services/{twilio_service_sid}/…`).
+    pub twilio_service_sid: String,
     pub settings: OwnSettings,
     pub effective: EffectiveSettings,
     /// Where its webhooks go, and how they fare; null without a webhook URL.
@@ -244,6 +258,8 @@ impl From<ClientView> for ClientReport {
             name: view.record.name,
             created_at: view.record.created_at,
             revoked_at: view.record.revoked_at,
+            twilio_account_sid: view.record.twilio_account_sid,
+            twilio_service_sid: view.record.twilio_service_sid,
             webhook: None,
         }
     }
@@ -339,6 +355,7 @@ mod tests {
                 "display_name": "shop", "share": 1, "max_queued": 100, "requests_per_minute": 300,
                 "code_length": 8, "ttl_seconds": 300, "max_attempts": 5, "resend_cooldown_seconds": 30,
                 "max_sends": 5, "allowed_countries": ["BO"], "default_locale": "es",
+                "sms_as_whatsapp": false,
                 "templates": {"es": "es {code}", "en": "en {code}", "pt": "pt {code}"}
             })
         );

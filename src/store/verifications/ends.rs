@@ -104,6 +104,40 @@ pub async fn cancel(
 }
 
 statement!(
+    APPROVE_WITHOUT_CODE = ending!(
+        concat!(
+            "update verifications set status = 'approved', verified_at = now(), updated_at = now()
+             where id = $1 and client_id = $2 and ",
+            attemptable!()
+        ),
+        "$3",
+        "$4",
+        "$5",
+        "$6",
+        "$7",
+        "$8",
+        "$9",
+        "$10",
+        "$11"
+    )
+);
+/// Approves an attemptable verification without a code (the client checked
+/// the person some other way); says whether it did. It tells and counts as
+/// an approval by code does.
+pub async fn approve_without_code(
+    tx: &mut Transaction<'_, Postgres>,
+    id: VerificationId,
+    client: ClientId,
+) -> Result<bool, sqlx::Error> {
+    let ended: i64 = ENDED
+        .bind_to(sqlx::query_scalar(APPROVE_WITHOUT_CODE).bind(id).bind(client))
+        .fetch_one(&mut **tx)
+        .bounded()
+        .await?;
+    Ok(ended == 1)
+}
+
+statement!(
     MARK_EXPIRED = ending!(
         "update verifications set status = 'expired', updated_at = now()
          where id = $1 and status = 'pending' and expires_at <= now()",

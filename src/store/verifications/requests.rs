@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use sqlx::{PgExecutor, Postgres, Transaction};
 
-use crate::domain::{ClientId, MessageId, MessageStatus, VerificationId};
+use crate::domain::{Channel, ClientId, MessageId, MessageStatus, VerificationId};
 use crate::store::limits::{self, Window};
 use crate::store::outbox::NewMessage;
 use crate::store::transitions::{ENDED, REQUESTED, Rules, decide_ended, decide_requested, ended_columns};
@@ -203,15 +203,17 @@ pub struct NewVerification<'a> {
     pub prefix: &'a str,
     /// The end user's network (`otp::limits::network`), when given.
     pub end_user_network: Option<&'a str>,
+    /// The channel asked for through `/twilio`; `None` through `/otp`.
+    pub channel: Option<Channel>,
 }
 
 macro_rules! insert_verification {
     () => {
         "insert into verifications
              (id, client_id, phone, purpose, locale, status, code_hash, max_attempts,
-              last_sent_at, expires_at, made_by_dev, country, test_number, prefix, end_user_network)
+              last_sent_at, expires_at, made_by_dev, country, test_number, prefix, end_user_network, channel)
          values ($1, $2, $3, $4, $5, 'pending', $6, $7, now(), now() + make_interval(secs => $8), $9, $10, $11,
-                 $12, $13)"
+                 $12, $13, $14)"
     };
 }
 
@@ -228,7 +230,7 @@ statement!(
         insert_verification!(),
         requested_columns!(),
         ")",
-        decide_requested!("inserted", "$14", "$15", "$16", "$17", "$18", "$19", "$20"),
+        decide_requested!("inserted", "$15", "$16", "$17", "$18", "$19", "$20", "$21"),
         " select count(*) from inserted"
     )
 );
@@ -253,10 +255,10 @@ statement!(
         insert_verification!(),
         requested_columns!(),
         ")",
-        decide_requested!("verification", "$20", "$21", "$22", "$23", "$24", "$25", "$26"),
+        decide_requested!("verification", "$21", "$22", "$23", "$24", "$25", "$26", "$27"),
         " insert into outbox_messages
              (id, verification_id, client_id, phone_digits, body_sealed, status, expires_at, next_attempt_at)
-         select $14, id, $2, $15, $16, $17, now() + make_interval(secs => $18), now() + make_interval(secs => $19)
+         select $15, id, $2, $16, $17, $18, now() + make_interval(secs => $19), now() + make_interval(secs => $20)
          from verification"
     )
 );
@@ -279,7 +281,7 @@ pub async fn insert_with_message(
     Ok(id)
 }
 
-/// The new verification's columns, `$1` to `$13`.
+/// The new verification's columns, `$1` to `$14`.
 fn bind_new<'q>(
     query: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
     id: VerificationId,
@@ -299,6 +301,7 @@ fn bind_new<'q>(
         .bind(new.test_number)
         .bind(new.prefix)
         .bind(new.end_user_network)
+        .bind(new.channel)
 }
 
 /// Two first requests for one key raced, and this one lost.
