@@ -2,80 +2,23 @@
 pointed at this service by its credentials and base URL only, goes through
 the whole flow. tests/api/twilio_sdk.rs runs it against a running service
 and its fake WhatsApp gateway; everything it needs comes from the
-environment (see `Env` in flow_support.py). It stops at the first step that fails, saying what
-it expected, and exits 1.
+environment (see `Env` in flow_support.py). It stops at the first step
+that fails, saying what it expected, and exits 1.
 """
 
-import re
+import asyncio
 import sys
 import traceback
 
+from twilio.base.exceptions import TwilioRestException
+from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
-from flow_support import Env, Failed, Inbox, check, dates, is_time, refused, wrong
+from flow_support import Env, Failed, FlowBase, check, dates, refused, wrong
 
 
-class Flow:
-    def __init__(self, env):
-        self.env = env
-        self.inbox = Inbox(env.inbox_url)
-        self.account_a, self.service_sid_a, key_a = env.a
-        self.account_b, self.service_sid_b, key_b = env.b
-        self.key_a, self.key_b = key_a, key_b
-        self.a = self.service(self.account_a, key_a, self.service_sid_a)
-        self.b = self.service(self.account_b, key_b, self.service_sid_b)
-        self.phones = 0
-
-    def client(self, account_sid, key):
-        # The two lines an app changes: its credentials, and the base URL.
-        client = Client(account_sid, key)
-        client.verify.base_url = self.env.base_url
-        return client
-
-    def service(self, account_sid, key, service_sid):
-        return self.client(account_sid, key).verify.v2.services(service_sid)
-
-    def phone(self):
-        self.phones += 1
-        return f"{self.env.phone_prefix}{self.phones:02d}"
-
-    def created(self, phone, service=None, channel="whatsapp", **more):
-        """Starts a verification and returns it with the code delivered."""
-        service = service or self.a
-        seen = self.inbox.seen(phone)
-        v = service.verifications.create(to=phone, channel=channel, **more)
-        self.resource(v, phone, channel, "pending")
-        return v, self.inbox.next_code(phone, seen)
-
-    def resource(self, v, phone, channel, status):
-        check(re.fullmatch("VE[0-9a-f]{32}", v.sid or ""), f"a verification SID: {v.sid!r}")
-        check(v.to == phone, f"to: {v.to!r}, expected {phone}")
-        check(v.channel == channel, f"channel: {v.channel!r}, expected {channel}")
-        check(v.status == status, f"status of {v.sid}: {v.status!r}, expected {status}")
-        dates(v)
-        check(
-            v.url == f"{self.env.base_url}/v2/Services/{v.service_sid}/Verifications/{v.sid}",
-            f"url: {v.url!r}",
-        )
-        attempts = v.send_code_attempts
-        check(isinstance(attempts, list) and attempts, f"send_code_attempts: {attempts!r}")
-        for attempt in attempts:
-            check(
-                isinstance(attempt.get("attempt_sid"), str) and attempt.get("channel"),
-                f"a send code attempt: {attempt!r}",
-            )
-            check(is_time(attempt.get("time")), f"a send code attempt's time: {attempt!r}")
-
-    def checked(self, status, valid, what, service=None, **by):
-        check_ = (service or self.a).verification_checks.create(**by)
-        check(
-            check_.status == status and check_.valid is valid,
-            f"{what}: status {check_.status!r} valid {check_.valid!r}, expected {status} {valid}",
-        )
-        dates(check_)
-        return check_
-
-    # The steps, in order.
+class Flow(FlowBase):
+    """The steps, in order."""
 
     def service_resource(self):
         s = self.a.fetch()
@@ -86,7 +29,7 @@ class Flow:
             f"friendly_name: {s.friendly_name!r}",
         )
         check(isinstance(s.code_length, int) and s.code_length >= 4, f"code_length: {s.code_length!r}")
-        dates(s)
+        dates(s, recent=False)
 
     def create_and_check_by_to(self):
         phone = self.phone()
@@ -203,14 +146,11 @@ class Flow:
     def attempts_limit(self):
         phone = self.phone()
         v, code = self.created(phone)
-        # As Twilio: each of the allowed wrong codes answers pending, the next check 60202.
-        for n in range(self.env.max_attempts):
+        # Each allowed wrong code counts; the one that uses the last says so, the next check is 60202.
+        for n in range(1, self.env.max_attempts + 1):
+            status = "pending" if n < self.env.max_attempts else "max_attempts_reached"
             self.checked(
-                "pending",
-                False,
-                f"wrong code {n + 1} of {self.env.max_attempts}",
-                to=phone,
-                code=wrong(code),
+                status, False, f"wrong code {n} of {self.env.max_attempts}", to=phone, code=wrong(code)
             )
         refused(
             "the right code after the attempts",
@@ -265,6 +205,34 @@ class Flow:
             429,
             20429,
         )
+
+    def async_client(self):
+        """The same calls through the SDK's asyncio client (aiohttp underneath)."""
+
+        async def flow():
+            http = AsyncTwilioHttpClient()
+            try:
+                client = Client(self.account_a, self.key_a, http_client=http)
+                client.verify.base_url = self.env.base_url
+                service = client.verify.v2.services(self.service_sid_a)
+                phone = self.phone()
+                seen = self.inbox.seen(phone)
+                v = await service.verifications.create_async(to=phone, channel="whatsapp")
+                self.resource(v, phone, "whatsapp", "pending")
+                code = self.inbox.next_code(phone, seen)
+                c = await service.verification_checks.create_async(verification_sid=v.sid, code=code)
+                check((c.status, c.valid) == ("approved", True), f"an async check: {c.status} {c.valid}")
+                self.resource(await service.verifications(v.sid).fetch_async(), phone, "whatsapp", "approved")
+                try:
+                    await service.verification_checks.create_async(to=phone, code=code)
+                except TwilioRestException as e:
+                    check((e.status, e.code) == (404, 20404), f"an async check again: {e.status} {e.code}")
+                else:
+                    raise Failed("an async check again: expected 404 / 20404, but it succeeded")
+            finally:
+                await http.close()
+
+        asyncio.run(flow())
 
     def sms_and_locale(self):
         phone = self.phone()
@@ -345,6 +313,7 @@ def main():
             flow.cancel_and_approve_through_update,
             flow.attempts_limit,
             flow.repeated_create,
+            flow.async_client,
             flow.sms_and_locale,
             flow.bad_input,
             flow.wrong_credentials,
