@@ -9,6 +9,7 @@ use sqlx::PgPool;
 
 use crate::clients::Client;
 use crate::clients::cache::ClientCache;
+use crate::domain::{Sid, SidKind};
 use crate::error::{Error, Result};
 use crate::otp::LimitSettings;
 use crate::otp::limits;
@@ -51,11 +52,10 @@ impl Access {
     /// also have `account_sid` as its Account SID, or the pair is wrong
     /// (`401`, and nothing is counted against the client's window).
     pub async fn twilio_caller(&self, account_sid: &str, key: &str) -> Result<Client> {
+        let user = Sid::parse(SidKind::Account, account_sid);
         self.caller_if(key, |client| {
-            client
-                .twilio
-                .as_ref()
-                .is_some_and(|sids| sids.account.to_string() == account_sid)
+            let own = client.twilio.as_ref().map(|sids| &sids.account);
+            user.is_some() && own == user.as_ref()
         })
         .await
     }

@@ -13,7 +13,8 @@ pub mod tasks;
 // Settings, a leaf: parsed from flags, environment and file; read by the services and above.
 pub mod config;
 
-// Store: every table and statement; takes windows, timeouts and limits as parameters.
+// Store: every table and statement, and the replica's one LISTEN connection; takes
+// windows, timeouts and limits as parameters.
 pub mod store;
 
 // Services: the rules, and the background loops that serve them.

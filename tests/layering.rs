@@ -1,6 +1,7 @@
 //! The layout's promises, read from the source: SQL only in `src/store/`,
-//! each table named in SQL only there (and in the migrations), and every
-//! statement of the store a registered `statement!` (see tests/api/statements.rs).
+//! each table named in SQL only there (and in the migrations), every
+//! statement of the store a registered `statement!` (see tests/api/statements.rs),
+//! and no file or function too long to read whole.
 
 use std::path::{Path, PathBuf};
 
@@ -581,5 +582,103 @@ fn the_store_names_only_what_it_stores() {
         wrong.is_empty(),
         "the store names more than {allowed:?}:\n{}",
         wrong.join("\n")
+    );
+}
+
+/// Past this many lines a file is split by meaning (what it holds, not
+/// where its middle falls).
+const MAX_FILE_LINES: usize = 350;
+/// Past this many lines of code (comments left out) a function is split.
+const MAX_FUNCTION_LINES: usize = 80;
+
+#[test]
+fn no_file_is_too_long() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    sources(&root.join("src"), &mut files);
+    let long: Vec<String> = files
+        .iter()
+        .map(|path| (path, std::fs::read_to_string(path).unwrap().lines().count()))
+        .filter(|(_, lines)| *lines > MAX_FILE_LINES)
+        .map(|(path, lines)| format!("{}: {lines} lines", path.strip_prefix(root).unwrap().display()))
+        .collect();
+    assert!(
+        long.is_empty(),
+        "files over {MAX_FILE_LINES} lines:\n{}",
+        long.join("\n")
+    );
+}
+
+#[test]
+fn no_function_is_too_long() {
+    let mut long = Vec::new();
+    for (file, lines) in code() {
+        for (name, length) in functions(&lines) {
+            if length > MAX_FUNCTION_LINES {
+                long.push(format!("{file}: fn {name}, {length} lines"));
+            }
+        }
+    }
+    assert!(
+        long.is_empty(),
+        "functions over {MAX_FUNCTION_LINES} lines:\n{}",
+        long.join("\n")
+    );
+}
+
+/// Each function with a body of its own lines (as rustfmt lays it out: from
+/// its `fn` to the `}` at the same indentation), by name and length.
+fn functions(lines: &[String]) -> Vec<(String, usize)> {
+    let mut found = Vec::new();
+    for (start, line) in lines.iter().enumerate() {
+        let indent = &line[..line.len() - line.trim_start().len()];
+        let Some(name) = fn_name(line.trim_start()) else {
+            continue;
+        };
+        let Some(open) = (start..lines.len()).find(|&i| {
+            let l = lines[i].trim_end();
+            l.ends_with('{') || l.ends_with(';') || l.ends_with('}')
+        }) else {
+            continue;
+        };
+        if !lines[open].trim_end().ends_with('{') {
+            continue;
+        }
+        let close = format!("{indent}}}");
+        if let Some(end) = (open + 1..lines.len()).find(|&i| lines[i].trim_end() == close) {
+            found.push((name, end - start + 1));
+        }
+    }
+    found
+}
+
+/// The name of the function a line declares, if it declares one.
+fn fn_name(line: &str) -> Option<String> {
+    let mut rest = line;
+    for qualifier in [
+        "pub(crate) ",
+        "pub(super) ",
+        "pub ",
+        "const ",
+        "async ",
+        "unsafe ",
+    ] {
+        rest = rest.strip_prefix(qualifier).unwrap_or(rest);
+    }
+    let rest = rest.strip_prefix("fn ")?;
+    let name: String = rest
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .collect();
+    (!name.is_empty()).then_some(name)
+}
+
+#[test]
+fn functions_are_measured_from_fn_to_their_closing_brace() {
+    let source = "impl A {\n    pub async fn long(\n        x: u8,\n    ) -> u8 {\n        x\n    }\n\n    fn short() -> u8 { 1 }\n    fn declared();\n}\nfn free() {\n}";
+    let lines: Vec<String> = source.lines().map(str::to_owned).collect();
+    assert_eq!(
+        functions(&lines),
+        [("long".to_owned(), 5), ("free".to_owned(), 2)]
     );
 }

@@ -104,44 +104,12 @@ pub async fn run(
             eprintln!("client `{name}` created. Its key is shown this once; store it now:");
             println!("{}", key.expose_secret());
         }
-        ClientsCommand::List => {
-            println!(
-                "{:<24} {:<6} {:<10} {:<25} REVOKED",
-                "NAME", "SHARE", "REQ/MIN", "CREATED"
-            );
-            for c in clients::list(pool).await? {
-                println!(
-                    "{:<24} {:<6} {:<10} {:<25} {}",
-                    c.name,
-                    c.settings.share.unwrap_or(1),
-                    c.settings
-                        .requests_per_minute
-                        .map_or("default".into(), |n| n.to_string()),
-                    c.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
-                    c.revoked_at
-                        .map_or("-".into(), |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string()),
-                );
-            }
-        }
+        ClientsCommand::List => print_list(pool).await?,
         ClientsCommand::Show { name } => {
             print_settings(&clients::show(pool, &name).await?, policy);
             webhooks::print_endpoint(pool, &name).await?;
         }
-        ClientsCommand::Set(args) => {
-            let name = args.name.clone();
-            let url = args.webhook_url.clone();
-            let clear = args.unset.contains(&Field::WebhookUrl);
-            // A pepper the service does not hold is refused before anything changes.
-            let admin = match &url {
-                Some(_) => Some(webhooks::admin(pool, webhook_settings, args.pepper.clone()).await?),
-                None => None,
-            };
-            let record = clients::change(pool, &name, args.change(), policy.allow_weak_codes).await?;
-            webhooks::set(pool, &name, url.as_deref(), clear, admin).await?;
-            eprintln!("client `{name}` changed; running services use it from their next request");
-            print_settings(&record, policy);
-            webhooks::print_endpoint(pool, &name).await?;
-        }
+        ClientsCommand::Set(args) => set(pool, policy, webhook_settings, args).await?,
         ClientsCommand::RotateWebhookSecret { name, pepper } => {
             webhooks::rotate(pool, webhook_settings, &name, pepper).await?;
         }
@@ -170,6 +138,48 @@ pub async fn run(
         }
     }
     Ok(())
+}
+
+async fn print_list(pool: &PgPool) -> anyhow::Result<()> {
+    println!(
+        "{:<24} {:<6} {:<10} {:<25} REVOKED",
+        "NAME", "SHARE", "REQ/MIN", "CREATED"
+    );
+    for c in clients::list(pool).await? {
+        println!(
+            "{:<24} {:<6} {:<10} {:<25} {}",
+            c.name,
+            c.settings.share.unwrap_or(1),
+            c.settings
+                .requests_per_minute
+                .map_or("default".into(), |n| n.to_string()),
+            c.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            c.revoked_at
+                .map_or("-".into(), |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string()),
+        );
+    }
+    Ok(())
+}
+
+async fn set(
+    pool: &PgPool,
+    policy: &PolicySettings,
+    webhook_settings: &WebhookSettings,
+    args: Box<SetArgs>,
+) -> anyhow::Result<()> {
+    let name = args.name.clone();
+    let url = args.webhook_url.clone();
+    let clear = args.unset.contains(&Field::WebhookUrl);
+    // A pepper the service does not hold is refused before anything changes.
+    let admin = match &url {
+        Some(_) => Some(webhooks::admin(pool, webhook_settings, args.pepper.clone()).await?),
+        None => None,
+    };
+    let record = clients::change(pool, &name, args.change(), policy.allow_weak_codes).await?;
+    webhooks::set(pool, &name, url.as_deref(), clear, admin).await?;
+    eprintln!("client `{name}` changed; running services use it from their next request");
+    print_settings(&record, policy);
+    webhooks::print_endpoint(pool, &name).await
 }
 
 fn phone(raw: &str) -> anyhow::Result<PhoneNumber> {

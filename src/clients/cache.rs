@@ -2,13 +2,15 @@
 //! request is authenticated and looked up without a statement.
 //!
 //! Every change to `clients` or `test_numbers` is told by a trigger on the
-//! channel `otp_clients_changed` (V7__fast_refusals.sql), and every replica
-//! listening there drops what it holds, so a revocation or a new setting
-//! applies everywhere within moments of its commit. Memory is trusted only
-//! while the listening connection is up; without it (PostgreSQL down, the
-//! connection lost) every request reads its client again. What is held is
-//! also read again after `MAX_AGE`, in case a notification was lost in a way
-//! the connection did not show.
+//! channel `otp_clients_changed` (V7__fast_refusals.sql); the replica's
+//! `LISTEN` hub (`store::notifications`) tells the cache, which drops what it
+//! holds, so a revocation or a new setting applies everywhere within moments
+//! of its commit. Memory is trusted only while the hub listens; without it
+//! (PostgreSQL down, the connection lost) every request reads its client
+//! again. What is held is also read again after `MAX_AGE`, in case a
+//! notification was lost in a way the connection did not show. The resend
+//! cooldowns are held here too, and dropped with the clients (a client's
+//! settings decide them); they hear of finished verifications on their own.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -16,9 +18,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
-use sqlx::postgres::PgListener;
-use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 
 use chrono::Utc;
 
@@ -26,17 +25,15 @@ use super::{Client, key_hash};
 use crate::domain::ClientId;
 use crate::fraud::{Lists, StandingFlag};
 use crate::metrics::Metrics;
-use crate::otp::cooldowns::{Cooldowns, FINISHED_CHANNEL};
+use crate::otp::cooldowns::Cooldowns;
 use crate::store::clients as store;
+use crate::store::notifications::Subscriber;
 use crate::store::test_numbers::{self, ActiveTestNumber};
-use crate::store::webhook_events::CHANNEL as WEBHOOK_CHANNEL;
-use crate::store::{Bounded, call_timeout, ping_on};
 
 pub const CHANNEL: &str = "otp_clients_changed";
 const MAX_AGE: Duration = Duration::from_secs(5);
 /// Past this many clients held, memory starts again from nothing.
 const MAX_HELD: usize = 10_000;
-const RELISTEN_AFTER: Duration = Duration::from_secs(1);
 
 #[derive(Clone)]
 pub struct ClientCache {
@@ -52,9 +49,6 @@ struct Inner {
     /// Moves at every drop: what was read before it is not kept after it.
     epoch: AtomicU64,
     listening: AtomicBool,
-    /// Woken when any replica records a webhook event: heard on the same
-    /// connection, so webhooks cost no connection of their own.
-    webhook_events: Arc<Notify>,
 }
 
 #[derive(Default)]
@@ -78,14 +72,8 @@ impl ClientCache {
                 held: Mutex::default(),
                 epoch: AtomicU64::new(0),
                 listening: AtomicBool::new(false),
-                webhook_events: Arc::new(Notify::new()),
             }),
         }
-    }
-
-    /// Notified whenever a webhook event is recorded, by any replica.
-    pub fn webhook_events(&self) -> Arc<Notify> {
-        Arc::clone(&self.inner.webhook_events)
     }
 
     /// The active client holding `key`, from memory when it may be trusted.
@@ -167,7 +155,7 @@ impl ClientCache {
 
     /// The pending verifications this replica remembers (`otp::cooldowns`),
     /// trusted while it listens.
-    pub fn cooldowns(&self) -> &Cooldowns {
+    pub fn cooldowns(&self) -> &Arc<Cooldowns> {
         &self.inner.cooldowns
     }
 
@@ -179,73 +167,17 @@ impl ClientCache {
         *held = Held::default();
         self.inner.metrics.client_cache_drops.inc();
     }
+}
 
-    /// Listens for changes until `shutdown`, listening again whenever the
-    /// connection is lost.
-    pub async fn listen(self, shutdown: CancellationToken) {
-        let mut failing = false;
-        loop {
-            match self.subscribe().await {
-                Ok(mut listener) => {
-                    failing = false;
-                    self.set_listening(true);
-                    loop {
-                        tokio::select! {
-                            _ = shutdown.cancelled() => {
-                                self.set_listening(false);
-                                return;
-                            }
-                            // A quiet connection may be a dead one that no
-                            // error will ever reveal (a black-holed route): after
-                            // a quiet call timeout it must answer a ping in one.
-                            told = tokio::time::timeout(call_timeout(), listener.try_recv()) => match told {
-                                Ok(Ok(Some(told))) if told.channel() == FINISHED_CHANNEL => {
-                                    self.inner.cooldowns.drop_all();
-                                }
-                                Ok(Ok(Some(told))) if told.channel() == WEBHOOK_CHANNEL => {
-                                    self.inner.webhook_events.notify_one();
-                                }
-                                Ok(Ok(Some(_))) => self.drop_all(),
-                                Ok(Ok(None) | Err(_)) => break,
-                                Err(_quiet) => {
-                                    if ping_on(&mut listener).await.is_err() {
-                                        break;
-                                    }
-                                }
-                            },
-                        }
-                    }
-                    self.set_listening(false);
-                    tracing::warn!(
-                        "lost the connection that hears of client changes; reading clients per request"
-                    );
-                }
-                Err(e) if !failing => {
-                    failing = true;
-                    tracing::warn!(error = %e, "cannot listen for client changes; reading clients per request");
-                }
-                Err(_) => {}
-            }
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(RELISTEN_AFTER) => {}
-            }
-        }
-    }
-
-    async fn subscribe(&self) -> Result<PgListener, sqlx::Error> {
-        let mut listener = PgListener::connect_with(&self.inner.pool).await?;
-        listener
-            .listen_all([CHANNEL, FINISHED_CHANNEL, WEBHOOK_CHANNEL])
-            .bounded()
-            .await?;
-        Ok(listener)
+/// Subscribed to `CHANNEL`: any change to a client or its test numbers drops all.
+impl Subscriber for ClientCache {
+    fn told(&self, _channel: &str) {
+        self.drop_all();
     }
 
     /// Either way what is held is dropped: changes may have gone unheard.
-    fn set_listening(&self, listening: bool) {
+    fn listening(&self, listening: bool) {
         self.drop_all();
-        self.inner.cooldowns.set_trusted(listening);
         self.inner.listening.store(listening, Ordering::Release);
         self.inner
             .metrics

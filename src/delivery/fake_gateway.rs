@@ -4,18 +4,16 @@
 //! so development and tests can read the codes it "delivered".
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use actix_web::dev::Server;
 use actix_web::http::StatusCode;
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
 
 mod control;
+mod handlers;
 mod qr;
 pub use control::Switches;
 pub use qr::{DEV_QR_TEXT, QrFormat, qr_png, qr_svg};
@@ -90,6 +88,65 @@ enum Verdict {
     DelayThenAnswer(Duration, StatusCode, &'static str),
 }
 
+impl FakeState {
+    /// The answer to a known key's send, in the order the gateway checks:
+    /// its rate, an outage, the script, then the session and the number.
+    fn verdict(&mut self, rate_per_minute: usize, sender: usize, number: &str, message: &str) -> Verdict {
+        if let Some(wait) = self.rate_wait(rate_per_minute, sender) {
+            return Verdict::Answer(StatusCode::TOO_MANY_REQUESTS, RATE_MESSAGE, Some(wait));
+        }
+        if self.down {
+            return Verdict::Answer(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", None);
+        }
+        let verdict = match self.script.pop_front() {
+            Some(Scripted::Unavailable) => {
+                Verdict::Answer(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", None)
+            }
+            Some(Scripted::ServerError) => {
+                Verdict::Answer(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error", None)
+            }
+            Some(Scripted::TooManyRequests { retry_after }) => {
+                Verdict::Answer(StatusCode::TOO_MANY_REQUESTS, RATE_MESSAGE, retry_after)
+            }
+            Some(Scripted::Delay(d)) => Verdict::DelayThenAccept(d),
+            Some(Scripted::Answer {
+                status,
+                message,
+                after,
+            }) => {
+                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+                return Verdict::DelayThenAnswer(after, status, message);
+            }
+            None => Verdict::DelayThenAccept(self.delay),
+        };
+        if let Verdict::Answer(..) = verdict {
+            return verdict;
+        }
+        if self.ended.contains(&sender) {
+            return Verdict::Answer(StatusCode::BAD_REQUEST, "Session has ended", None);
+        }
+        let plausible = (8..=15).contains(&number.len()) && number.bytes().all(|b| b.is_ascii_digit());
+        if !plausible || self.rejected_numbers.contains(number) || message.is_empty() {
+            return Verdict::Answer(StatusCode::BAD_REQUEST, "Invalid phone number", None);
+        }
+        verdict
+    }
+
+    /// The seconds until `sender` may send again, when its last minute is full.
+    fn rate_wait(&mut self, rate_per_minute: usize, sender: usize) -> Option<u64> {
+        let window = self.sent_at.entry(sender).or_default();
+        while window
+            .front()
+            .is_some_and(|t| t.elapsed() >= Duration::from_secs(60))
+        {
+            window.pop_front();
+        }
+        // Retry when the oldest message of the window leaves it.
+        (window.len() >= rate_per_minute)
+            .then(|| window.front().map_or(60, |t| 60 - t.elapsed().as_secs().min(59)))
+    }
+}
+
 impl FakeGateway {
     pub fn new(keys: Vec<String>, rate_per_minute: u32) -> Self {
         Self {
@@ -97,33 +154,6 @@ impl FakeGateway {
             rate_per_minute: rate_per_minute as usize,
             state: Arc::new(Mutex::new(FakeState::default())),
         }
-    }
-
-    /// Serves the fake on `listener`; the server runs when the future is awaited or spawned.
-    pub fn serve(&self, listener: TcpListener) -> std::io::Result<Server> {
-        let fake = self.clone();
-        Ok(HttpServer::new(move || {
-            App::new()
-                .app_data(web::Data::new(fake.clone()))
-                .app_data(web::JsonConfig::default().error_handler(|e, _| {
-                    let response = envelope(
-                        StatusCode::BAD_REQUEST,
-                        "Bad request",
-                        Value::String(String::new()),
-                    );
-                    actix_web::error::InternalError::from_response(e, response).into()
-                }))
-                .route("/api/v1/services/sendMessage", web::post().to(send_message))
-                .route(
-                    "/api/v1/services/getQrStaticSession",
-                    web::post().to(qr_static_session),
-                )
-                .route("/fake/messages", web::get().to(inbox))
-        })
-        .workers(1)
-        .disable_signals()
-        .listen(listener)?
-        .run())
     }
 
     pub fn messages(&self) -> Vec<FakeMessage> {
@@ -180,6 +210,7 @@ impl FakeGateway {
         self.state.lock().expect("fake gateway state")
     }
 
+    /// Which key called (`None`: an unknown one), the number, and the answer.
     fn judge(&self, key: Option<&str>, body: &Value) -> (Option<usize>, String, Verdict) {
         let number = match body.get("number") {
             Some(Value::String(s)) => s.clone(),
@@ -194,71 +225,10 @@ impl FakeGateway {
                 Verdict::Answer(StatusCode::UNAUTHORIZED, "No autorizado", None),
             );
         };
-        let mut state = self.lock();
-        let window = state.sent_at.entry(sender).or_default();
-        while window
-            .front()
-            .is_some_and(|t| t.elapsed() >= Duration::from_secs(60))
-        {
-            window.pop_front();
-        }
-        if window.len() >= self.rate_per_minute {
-            // Retry when the oldest message of the window leaves it.
-            let wait = window.front().map_or(60, |t| 60 - t.elapsed().as_secs().min(59));
-            return (
-                Some(sender),
-                number,
-                Verdict::Answer(StatusCode::TOO_MANY_REQUESTS, RATE_MESSAGE, Some(wait)),
-            );
-        }
-        if state.down {
-            let verdict = Verdict::Answer(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", None);
-            return (Some(sender), number, verdict);
-        }
-        let verdict = match state.script.pop_front() {
-            Some(Scripted::Unavailable) => {
-                Verdict::Answer(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", None)
-            }
-            Some(Scripted::ServerError) => {
-                Verdict::Answer(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error", None)
-            }
-            Some(Scripted::TooManyRequests { retry_after }) => {
-                Verdict::Answer(StatusCode::TOO_MANY_REQUESTS, RATE_MESSAGE, retry_after)
-            }
-            Some(Scripted::Delay(d)) => Verdict::DelayThenAccept(d),
-            Some(Scripted::Answer {
-                status,
-                message,
-                after,
-            }) => {
-                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
-                return (
-                    Some(sender),
-                    number,
-                    Verdict::DelayThenAnswer(after, status, message),
-                );
-            }
-            None => Verdict::DelayThenAccept(state.delay),
-        };
-        if let Verdict::Answer(..) = verdict {
-            return (Some(sender), number, verdict);
-        }
         let message = body.get("message").and_then(Value::as_str).unwrap_or_default();
-        if state.ended.contains(&sender) {
-            return (
-                Some(sender),
-                number,
-                Verdict::Answer(StatusCode::BAD_REQUEST, "Session has ended", None),
-            );
-        }
-        let plausible = (8..=15).contains(&number.len()) && number.bytes().all(|b| b.is_ascii_digit());
-        if !plausible || state.rejected_numbers.contains(&number) || message.is_empty() {
-            return (
-                Some(sender),
-                number,
-                Verdict::Answer(StatusCode::BAD_REQUEST, "Invalid phone number", None),
-            );
-        }
+        let verdict = self
+            .lock()
+            .verdict(self.rate_per_minute, sender, &number, message);
         (Some(sender), number, verdict)
     }
 
@@ -292,91 +262,4 @@ impl FakeGateway {
     }
 }
 
-fn empty() -> Value {
-    Value::String(String::new())
-}
-
 const RATE_MESSAGE: &str = "You can only send 30 messages per minute";
-
-fn envelope(status: StatusCode, message: &str, data: Value) -> HttpResponse {
-    HttpResponse::build(status).json(json!({
-        "success": status.is_success(),
-        "status": status.as_u16(),
-        "message": message,
-        "data": data,
-    }))
-}
-
-fn api_key(req: &HttpRequest) -> Option<&str> {
-    req.headers().get("x-api-key").and_then(|v| v.to_str().ok())
-}
-
-async fn send_message(
-    req: HttpRequest,
-    fake: web::Data<FakeGateway>,
-    body: web::Json<Value>,
-) -> HttpResponse {
-    fake.lock().received += 1;
-    let (sender, number, verdict) = fake.judge(api_key(&req), &body);
-    let (status, response) = match verdict {
-        Verdict::Answer(status, message, retry_after) => {
-            let mut response = envelope(status, message, empty());
-            if let Some(seconds) = retry_after {
-                response.headers_mut().insert(
-                    actix_web::http::header::RETRY_AFTER,
-                    actix_web::http::header::HeaderValue::from(seconds),
-                );
-            }
-            (status, response)
-        }
-        Verdict::DelayThenAnswer(delay, status, message) => {
-            tokio::time::sleep(delay).await;
-            (status, envelope(status, message, empty()))
-        }
-        Verdict::DelayThenAccept(delay) => {
-            if !delay.is_zero() {
-                tokio::time::sleep(delay).await;
-            }
-            let message = body
-                .get("message")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned();
-            let sender = sender.expect("accepted calls have a sender");
-            let data = fake.accept(sender, number.clone(), message);
-            (
-                StatusCode::OK,
-                envelope(StatusCode::OK, "data retrieved successfully", data),
-            )
-        }
-    };
-    fake.record(sender, number, status);
-    response
-}
-
-async fn qr_static_session(
-    req: HttpRequest,
-    fake: web::Data<FakeGateway>,
-    body: web::Json<Value>,
-) -> HttpResponse {
-    let known_key = api_key(&req).is_some_and(|k| fake.keys.iter().any(|known| known == k));
-    if !known_key
-        || body
-            .get("containerToken")
-            .and_then(Value::as_str)
-            .is_none_or(str::is_empty)
-    {
-        return envelope(StatusCode::UNAUTHORIZED, "No autorizado", empty());
-    }
-    use base64::Engine;
-    let engine = base64::engine::general_purpose::STANDARD;
-    let data = match fake.lock().qr_format {
-        QrFormat::Png => format!("data:image/png;base64,{}", engine.encode(qr_png())),
-        QrFormat::Svg => format!("data:image/svg+xml;base64,{}", engine.encode(qr_svg())),
-    };
-    envelope(StatusCode::OK, "data retrieved successfully", Value::String(data))
-}
-
-async fn inbox(fake: web::Data<FakeGateway>) -> HttpResponse {
-    HttpResponse::Ok().json(fake.messages())
-}

@@ -118,94 +118,100 @@ pub fn plan(outcome: &SendOutcome, attempts: i32, jitter: f64) -> Step {
             ("given_up", "phone_rejected"),
             Log::new(Level::WARN, "gateway rejected the phone number"),
         ),
-        SendOutcome::SessionEnded | SendOutcome::Unauthorized => {
-            let (state, reason) = if *outcome == SendOutcome::SessionEnded {
-                (KeyState::SessionEnded, "session_ended")
-            } else {
-                (KeyState::Unauthorized, "unauthorized")
-            };
-            // Straight back to the queue, for the other keys.
-            let requeue = MessageStep::Requeue {
-                after: Duration::ZERO,
-                error: reason.into(),
-                counted: true,
-            };
-            let log = Log {
-                reason: Some(reason.into()),
-                ..Log::new(
-                    Level::ERROR,
-                    "gateway key taken out of service; it needs an operator",
-                )
-            };
-            Step {
-                key: KeyStep::TakeOut {
-                    state,
-                    error: reason.into(),
-                },
-                wake: true,
-                ..Step::new(requeue, ("retried", reason), log)
-            }
-        }
-        SendOutcome::RateLimited { retry_after } => {
-            let rest = bounded(retry_after.unwrap_or(RATE_LIMIT_REST));
-            let error = "gateway answered 429";
-            let log = Log {
-                rest_ms: Some(rest.as_millis() as u64),
-                ..Log::new(Level::WARN, "gateway rate limit")
-            };
-            Step {
-                key: KeyStep::Rest {
-                    rest,
-                    error: error.into(),
-                },
-                ..Step::new(requeue(rest, error), ("retried", "rate_limited"), log)
-            }
-        }
+        SendOutcome::SessionEnded => key_taken_out(KeyState::SessionEnded, "session_ended"),
+        SendOutcome::Unauthorized => key_taken_out(KeyState::Unauthorized, "unauthorized"),
+        SendOutcome::RateLimited { retry_after } => rate_limited(*retry_after),
         SendOutcome::Refused {
             status,
             message,
             retry_after,
-        } => {
-            // Not an answer the contract knows: neither a dead key nor a bad
-            // number. The key rests as after a 503, and an operator is told.
-            let delay = retry_delay(*retry_after, attempts, jitter);
-            let error = format!("gateway answered {status}: {message}");
-            let log = Log {
-                status: Some(*status),
-                answer: Some(message.clone()),
-                retry_in_ms: Some(delay.as_millis() as u64),
-                ..Log::new(
-                    Level::ERROR,
-                    "gateway gave an answer the contract does not name; the key rests and the message is retried",
-                )
-            };
-            Step {
-                key: KeyStep::Rest {
-                    rest: delay,
-                    error: error.clone(),
-                },
-                ..Step::new(requeue(delay, &error), ("retried", "refused"), log)
-            }
-        }
+        } => refused(*status, message, retry_delay(*retry_after, attempts, jitter)),
         SendOutcome::Unavailable {
             reason,
             retry_after,
             maybe_sent,
-        } => {
-            let delay = retry_delay(*retry_after, attempts, jitter);
-            let class = if *maybe_sent { "timeout" } else { "unavailable" };
-            let log = Log {
-                reason: Some(reason.clone()),
-                retry_in_ms: Some(delay.as_millis() as u64),
-                ..Log::new(Level::WARN, "gateway unavailable")
-            };
-            Step {
-                key: KeyStep::Note(reason.clone()),
-                // A timeout keeps its slot: the message may have gone out.
-                refund: !maybe_sent,
-                ..Step::new(requeue(delay, reason), ("retried", class), log)
-            }
-        }
+        } => unavailable(reason, *maybe_sent, retry_delay(*retry_after, attempts, jitter)),
+    }
+}
+
+/// The key is dead until an operator acts (`reason`): out of service, and
+/// the message straight back to the queue, for the other keys.
+fn key_taken_out(state: KeyState, reason: &'static str) -> Step {
+    let requeue = MessageStep::Requeue {
+        after: Duration::ZERO,
+        error: reason.into(),
+        counted: true,
+    };
+    let log = Log {
+        reason: Some(reason.into()),
+        ..Log::new(
+            Level::ERROR,
+            "gateway key taken out of service; it needs an operator",
+        )
+    };
+    Step {
+        key: KeyStep::TakeOut {
+            state,
+            error: reason.into(),
+        },
+        wake: true,
+        ..Step::new(requeue, ("retried", reason), log)
+    }
+}
+
+/// A 429: the key rests as long as the gateway said (or `RATE_LIMIT_REST`).
+fn rate_limited(retry_after: Option<Duration>) -> Step {
+    let rest = bounded(retry_after.unwrap_or(RATE_LIMIT_REST));
+    let error = "gateway answered 429";
+    let log = Log {
+        rest_ms: Some(rest.as_millis() as u64),
+        ..Log::new(Level::WARN, "gateway rate limit")
+    };
+    Step {
+        key: KeyStep::Rest {
+            rest,
+            error: error.into(),
+        },
+        ..Step::new(requeue(rest, error), ("retried", "rate_limited"), log)
+    }
+}
+
+/// Not an answer the contract knows: neither a dead key nor a bad number.
+/// The key rests as after a 503, and an operator is told.
+fn refused(status: u16, message: &str, delay: Duration) -> Step {
+    let error = format!("gateway answered {status}: {message}");
+    let log = Log {
+        status: Some(status),
+        answer: Some(message.to_owned()),
+        retry_in_ms: Some(delay.as_millis() as u64),
+        ..Log::new(
+            Level::ERROR,
+            "gateway gave an answer the contract does not name; the key rests and the message is retried",
+        )
+    };
+    Step {
+        key: KeyStep::Rest {
+            rest: delay,
+            error: error.clone(),
+        },
+        ..Step::new(requeue(delay, &error), ("retried", "refused"), log)
+    }
+}
+
+/// The gateway could not be reached or answered 5xx; `maybe_sent` when it
+/// timed out after the request went out.
+fn unavailable(reason: &str, maybe_sent: bool, delay: Duration) -> Step {
+    let class = if maybe_sent { "timeout" } else { "unavailable" };
+    let log = Log {
+        reason: Some(reason.to_owned()),
+        retry_in_ms: Some(delay.as_millis() as u64),
+        ..Log::new(Level::WARN, "gateway unavailable")
+    };
+    Step {
+        key: KeyStep::Note(reason.to_owned()),
+        // A timeout keeps its slot: the message may have gone out.
+        refund: !maybe_sent,
+        ..Step::new(requeue(delay, reason), ("retried", class), log)
     }
 }
 

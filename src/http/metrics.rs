@@ -97,7 +97,7 @@ pub async fn metrics(request: HttpRequest, state: web::Data<AppState>) -> Result
 
 /// What `GET /metrics` answers, on whichever listener serves it.
 pub async fn scrape(state: web::Data<AppState>) -> HttpResponse {
-    let m = &state.metrics;
+    let m = &state.metrics.scraped;
     // A database that does not answer within the scrape's patience leaves the
     // shared gauges at their last values and says so in `otp_database_up`.
     let outbox = state.operations.queue().await;
@@ -133,5 +133,5 @@ pub async fn scrape(state: web::Data<AppState>) -> HttpResponse {
     connections.with_label_values(&["max"]).set(figures.max);
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(m.encode())
+        .body(state.metrics.encode())
 }

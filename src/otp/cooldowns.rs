@@ -5,11 +5,12 @@
 //! database is asked as before, and the enqueue transaction checks again
 //! under the row's lock. A remembered verification can stop being pending on
 //! another replica (approved, canceled, locked, failed, marked expired); a
-//! trigger announces each of those on `otp_verifications_finished`
-//! (V7__fast_refusals.sql) and every replica then forgets all it holds, as it
-//! does at any client change (a new cooldown, say). A resend elsewhere only
-//! pushes the cooldown later, so what is held can refuse too little, never
-//! too much. Nothing is trusted while the replica is not listening.
+//! trigger announces each of those on `FINISHED_CHANNEL`
+//! (V7__fast_refusals.sql), the replica's `LISTEN` hub tells the cooldowns,
+//! and they forget all they hold, as they do at any client change (a new
+//! cooldown, say: `clients::cache` drops them with the clients). A resend
+//! elsewhere only pushes the cooldown later, so what is held can refuse too
+//! little, never too much. Nothing is trusted while the hub is not listening.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -17,6 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::domain::{ClientId, VerificationId};
+use crate::store::notifications::Subscriber;
 use crate::store::verifications::{Key, Resendable};
 
 pub const FINISHED_CHANNEL: &str = "otp_verifications_finished";
@@ -102,13 +104,25 @@ impl Cooldowns {
     }
 
     /// Whether the replica listens: memory is dropped either way.
-    pub fn set_trusted(&self, trusted: bool) {
+    fn set_trusted(&self, trusted: bool) {
         self.drop_all();
         self.trusted.store(trusted, Ordering::Release);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(ClientId, String, String), Held>> {
         self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Subscribed to `FINISHED_CHANNEL`: any verification finished elsewhere
+/// drops all, and memory is trusted only while the hub listens.
+impl Subscriber for Cooldowns {
+    fn told(&self, _channel: &str) {
+        self.drop_all();
+    }
+
+    fn listening(&self, listening: bool) {
+        self.set_trusted(listening);
     }
 }
 

@@ -14,7 +14,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::service::Cutoff;
+use super::request::Cutoff;
 use super::{NewVerification, OtpService, Verification};
 use crate::clients::Client;
 use crate::config::Settings;

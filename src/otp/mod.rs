@@ -8,6 +8,7 @@ pub mod limits;
 pub mod pepper_uses;
 pub mod peppers_in_use;
 pub mod rate;
+mod request;
 mod rules;
 mod service;
 mod terminal;
@@ -16,5 +17,6 @@ mod verify;
 
 pub use limits::LimitSettings;
 pub use pepper_uses::{PepperUses, Protected, pepper_uses};
-pub use service::{NewVerification, OtpService, Policy, VerifyTarget};
+pub use request::NewVerification;
+pub use service::{OtpService, Policy, VerifyTarget};
 pub use verification::Verification;

@@ -1,5 +1,6 @@
-//! The database: the pool, creating the database under `--dev`, and migrations
-//! (refinery's files, run through sqlx so the service has one driver).
+//! The database: the pool, creating the database under `--dev`, migrations
+//! (refinery's files, run through sqlx so the service has one driver), and
+//! the replica's one `LISTEN` connection (`notifications`).
 
 /// A statement of the store: a `const` (its SQL), registered so that a test
 /// can prepare every statement against the migrated schema before any test
@@ -57,6 +58,7 @@ pub mod fraud_prefixes;
 pub mod idempotency;
 pub mod limits;
 mod migrations;
+pub mod notifications;
 pub mod outbox;
 pub mod peppers_in_use;
 pub mod rate_cells;

@@ -58,12 +58,39 @@ async fn raw_post(address: &str, key: &str) -> String {
 
 /// The backends of the replicas' listening connections.
 async fn listeners(app: &TestApp) -> i64 {
+    listening_queries(app).await.len() as i64
+}
+
+/// What each replica's listening connection last ran: its `LISTEN`s, until
+/// a quiet spell makes it ping.
+async fn listening_queries(app: &TestApp) -> Vec<String> {
     sqlx::query_scalar(
-        "select count(*) from pg_stat_activity where datname = current_database() and query ilike 'listen%'",
+        "select query from pg_stat_activity where datname = current_database() and query ilike 'listen%'",
     )
-    .fetch_one(&app.pool)
+    .fetch_all(&app.pool)
     .await
     .unwrap()
+}
+
+/// Connections are few: the clients, the cooldowns and the webhook worker
+/// hear their channels on one.
+#[tokio::test]
+async fn one_connection_listens_for_everything_a_replica_holds() {
+    let app = spawn_app().await;
+    app.wait_for("the service to listen", Duration::from_secs(10), || async {
+        !listening_queries(&app).await.is_empty()
+    })
+    .await;
+    let queries = listening_queries(&app).await;
+    assert_eq!(queries.len(), 1, "{queries:?}");
+    let channels = [
+        clients::cache::CHANNEL,
+        otp_service::otp::cooldowns::FINISHED_CHANNEL,
+        otp_service::webhooks::CHANNEL,
+    ];
+    for channel in channels {
+        assert!(queries[0].contains(channel), "{channel} in {queries:?}");
+    }
 }
 
 #[tokio::test]

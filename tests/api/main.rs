@@ -40,6 +40,8 @@ mod stats;
 mod tenants;
 mod twilio;
 mod twilio_access;
+mod twilio_flows;
+mod twilio_rules;
 mod twilio_sdk;
 mod webhook_cli;
 mod webhook_egress;

@@ -171,11 +171,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_code_is_admitted_only_if_it_can_be_sent_before_it_expires() {
-        let (own, other) = (ClientId::new(), ClientId::new());
+    fn cases() -> [Case; 8] {
         let minutes = |m: u64| Duration::from_secs(m * 60);
-        let table: [Case; 8] = [
+        [
             (
                 "no key in service",
                 keys(0, 5),
@@ -242,8 +240,13 @@ mod tests {
                 100,
                 None,
             ),
-        ];
-        for (case, keys, ttl, own_waiting, other_waiting, max_queued, refused) in table {
+        ]
+    }
+
+    #[test]
+    fn a_code_is_admitted_only_if_it_can_be_sent_before_it_expires() {
+        let (own, other) = (ClientId::new(), ClientId::new());
+        for (case, keys, ttl, own_waiting, other_waiting, max_queued, refused) in cases() {
             let queues = vec![waiting(own, 1, own_waiting), waiting(other, 1, other_waiting)];
             let decided = decide(own, 1, max_queued, ttl, keys, queues);
             match (decided, refused) {

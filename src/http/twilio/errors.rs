@@ -7,6 +7,7 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
+use phonenumber::country::Id as CountryId;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -118,6 +119,25 @@ impl From<Error> for TwilioError {
     }
 }
 
+const PHONE_REJECTED: &str = "Invalid parameter `To`: the gateway refused the number (it is not \
+     on WhatsApp); the verification has failed";
+const UNAUTHORIZED: &str = "Authentication Error - the user name must be a client's Account SID \
+     and the password one of that client's API keys";
+const LOCKED: &str = "Max check attempts reached: this verification's wrong codes are used up, so \
+     even the right code is refused now; start a new verification, which can be done at once";
+const INTERNAL: &str = "Internal server error: something went wrong on our side; it has been logged";
+
+/// `country_not_allowed`, naming Twilio's field.
+fn country_refusal(country: Option<CountryId>, allowed: &[CountryId]) -> String {
+    let allowed: Vec<&str> = allowed.iter().map(|c| c.as_ref()).collect();
+    let country = country.as_ref().map_or("no single country", |c| c.as_ref());
+    format!(
+        "Verification delivery attempt blocked: `To` is a number of {country}, and this service \
+         sends codes only to numbers of {}",
+        allowed.join(", ")
+    )
+}
+
 /// The Twilio status, code and message of a service error. Waiting helps a
 /// 429 or 503 (not a used-up check: a new verification can start at once),
 /// so those carry the service's `Retry-After`.
@@ -128,32 +148,13 @@ pub fn twilio_error(e: &Error) -> TwilioError {
         Error::InvalidRequest(_) | Error::InvalidField(_) | Error::InvalidPhone(_) => {
             (S::BAD_REQUEST, 60200, format!("Invalid parameter: {detail}"))
         }
-        Error::PhoneRejected { .. } => (
-            S::BAD_REQUEST,
-            60200,
-            "Invalid parameter `To`: the gateway refused the number (it is not on WhatsApp); \
-             the verification has failed"
-                .to_owned(),
-        ),
+        Error::PhoneRejected { .. } => (S::BAD_REQUEST, 60200, PHONE_REJECTED.to_owned()),
         Error::InvalidCode { .. } | Error::IdempotencyKeyReused | Error::ClientExists(_) => {
             (S::BAD_REQUEST, 60200, detail)
         }
-        Error::Unauthorized | Error::AdminUnauthorized => (
-            S::UNAUTHORIZED,
-            20003,
-            "Authentication Error - the user name must be a client's Account SID and the \
-             password one of that client's API keys"
-                .to_owned(),
-        ),
+        Error::Unauthorized | Error::AdminUnauthorized => (S::UNAUTHORIZED, 20003, UNAUTHORIZED.to_owned()),
         Error::CountryNotAllowed { country, allowed } => {
-            let allowed: Vec<&str> = allowed.iter().map(|c| c.as_ref()).collect();
-            let country = country.as_ref().map_or("no single country", |c| c.as_ref());
-            let message = format!(
-                "Verification delivery attempt blocked: `To` is a number of {country}, and this \
-                 service sends codes only to numbers of {}",
-                allowed.join(", ")
-            );
-            (S::FORBIDDEN, 60410, message)
+            (S::FORBIDDEN, 60410, country_refusal(*country, allowed))
         }
         Error::SuspectedFraud { .. } => (
             S::FORBIDDEN,
@@ -167,13 +168,7 @@ pub fn twilio_error(e: &Error) -> TwilioError {
             format!("The requested resource was not found: {detail}"),
         ),
         Error::MethodNotAllowed { .. } => (S::METHOD_NOT_ALLOWED, 20004, detail),
-        Error::MaxAttemptsReached { .. } => (
-            S::TOO_MANY_REQUESTS,
-            60202,
-            "Max check attempts reached: this verification's wrong codes are used up, so even \
-             the right code is refused now; start a new verification, which can be done at once"
-                .to_owned(),
-        ),
+        Error::MaxAttemptsReached { .. } => (S::TOO_MANY_REQUESTS, 60202, LOCKED.to_owned()),
         Error::RateLimited {
             window: Window::VerificationSends,
             ..
@@ -192,11 +187,7 @@ pub fn twilio_error(e: &Error) -> TwilioError {
             20503,
             format!("Service unavailable: {detail}"),
         ),
-        Error::Internal(_) => (
-            S::INTERNAL_SERVER_ERROR,
-            20500,
-            "Internal server error: something went wrong on our side; it has been logged".to_owned(),
-        ),
+        Error::Internal(_) => (S::INTERNAL_SERVER_ERROR, 20500, INTERNAL.to_owned()),
     };
     let waiting_helps = matches!(status, S::TOO_MANY_REQUESTS | S::SERVICE_UNAVAILABLE);
     TwilioError {

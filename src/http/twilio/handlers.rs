@@ -3,6 +3,7 @@
 //! `approve`): the same keys, limits, fraud rules, test numbers and webhooks.
 
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use secrecy::ExposeSecret;
 
 use super::errors::{TwilioError, TwilioErrorBody};
 use super::forms::{CreateVerification, CreateVerificationCheck, UpdateVerification, required};
@@ -175,8 +176,10 @@ pub async fn check_verification(
 ) -> Answer {
     let sids = own_service(&client, &service)?;
     let form = form.into_inner();
+    // A blank code is no attempt: it costs the person nothing.
     let code = form
         .code
+        .filter(|code| !code.expose_secret().trim().is_empty())
         .ok_or_else(|| Error::InvalidRequest("`Code` is required".into()))?;
     let target = match (given(&form.verification_sid), given(&form.to)) {
         (Some(sid), to) => {
@@ -223,7 +226,10 @@ pub async fn check_verification(
     responses(
         (status = 200, description = "The verification, in any status", body = VerificationResource),
         (status = 401, description = "`20003`: wrong or missing credentials", body = TwilioErrorBody),
-        (status = 404, description = "`20404`: no such verification of this service", body = TwilioErrorBody),
+        (status = 404, description = "`20404`: no such verification of this service", body = TwilioErrorBody),        (status = 429, description = "`20429`: the client's requests per minute", body = TwilioErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "`20503`: the database is unavailable", body = TwilioErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
     ),
     security(("twilio_basic" = []))
 )]
@@ -257,7 +263,10 @@ pub async fn fetch_verification(
         (status = 200, description = "Canceled, or approved", body = VerificationResource),
         (status = 400, description = "`60200`: `Status` missing or not `canceled` or `approved`", body = TwilioErrorBody),
         (status = 401, description = "`20003`: wrong or missing credentials", body = TwilioErrorBody),
-        (status = 404, description = "`20404`: no such verification, or no longer pending", body = TwilioErrorBody),
+        (status = 404, description = "`20404`: no such verification, or no longer pending", body = TwilioErrorBody),        (status = 429, description = "`20429`: the client's requests per minute", body = TwilioErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "`20503`: the database is unavailable", body = TwilioErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
     ),
     security(("twilio_basic" = []))
 )]
@@ -292,6 +301,8 @@ pub async fn update_verification(
         (status = 200, description = "The service", body = ServiceResource),
         (status = 401, description = "`20003`: wrong or missing credentials", body = TwilioErrorBody),
         (status = 404, description = "`20404`: not the caller's service", body = TwilioErrorBody),
+        (status = 429, description = "`20429`: the client's requests per minute", body = TwilioErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
     ),
     security(("twilio_basic" = []))
 )]
