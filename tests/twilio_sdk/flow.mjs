@@ -233,6 +233,8 @@ async function cancelAndApproveThroughUpdate() {
 async function attemptsLimit() {
   const to = phone();
   const [v, code] = await created(to);
+  // A blank code (an empty input box) is a bad parameter, not an attempt.
+  await refused("a blank code", () => A.verificationChecks.create({ to, code: "" }), 400, 60200, "Code");
   // Each allowed wrong code counts; the one that uses the last says so, the next check is 60202.
   for (let n = 1; n <= config.maxAttempts; n++) {
     const status = n < config.maxAttempts ? "pending" : "max_attempts_reached";

@@ -146,6 +146,14 @@ class Flow(FlowBase):
     def attempts_limit(self):
         phone = self.phone()
         v, code = self.created(phone)
+        # A blank code (an empty input box) is a bad parameter, not an attempt.
+        refused(
+            "a blank code",
+            lambda: self.a.verification_checks.create(to=phone, code=""),
+            400,
+            60200,
+            mentions="Code",
+        )
         # Each allowed wrong code counts; the one that uses the last says so, the next check is 60202.
         for n in range(1, self.env.max_attempts + 1):
             status = "pending" if n < self.env.max_attempts else "max_attempts_reached"
