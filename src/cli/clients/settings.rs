@@ -205,6 +205,23 @@ mod tests {
     }
 
     #[test]
+    fn sms_as_whatsapp_takes_true_or_false() {
+        assert_eq!(
+            flags(&["--sms-as-whatsapp", "true"]).sms_as_whatsapp,
+            Change::Set(true)
+        );
+        assert_eq!(
+            flags(&["--sms-as-whatsapp", "false"]).sms_as_whatsapp,
+            Change::Set(false)
+        );
+        assert_eq!(
+            flags(&["--unset", "sms-as-whatsapp"]).sms_as_whatsapp,
+            Change::Clear
+        );
+        assert!(Set::try_parse_from(["set", "shop", "--sms-as-whatsapp", "yes please"]).is_err());
+    }
+
+    #[test]
     fn an_empty_country_list_is_every_country() {
         assert_eq!(
             flags(&["--allowed-countries", ""]).allowed_countries,
