@@ -44,6 +44,7 @@ mod twilio;
 mod twilio_access;
 mod twilio_flows;
 mod twilio_rules;
+mod twilio_sdk;
 mod webhook_cli;
 mod webhook_egress;
 mod webhook_queues;
