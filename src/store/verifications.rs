@@ -84,6 +84,7 @@ select v.id, v.phone, v.purpose, v.locale,
        coalesce(m.leased_until > now(), false) as message_leased,
        m.failure as message_failure,
        case when m.status = 'queued' and v.status = 'pending' and v.expires_at > now()
+                 and m.estimated_send_at is not null
             then greatest(m.estimated_send_at, now()) end as estimated_send_at
 from verifications v
 left join lateral (
@@ -123,7 +124,8 @@ pub struct ViewRow {
     /// Why the current message was given up, if it was.
     pub message_failure: Option<FailureReason>,
     /// While the current message waits for a pending verification: when it
-    /// should go out, as admission estimated it, or now once that has passed.
+    /// should go out, as admission estimated it, or now once that has passed
+    /// (`None` for a message queued before estimates were stored).
     pub estimated_send_at: Option<DateTime<Utc>>,
 }
 

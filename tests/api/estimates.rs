@@ -141,3 +141,24 @@ async fn a_waiting_message_whose_estimate_passed_says_now_and_a_sent_one_says_no
         .await;
     assert!(sent["estimated_send_at"].is_null(), "{sent}");
 }
+
+#[tokio::test]
+async fn a_waiting_message_queued_without_an_estimate_shows_none() {
+    let app = spawn_app().await;
+    app.fake.set_down(true);
+    let v = accepted(app.request_code(json!({"phone": PHONE})).await).await;
+    assert_eq!(v["delivery_status"], "queued");
+    let id = v["id"].as_str().unwrap();
+    // As a message queued before V21 stored estimates.
+    sqlx::query("update outbox_messages set estimated_send_at = null where verification_id = $1::uuid")
+        .bind(id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let read = app.verification(id).await;
+    assert_eq!(read["delivery_status"], "queued");
+    assert!(
+        read["estimated_send_at"].is_null(),
+        "not the time of the read: {read}"
+    );
+}
