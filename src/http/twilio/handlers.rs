@@ -56,8 +56,9 @@ fn given(value: &Option<String>) -> Option<&str> {
 /// Start a verification.
 ///
 /// Sends a code over WhatsApp to `To`. A number with a pending verification
-/// gets that verification again, with a new code (a resend: same `sid`),
-/// once its resend cooldown is over; before, `20429` with `Retry-After`.
+/// gets that verification again, with the same code in a new message (a
+/// resend: same `sid`; whichever message arrives first works), once its
+/// resend cooldown is over; before, `20429` with `Retry-After`.
 #[utoipa::path(
     tag = "twilio",
     params(("ServiceSid" = String, Path, description = "The client's Service SID (`VA…`)")),
