@@ -85,17 +85,19 @@ impl Sealer {
     }
 
     /// A verification's code, sealed for a resend of that verification alone
-    /// to open (`open_code`): bound to its id, not to the phone, so a sealed
-    /// code moved to another verification or into a message opens nowhere.
-    pub fn seal_code(&self, code: &OtpCode, verification: VerificationId) -> Vec<u8> {
+    /// to open (`open_code`): bound to its id and to the hash stored with it,
+    /// not to the phone, so a sealed code moved to another verification or
+    /// into a message opens nowhere, and one whose hash was replaced without
+    /// it (by a replica that predates kept codes) no longer opens.
+    pub fn seal_code(&self, code: &OtpCode, verification: VerificationId, code_hash: &str) -> Vec<u8> {
         let text = SecretString::from(code.expose().to_owned());
-        self.seal(&text, &code_binding(verification))
+        self.seal(&text, &code_binding(verification, code_hash))
     }
 
-    /// The code `seal_code` sealed for `verification`, or `None` if no
-    /// configured pepper opens it (or it is not a code).
-    pub fn open_code(&self, sealed: &[u8], verification: VerificationId) -> Option<OtpCode> {
-        let text = self.open(sealed, &code_binding(verification))?;
+    /// The code `seal_code` sealed for `verification` and `code_hash`, or
+    /// `None` if no configured pepper opens it for them (or it is not a code).
+    pub fn open_code(&self, sealed: &[u8], verification: VerificationId, code_hash: &str) -> Option<OtpCode> {
+        let text = self.open(sealed, &code_binding(verification, code_hash))?;
         OtpCode::parse_any_length(text.expose_secret())
     }
 
@@ -121,8 +123,8 @@ impl Sealer {
 }
 
 /// What a sealed code is bound to; no phone's digits look like it.
-fn code_binding(verification: VerificationId) -> String {
-    format!("code:{verification}")
+fn code_binding(verification: VerificationId, code_hash: &str) -> String {
+    format!("code:{verification}:{code_hash}")
 }
 
 fn open_with(cipher: &ChaCha20Poly1305, sealed: &[u8], phone_digits: &str) -> Option<SecretString> {
@@ -191,27 +193,34 @@ mod tests {
         let sealer = sealer_of("a", &[]);
         let (id, other) = (VerificationId::new(), VerificationId::new());
         let code = OtpCode::parse_any_length("012345").unwrap();
-        let sealed = sealer.seal_code(&code, id);
+        let sealed = sealer.seal_code(&code, id, "hash");
         assert!(!String::from_utf8_lossy(&sealed).contains("012345"));
-        assert_eq!(sealer.open_code(&sealed, id).unwrap().expose(), "012345");
+        assert_eq!(sealer.open_code(&sealed, id, "hash").unwrap().expose(), "012345");
         assert!(
-            sealer.open_code(&sealed, other).is_none(),
+            sealer.open_code(&sealed, other, "hash").is_none(),
             "bound to its verification"
+        );
+        assert!(
+            sealer.open_code(&sealed, id, "another hash").is_none(),
+            "bound to the hash it was sealed with"
         );
         assert!(
             sealer.open(&sealed, "59169657008").is_none(),
             "not a message's text"
         );
         assert_eq!(
-            sealer_of("b", &["a"]).open_code(&sealed, id).unwrap().expose(),
+            sealer_of("b", &["a"])
+                .open_code(&sealed, id, "hash")
+                .unwrap()
+                .expose(),
             "012345"
         );
         assert!(
-            sealer_of("b", &[]).open_code(&sealed, id).is_none(),
+            sealer_of("b", &[]).open_code(&sealed, id, "hash").is_none(),
             "its pepper rotated away"
         );
-        let text = sealer.seal(&SecretString::from("hola".to_owned()), &code_binding(id));
-        assert!(sealer.open_code(&text, id).is_none(), "not a code");
+        let text = sealer.seal(&SecretString::from("hola".to_owned()), &code_binding(id, "hash"));
+        assert!(sealer.open_code(&text, id, "hash").is_none(), "not a code");
     }
 
     #[test]

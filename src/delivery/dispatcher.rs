@@ -98,13 +98,14 @@ impl Delivery {
     }
 
     /// A verification's code, sealed for its resends (`Sealer::seal_code`).
-    pub fn seal_code(&self, code: &OtpCode, verification: VerificationId) -> Vec<u8> {
-        self.inner.sealer.seal_code(code, verification)
+    pub fn seal_code(&self, code: &OtpCode, verification: VerificationId, code_hash: &str) -> Vec<u8> {
+        self.inner.sealer.seal_code(code, verification, code_hash)
     }
 
-    /// The code `seal_code` sealed, if a pepper of the service still opens it.
-    pub fn open_code(&self, sealed: &[u8], verification: VerificationId) -> Option<OtpCode> {
-        self.inner.sealer.open_code(sealed, verification)
+    /// The code `seal_code` sealed, if a pepper of the service still opens it
+    /// for this verification and hash.
+    pub fn open_code(&self, sealed: &[u8], verification: VerificationId, code_hash: &str) -> Option<OtpCode> {
+        self.inner.sealer.open_code(sealed, verification, code_hash)
     }
 
     /// Messages waiting to be sent (due or not).

@@ -7,6 +7,7 @@
 use super::service::OtpService;
 use crate::domain::{Effective, OtpCode, VerificationId};
 use crate::error::Result;
+use crate::store::verifications::KeptCode;
 
 /// A new code and its hash.
 pub(super) struct Fresh {
@@ -47,16 +48,16 @@ impl OtpService {
     }
 
     /// The code kept sealed with verification `id`, if a pepper of the
-    /// service still opens it.
-    pub(super) fn kept_code(&self, sealed: &[u8], id: VerificationId) -> Option<OtpCode> {
-        let kept = self.delivery.open_code(sealed, id);
-        if kept.is_none() {
+    /// service still opens it for the hash stored beside it.
+    pub(super) fn kept_code(&self, kept: &KeptCode, id: VerificationId) -> Option<OtpCode> {
+        let code = self.delivery.open_code(&kept.sealed, id, &kept.code_hash);
+        if code.is_none() {
             tracing::warn!(
                 verification = %id,
-                "the code kept for resends no longer opens (its pepper is no longer configured): the resend sends a new code, and the one sent before stops working"
+                "the code kept for resends no longer opens (its pepper is no longer configured, or its hash was replaced without it): the resend sends a new code, and the one sent before stops working"
             );
         }
-        kept
+        code
     }
 }
 

@@ -109,7 +109,7 @@ impl OtpService {
         };
         let written = match found.resendable {
             Some(p) => {
-                let kept = found.code_sealed.as_deref().and_then(|s| self.kept_code(s, p.id));
+                let kept = found.kept.as_ref().and_then(|k| self.kept_code(k, p.id));
                 self.resend_in(&mut tx, write, p.id, kept, estimated_in).await?
             }
             None => self.insert_in(&mut tx, write, key, estimated_in).await?,
@@ -162,7 +162,7 @@ impl OtpService {
         let code = match &sent {
             Sent::Kept(_) => ResendCode::Same,
             Sent::Fresh(fresh) => {
-                sealed = self.delivery.seal_code(&fresh.code, id);
+                sealed = self.delivery.seal_code(&fresh.code, id, &fresh.hash);
                 ResendCode::New {
                     code_hash: &fresh.hash,
                     code_sealed: Some(&sealed),
@@ -192,7 +192,7 @@ impl OtpService {
             (None, None) => return Err(Enqueue::NeedsCode),
         };
         let id = VerificationId::new();
-        let code_sealed = fresh.map(|f| self.delivery.seal_code(&f.code, id));
+        let code_sealed = fresh.map(|f| self.delivery.seal_code(&f.code, id, &f.hash));
         let country = input.phone.country();
         let network = input.end_user_ip.map(super::limits::network);
         let new = verifications::NewVerification {

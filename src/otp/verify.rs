@@ -138,6 +138,10 @@ impl OtpService {
             if let Err(e) = webhooks::record(&self.pool, client.id, id, Transition::AttemptsRanOut).await {
                 tracing::warn!(error = %e, verification = %id, "could not record the max_attempts_reached webhook event");
             }
+            // Left in place, the sealed code is erased when the verification ends.
+            if let Err(e) = verifications::forget_kept_code(&self.pool, id).await {
+                tracing::warn!(error = %e, verification = %id, "could not erase the code kept for resends");
+            }
         }
         Err(Error::InvalidCode {
             id: id.0,

@@ -1,7 +1,7 @@
 //! The `verifications` table: every statement that reads or writes it.
 //!
 //! The SQL functions it calls, and the migration holding each one's live
-//! definition: `reserve_attempt`, `verification_waiting`,
+//! definition: `reserve_attempt` (V22); `verification_waiting`,
 //! `verification_attemptable` (V17); `take_limit_slot_in` (V12).
 
 use crate::store::Bounded;
@@ -48,10 +48,10 @@ mod requests;
 mod resends;
 pub use ends::{approve, approve_without_code, cancel, expire_due, fail_if_pending, mark_expired};
 pub use requests::{
-    Found, Key, NewVerification, Resendable, close_finished_and_lock_resendable, insert, insert_with_message,
-    is_one_pending_violation, resendable_and_waits,
+    Found, KeptCode, Key, NewVerification, Resendable, close_finished_and_lock_resendable, insert,
+    insert_with_message, is_one_pending_violation, resendable_and_waits,
 };
-pub use resends::{ResendCode, resend};
+pub use resends::{ResendCode, forget_kept_code, resend};
 
 /// Locks the verification's row: every writer that also touches its messages
 /// takes this lock first, so the two never deadlock.
@@ -186,7 +186,7 @@ statement!(
 /// checks it is attemptable, and takes a hit of `windows`, all of one bucket
 /// (one row that each counts): all of it or nothing, so parallel guesses can
 /// pass neither the verification's limit nor a window (`reserve_attempt`,
-/// V17). The bucket is named by what comes before the phone: the statement
+/// V22). The bucket is named by what comes before the phone: the statement
 /// appends the verification's.
 pub async fn reserve_attempt(
     db: impl PgExecutor<'_>,

@@ -227,3 +227,89 @@ async fn each_sent_event_says_which_send_it_was() {
         ]
     );
 }
+
+/// A replica from before kept codes (a rolling deploy through V21) resends
+/// with a new code by replacing the hash alone, leaving the sealed code of the
+/// one before; that sealed code, bound to the hash it was sealed with, no
+/// longer opens, so the next resend sends a new code that verifies instead of
+/// the stale one.
+#[tokio::test]
+async fn a_kept_code_whose_hash_was_replaced_without_it_is_not_sent() {
+    let app = spawn_app_with(|s| s.policy.resend_cooldown_seconds = 0).await;
+    let first = app.requested("signup").await;
+    let first_code = app.last_code_to(PHONE_DIGITS);
+    let id = first["id"].as_str().unwrap();
+    // The old replica's new code: another verification's, with its hash.
+    let other = app.requested("login").await;
+    let other_hash = code_hash(&app, other["id"].as_str().unwrap()).await;
+    // The old replica's resend: the hash replaced, the sealed code untouched.
+    sqlx::query(
+        "update verifications
+         set code_hash = $2, sends = sends + 1, last_sent_at = now(),
+             expires_at = now() + make_interval(secs => 600), updated_at = now()
+         where id = $1::uuid",
+    )
+    .bind(id)
+    .bind(&other_hash)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    assert!(code_kept(&app, id).await);
+    let hashed = hashes(&app).await;
+
+    let third = app.requested("signup").await;
+    assert_eq!(third["sends"], 3);
+    let resent = app.last_code_to(PHONE_DIGITS);
+    assert_ne!(resent, first_code, "not the stale code");
+    assert_eq!(hashes(&app).await, hashed + 1.0, "a new code");
+    assert!(code_kept(&app, id).await, "the new code is kept");
+    assert_eq!(app.verify(json!({"id": id, "code": resent})).await.status(), 200);
+}
+
+/// The attempt reserved as the last one allowed, given back unjudged (no
+/// hashing thread free: `503`), leaves the verification waiting for the same
+/// code, which a resend still sends; only a judged attempt that locks it
+/// erases the kept code.
+#[tokio::test]
+async fn a_last_attempt_given_back_unjudged_keeps_the_code() {
+    let app = spawn_app_with(|s| s.policy.resend_cooldown_seconds = 0).await;
+    let first = app.requested("signup").await;
+    let first_code = app.last_code_to(PHONE_DIGITS);
+    let id = first["id"].as_str().unwrap();
+    sqlx::query("update verifications set failed_attempts = max_attempts - 1 where id = $1::uuid")
+        .bind(id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let client: uuid::Uuid = sqlx::query_scalar("select client_id from verifications where id = $1::uuid")
+        .bind(id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    // What verify does when the hash finds no free thread: the attempt
+    // reserved, then given back.
+    let hit: Option<i64> = sqlx::query_scalar(
+        "select hit_id from reserve_attempt($1::uuid, $2, 'test:', '{100}'::int[], '{1 hour}'::interval[])",
+    )
+    .bind(id)
+    .bind(client)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert!(hit.is_some(), "reserved");
+    assert!(code_kept(&app, id).await, "kept while the attempt is not judged");
+    let mut tx = app.pool.begin().await.unwrap();
+    let vid = otp_service::domain::VerificationId(id.parse().unwrap());
+    otp_service::store::verifications::give_back_attempt(&mut tx, vid)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let second = app.requested("signup").await;
+    assert_eq!(second["sends"], 2);
+    assert_eq!(app.last_code_to(PHONE_DIGITS), first_code, "the same code");
+    assert_eq!(
+        app.verify(json!({"id": id, "code": first_code})).await.status(),
+        200
+    );
+}

@@ -131,7 +131,7 @@ statement!(
         ")",
         decide_ended!("closed", "$5", "$6", "$7", "$8", "$9", "$10", "$11", "$12", "$13"),
         ", resendable as (",
-        select_resendable!(", code_sealed"),
+        select_resendable!(", code_sealed, code_hash"),
         " for update)
          select (select bool_or(expired) from closed) as closed_expired, r.*
          from (select) one left join resendable r on true"
@@ -146,6 +146,14 @@ struct ClosedAndResendable {
     cooldown_left: Option<i64>,
     expires_in: Option<i64>,
     code_sealed: Option<Vec<u8>>,
+    code_hash: Option<String>,
+}
+
+/// A pending verification's code as kept for its resends: sealed, with the
+/// hash stored beside it (which the sealing is bound to).
+pub struct KeptCode {
+    pub sealed: Vec<u8>,
+    pub code_hash: String,
 }
 
 /// What a request's transaction found for its key.
@@ -156,7 +164,7 @@ pub struct Found {
     pub resendable: Option<Resendable>,
     /// That verification's code, sealed (`None` for a test number's, or one
     /// erased or made before codes were kept).
-    pub code_sealed: Option<Vec<u8>>,
+    pub kept: Option<KeptCode>,
 }
 
 /// In one statement: closes the pending verification of `key` if it expired
@@ -179,7 +187,10 @@ pub async fn close_finished_and_lock_resendable(
     Ok(Found {
         closed_expired: row.closed_expired == Some(true),
         resendable: Resendable::of(row.id, row.sends, row.cooldown_left, row.expires_in),
-        code_sealed: row.code_sealed,
+        kept: row
+            .code_sealed
+            .zip(row.code_hash)
+            .map(|(sealed, code_hash)| KeptCode { sealed, code_hash }),
     })
 }
 

@@ -4,7 +4,7 @@
 use crate::store::Bounded;
 use std::time::Duration;
 
-use sqlx::{Postgres, Transaction};
+use sqlx::{PgExecutor, Postgres, Transaction};
 
 use crate::domain::VerificationId;
 
@@ -56,4 +56,24 @@ pub async fn resend(
         .fetch_one(&mut **tx)
         .bounded()
         .await
+}
+
+statement!(
+    FORGET_KEPT_CODE = concat!(
+        "update verifications set code_sealed = null
+         where id = $1 and code_sealed is not null and not ",
+        waiting!()
+    ),
+);
+/// Erases the kept code of a verification that no longer waits for it (its
+/// attempts ran out): nothing resends it. Called once the attempt that locked
+/// it is judged, not when that attempt is reserved, since an attempt given
+/// back unjudged leaves it waiting for the same code.
+pub async fn forget_kept_code(db: impl PgExecutor<'_>, id: VerificationId) -> Result<(), sqlx::Error> {
+    sqlx::query(FORGET_KEPT_CODE)
+        .bind(id)
+        .execute(db)
+        .bounded()
+        .await?;
+    Ok(())
 }
