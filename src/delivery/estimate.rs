@@ -45,11 +45,18 @@ pub enum Reach {
     Beyond { fitting: u64 },
 }
 
+/// How close a send must come to a window after the one `rate` before it
+/// to count as held back by that window alone.
+const TIGHT: f64 = 1e-9;
+
 /// One key during the reckoning: its sends as seconds from now (past ones
 /// negative), in order, and when its rest ends.
 struct Key {
     sends: Vec<f64>,
     rests_until: f64,
+    /// How many of its last sends each came a window after the send `rate`
+    /// before it.
+    tight: usize,
 }
 
 impl Key {
@@ -59,6 +66,7 @@ impl Key {
         Self {
             sends,
             rests_until: load.resting_for.max(0.0),
+            tight: 0,
         }
     }
 
@@ -94,6 +102,39 @@ impl Key {
             t = later;
         }
     }
+
+    fn send(&mut self, at: f64, count: u64, limit: &KeyLimit) {
+        let (rate, window) = (limit.rate as usize, limit.window.as_secs_f64());
+        for _ in 0..count {
+            let i = self.sends.len();
+            // Within rounding: a burst that binds as tightly as the window
+            // comes out an ulp apart.
+            let tight = i >= rate && (self.sends[i - rate] + window - at).abs() < TIGHT;
+            self.tight = if tight { self.tight + 1 } else { 0 };
+            self.sends.push(at);
+        }
+    }
+
+    /// Whether it now sends every round of `rate` a window after the round
+    /// before, forever: when its last `rate` sends did, the next one waits
+    /// for the one `rate` before it (its window), never longer: the send
+    /// before it came a window after an earlier one, and a burst fits in a
+    /// window (`burst_window <= window`) with the sends a window earlier
+    /// having kept it. Its rest is behind it.
+    fn settled(&self, limit: &KeyLimit) -> bool {
+        self.tight >= limit.rate as usize
+            && limit.burst_window <= limit.window
+            && self.sends.last().is_some_and(|last| self.rests_until <= *last)
+    }
+
+    /// `rounds` rounds of a settled key later: the same sends, that many
+    /// windows on. Only the last two rounds still bear on what follows.
+    fn skip(&mut self, rounds: u64, limit: &KeyLimit) {
+        let keep = 2 * limit.rate as usize;
+        let shift = rounds as f64 * limit.window.as_secs_f64();
+        self.sends.drain(..self.sends.len().saturating_sub(keep));
+        self.sends.iter_mut().for_each(|s| *s += shift);
+    }
 }
 
 /// When the `nth` send from now (1: the next) can go out, every key sending
@@ -101,158 +142,75 @@ impl Key {
 /// `horizon` seconds. Without keys (or with keys that may never send) every
 /// send is beyond it.
 pub fn nth_send(keys: &[KeyLoad], limit: KeyLimit, nth: u64, horizon: f64) -> Reach {
+    reckon(keys, &limit, nth, horizon).0
+}
+
+/// `nth_send`, and how many steps it took. Each step is one key's slots at
+/// one moment; once every key sends round after round, a window apart, the
+/// rest follows without steps: whole rounds skipped, then the last one read
+/// off. A long queue costs a round or two of steps per key (one per send at
+/// most, when past sends spread them), not one per send to the horizon.
+fn reckon(keys: &[KeyLoad], limit: &KeyLimit, nth: u64, horizon: f64) -> (Reach, u64) {
     let mut keys: Vec<Key> = keys.iter().map(Key::of).collect();
     if keys.is_empty() || limit.rate == 0 || limit.burst == 0 {
-        return Reach::Beyond { fitting: 0 };
+        return (Reach::Beyond { fitting: 0 }, 0);
     }
     let nth = nth.max(1);
-    let (mut sent, mut now) = (0_u64, 0.0_f64);
+    let per_round = keys.len() as u64 * u64::from(limit.rate);
+    let window = limit.window.as_secs_f64();
+    let (mut sent, mut now, mut steps) = (0_u64, 0.0_f64, 0_u64);
     loop {
+        steps += 1;
         // The key that frees first takes every slot it has then.
         let (key, at, room) = keys
             .iter()
             .enumerate()
             .map(|(i, key)| {
-                let (at, room) = key.next_free(now, &limit);
+                let (at, room) = key.next_free(now, limit);
                 (i, at, room)
             })
             .min_by(|a, b| a.1.total_cmp(&b.1))
             .expect("at least one key");
         if at > horizon {
-            return Reach::Beyond { fitting: sent };
+            return (Reach::Beyond { fitting: sent }, steps);
         }
         let taken = u64::from(room).min(nth - sent);
         sent += taken;
         if sent == nth {
-            return Reach::At(at);
+            return (Reach::At(at), steps);
         }
-        let sends = &mut keys[key].sends;
-        sends.extend(std::iter::repeat_n(at, taken as usize));
+        keys[key].send(at, taken, limit);
         now = at;
+        // Every key sends `rate` in each window from here on: whole rounds
+        // that end before the `nth` send and the horizon need no steps.
+        if !keys.iter().all(|key| key.settled(limit)) {
+            continue;
+        }
+        let rounds = ((nth - sent - 1) / per_round).min(((horizon - now) / window).floor() as u64);
+        keys.iter_mut().for_each(|key| key.skip(rounds, limit));
+        sent += rounds * per_round;
+        return (next_round(&keys, limit, nth - sent, horizon, sent), steps);
+    }
+}
+
+/// The `nth` send from here when every key is settled and it falls within
+/// their next round (or the horizon does): each key's next round is its
+/// last one a window on, so it is the `nth` of those, in time order.
+fn next_round(keys: &[Key], limit: &KeyLimit, nth: u64, horizon: f64, sent: u64) -> Reach {
+    let (rate, window) = (limit.rate as usize, limit.window.as_secs_f64());
+    let mut round: Vec<f64> = keys
+        .iter()
+        .flat_map(|key| key.sends[key.sends.len() - rate..].iter().map(|s| *s + window))
+        .collect();
+    round.sort_by(f64::total_cmp);
+    match round.get(nth as usize - 1) {
+        Some(at) if *at <= horizon => Reach::At(*at),
+        _ => Reach::Beyond {
+            fitting: sent + round.partition_point(|at| *at <= horizon) as u64,
+        },
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use super::*;
-    use crate::delivery::senders::{BURST_WINDOW, WINDOW};
-
-    fn limit(rate: u32, burst: u32) -> KeyLimit {
-        KeyLimit {
-            rate,
-            burst,
-            window: WINDOW,
-            burst_window: BURST_WINDOW,
-        }
-    }
-
-    fn idle() -> KeyLoad {
-        KeyLoad::default()
-    }
-
-    fn at(reach: Reach) -> f64 {
-        match reach {
-            Reach::At(t) => t,
-            beyond => panic!("{beyond:?}"),
-        }
-    }
-
-    #[test]
-    fn an_idle_key_sends_its_burst_now_then_a_burst_each_burst_window() {
-        // 30 a minute, 8 in any 15 s: 8 now, at 15, at 30, then the 6 left of
-        // the minute at 45; the next go when the first 8 leave the window.
-        let key = [idle()];
-        let nth = |n| at(nth_send(&key, limit(30, 8), n, 600.0));
-        assert_eq!(nth(1), 0.0);
-        assert_eq!(nth(8), 0.0);
-        assert_eq!(nth(9), 15.0);
-        assert_eq!(nth(24), 30.0);
-        assert_eq!(nth(25), 45.0);
-        assert_eq!(nth(30), 45.0);
-        assert_eq!(nth(31), 60.5);
-        assert_eq!(nth(38), 60.5);
-        // The 6 sent at 45 left the burst window by 60.5: the burst is whole.
-        assert_eq!(nth(39), 75.5);
-        assert_eq!(nth(40), 75.5);
-    }
-
-    #[test]
-    fn a_full_window_frees_as_its_oldest_sends_leave_it() {
-        // The whole minute sent, the oldest 10 s ago: the next in 50.5 s.
-        let key = [KeyLoad {
-            sent_ago: vec![10.0; 30],
-            resting_for: 0.0,
-        }];
-        assert_eq!(at(nth_send(&key, limit(30, u32::MAX), 1, 600.0)), 50.5);
-        assert_eq!(at(nth_send(&key, limit(30, u32::MAX), 30, 600.0)), 50.5);
-        assert_eq!(at(nth_send(&key, limit(30, u32::MAX), 31, 600.0)), 111.0);
-        // Sends of different ages free one by one.
-        let key = [KeyLoad {
-            sent_ago: vec![50.0, 40.0, 30.0],
-            resting_for: 0.0,
-        }];
-        let nth = |n| at(nth_send(&key, limit(3, 3), n, 600.0));
-        assert_eq!(nth(1), 10.5);
-        assert_eq!(nth(2), 20.5);
-        assert_eq!(nth(3), 30.5);
-    }
-
-    #[test]
-    fn a_send_leaves_its_window_at_the_moment_reckoned_whatever_the_rounding() {
-        // -0.3 + 60.5 - 60.5 is not -0.3 in floating point.
-        let key = [KeyLoad {
-            sent_ago: vec![0.3],
-            resting_for: 0.0,
-        }];
-        assert_eq!(at(nth_send(&key, limit(1, 1), 1, 600.0)), -0.3 + 60.5);
-        assert_eq!(at(nth_send(&key, limit(1, 1), 2, 600.0)), -0.3 + 60.5 + 60.5);
-    }
-
-    #[test]
-    fn a_resting_key_sends_nothing_until_its_rest_is_over() {
-        let key = [KeyLoad {
-            sent_ago: vec![],
-            resting_for: 12.0,
-        }];
-        assert_eq!(at(nth_send(&key, limit(30, 8), 1, 600.0)), 12.0);
-        assert_eq!(at(nth_send(&key, limit(30, 8), 9, 600.0)), 27.0);
-    }
-
-    #[test]
-    fn keys_add_up_and_the_first_free_one_goes_first() {
-        let busy = KeyLoad {
-            sent_ago: vec![0.0; 8],
-            resting_for: 0.0,
-        };
-        let keys = [busy, idle()];
-        let nth = |n| at(nth_send(&keys, limit(30, 8), n, 600.0));
-        assert_eq!(nth(8), 0.0, "the idle key's burst");
-        assert_eq!(nth(9), 15.0);
-        assert_eq!(nth(24), 15.0, "both keys' bursts at 15 s");
-        assert_eq!(nth(25), 30.0);
-    }
-
-    #[test]
-    fn past_the_horizon_it_says_how_many_fit() {
-        let key = [idle()];
-        assert_eq!(
-            nth_send(&key, limit(30, 8), 40, 50.0),
-            Reach::Beyond { fitting: 30 }
-        );
-        assert_eq!(nth_send(&[], limit(30, 8), 1, 50.0), Reach::Beyond { fitting: 0 });
-        assert_eq!(nth_send(&key, limit(0, 8), 1, 50.0), Reach::Beyond { fitting: 0 });
-    }
-
-    #[test]
-    fn a_long_queue_is_reckoned_in_bursts_not_one_by_one() {
-        // 20 keys at 600 a minute, 10 minutes of them: 120,000 sends, the
-        // last of them at 589.5 s, in 800 bursts.
-        let keys = vec![idle(); 20];
-        let started = std::time::Instant::now();
-        let reach = nth_send(&keys, limit(600, 150), 120_000, 600.0);
-        assert_eq!(reach, Reach::At(589.5));
-        assert!(started.elapsed() < Duration::from_secs(1));
-    }
-}
+#[path = "estimate_tests.rs"]
+mod tests;
