@@ -13,7 +13,7 @@ use crate::domain::{CountryFrom, PhoneError, PhoneNumber, Purpose, invalid_phone
 use crate::error::{Error, Result};
 use crate::http::responses::{ClientErrors, Unauthorized};
 use crate::otp::idempotency::{Answer, IdempotencyKey};
-use crate::otp::{NewVerification, Verification, VerifyTarget};
+use crate::otp::{Checked, NewVerification, Sends, Verification, VerifyTarget};
 
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 
@@ -166,6 +166,7 @@ async fn answer_request(
             .transpose()?,
         channel: None,
         display_name: None,
+        sends: Sends::Omitted,
     };
     let Some(raw) = request.headers().get(IDEMPOTENCY_KEY_HEADER) else {
         let verification = state.otp.request(&client, input).await?;
@@ -234,16 +235,12 @@ pub async fn verify_code(
         }
     };
     let outcome = state.otp.verify(&client, target, body.code).await;
-    let code = match &outcome {
-        Ok(_) => "approved",
-        Err(e) => e.problem().code,
-    };
     state
         .metrics
         .verify_outcomes
-        .with_label_values(&[client.name.as_str(), code])
+        .with_label_values(&[client.name.as_str(), Checked::counted(&outcome)])
         .inc();
-    Ok(HttpResponse::Ok().json(outcome?))
+    Ok(HttpResponse::Ok().json(outcome?.approved()?))
 }
 
 /// Read a verification.
@@ -295,5 +292,10 @@ pub async fn cancel_verification(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse> {
-    Ok(HttpResponse::Ok().json(state.otp.cancel(&client, id.into_inner().into()).await?))
+    Ok(HttpResponse::Ok().json(
+        state
+            .otp
+            .cancel(&client, id.into_inner().into(), Sends::Omitted)
+            .await?,
+    ))
 }

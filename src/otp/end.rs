@@ -5,7 +5,7 @@
 use crate::store::Bounded;
 
 use super::rules::Refusal;
-use super::{OtpService, Verification};
+use super::{OtpService, Sends, Verification};
 use crate::clients::Client;
 use crate::domain::{FailureReason, VerificationId, VerificationStatus};
 use crate::error::Result;
@@ -21,20 +21,26 @@ enum ByHand {
 impl OtpService {
     /// Its code stops working at once, and a message still queued is not sent.
     #[tracing::instrument(skip_all, fields(client = %client.name, verification = %id))]
-    pub async fn cancel(&self, client: &Client, id: VerificationId) -> Result<Verification> {
-        self.end_by_hand(client, id, ByHand::Cancel).await
+    pub async fn cancel(&self, client: &Client, id: VerificationId, sends: Sends) -> Result<Verification> {
+        self.end_by_hand(client, id, ByHand::Cancel, sends).await
     }
 
     /// Approves without a code, telling and counting it as an approval by
     /// code (`domain::transitions`); a message still queued is not sent.
     #[tracing::instrument(skip_all, fields(client = %client.name, verification = %id))]
-    pub async fn approve(&self, client: &Client, id: VerificationId) -> Result<Verification> {
-        self.end_by_hand(client, id, ByHand::Approve).await
+    pub async fn approve(&self, client: &Client, id: VerificationId, sends: Sends) -> Result<Verification> {
+        self.end_by_hand(client, id, ByHand::Approve, sends).await
     }
 
     /// Only a verification whose code could still be tried (pending, unexpired,
     /// not locked) ends so; another is refused as `not_pending` (`for_cancel`).
-    async fn end_by_hand(&self, client: &Client, id: VerificationId, end: ByHand) -> Result<Verification> {
+    async fn end_by_hand(
+        &self,
+        client: &Client,
+        id: VerificationId,
+        end: ByHand,
+        sends: Sends,
+    ) -> Result<Verification> {
         if let Some(refusal) = self.terminal.refusal(id, client.id) {
             return Err(refusal.for_cancel(id));
         }
@@ -59,6 +65,6 @@ impl OtpService {
             tracing::info!(verification = %id, "approved without a code");
         }
         self.metrics.verification(&client.name, counted);
-        self.find(client, id).await
+        self.find_showing(client, id, sends).await
     }
 }

@@ -1,5 +1,6 @@
 //! The verification rules: request (and resend), verify, cancel.
 
+mod checked;
 mod codes;
 pub mod cooldowns;
 mod end;
@@ -16,8 +17,9 @@ mod terminal;
 mod verification;
 mod verify;
 
+pub use checked::{Checked, WrongCode};
 pub use limits::LimitSettings;
 pub use pepper_uses::{PepperUses, Protected, pepper_uses};
 pub use request::NewVerification;
-pub use service::{OtpService, Policy, VerifyTarget};
+pub use service::{OtpService, Policy, Sends, VerifyTarget};
 pub use verification::Verification;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::Verification;
 use super::limits::Bucket;
 use super::rules;
-use super::service::OtpService;
+use super::service::{OtpService, Sends};
 use crate::clients::Client;
 use crate::domain::{
     Channel, DeliveryError, Effective, Locale, MessageId, PhoneNumber, Purpose, VerificationId,
@@ -28,6 +28,8 @@ pub struct NewVerification {
     /// What `{app}` stands for in this message instead of the client's
     /// display name (`/twilio`'s `CustomFriendlyName`), checked as one.
     pub display_name: Option<String>,
+    /// Whether the answer lists each send (`/twilio`'s does).
+    pub sends: Sends,
 }
 
 impl OtpService {
@@ -56,13 +58,13 @@ impl OtpService {
         };
         cutoff.queued.store(true, Ordering::SeqCst);
         let (verification_id, message_id) = match queued {
-            Queued::TestNumber(id) => return self.find(client, id).await,
+            Queued::TestNumber(id) => return self.find_showing(client, id, input.sends).await,
             Queued::Message(id, message) => (id, message),
         };
         self.delivery
             .first_attempt(message_id, self.policy.send_wait)
             .await;
-        let view = self.find(client, verification_id).await?;
+        let view = self.find_showing(client, verification_id, input.sends).await?;
         if view.delivery_error == Some(DeliveryError::PhoneRejected) {
             return Err(Error::PhoneRejected { id: view.id });
         }

@@ -81,6 +81,12 @@ pub fn resend_refusal(pending: &Resendable, max_sends: u32) -> Option<Error> {
     })
 }
 
+/// Whether the failed attempts reached the limit (the verification reads as
+/// `max_attempts_reached` from now on).
+pub fn locks(failed_attempts: i32, max_attempts: i32) -> bool {
+    failed_attempts >= max_attempts
+}
+
 /// The attempts a verification still allows after the one just counted.
 pub fn attempts_remaining(failed_attempts: i32, max_attempts: i32) -> u32 {
     (max_attempts - failed_attempts).max(0) as u32

@@ -39,7 +39,24 @@ pub struct Policy {
 
 pub enum VerifyTarget {
     Id(VerificationId),
-    Pending { phone: PhoneNumber, purpose: Purpose },
+    /// The verification `id`, if it is `phone`'s (`/twilio`'s
+    /// `VerificationSid` with `To`); otherwise as one that does not exist.
+    IdOfPhone {
+        id: VerificationId,
+        phone: PhoneNumber,
+    },
+    Pending {
+        phone: PhoneNumber,
+        purpose: Purpose,
+    },
+}
+
+/// Whether an answer lists each send of the code: only `/twilio`'s do
+/// (`send_code_attempts`), so only they read them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sends {
+    Omitted,
+    Listed,
 }
 
 #[derive(Clone)]
@@ -110,7 +127,17 @@ impl OtpService {
 
     #[tracing::instrument(skip_all, fields(client = %client.name, verification = %id))]
     pub async fn find(&self, client: &Client, id: VerificationId) -> Result<Verification> {
-        let row = verifications::view(&self.pool, id, client.id).await?;
+        self.find_showing(client, id, Sends::Omitted).await
+    }
+
+    /// `find`, with the sends listed or not.
+    pub async fn find_showing(
+        &self,
+        client: &Client,
+        id: VerificationId,
+        sends: Sends,
+    ) -> Result<Verification> {
+        let row = verifications::view(&self.pool, id, client.id, sends == Sends::Listed).await?;
         let rules = self.rules(client);
         row.map(|r| Verification::from_row(r, rules.resend_cooldown_seconds, rules.max_sends))
             .ok_or(Error::NotFound("no such verification"))

@@ -3,12 +3,13 @@
 use crate::store::Bounded;
 use secrecy::{ExposeSecret, SecretString};
 
+use super::checked::{Checked, WrongCode};
 use super::limits::Hit;
-use super::rules::{self, Refusal};
-use super::{OtpService, Verification, VerifyTarget};
+use super::rules::Refusal;
+use super::{OtpService, VerifyTarget};
 use crate::clients::Client;
 use crate::crypto::HashError;
-use crate::domain::{OtpCode, Transition, VerificationId, VerificationStatus};
+use crate::domain::{OtpCode, PhoneNumber, Transition, VerificationId, VerificationStatus};
 use crate::error::{Error, Result};
 use crate::store::verifications::Reservation;
 use crate::store::{limits as hits, verifications, webhooks};
@@ -24,20 +25,22 @@ impl OtpService {
         client: &Client,
         target: VerifyTarget,
         raw_code: SecretString,
-    ) -> Result<Verification> {
-        let id = match target {
-            VerifyTarget::Id(id) => id,
+    ) -> Result<Checked> {
+        let (id, phone) = match target {
+            VerifyTarget::Id(id) => (id, None),
+            VerifyTarget::IdOfPhone { id, phone } => (id, Some(phone)),
             VerifyTarget::Pending { phone, purpose } => {
                 let key = verifications::Key {
                     client: client.id,
                     phone: phone.as_e164(),
                     purpose: purpose.as_str(),
                 };
-                verifications::pending_id(&self.pool, &key)
+                let id = verifications::pending_id(&self.pool, &key)
                     .await?
                     .ok_or(Error::NotFound(
                         "no pending verification for this phone and purpose",
-                    ))?
+                    ))?;
+                (id, None)
             }
         };
         // A verification that can never be attempted again is refused from
@@ -53,11 +56,17 @@ impl OtpService {
         // cannot be attempted cannot.
         let buckets = self.limits().phone_failures_before_phone(client);
         let windows = buckets.each_ref().map(|b| b.window());
+        let phone = phone.as_ref().map(PhoneNumber::as_e164);
         let (reserved, failures) =
-            match verifications::reserve_attempt(&self.pool, id, client.id, &windows).await? {
+            match verifications::reserve_attempt(&self.pool, id, client.id, phone, &windows).await? {
                 Reservation::Reserved(reserved, failures) => (reserved, failures),
                 Reservation::Refused { window, retry_after } => {
                     return Err(buckets[window].refused(retry_after));
+                }
+                // Another number's verification is one that does not exist;
+                // asked why, the verification itself would tell.
+                Reservation::NotAttemptable(None) if phone.is_some() => {
+                    return Err(Error::NotFound("no such verification for this phone"));
                 }
                 Reservation::NotAttemptable(state) => {
                     let refusal = self.refusal_of(client, id, state.as_ref()).await?;
@@ -83,7 +92,7 @@ impl OtpService {
         reserved: verifications::Reserved,
         failures: Vec<Hit>,
         raw_code: SecretString,
-    ) -> Result<Verification> {
+    ) -> Result<Checked> {
         // A malformed code is a failed attempt too, and needs no hashing.
         // Any length a code can have: the client may have changed its length since
         // this code was made, and a test number's code is as long as it was set.
@@ -117,7 +126,7 @@ impl OtpService {
                     self.finished(id, client, VerificationStatus::Approved);
                     tracing::info!(verification = %id, "approved");
                     self.metrics.verification(&client.name, "approved");
-                    return self.find(client, id).await;
+                    return self.find(client, id).await.map(Checked::Approved);
                 }
                 let state = verifications::state(&self.pool, id, client.id).await?;
                 if late(state.as_ref().map(|s| (s.status, s.expired))) {
@@ -131,7 +140,9 @@ impl OtpService {
         // attempts reached the limit reads as `max_attempts_reached`, and a right
         // code whose attempt was reserved before that can still approve it.
         tracing::info!(verification = %id, failed_attempts = reserved.failed_attempts, "wrong code");
-        if locks(reserved.failed_attempts, reserved.max_attempts) {
+
+        let wrong = WrongCode::new(id, reserved);
+        if wrong.locked() {
             self.clients.cooldowns().drop_all();
             self.metrics.verification(&client.name, "locked");
             // No status changes here: the event is recorded on its own.
@@ -143,10 +154,7 @@ impl OtpService {
                 tracing::warn!(error = %e, verification = %id, "could not erase the code kept for resends");
             }
         }
-        Err(Error::InvalidCode {
-            id: id.0,
-            attempts_remaining: rules::attempts_remaining(reserved.failed_attempts, reserved.max_attempts),
-        })
+        Ok(Checked::Wrong(wrong))
     }
 }
 
@@ -189,12 +197,6 @@ fn late(state: Option<(VerificationStatus, bool)>) -> bool {
     state.is_some_and(|(status, expired)| status != VerificationStatus::Pending || expired)
 }
 
-/// Whether the failed attempts reached the limit (the verification reads as
-/// `max_attempts_reached` from now on).
-fn locks(failed_attempts: i32, max_attempts: i32) -> bool {
-    failed_attempts >= max_attempts
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,6 +232,7 @@ mod tests {
 
     #[test]
     fn the_attempt_that_reaches_the_limit_locks() {
+        use crate::otp::rules::locks;
         let table = [
             (0, 5, false),
             (4, 5, false),

@@ -1,7 +1,7 @@
 //! The `verifications` table: every statement that reads or writes it.
 //!
 //! The SQL functions it calls, and the migration holding each one's live
-//! definition: `reserve_attempt` (V22); `verification_waiting`,
+//! definition: `reserve_attempt` (V23); `verification_waiting`,
 //! `verification_attemptable` (V17); `take_limit_slot_in` (V12).
 
 use crate::store::Bounded;
@@ -11,7 +11,6 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgExecutor, Postgres, Transaction};
 
 use crate::domain::{Channel, ClientId, FailureReason, MessageStatus, VerificationId, VerificationStatus};
-use crate::store::limits::{self, HitId, Window};
 
 /// Pending and not locked: a verification still waiting for its code
 /// (`verification_waiting`, V17, the one place it is written); `$alias`
@@ -43,9 +42,11 @@ macro_rules! attemptable {
 }
 
 statement!(LOCK = "select 1 from verifications where id = $1 for update");
+mod attempts;
 mod ends;
 mod requests;
 mod resends;
+pub use attempts::{Reservation, Reserved, State, give_back_attempt, reserve_attempt, state};
 pub use ends::{approve, approve_without_code, cancel, expire_due, fail_if_pending, mark_expired};
 pub use requests::{
     Found, KeptCode, Key, NewVerification, Resendable, close_finished_and_lock_resendable, insert,
@@ -77,9 +78,12 @@ select v.id, v.phone, v.purpose, v.locale,
        end as status,
        v.failed_attempts, v.max_attempts, v.sends, v.last_sent_at, v.expires_at, v.created_at, v.verified_at,
        v.updated_at, v.channel,
-       array(select id from outbox_messages where verification_id = v.id order by created_at) as send_ids,
-       array(select coalesce(sent_at, created_at) from outbox_messages
-             where verification_id = v.id order by created_at) as send_times,
+       case when $3 then array(select id from outbox_messages
+                               where verification_id = v.id order by created_at)
+            else '{}' end as send_ids,
+       case when $3 then array(select coalesce(sent_at, created_at) from outbox_messages
+                               where verification_id = v.id order by created_at)
+            else '{}' end as send_times,
        m.status as message_status,
        coalesce(m.leased_until > now(), false) as message_leased,
        m.failure as message_failure,
@@ -116,7 +120,7 @@ pub struct ViewRow {
     /// The channel asked for through `/twilio`, if it was.
     pub channel: Option<Channel>,
     /// Each of its sends (resends included): the message's id, and when it
-    /// went out (or was queued, if it has not).
+    /// went out (or was queued, if it has not); empty unless asked for.
     pub send_ids: Vec<uuid::Uuid>,
     pub send_times: Vec<DateTime<Utc>>,
     pub message_status: Option<MessageStatus>,
@@ -129,131 +133,22 @@ pub struct ViewRow {
     pub estimated_send_at: Option<DateTime<Utc>>,
 }
 
+/// The verification `id` of `client`, as the API shows it; with `sends`,
+/// each of its sends too (only `/twilio` shows them: the native API's
+/// answers do not read them).
 pub async fn view(
     db: impl PgExecutor<'_>,
     id: VerificationId,
     client: ClientId,
+    sends: bool,
 ) -> Result<Option<ViewRow>, sqlx::Error> {
     sqlx::query_as(SELECT_VIEW)
         .bind(id)
         .bind(client)
+        .bind(sends)
         .fetch_optional(db)
         .bounded()
         .await
-}
-
-/// An attempt, counted before its code is compared.
-#[derive(Debug, sqlx::FromRow)]
-pub struct Reserved {
-    pub code_hash: String,
-    pub phone: String,
-    /// Counting this one.
-    pub failed_attempts: i32,
-    pub max_attempts: i32,
-}
-
-/// What a reservation came to.
-pub enum Reservation {
-    /// The attempt is counted, and the windows' hit taken.
-    Reserved(Reserved, Vec<HitId>),
-    /// The window at this index is full; it frees in these seconds. Nothing was taken.
-    Refused { window: usize, retry_after: f64 },
-    /// The verification cannot be attempted (any more), as its state says
-    /// (`None`: there is no such verification of the client); nothing was taken.
-    NotAttemptable(Option<State>),
-}
-
-#[derive(sqlx::FromRow)]
-struct ReservationRow {
-    code_hash: Option<String>,
-    failed_attempts: Option<i32>,
-    max_attempts: Option<i32>,
-    hit_id: Option<HitId>,
-    refused_by: Option<i32>,
-    retry_after: Option<f64>,
-    status: Option<VerificationStatus>,
-    phone: Option<String>,
-    expired: Option<bool>,
-    expires_in: Option<i64>,
-}
-
-statement!(
-    RESERVE_ATTEMPT = "select code_hash, failed_attempts, max_attempts, hit_id, refused_by, retry_after,
-                status, phone, expired, expires_in
-         from reserve_attempt($1, $2, $3, $4, $5)",
-);
-/// Counts an attempt on an attemptable verification, in the statement that
-/// checks it is attemptable, and takes a hit of `windows`, all of one bucket
-/// (one row that each counts): all of it or nothing, so parallel guesses can
-/// pass neither the verification's limit nor a window (`reserve_attempt`,
-/// V22). The bucket is named by what comes before the phone: the statement
-/// appends the verification's.
-pub async fn reserve_attempt(
-    db: impl PgExecutor<'_>,
-    id: VerificationId,
-    client: ClientId,
-    windows: &[Window<'_>],
-) -> Result<Reservation, sqlx::Error> {
-    let (buckets, max_hits, spans) = limits::columns(windows);
-    debug_assert!(buckets.windows(2).all(|b| b[0] == b[1]), "windows of one bucket");
-    let row: ReservationRow = sqlx::query_as(RESERVE_ATTEMPT)
-        .bind(id)
-        .bind(client)
-        .bind(buckets.first().cloned().unwrap_or_default())
-        .bind(max_hits)
-        .bind(spans)
-        .fetch_one(db)
-        .bounded()
-        .await?;
-    if let Some(window) = row.refused_by {
-        return Ok(Reservation::Refused {
-            window: window as usize,
-            retry_after: row.retry_after.unwrap_or(1.0),
-        });
-    }
-    let (Some(phone), Some(failed_attempts), Some(max_attempts)) =
-        (row.phone, row.failed_attempts, row.max_attempts)
-    else {
-        return Ok(Reservation::NotAttemptable(None));
-    };
-    Ok(match (row.code_hash, row.status) {
-        (Some(code_hash), _) => Reservation::Reserved(
-            Reserved {
-                code_hash,
-                phone,
-                failed_attempts,
-                max_attempts,
-            },
-            Vec::from_iter(row.hit_id),
-        ),
-        (None, Some(status)) => Reservation::NotAttemptable(Some(State {
-            status,
-            expired: row.expired.unwrap_or(false),
-            failed_attempts,
-            max_attempts,
-            expires_in: row.expires_in.unwrap_or(1),
-        })),
-        // Gone between the function's reads (deleted by retention).
-        (None, None) => Reservation::NotAttemptable(None),
-    })
-}
-
-statement!(
-    GIVE_BACK_ATTEMPT =
-        "update verifications set failed_attempts = greatest(failed_attempts - 1, 0), updated_at = now()
-         where id = $1 and status = 'pending'",
-);
-/// Undoes a reserved attempt that was never judged.
-pub async fn give_back_attempt(
-    tx: &mut Transaction<'_, Postgres>,
-    id: VerificationId,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(GIVE_BACK_ATTEMPT)
-        .bind(id)
-        .execute(&mut **tx)
-        .bounded()
-        .await?;
-    Ok(())
 }
 
 statement!(
@@ -269,35 +164,6 @@ pub async fn pending_id(
         .bind(key.client)
         .bind(key.phone)
         .bind(key.purpose)
-        .fetch_optional(db)
-        .bounded()
-        .await
-}
-
-/// Where a verification stands, for saying why it cannot be attempted.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct State {
-    pub status: VerificationStatus,
-    pub expired: bool,
-    pub failed_attempts: i32,
-    pub max_attempts: i32,
-    /// Seconds until the code's expiry (at least 1): when a lock stops mattering.
-    pub expires_in: i64,
-}
-
-statement!(
-    STATE = "select status, expires_at <= now() as expired, failed_attempts, max_attempts,
-                greatest(1, ceil(extract(epoch from expires_at - now())))::bigint as expires_in
-         from verifications where id = $1 and client_id = $2",
-);
-pub async fn state(
-    db: impl PgExecutor<'_>,
-    id: VerificationId,
-    client: ClientId,
-) -> Result<Option<State>, sqlx::Error> {
-    sqlx::query_as(STATE)
-        .bind(id)
-        .bind(client)
         .fetch_optional(db)
         .bounded()
         .await

@@ -15,7 +15,7 @@ use crate::domain::{
 };
 use crate::error::Error;
 use crate::http::AppState;
-use crate::otp::{NewVerification, Verification, VerifyTarget};
+use crate::otp::{Checked, NewVerification, Sends, Verification, VerifyTarget};
 
 type Answer = Result<HttpResponse, TwilioError>;
 
@@ -122,6 +122,7 @@ async fn start(client: &Client, state: &AppState, form: CreateVerification) -> R
             .map(|name| check_display_name("CustomFriendlyName", name))
             .transpose()
             .map_err(Error::InvalidField)?,
+        sends: Sends::Listed,
     };
     state.otp.request(client, input).await
 }
@@ -183,16 +184,12 @@ pub async fn check_verification(
         .filter(|code| !code.expose_secret().trim().is_empty())
         .ok_or_else(|| Error::InvalidRequest("`Code` is required".into()))?;
     let target = match (given(&form.verification_sid), given(&form.to)) {
-        (Some(sid), to) => {
-            let id = verification_id(sid)?;
-            if let Some(to) = to {
-                let phone = to_phone(to)?;
-                if state.otp.find(&client, id).await?.phone != phone.as_e164() {
-                    return Err(TwilioError::not_found("no such verification for this `To`"));
-                }
-            }
-            VerifyTarget::Id(id)
-        }
+        (Some(sid), None) => VerifyTarget::Id(verification_id(sid)?),
+        // Checked in the statement that reserves the attempt: no read before.
+        (Some(sid), Some(to)) => VerifyTarget::IdOfPhone {
+            id: verification_id(sid)?,
+            phone: to_phone(to)?,
+        },
         (None, Some(to)) => VerifyTarget::Pending {
             phone: to_phone(to)?,
             purpose: Purpose::default(),
@@ -202,19 +199,18 @@ pub async fn check_verification(
         }
     };
     let outcome = state.otp.verify(&client, target, code).await;
-    let counted = outcome.as_ref().map_or_else(|e| e.problem().code, |_| "approved");
     state
         .metrics
         .verify_outcomes
-        .with_label_values(&[client.name.as_str(), counted])
+        .with_label_values(&[client.name.as_str(), Checked::counted(&outcome)])
         .inc();
-    let checked = match outcome {
-        Ok(approved) => approved,
-        // A wrong code is an answer, not an error: the verification as it now stands.
-        Err(Error::InvalidCode { id, .. }) => state.otp.find(&client, id.into()).await?,
-        Err(e) => return Err(e.into()),
+    // A wrong code is an answer, not an error: the verification as its
+    // attempt left it.
+    let resource = match outcome? {
+        Checked::Approved(approved) => VerificationCheckResource::approved(&approved, sids),
+        Checked::Wrong(wrong) => VerificationCheckResource::wrong(&wrong, sids),
     };
-    Ok(HttpResponse::Ok().json(VerificationCheckResource::new(&checked, sids)))
+    Ok(HttpResponse::Ok().json(resource))
 }
 
 /// Read a verification.
@@ -244,7 +240,10 @@ pub async fn fetch_verification(
 ) -> Answer {
     let (service, sid) = path.into_inner();
     let sids = own_service(&client, &service)?;
-    let found = state.otp.find(&client, verification_id(&sid)?).await?;
+    let found = state
+        .otp
+        .find_showing(&client, verification_id(&sid)?, Sends::Listed)
+        .await?;
     Ok(HttpResponse::Ok().json(VerificationResource::new(&found, sids, &base_url(&req))))
 }
 
@@ -284,8 +283,8 @@ pub async fn update_verification(
     let sids = own_service(&client, &service)?;
     let id = verification_id(&sid)?;
     let updated = match required(&form.status, "Status")? {
-        "canceled" => state.otp.cancel(&client, id).await?,
-        "approved" => state.otp.approve(&client, id).await?,
+        "canceled" => state.otp.cancel(&client, id, Sends::Listed).await?,
+        "approved" => state.otp.approve(&client, id, Sends::Listed).await?,
         _ => {
             let refused = "`Status` must be `canceled` or `approved`";
             return Err(Error::InvalidRequest(refused.into()).into());

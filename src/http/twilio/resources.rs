@@ -8,8 +8,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
-use crate::domain::{Channel, Sid, SidKind, TwilioSids, VerificationStatus};
-use crate::otp::Verification;
+use crate::domain::{Channel, Sid, SidKind, TwilioSids, VerificationId, VerificationStatus};
+use crate::otp::{Verification, WrongCode};
 
 /// A time as Twilio writes it: UTC, to the second, with a `Z`.
 pub fn twilio_time(t: &DateTime<Utc>) -> String {
@@ -42,8 +42,8 @@ fn status(status: VerificationStatus) -> &'static str {
 
 /// The channel an answer repeats: the one asked for, `whatsapp` for a
 /// verification started through `/otp`.
-fn channel(v: &Verification) -> &'static str {
-    v.channel.unwrap_or(Channel::WhatsApp).as_str()
+fn channel(asked: Option<Channel>) -> &'static str {
+    asked.unwrap_or(Channel::WhatsApp).as_str()
 }
 
 /// One send of the code.
@@ -115,7 +115,7 @@ impl VerificationResource {
             service_sid,
             account_sid: sids.account.to_string(),
             to: v.phone.clone(),
-            channel: channel(v),
+            channel: channel(v.channel),
             status: status(v.status),
             valid: v.status == VerificationStatus::Approved,
             lookup: json!({}),
@@ -126,7 +126,7 @@ impl VerificationResource {
                 .iter()
                 .map(|(message, time)| SendCodeAttempt {
                     time: twilio_time(time),
-                    channel: channel(v),
+                    channel: channel(v.channel),
                     attempt_sid: Sid::of_uuid(SidKind::Attempt, *message).to_string(),
                 })
                 .collect(),
@@ -175,20 +175,46 @@ pub struct VerificationCheckResource {
 }
 
 impl VerificationCheckResource {
-    pub fn new(v: &Verification, sids: &TwilioSids) -> Self {
+    /// The right code: the verification, approved.
+    pub fn approved(v: &Verification, sids: &TwilioSids) -> Self {
+        Self::new(v.id.into(), &v.phone, v.channel, v.status, sids).dated(&v.created_at, &v.updated_at)
+    }
+
+    /// A wrong code: the verification as the attempt left it (`pending`, or
+    /// `max_attempts_reached` for the attempt that used the last one).
+    pub fn wrong(wrong: &WrongCode, sids: &TwilioSids) -> Self {
+        Self::new(wrong.id, &wrong.phone, wrong.channel, wrong.status(), sids)
+            .dated(&wrong.created_at, &wrong.updated_at)
+    }
+
+    fn new(
+        id: VerificationId,
+        to: &str,
+        asked: Option<Channel>,
+        now: VerificationStatus,
+        sids: &TwilioSids,
+    ) -> Self {
         Self {
-            sid: Sid::of_verification(v.id.into()).to_string(),
+            sid: Sid::of_verification(id).to_string(),
             service_sid: sids.service.to_string(),
             account_sid: sids.account.to_string(),
-            to: v.phone.clone(),
-            channel: channel(v),
-            status: status(v.status),
-            valid: v.status == VerificationStatus::Approved,
+            to: to.to_owned(),
+            channel: channel(asked),
+            status: status(now),
+            valid: now == VerificationStatus::Approved,
             amount: None,
             payee: None,
-            date_created: twilio_time(&v.created_at),
-            date_updated: twilio_time(&v.updated_at),
+            date_created: String::new(),
+            date_updated: String::new(),
             sna_attempts_error_codes: Vec::new(),
+        }
+    }
+
+    fn dated(self, created: &DateTime<Utc>, updated: &DateTime<Utc>) -> Self {
+        Self {
+            date_created: twilio_time(created),
+            date_updated: twilio_time(updated),
+            ..self
         }
     }
 }
