@@ -2,6 +2,8 @@
 //! (dropped afterwards), the fake gateway, and the service in-process.
 #![allow(dead_code)]
 
+pub mod service;
+
 use std::net::TcpListener;
 
 use otp_service::clients;
@@ -169,13 +171,39 @@ impl CpuSplit {
     }
 
     /// Milliseconds of CPU per answer since `before`, for `answers` answers.
-    pub fn per_answer_since(&self, before: &Self, answers: f64) -> String {
+    pub fn per_answer_since(&self, before: &Self, answers: f64) -> CpuPerAnswer {
         let ms = |a: f64, b: f64| (a - b) * 1000.0 / answers.max(1.0);
-        format!(
-            "CPU per answer: service {:.2} ms, PostgreSQL {:.2} ms, load generator and fake gateway {:.2} ms",
-            ms(self.service, before.service),
-            ms(self.postgres, before.postgres),
-            ms(self.bench, before.bench)
+        CpuPerAnswer {
+            service: ms(self.service, before.service),
+            postgres: ms(self.postgres, before.postgres),
+            bench: ms(self.bench, before.bench),
+        }
+    }
+}
+
+/// Milliseconds of CPU an answer cost, by where it went.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CpuPerAnswer {
+    pub service: f64,
+    pub postgres: f64,
+    /// The load generator and the fake gateway (this process).
+    pub bench: f64,
+}
+
+impl CpuPerAnswer {
+    /// What the answer cost the service and its database: the cost a
+    /// deployment pays (the load generator is the callers' side).
+    pub fn served(&self) -> f64 {
+        self.service + self.postgres
+    }
+}
+
+impl std::fmt::Display for CpuPerAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "CPU per answer: service {:.3} ms, PostgreSQL {:.3} ms, load generator and fake gateway {:.3} ms",
+            self.service, self.postgres, self.bench
         )
     }
 }

@@ -102,7 +102,12 @@ async fn a_backlog_drains_within_the_rate_without_a_single_429() {
     .await;
     app.fake.set_down(true);
     let answers = join_all((0..200).map(|n| app.request_code(json!({"phone": nth_phone(n)})))).await;
-    assert!(answers.iter().all(|r| r.status() == 202));
+    let mut others = Vec::new();
+    for answer in answers.into_iter().filter(|r| r.status() != 202) {
+        others.push((answer.status(), answer.text().await.unwrap_or_default()));
+    }
+    // It failed once on a loaded machine, one answer in 200: say which.
+    assert!(others.is_empty(), "answers other than 202: {others:?}");
     app.fake.set_down(false);
     app.wait_for("200 messages delivered", Duration::from_secs(60), || async {
         app.fake.messages().len() >= 200

@@ -66,6 +66,13 @@ impl<'a> Twilio<'a> {
             .expect("request sent")
     }
 
+    /// The verification `sid`, expecting `200`.
+    pub async fn fetch(&self, sid: &str) -> Value {
+        let fetched = self.get(&format!("/Verifications/{sid}")).await;
+        assert_eq!(fetched.status(), 200);
+        fetched.json().await.unwrap()
+    }
+
     /// Starts a verification for `to` over WhatsApp, expecting `201`.
     pub async fn create(&self, to: &str) -> Value {
         let response = self
@@ -234,12 +241,7 @@ async fn a_verification_started_and_checked_through_twilio_is_one_of_otp() {
     );
     assert_twilio_time(&approved["date_updated"]);
     assert_eq!(app.verification(&id).await["status"], "approved");
-    let fetched: Value = twilio
-        .get(&format!("/Verifications/{sid}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let fetched = twilio.fetch(sid).await;
     assert_eq!(
         (&fetched["status"], &fetched["valid"]),
         (&json!("approved"), &json!(true))

@@ -104,12 +104,7 @@ async fn used_up_attempts_are_60202_and_an_expired_code_is_20404() {
     let right = twilio.check(&[("VerificationSid", sid), ("Code", &code)]).await;
     let body = twilio_error(right, 429, 60202).await;
     assert!(!body["message"].as_str().unwrap().contains("/otp"), "{body}");
-    let fetched: Value = twilio
-        .get(&format!("/Verifications/{sid}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let fetched = twilio.fetch(sid).await;
     assert_eq!(fetched["status"], "max_attempts_reached");
 
     // A new verification for another number, whose code expires.
@@ -304,12 +299,7 @@ async fn a_check_by_sid_and_to_needs_both_to_match_and_answers_as_a_fetch_shows(
     assert_eq!(missed.status(), 200);
     let missed: Value = missed.json().await.unwrap();
     assert_eq!(attempts(app.verification(&id).await), before - 1);
-    let fetched: Value = twilio
-        .get(&format!("/Verifications/{sid}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let fetched = twilio.fetch(sid).await;
     for field in [
         "sid",
         "to",
