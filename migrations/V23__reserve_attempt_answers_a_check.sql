@@ -8,9 +8,11 @@
 -- same statement, instead of reading the verification first.
 --
 -- The new arguments and columns change the function's signature, so the old
--- one is dropped (in this migration's transaction). A replica still running
--- the previous release calls it with five arguments and names the columns
--- it reads: the default `p_phone` and the added columns leave it working.
+-- one is dropped (in this migration's transaction). A replica of the
+-- previous release that is still running calls it with five arguments and
+-- names the columns it reads: the default `p_phone` and the added columns
+-- leave it working (its cached plan is made again). Like every migration,
+-- though, it keeps an older release from starting again on this database.
 
 drop function reserve_attempt(uuid, uuid, text, integer[], interval[]);
 

@@ -46,7 +46,9 @@ impl OtpService {
         // A verification that can never be attempted again is refused from
         // memory, or else by the statement that would reserve the attempt,
         // which then takes nothing: no transaction, nothing to roll back.
-        if let Some(refusal) = self.terminal.refusal(id, client.id) {
+        // Memory does not know the number: with one, the statement decides
+        // (another number's verification is none, whatever its state).
+        if let (None, Some(refusal)) = (&phone, self.terminal.refusal(id, client.id)) {
             return Err(refusal.for_verify(id));
         }
         // The phone's failures are reserved like the verification's: before the

@@ -42,6 +42,7 @@ mod stats;
 mod tenants;
 mod twilio;
 mod twilio_access;
+mod twilio_checks;
 mod twilio_flows;
 mod twilio_rules;
 mod twilio_sdk;

@@ -177,14 +177,15 @@ pub struct VerificationCheckResource {
 impl VerificationCheckResource {
     /// The right code: the verification, approved.
     pub fn approved(v: &Verification, sids: &TwilioSids) -> Self {
-        Self::new(v.id.into(), &v.phone, v.channel, v.status, sids).dated(&v.created_at, &v.updated_at)
+        let dates = (&v.created_at, &v.updated_at);
+        Self::new(v.id.into(), &v.phone, v.channel, v.status, dates, sids)
     }
 
     /// A wrong code: the verification as the attempt left it (`pending`, or
     /// `max_attempts_reached` for the attempt that used the last one).
     pub fn wrong(wrong: &WrongCode, sids: &TwilioSids) -> Self {
-        Self::new(wrong.id, &wrong.phone, wrong.channel, wrong.status(), sids)
-            .dated(&wrong.created_at, &wrong.updated_at)
+        let dates = (&wrong.created_at, &wrong.updated_at);
+        Self::new(wrong.id, &wrong.phone, wrong.channel, wrong.status(), dates, sids)
     }
 
     fn new(
@@ -192,6 +193,7 @@ impl VerificationCheckResource {
         to: &str,
         asked: Option<Channel>,
         now: VerificationStatus,
+        (created, updated): (&DateTime<Utc>, &DateTime<Utc>),
         sids: &TwilioSids,
     ) -> Self {
         Self {
@@ -204,17 +206,9 @@ impl VerificationCheckResource {
             valid: now == VerificationStatus::Approved,
             amount: None,
             payee: None,
-            date_created: String::new(),
-            date_updated: String::new(),
-            sna_attempts_error_codes: Vec::new(),
-        }
-    }
-
-    fn dated(self, created: &DateTime<Utc>, updated: &DateTime<Utc>) -> Self {
-        Self {
             date_created: twilio_time(created),
             date_updated: twilio_time(updated),
-            ..self
+            sna_attempts_error_codes: Vec::new(),
         }
     }
 }
