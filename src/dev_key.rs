@@ -14,7 +14,7 @@ use sqlx::postgres::PgConnectOptions;
 
 use crate::clients;
 
-const CLIENT: &str = "dev";
+pub const CLIENT: &str = "dev";
 
 /// Where the key came from, for the banner.
 pub enum Origin {

@@ -206,7 +206,7 @@ async fn run_test_numbers(pool: &PgPool, action: TestNumbersCommand, allow_weak:
             println!(
                 "test number {} of `{name}` until {}",
                 number.phone,
-                number.until.format("%Y-%m-%d %H:%M:%S UTC")
+                ends_at(number.until)
             );
         }
         TestNumbersCommand::List { name } => {
@@ -227,4 +227,33 @@ async fn run_test_numbers(pool: &PgPool, action: TestNumbersCommand, allow_weak:
         }
     }
     Ok(())
+}
+
+/// When a test number ends; a date given as `--until` ends at the next
+/// midnight, which is said as the end of that day.
+fn ends_at(until: DateTime<Utc>) -> String {
+    let exact = until.format("%Y-%m-%d %H:%M:%S UTC");
+    match until.time() == chrono::NaiveTime::MIN {
+        true => format!(
+            "{exact} (the end of {})",
+            (until - chrono::Duration::days(1)).format("%Y-%m-%d")
+        ),
+        false => exact.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_date_given_as_until_is_said_as_the_end_of_that_day() {
+        let midnight = "2027-03-02T00:00:00Z".parse().unwrap();
+        assert_eq!(
+            ends_at(midnight),
+            "2027-03-02 00:00:00 UTC (the end of 2027-03-01)"
+        );
+        let afternoon = "2027-03-02T15:30:00Z".parse().unwrap();
+        assert_eq!(ends_at(afternoon), "2027-03-02 15:30:00 UTC");
+    }
 }

@@ -118,6 +118,7 @@ async fn serve_dev(mut settings: Settings) -> anyhow::Result<()> {
     let key_file = dev_key::path(&options);
     let pool = store::pool(options, limits);
     let (key, origin) = dev_key::ensure(&pool, key_file).await?;
+    let dev = crate::clients::show(&pool, dev_key::CLIENT).await?;
     pool.close().await;
 
     let base = format!("http://{}:{}", listen.ip(), app.port());
@@ -135,8 +136,12 @@ async fn serve_dev(mut settings: Settings) -> anyhow::Result<()> {
         (Some(at), Some(port)) => format!("http://{}:{port}/metrics (OTP_METRICS_LISTEN)", at.ip()),
         _ => format!("{base}/metrics (set OTP_METRICS_LISTEN to serve it on a port of its own)"),
     };
+    let twilio = format!(
+        "{base}/twilio, Account SID {}, Service SID {}, password the key (docs/twilio.md)",
+        dev.twilio_account_sid, dev.twilio_service_sid
+    );
     println!(
-        "\notp-service (dev) on {base}\n  client `dev`: {origin}\n  key: {key}\n  codes sent: {base}/dev/messages\n  gateway failures: {base}/dev/gateway (docs/api.md, \"Trying the failures\")\n  docs: {base}/docs/\n  admin pages: {admin}\n  metrics: {metrics}\n\n  export OTP_KEY={key}\n",
+        "\notp-service (dev) on {base}\n  client `dev`: {origin}\n  key: {key}\n  codes sent: {base}/dev/messages\n  gateway failures: {base}/dev/gateway (docs/api.md, \"Trying the failures\")\n  docs: {base}/docs/\n  admin pages: {admin}\n  metrics: {metrics}\n  Twilio Verify: {twilio}\n\n  export OTP_KEY={key}\n",
         key = key.expose_secret()
     );
     app.run_until_stopped().await

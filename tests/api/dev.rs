@@ -213,6 +213,24 @@ async fn serve_dev_keeps_its_key_across_restarts() {
     assert_ne!(third.key, first_key);
     assert_eq!(third.status_with(&first_key).await, 401);
     assert_eq!(third.status_with(&third.key).await, 404);
+
+    // The banner names the dev client's Twilio SIDs, and they let the key in.
+    let line = third
+        .banner
+        .lines()
+        .find(|l| l.contains("Twilio Verify:"))
+        .unwrap();
+    let sid = |prefix: &str| {
+        let at = line.find(&format!("SID {prefix}")).unwrap() + 4;
+        line[at..at + 34].to_owned()
+    };
+    let service = reqwest::Client::new()
+        .get(format!("{}/twilio/v2/Services/{}", third.base, sid("VA")))
+        .basic_auth(sid("AC"), Some(&third.key))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(service.status(), 200, "{line}");
     third.stop().await;
 }
 

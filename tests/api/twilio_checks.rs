@@ -32,7 +32,12 @@ async fn a_check_by_sid_and_to_needs_both_to_match_and_answers_as_a_fetch_shows(
     let other = nth_phone(1);
     for code in [wrong(&code), wrong(&code), code.clone()] {
         let fields = [("VerificationSid", sid), ("To", other.as_str()), ("Code", &code)];
-        twilio_error(twilio.check(&fields).await, 404, 20404).await;
+        let body = twilio_error(twilio.check(&fields).await, 404, 20404).await;
+        let message = body["message"].as_str().unwrap();
+        assert!(
+            message.contains("`To`") && !message.contains("purpose"),
+            "{message}"
+        );
     }
     assert_eq!(attempts(app.verification(&id).await), before, "no attempt taken");
 

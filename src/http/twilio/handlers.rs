@@ -183,6 +183,7 @@ pub async fn check_verification(
         .code
         .filter(|code| !code.expose_secret().trim().is_empty())
         .ok_or_else(|| Error::InvalidRequest("`Code` is required".into()))?;
+    let by_number = given(&form.to).is_some();
     let target = match (given(&form.verification_sid), given(&form.to)) {
         (Some(sid), None) => VerifyTarget::Id(verification_id(sid)?),
         // Checked in the statement that reserves the attempt: no read before.
@@ -206,9 +207,14 @@ pub async fn check_verification(
         .inc();
     // A wrong code is an answer, not an error: the verification as its
     // attempt left it.
-    let resource = match outcome? {
-        Checked::Approved(approved) => VerificationCheckResource::approved(&approved, sids),
-        Checked::Wrong(wrong) => VerificationCheckResource::wrong(&wrong, sids),
+    let resource = match outcome {
+        Ok(Checked::Approved(approved)) => VerificationCheckResource::approved(&approved, sids),
+        Ok(Checked::Wrong(wrong)) => VerificationCheckResource::wrong(&wrong, sids),
+        // In Twilio's words: its apps know no purpose, only `To`.
+        Err(Error::NotFound(_)) if by_number => {
+            return Err(TwilioError::not_found("no pending verification for this `To`"));
+        }
+        Err(e) => return Err(e.into()),
     };
     Ok(HttpResponse::Ok().json(resource))
 }
