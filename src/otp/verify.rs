@@ -65,11 +65,6 @@ impl OtpService {
                 Reservation::Refused { window, retry_after } => {
                     return Err(buckets[window].refused(retry_after));
                 }
-                // Another number's verification is one that does not exist;
-                // asked why, the verification itself would tell.
-                Reservation::NotAttemptable(None) if phone.is_some() => {
-                    return Err(Error::NotFound("no such verification for this phone"));
-                }
                 Reservation::NotAttemptable(state) => {
                     let refusal = self.refusal_of(client, id, state.as_ref()).await?;
                     // Attemptable after all: a race, lost to what changed it since.
