@@ -39,12 +39,7 @@ async fn run(db: PgConnectOptions) -> anyhow::Result<()> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut rows: Vec<(String, Tally, &str)> = Vec::new();
 
-    let healthz = service
-        .load(
-            |_, _| service.http.get(format!("{}/healthz", service.address)),
-            200,
-        )
-        .await;
+    let healthz = service.floor().await;
     let postgres = service.postgres_reference().await?;
 
     let finished = [

@@ -95,12 +95,7 @@ async fn pass(db: PgConnectOptions, env: &[(&str, &str)]) -> anyhow::Result<()> 
         account: record.twilio_account_sid,
         service: record.twilio_service_sid,
     };
-    let floor = service
-        .load(
-            |_, _| service.http.get(format!("{}/healthz", service.address)),
-            200,
-        )
-        .await;
+    let floor = service.floor().await;
     let postgres = service.postgres_reference().await?;
     println!(
         "  reference: GET /healthz (the HTTP floor) {:.0} req/s ({:.3} ms CPU an answer); PostgreSQL indexed selects {postgres:.0} /s",

@@ -154,6 +154,13 @@ impl Service {
         }
     }
 
+    /// The HTTP floor: `GET /healthz` under the same load generator, the
+    /// reference of every answer that needs no hashing.
+    pub async fn floor(&self) -> Tally {
+        self.load(|_, _| self.http.get(format!("{}/healthz", self.address)), 200)
+            .await
+    }
+
     /// Indexed single-row selects from as many callers, through a pool
     /// like the service's (20 connections): PostgreSQL's figure, for scale.
     pub async fn postgres_reference(&self) -> anyhow::Result<f64> {

@@ -162,15 +162,7 @@ fn reckon(keys: &[KeyLoad], limit: &KeyLimit, nth: u64, horizon: f64) -> (Reach,
     loop {
         steps += 1;
         // The key that frees first takes every slot it has then.
-        let (key, at, room) = keys
-            .iter()
-            .enumerate()
-            .map(|(i, key)| {
-                let (at, room) = key.next_free(now, limit);
-                (i, at, room)
-            })
-            .min_by(|a, b| a.1.total_cmp(&b.1))
-            .expect("at least one key");
+        let (key, at, room) = first_free(&keys, now, limit);
         if at > horizon {
             return (Reach::Beyond { fitting: sent }, steps);
         }
@@ -191,6 +183,19 @@ fn reckon(keys: &[KeyLoad], limit: &KeyLimit, nth: u64, horizon: f64) -> (Reach,
         sent += rounds * per_round;
         return (next_round(&keys, limit, nth - sent, horizon, sent), steps);
     }
+}
+
+/// The key (its index) that frees first from `now`, when, and how many it
+/// may send then; `keys` is not empty.
+fn first_free(keys: &[Key], now: f64, limit: &KeyLimit) -> (usize, f64, u32) {
+    keys.iter()
+        .enumerate()
+        .map(|(i, key)| {
+            let (at, room) = key.next_free(now, limit);
+            (i, at, room)
+        })
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .expect("at least one key")
 }
 
 /// The `nth` send from here when every key is settled and it falls within

@@ -124,15 +124,7 @@ fn stepwise(keys: &[KeyLoad], limit: &KeyLimit, nth: u64, horizon: f64) -> Reach
     let mut keys: Vec<Key> = keys.iter().map(Key::of).collect();
     let (mut sent, mut now) = (0_u64, 0.0_f64);
     loop {
-        let (key, at, room) = keys
-            .iter()
-            .enumerate()
-            .map(|(i, key)| {
-                let (at, room) = key.next_free(now, limit);
-                (i, at, room)
-            })
-            .min_by(|a, b| a.1.total_cmp(&b.1))
-            .unwrap();
+        let (key, at, room) = first_free(&keys, now, limit);
         if at > horizon {
             return Reach::Beyond { fitting: sent };
         }
